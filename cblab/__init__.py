@@ -1,0 +1,49 @@
+"""cblab: a circuit-breaker lab.
+
+The core (everything importable from `cblab` itself) is standard library only:
+
+    from cblab import CircuitBreaker, CircuitBreakerConfig, CircuitOpenError
+"""
+
+from ._breaker import CircuitBreaker, CircuitOpenError, Permit, Rejection
+from ._clock import Clock, ManualClock, monotonic
+from ._config import CircuitBreakerConfig, ConfigError
+from ._events import CallRecord, CircuitState, Event, EventLog, LogSlice, Outcome, StateChange
+from ._policies import (
+    ConsecutiveFailures,
+    CountWindow,
+    CumulativeFailures,
+    FailurePolicy,
+    TimeWindow,
+    policy_from_dict,
+)
+from ._registry import BreakerRegistry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BreakerRegistry",
+    "CallRecord",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitOpenError",
+    "CircuitState",
+    "Clock",
+    "ConfigError",
+    "ConsecutiveFailures",
+    "CountWindow",
+    "CumulativeFailures",
+    "Event",
+    "EventLog",
+    "FailurePolicy",
+    "LogSlice",
+    "ManualClock",
+    "Outcome",
+    "Permit",
+    "Rejection",
+    "StateChange",
+    "TimeWindow",
+    "__version__",
+    "monotonic",
+    "policy_from_dict",
+]

@@ -1,0 +1,535 @@
+"""The circuit breaker: admit a call, then record how it ended.
+
+Everything else (`call`, `call_sync`, the decorator, `protect()`) is a thin
+shell over `admit()` and `record()`. No lock is held while a protected call
+runs; the async path takes no lock at all (one event loop is one thread), and
+the sync path holds a lock only for the few microseconds of bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+from ._clock import Clock, monotonic
+from ._config import CircuitBreakerConfig, ConfigError
+from ._events import CallRecord, CircuitState, Event, EventLog, Outcome, StateChange
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+_new_record = tuple.__new__  # builds a CallRecord without NamedTuple's Python-level __new__
+
+# The moves a breaker makes on its own. Manual control (force, reset) may go anywhere.
+_LEGAL_MOVES = {(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN), (HALF_OPEN, CLOSED)}
+
+NORMAL, FORCED_OPEN, FORCED_CLOSED, DISABLED = "normal", "forced_open", "forced_closed", "disabled"
+
+
+class CircuitOpenError(Exception):
+    """Raised instead of calling the function while the breaker refuses calls."""
+
+    def __init__(self, name: str, retry_after: float, state: CircuitState = OPEN) -> None:
+        self.name = name
+        self.retry_after = retry_after  # seconds until a trial call may be admitted
+        self.state = state
+        if state is HALF_OPEN:
+            why = "is half-open and its trial calls are all in flight"
+        else:
+            why = "is open"
+        when = "" if math.isinf(retry_after) else f"; retry after {retry_after:.3g}s"
+        super().__init__(f"Circuit breaker '{name}' {why}{when}")
+
+
+class Permit:
+    """Permission to make one call. Record its outcome exactly once."""
+
+    __slots__ = ("generation", "state", "admitted_at", "trial", "settled")
+    admitted = True
+
+    def __init__(self, generation: int, state: CircuitState, admitted_at: float, trial: int) -> None:
+        self.generation = generation
+        self.state = state
+        self.admitted_at = admitted_at
+        self.trial = trial  # serial of a half-open trial call, 0 otherwise
+        self.settled = False
+
+    def __repr__(self) -> str:
+        return f"Permit(generation={self.generation}, state={self.state.value}, trial={self.trial})"
+
+
+class Rejection:
+    """The breaker refused a call; nothing ran."""
+
+    __slots__ = ("retry_after", "state")
+    admitted = False
+
+    def __init__(self, retry_after: float, state: CircuitState) -> None:
+        self.retry_after = retry_after
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"Rejection(retry_after={self.retry_after!r}, state={self.state.value})"
+
+
+class CircuitBreaker:
+    """A circuit breaker with the original write-up's API and correct semantics.
+
+    >>> breaker = CircuitBreaker("github", CircuitBreakerConfig(failure_threshold=3))
+    >>> result = await breaker.call(fetch_github_data, "/users/octocat")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: CircuitBreakerConfig | None = None,
+        *,
+        clock: Clock = monotonic,
+        event_log: EventLog | None = None,
+        listeners: Iterable[Callable[[Event], Any]] = (),
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"name must be a non-empty string, got {name!r}")
+        if config is None:
+            config = CircuitBreakerConfig()
+        elif not isinstance(config, CircuitBreakerConfig):
+            raise ConfigError(f"config must be a CircuitBreakerConfig, got {config!r}")
+        if not callable(clock):
+            raise ConfigError(f"clock must be a zero-argument callable, got {clock!r}")
+        self.name = name
+        self._clock = clock
+        self.event_log = event_log if event_log is not None else EventLog(1_000)
+        self._listeners: list[Callable[[Event], Any]] = list(listeners)
+        self._sync_lock = threading.Lock()
+        self._state = CLOSED
+        self._mode = NORMAL
+        self._generation = 0
+        self._opened_at = 0.0
+        self._open_for = 0.0
+        self._trips_in_a_row = 0
+        self._trials: dict[int, float] = {}  # trial serial -> admitted_at
+        self._trial_serial = 0
+        self._trial_successes = 0
+        self.calls = self.successes = self.failures = self.slow_calls = 0
+        self.rejected = self.excluded = self.cancelled = self.late = 0
+        self.trips = self.trial_timeouts = self.listener_errors = 0
+        self._last_failure_at: float | None = None
+        self._last_failure_wall: float | None = None
+        self._apply_config(config)
+        self._bind_emit()
+
+    # --- configuration and listeners ---------------------------------------------------
+
+    @property
+    def config(self) -> CircuitBreakerConfig:
+        return self._config
+
+    def _apply_config(self, config: CircuitBreakerConfig) -> None:
+        self._config = config
+        self._counter = config.policy.build(config.failure_threshold)
+        self._slow_after = config.policy.slow_call_duration
+        self._is_excluded = self._make_exclusion_test(config)
+
+    @staticmethod
+    def _make_exclusion_test(config: CircuitBreakerConfig) -> Callable[[BaseException], bool]:
+        types, predicate = config.excluded_exceptions, config.is_excluded
+
+        def is_excluded(exc: BaseException) -> bool:
+            return (bool(types) and isinstance(exc, types)) or (
+                predicate is not None and bool(predicate(exc))
+            )
+
+        return is_excluded
+
+    def reconfigure(self, config: CircuitBreakerConfig) -> None:
+        """Apply new settings live. The state is kept; the failure counts restart.
+
+        Calls in flight stay valid. An OPEN breaker's wait is recomputed from the
+        moment it opened, so shortening `timeout` takes effect at once.
+        """
+        if not isinstance(config, CircuitBreakerConfig):
+            raise ConfigError(f"config must be a CircuitBreakerConfig, got {config!r}")
+        self._apply_config(config)
+        if self._state is OPEN and self._mode == NORMAL:
+            self._open_for = config.open_duration(max(self._trips_in_a_row, 1))
+
+    def add_listener(self, listener: Callable[[Event], Any]) -> None:
+        """Call `listener(event)` for every CallRecord and StateChange.
+
+        Listeners run on the call path: keep them cheap. One that raises is
+        counted in `listener_errors` and never breaks a call.
+        """
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {listener!r}")
+        self._listeners.append(listener)
+        self._bind_emit()
+
+    def remove_listener(self, listener: Callable[[Event], Any]) -> None:
+        self._listeners.remove(listener)
+        self._bind_emit()
+
+    def _bind_emit(self) -> None:
+        # With no listeners, emitting is one bound-method call into the log.
+        self._emit = self.event_log.append if not self._listeners else self._fan_out
+
+    def _fan_out(self, event: Event) -> None:
+        self.event_log.append(event)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                self.listener_errors += 1
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state. An OPEN breaker whose wait is over reads HALF_OPEN."""
+        if self._state is OPEN and self._mode == NORMAL:
+            self._half_open_if_due(self._clock())
+        return self._state
+
+    @property
+    def mode(self) -> str:
+        """normal, forced_open, forced_closed or disabled (metrics only)."""
+        return self._mode
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def _half_open_if_due(self, now: float) -> bool:
+        due = self._opened_at + self._open_for
+        if now < due:
+            return False
+        # Stamp the change with the moment it became due, not the moment it was
+        # noticed, so time spent OPEN equals the configured wait exactly.
+        self._transition(HALF_OPEN, due, "open timeout elapsed")
+        return True
+
+    def _transition(self, to: CircuitState, at: float, reason: str, manual: bool = False) -> None:
+        came_from = self._state
+        if not manual and (came_from, to) not in _LEGAL_MOVES:
+            raise AssertionError(f"illegal move {came_from.value} -> {to.value}")
+        self._state = to
+        self._generation += 1
+        self._trials.clear()
+        self._trial_successes = 0
+        if to is OPEN:
+            if not manual:
+                self._trips_in_a_row += 1
+                self.trips += 1
+            self._opened_at = at
+            self._open_for = self._config.open_duration(max(self._trips_in_a_row, 1))
+        elif to is CLOSED:
+            self._trips_in_a_row = 0
+            self._counter.reset()
+        self._emit(StateChange(self.name, at, came_from, to, reason, self._generation))
+
+    def _retry_after(self, now: float) -> float:
+        if self._mode == FORCED_OPEN:
+            return math.inf
+        if self._state is OPEN:
+            return max(self._opened_at + self._open_for - now, 0.0)
+        if self._state is HALF_OPEN and self._trials_full():
+            limit = self._config.trial_limit
+            return max(min(self._trials.values()) + limit - now, 0.0) if self._trials else 0.0
+        return 0.0
+
+    def _trials_full(self) -> bool:
+        return self._trial_successes + len(self._trials) >= self._config.half_open_max_calls
+
+    # --- admit / record: the whole protocol ------------------------------------------------
+
+    def admit(self) -> Permit | Rejection:
+        """Ask to make one call. Never raises; a refused call is counted.
+
+        Returns a `Permit` (record its outcome with `record`) or a `Rejection`
+        carrying `retry_after`. This is the hot path for loops and simulators.
+        """
+        now = self._clock()
+        state = self._state
+        if state is CLOSED:
+            self.calls += 1
+            return Permit(self._generation, CLOSED, now, 0)
+        if state is OPEN and not (self._mode == NORMAL and self._half_open_if_due(now)):
+            return self._reject(now)
+        # HALF_OPEN: give up on trials held too long, so a hung one cannot wedge us.
+        trials = self._trials
+        if trials and min(trials.values()) + self._config.trial_limit <= now:
+            self.trial_timeouts += 1
+            self._transition(OPEN, now, "trial call exceeded max_trial_duration")
+            return self._reject(now)
+        if self._trials_full():
+            return self._reject(now)
+        self._trial_serial += 1
+        trials[self._trial_serial] = now
+        self.calls += 1
+        return Permit(self._generation, HALF_OPEN, now, self._trial_serial)
+
+    def _reject(self, now: float) -> Rejection:
+        self.rejected += 1
+        state = self._state
+        self._emit(_new_record(CallRecord, (
+            self.name, now, 0.0, Outcome.REJECTED, state, None, self._generation)))
+        return Rejection(self._retry_after(now), state)
+
+    def record(
+        self,
+        permit: Permit,
+        outcome: Outcome | str,
+        *,
+        duration: float | None = None,
+        error_type: str | None = None,
+    ) -> Outcome:
+        """Report how a permitted call ended: success, failure, excluded or cancelled.
+
+        `duration` defaults to the time since admission on the breaker's clock.
+        Returns the outcome as recorded (`slow` for a slow success, `late` when
+        the breaker moved on while the call ran: counted, but no state change).
+        """
+        now = self._clock()
+        if permit.settled:
+            raise RuntimeError(f"permit already recorded: {permit!r}")
+        permit.settled = True
+        if duration is None:
+            duration = now - permit.admitted_at
+        outcome = Outcome(outcome)
+        if permit.generation != self._generation:
+            self.late += 1
+            return self._log_call(permit, duration, Outcome.LATE, error_type)
+        if outcome is Outcome.SUCCESS:
+            return self._on_success(permit, now, duration)
+        if outcome is Outcome.FAILURE:
+            return self._on_failure(permit, now, duration, error_type)
+        if outcome is Outcome.EXCLUDED:
+            self.excluded += 1
+        elif outcome is Outcome.CANCELLED:
+            self.cancelled += 1
+        else:
+            raise ValueError(f"cannot record outcome {outcome.value!r} for a permitted call")
+        if permit.trial:
+            del self._trials[permit.trial]  # release the slot: neither success nor failure
+        return self._log_call(permit, duration, outcome, error_type)
+
+    def _log_call(self, permit: Permit, duration: float, outcome: Outcome, error: str | None) -> Outcome:
+        self._emit(_new_record(CallRecord, (
+            self.name, permit.admitted_at, duration, outcome, permit.state, error,
+            permit.generation)))
+        return outcome
+
+    def _on_success(self, permit: Permit, now: float, duration: float) -> Outcome:
+        self.successes += 1
+        slow = self._slow_after is not None and duration >= self._slow_after
+        outcome = Outcome.SUCCESS
+        if slow:
+            self.slow_calls += 1
+            outcome = Outcome.SLOW
+        self._log_call(permit, duration, outcome, None)
+        if permit.trial:
+            del self._trials[permit.trial]
+            self._trial_successes += 1
+            if self._trial_successes >= self._config.success_threshold:
+                self._transition(CLOSED, now, "trial calls succeeded")
+        elif self._counter.on_success(now, slow) and self._mode == NORMAL:
+            self._transition(OPEN, now, "slow-call rate reached threshold")
+        return outcome
+
+    def _on_failure(self, permit: Permit, now: float, duration: float, error: str | None) -> Outcome:
+        self.failures += 1
+        self._last_failure_at = now
+        self._last_failure_wall = time.time()
+        slow = self._slow_after is not None and duration >= self._slow_after
+        if slow:
+            self.slow_calls += 1
+        self._log_call(permit, duration, Outcome.FAILURE, error)
+        if permit.trial:
+            del self._trials[permit.trial]
+            self._transition(OPEN, now, "trial call failed")
+        elif self._counter.on_failure(now, slow) and self._mode == NORMAL:
+            self._transition(OPEN, now, f"{self._config.policy.name} policy tripped")
+        return Outcome.FAILURE
+
+    def record_exception(self, permit: Permit, exc: BaseException, *, duration: float | None = None) -> Outcome:
+        """Record a call that raised: excluded, cancelled (any non-Exception) or failure."""
+        if not isinstance(exc, Exception):
+            outcome = Outcome.CANCELLED
+        elif self._is_excluded(exc):
+            outcome = Outcome.EXCLUDED
+        else:
+            outcome = Outcome.FAILURE
+        return self.record(permit, outcome, duration=duration, error_type=type(exc).__name__)
+
+    # --- the shells: call, call_sync, decorator, protect() --------------------------------
+
+    async def call(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Await `func(*args, **kwargs)` through the breaker.
+
+        Raises CircuitOpenError (without calling `func`) while the breaker refuses calls.
+        """
+        permit = self.admit()
+        if not permit.admitted:
+            raise CircuitOpenError(self.name, permit.retry_after, permit.state)
+        try:
+            timeout = self._config.call_timeout
+            if timeout is None:
+                result = await func(*args, **kwargs)
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await func(*args, **kwargs)
+        except BaseException as exc:
+            self.record_exception(permit, exc)
+            raise
+        self.record(permit, Outcome.SUCCESS)
+        return result
+
+    def call_sync(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call a blocking `func` through the breaker; safe from many threads at once.
+
+        The lock covers only admission and recording, never `func` itself.
+        (`call_timeout` cannot interrupt a blocking call, so it applies to `call` only.)
+        """
+        with self._sync_lock:
+            permit = self.admit()
+        if not permit.admitted:
+            raise CircuitOpenError(self.name, permit.retry_after, permit.state)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            with self._sync_lock:
+                self.record_exception(permit, exc)
+            raise
+        with self._sync_lock:
+            self.record(permit, Outcome.SUCCESS)
+        return result
+
+    def __call__(self, func: Callable[P, T]) -> Callable[P, T]:
+        """Use the breaker as a decorator, on async and sync functions alike."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.call(func, *args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self.call_sync(func, *args, **kwargs)
+
+        return sync_wrapper
+
+    def protect(self) -> _Guard:
+        """A block guarded by the breaker: `with breaker.protect():` or `async with`.
+
+        Entering raises CircuitOpenError when refused; leaving records the outcome
+        from the exception, if any.
+        """
+        return _Guard(self)
+
+    # --- manual control ---------------------------------------------------------------------
+
+    def force_open(self, reason: str = "forced open") -> None:
+        """Refuse every call until `reset()` (for maintenance or a known outage)."""
+        self._mode = FORCED_OPEN
+        self._transition(OPEN, self._clock(), reason, manual=True)
+
+    def force_closed(self, reason: str = "forced closed") -> None:
+        """Admit every call and never trip until `reset()`; outcomes are still counted."""
+        self._mode = FORCED_CLOSED
+        self._transition(CLOSED, self._clock(), reason, manual=True)
+
+    def disable(self, reason: str = "disabled") -> None:
+        """Metrics only: admit everything, never trip (the lab's unprotected mode)."""
+        self._mode = DISABLED
+        self._transition(CLOSED, self._clock(), reason, manual=True)
+
+    def reset(self, reason: str = "reset") -> None:
+        """Back to CLOSED in normal mode with fresh counts; calls in flight become late."""
+        self._mode = NORMAL
+        self._trips_in_a_row = 0
+        self._transition(CLOSED, self._clock(), reason, manual=True)
+
+    # --- status -------------------------------------------------------------------------
+
+    def get_status(self) -> dict[str, Any]:
+        """The write-up's keys (name, state, failures, successes, last_failure) and more.
+
+        `failures`/`successes` are totals since the breaker was created;
+        the policy's own figures (e.g. consecutive failures) are under `policy`.
+        """
+        now = self._clock()
+        state = self.state
+        retry_after = self._retry_after(now)
+        wall = self._last_failure_wall
+        return {
+            "name": self.name,
+            "state": state.value,
+            "failures": self.failures,
+            "successes": self.successes,
+            "last_failure": datetime.fromtimestamp(wall, UTC).isoformat() if wall else None,
+            "retry_after": None if math.isinf(retry_after) else retry_after,
+            "mode": self._mode,
+            "generation": self._generation,
+            "policy": {**self._config.policy.to_dict(), **self._counter.figures(now)},
+            "calls": self.calls,
+            "slow_calls": self.slow_calls,
+            "rejected": self.rejected,
+            "excluded": self.excluded,
+            "cancelled": self.cancelled,
+            "late": self.late,
+            "trips": self.trips,
+            "trial_timeouts": self.trial_timeouts,
+            "half_open_in_flight": len(self._trials),
+            "config": self._config.to_dict(),
+        }
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker({self.name!r}, state={self._state.value}, mode={self._mode})"
+
+
+class _Guard:
+    """`protect()`'s context manager: admit on entry, record on exit."""
+
+    __slots__ = ("_breaker", "_permit")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._permit: Permit | None = None
+
+    def _enter(self) -> None:
+        permit = self._breaker.admit()
+        if not permit.admitted:
+            raise CircuitOpenError(self._breaker.name, permit.retry_after, permit.state)
+        self._permit = permit
+
+    def _exit(self, exc: BaseException | None) -> None:
+        assert self._permit is not None
+        if exc is None:
+            self._breaker.record(self._permit, Outcome.SUCCESS)
+        else:
+            self._breaker.record_exception(self._permit, exc)
+
+    def __enter__(self) -> _Guard:
+        with self._breaker._sync_lock:
+            self._enter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        with self._breaker._sync_lock:
+            self._exit(exc)
+
+    async def __aenter__(self) -> _Guard:
+        self._enter()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._exit(exc)

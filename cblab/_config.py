@@ -1,0 +1,172 @@
+"""Breaker configuration, validated at construction so a bad setting fails loudly."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ._policies import (
+    ConsecutiveFailures,
+    CountWindow,
+    CumulativeFailures,
+    FailurePolicy,
+    TimeWindow,
+    policy_from_dict,
+)
+
+
+class ConfigError(ValueError):
+    """Invalid breaker configuration; the message names the field."""
+
+
+def _seconds(name: str, value: Any, *, allow_none: bool = False, allow_zero: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name} must be {bound} seconds, got {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerConfig:
+    """How a breaker trips, waits and recovers. The write-up's four fields come first.
+
+    Durations are float seconds; `timedelta` is accepted too and stored as seconds.
+    """
+
+    failure_threshold: int = 5
+    success_threshold: int = 2
+    timeout: float = 30.0  # how long OPEN lasts before a trial call is allowed
+    half_open_max_calls: int = 3
+    policy: FailurePolicy = field(default_factory=ConsecutiveFailures)
+    # A call that runs longer is cancelled and counted as a failure (async calls only).
+    call_timeout: float | None = None
+    # A half-open trial held longer than this re-opens the breaker, so a trial
+    # that hangs cannot wedge it. Default: call_timeout if set, else timeout.
+    max_trial_duration: float | None = None
+    # Open-duration backoff: each trip in a row (without closing in between)
+    # multiplies the open time, up to max_timeout.
+    backoff_multiplier: float = 1.0
+    max_timeout: float | None = None
+    # Exceptions that propagate but count as neither success nor failure.
+    excluded_exceptions: tuple[type[BaseException], ...] = ()
+    is_excluded: Callable[[BaseException], bool] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise in place, once
+        _positive_int("failure_threshold", self.failure_threshold)
+        _positive_int("success_threshold", self.success_threshold)
+        _positive_int("half_open_max_calls", self.half_open_max_calls)
+        if self.success_threshold > self.half_open_max_calls:
+            raise ConfigError(
+                f"success_threshold ({self.success_threshold}) cannot exceed half_open_max_calls "
+                f"({self.half_open_max_calls}): the breaker could never close"
+            )
+        set_(self, "timeout", _seconds("timeout", self.timeout, allow_zero=True))
+        set_(self, "call_timeout", _seconds("call_timeout", self.call_timeout, allow_none=True))
+        set_(
+            self,
+            "max_trial_duration",
+            _seconds("max_trial_duration", self.max_trial_duration, allow_none=True),
+        )
+        set_(self, "max_timeout", _seconds("max_timeout", self.max_timeout, allow_none=True))
+        multiplier = self.backoff_multiplier
+        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not (
+            math.isfinite(multiplier) and multiplier >= 1
+        ):
+            raise ConfigError(f"backoff_multiplier must be a number >= 1, got {multiplier!r}")
+        set_(self, "backoff_multiplier", float(multiplier))
+        if self.max_timeout is not None and self.max_timeout < self.timeout:
+            raise ConfigError(
+                f"max_timeout ({self.max_timeout}) cannot be shorter than timeout ({self.timeout})"
+            )
+        policies = (ConsecutiveFailures, CumulativeFailures, CountWindow, TimeWindow)
+        if isinstance(self.policy, dict):
+            try:
+                set_(self, "policy", policy_from_dict(self.policy))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if not isinstance(self.policy, policies):
+            raise ConfigError(f"policy must be one of {[p.__name__ for p in policies]}, "
+                              f"got {self.policy!r}")
+        try:
+            self.policy.validate()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        excluded = self.excluded_exceptions
+        if isinstance(excluded, type):
+            excluded = (excluded,)
+        if not isinstance(excluded, tuple) or not all(
+            isinstance(e, type) and issubclass(e, BaseException) for e in excluded
+        ):
+            raise ConfigError(
+                f"excluded_exceptions must be a tuple of exception classes, got {excluded!r}"
+            )
+        set_(self, "excluded_exceptions", excluded)
+        if self.is_excluded is not None and not callable(self.is_excluded):
+            raise ConfigError(f"is_excluded must be callable, got {self.is_excluded!r}")
+
+    @property
+    def trial_limit(self) -> float:
+        """Seconds a half-open trial may run before the breaker gives up on it."""
+        if self.max_trial_duration is not None:
+            return self.max_trial_duration
+        return self.call_timeout if self.call_timeout is not None else max(self.timeout, 1.0)
+
+    def open_duration(self, trips_in_a_row: int) -> float:
+        """How long OPEN lasts after the n-th trip in a row (n >= 1)."""
+        duration = self.timeout * self.backoff_multiplier ** max(trips_in_a_row - 1, 0)
+        return duration if self.max_timeout is None else min(duration, self.max_timeout)
+
+    def replace(self, **changes: Any) -> CircuitBreakerConfig:
+        """A copy with some fields changed, validated like a new one."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (exception classes by name)."""
+        return {
+            "failure_threshold": self.failure_threshold,
+            "success_threshold": self.success_threshold,
+            "timeout": self.timeout,
+            "half_open_max_calls": self.half_open_max_calls,
+            "policy": self.policy.to_dict(),
+            "call_timeout": self.call_timeout,
+            "max_trial_duration": self.max_trial_duration,
+            "backoff_multiplier": self.backoff_multiplier,
+            "max_timeout": self.max_timeout,
+            "excluded_exceptions": [e.__qualname__ for e in self.excluded_exceptions],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CircuitBreakerConfig:
+        """Build from JSON-like data (admin API, sweep grids). Unknown keys are errors.
+
+        `excluded_exceptions` and `is_excluded` are code, not data: not accepted here.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"configuration must be an object, got {type(data).__name__}")
+        allowed = {f.name for f in dataclasses.fields(cls)} - {
+            "excluded_exceptions",
+            "is_excluded",
+        }
+        unknown = set(data) - allowed
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)

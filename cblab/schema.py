@@ -1,0 +1,64 @@
+"""The one event schema shared by the live server, the load generator and the simulator.
+
+Every run, wherever it came from, is a table of these rows, so analysis,
+plots and reports never care whether a run was live or simulated.
+Standard library only: the server and the simulator produce rows; pandas
+only appears in `cblab.analysis`.
+
+A row is a dict with these keys (missing keys mean None):
+
+    seq          int    per-source sequence number, 1, 2, 3... with no gaps at the source
+    kind         str    "call" (one tool/backend call) or "state" (a breaker state change)
+    t            float  seconds since the run started: when the call was admitted
+                        (or, for the load generator, its *intended* start); when the
+                        state changed
+    source       str    "server", "load" or "sim"
+    variant      str    which side of a comparison: "protected", "unprotected", a config label
+    breaker      str    breaker name ("github", "database")
+    tool         str    MCP tool name (calls through the server or load generator)
+    outcome      str    calls: a cblab.Outcome value (success, failure, slow, rejected,
+                        excluded, cancelled, late); the load generator adds
+                        "timeout" (client deadline) and "dropped" (in-flight cap)
+    latency      float  seconds the call took as seen by this source (0 for rejected)
+    state        str    calls: breaker state at admission; state rows: the state left
+    state_after  str    calls: breaker state when the call ended; state rows: the state entered
+    error_type   str    exception class name, or an error code such as "dependency_unavailable"
+    reason       str    state rows: why the breaker moved
+    generation   int    breaker generation at admission (calls) or begun by the change (state)
+    phase        str    scenario phase name at `t`, when the run played a scenario
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "kind",
+    "t",
+    "source",
+    "variant",
+    "breaker",
+    "tool",
+    "outcome",
+    "latency",
+    "state",
+    "state_after",
+    "error_type",
+    "reason",
+    "generation",
+    "phase",
+)
+
+CALL_OUTCOMES = (
+    "success", "failure", "slow", "rejected", "excluded", "cancelled", "late", "timeout", "dropped",
+)
+STATES = ("closed", "open", "half_open")
+
+
+def event_row(**fields: Any) -> dict[str, Any]:
+    """A row with every column present (None where not given); unknown keys are an error."""
+    unknown = set(fields) - set(EVENT_COLUMNS)
+    if unknown:
+        raise KeyError(f"unknown event field(s): {', '.join(sorted(unknown))}")
+    return {column: fields.get(column) for column in EVENT_COLUMNS}
