@@ -55,7 +55,9 @@ class Permit:
     __slots__ = ("generation", "state", "admitted_at", "trial", "settled")
     admitted = True
 
-    def __init__(self, generation: int, state: CircuitState, admitted_at: float, trial: int) -> None:
+    def __init__(
+        self, generation: int, state: CircuitState, admitted_at: float, trial: int
+    ) -> None:
         self.generation = generation
         self.state = state
         self.admitted_at = admitted_at
@@ -278,8 +280,11 @@ class CircuitBreaker:
     def _reject(self, now: float) -> Rejection:
         self.rejected += 1
         state = self._state
-        self._emit(_new_record(CallRecord, (
-            self.name, now, 0.0, Outcome.REJECTED, state, None, self._generation)))
+        self._emit(
+            _new_record(
+                CallRecord, (self.name, now, 0.0, Outcome.REJECTED, state, None, self._generation)
+            )
+        )
         return Rejection(self._retry_after(now), state)
 
     def record(
@@ -320,10 +325,23 @@ class CircuitBreaker:
             del self._trials[permit.trial]  # release the slot: neither success nor failure
         return self._log_call(permit, duration, outcome, error_type)
 
-    def _log_call(self, permit: Permit, duration: float, outcome: Outcome, error: str | None) -> Outcome:
-        self._emit(_new_record(CallRecord, (
-            self.name, permit.admitted_at, duration, outcome, permit.state, error,
-            permit.generation)))
+    def _log_call(
+        self, permit: Permit, duration: float, outcome: Outcome, error: str | None
+    ) -> Outcome:
+        self._emit(
+            _new_record(
+                CallRecord,
+                (
+                    self.name,
+                    permit.admitted_at,
+                    duration,
+                    outcome,
+                    permit.state,
+                    error,
+                    permit.generation,
+                ),
+            )
+        )
         return outcome
 
     def _on_success(self, permit: Permit, now: float, duration: float) -> Outcome:
@@ -343,7 +361,9 @@ class CircuitBreaker:
             self._transition(OPEN, now, "slow-call rate reached threshold")
         return outcome
 
-    def _on_failure(self, permit: Permit, now: float, duration: float, error: str | None) -> Outcome:
+    def _on_failure(
+        self, permit: Permit, now: float, duration: float, error: str | None
+    ) -> Outcome:
         self.failures += 1
         self._last_failure_at = now
         self._last_failure_wall = time.time()
@@ -358,7 +378,9 @@ class CircuitBreaker:
             self._transition(OPEN, now, f"{self._config.policy.name} policy tripped")
         return Outcome.FAILURE
 
-    def record_exception(self, permit: Permit, exc: BaseException, *, duration: float | None = None) -> Outcome:
+    def record_exception(
+        self, permit: Permit, exc: BaseException, *, duration: float | None = None
+    ) -> Outcome:
         """Record a call that raised: excluded, cancelled (any non-Exception) or failure."""
         if not isinstance(exc, Exception):
             outcome = Outcome.CANCELLED
@@ -370,7 +392,9 @@ class CircuitBreaker:
 
     # --- the shells: call, call_sync, decorator, protect() --------------------------------
 
-    async def call(self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(
+        self, func: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Await `func(*args, **kwargs)` through the breaker.
 
         Raises CircuitOpenError (without calling `func`) while the breaker refuses calls.

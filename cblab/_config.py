@@ -85,8 +85,10 @@ class CircuitBreakerConfig:
         )
         set_(self, "max_timeout", _seconds("max_timeout", self.max_timeout, allow_none=True))
         multiplier = self.backoff_multiplier
-        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not (
-            math.isfinite(multiplier) and multiplier >= 1
+        if (
+            isinstance(multiplier, bool)
+            or not isinstance(multiplier, (int, float))
+            or not (math.isfinite(multiplier) and multiplier >= 1)
         ):
             raise ConfigError(f"backoff_multiplier must be a number >= 1, got {multiplier!r}")
         set_(self, "backoff_multiplier", float(multiplier))
@@ -101,8 +103,9 @@ class CircuitBreakerConfig:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         if not isinstance(self.policy, policies):
-            raise ConfigError(f"policy must be one of {[p.__name__ for p in policies]}, "
-                              f"got {self.policy!r}")
+            raise ConfigError(
+                f"policy must be one of {[p.__name__ for p in policies]}, got {self.policy!r}"
+            )
         try:
             self.policy.validate()
         except ValueError as exc:

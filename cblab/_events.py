@@ -81,39 +81,44 @@ class LogSlice(NamedTuple):
 class EventLog:
     """A bounded, sequence-numbered log that never blocks the call path.
 
-    Appending is one `deque.append` of a tuple (atomic under the GIL), so
-    breakers in threads and on an event loop can share a log without a lock.
+    Numbering and appending happen in one C-level step (no Python bytecode in
+    between, so no thread switch), which keeps the sequence in order without a
+    lock: breakers in threads and on an event loop share a log and never wait.
     When full, the oldest events are dropped; readers learn how many they
     missed from the gap in sequence numbers.
     """
 
-    __slots__ = ("_buffer", "_next_seq", "capacity")
+    __slots__ = ("_buffer", "_extend", "_seq", "capacity")
 
     def __init__(self, capacity: int = 10_000) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
         self.capacity = capacity
-        self._buffer: deque[tuple[int, Event]] = deque(maxlen=capacity)
-        self._next_seq = itertools.count(1).__next__
+        self._buffer: deque[tuple[Event, int]] = deque(maxlen=capacity)  # (event, seq)
+        self._extend = self._buffer.extend
+        self._seq = itertools.count(1)
 
     def append(self, event: Event) -> None:
-        self._buffer.append((self._next_seq(), event))
+        # zip() pairs the event with the next number inside C: atomic under the GIL.
+        # The event comes first so zip stops before drawing a number it won't use.
+        self._extend(zip((event,), self._seq))
 
     @property
     def last_seq(self) -> int:
         """Sequence number of the newest event, 0 when empty."""
         buffer = self._buffer
-        return buffer[-1][0] if buffer else 0
+        return buffer[-1][1] if buffer else 0
 
     def since(self, after: int = 0, limit: int | None = None) -> LogSlice:
         """Events with a sequence number greater than `after`, oldest first."""
         snapshot = list(self._buffer)  # one C-level copy: consistent under the GIL
         if not snapshot:
             return LogSlice([], after, 0)
-        first = snapshot[0][0]
+        first = snapshot[0][1]
         start = max(after + 1 - first, 0)
         missed = max(first - after - 1, 0)
-        events = snapshot[start:] if limit is None else snapshot[start : start + limit]
+        stop = None if limit is None else start + limit
+        events = [(seq, event) for event, seq in snapshot[start:stop]]
         last = events[-1][0] if events else after
         return LogSlice(events, last, missed)
 

@@ -51,7 +51,15 @@ EVENT_COLUMNS: tuple[str, ...] = (
 )
 
 CALL_OUTCOMES = (
-    "success", "failure", "slow", "rejected", "excluded", "cancelled", "late", "timeout", "dropped",
+    "success",
+    "failure",
+    "slow",
+    "rejected",
+    "excluded",
+    "cancelled",
+    "late",
+    "timeout",
+    "dropped",
 )
 STATES = ("closed", "open", "half_open")
 

@@ -1,0 +1,118 @@
+"""`cblab backend`: run the fault-injecting backend until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .app import Backend
+from .scenario import Scenario, ScenarioError
+from .stores import DataError
+
+__all__ = ["build_parser", "main"]
+
+TOKEN_ENV = "CBLAB_BACKEND_TOKEN"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cblab backend",
+        description="Run the fault-injecting HTTP backend (users and orders services "
+        "plus a control API), each on its own loopback port.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--users-port", type=int, default=0, help="0 = ephemeral (default)")
+    parser.add_argument("--orders-port", type=int, default=0, help="0 = ephemeral (default)")
+    parser.add_argument("--control-port", type=int, default=0, help="0 = ephemeral (default)")
+    parser.add_argument("--seed", default="1", help="RNG seed for the fault decisions "
+                        "(default: %(default)s; 'none' for OS entropy)")
+    parser.add_argument("--token", default=None, help="bearer token required by the control "
+                        f"API (default: ${TOKEN_ENV} if set, else none)")
+    parser.add_argument("--ready-file", type=Path, default=None, help="write the URLs and pid "
+                        "here as JSON once listening (atomically; removed on exit)")
+    parser.add_argument("--scenario", default=None, help="scenario name or JSON file to play "
+                        "from the start")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="multiply scenario durations by this (default: %(default)s)")
+    parser.add_argument("--db-path", type=Path, default=None,
+                        help="where to build the orders SQLite file (default: a temp dir)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="directory with users.json and orders.csv (default: the repo's data/)")
+    return parser
+
+
+def _seed(text: str) -> int | str | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def write_ready_file(path: Path, payload: dict[str, object]) -> None:
+    """Write JSON atomically: readers never see a partial file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    scenario = Scenario.load(args.scenario) if args.scenario else None
+    backend = Backend(
+        host=args.host,
+        users_port=args.users_port,
+        orders_port=args.orders_port,
+        control_port=args.control_port,
+        seed=_seed(args.seed),
+        token=args.token or os.environ.get(TOKEN_ENV) or None,
+        data_dir=args.data_dir,
+        db_path=args.db_path,
+    )
+    await backend.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if scenario is not None:
+            await backend.play(scenario, args.time_scale)
+        urls = backend.urls
+        if args.ready_file is not None:
+            write_ready_file(args.ready_file, {**urls, "pid": os.getpid()})
+        print(f"cblab backend: users={urls['users']} orders={urls['orders']} "
+              f"control={urls['control']} pid={os.getpid()}", flush=True)
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await backend.stop()
+        if args.ready_file is not None:
+            with contextlib.suppress(OSError):
+                args.ready_file.unlink()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not (args.time_scale > 0):
+        print("cblab backend: --time-scale must be > 0", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="cblab backend: %(levelname)s %(message)s")
+    try:
+        return asyncio.run(_serve(args))
+    except (ScenarioError, DataError) as exc:
+        print(f"cblab backend: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cblab backend: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130

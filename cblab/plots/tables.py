@@ -1,0 +1,233 @@
+"""KPI tables and comparisons: a KPI frame in, a plotly Table (or verdicts) out.
+
+A KPI frame has one row per compared thing (a variant, a run, "run · variant")
+and one column per KPI, as `cblab.analysis` produces. How a KPI is shown
+(label, number format) and which direction is better come from `KPI_SPECS`,
+with a guess from the name for KPIs not listed there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .style import apply_layout, empty_figure, label
+
+__all__ = [
+    "BETTER_FILL",
+    "KPI_SPECS",
+    "KpiSpec",
+    "WORSE_FILL",
+    "compare_kpis",
+    "comparison_table",
+    "format_kpi",
+    "kpi_spec",
+    "kpi_table",
+]
+
+Verdict = Literal["better", "worse", "same", ""]
+BETTER_FILL = "#dff3e6"
+WORSE_FILL = "#fbe1e1"
+_PLAIN_FILL = "#ffffff"
+_BASELINE_FILL = "#f3f5f8"
+
+
+@dataclass(frozen=True)
+class KpiSpec:
+    """How to show one KPI and which way is better.
+
+    `fmt`: "pct" (a fraction shown as %), "ms", "s", "int", "rate" (per second) or
+    "float". `better`: "higher", "lower" or None (no verdict). Differences within
+    `tolerance` (absolute, in the KPI's own units) count as the same.
+    """
+
+    label: str
+    fmt: str = "float"
+    better: Literal["higher", "lower"] | None = None
+    tolerance: float = 0.0
+
+
+KPI_SPECS: dict[str, KpiSpec] = {
+    "calls": KpiSpec("calls made", "int"),
+    "success_rate": KpiSpec("success rate", "pct", "higher", 0.005),
+    "failure_rate": KpiSpec("failed calls (failure + timeout)", "pct", "lower", 0.005),
+    "rejected_rate": KpiSpec("rejected (fast-failed)", "pct"),
+    "p50_latency_ms": KpiSpec("latency p50", "ms", "lower", 0.5),
+    "p95_latency_ms": KpiSpec("latency p95", "ms", "lower", 0.5),
+    "p99_latency_ms": KpiSpec("latency p99", "ms", "lower", 0.5),
+    "mean_latency_ms": KpiSpec("latency mean", "ms", "lower", 0.5),
+    "backend_calls": KpiSpec("calls reaching the backend", "int"),
+    "backend_calls_in_faults": KpiSpec("backend calls during faults", "int", "lower"),
+    "peak_backend_rps": KpiSpec("peak backend load", "rate"),
+    "trips": KpiSpec("trips (to open)", "int"),
+    "time_open_s": KpiSpec("time not closed", "s"),
+    "time_open_frac": KpiSpec("share of time not closed", "pct"),
+    "recovery_s": KpiSpec("recovery after faults end", "s", "lower", 0.05),
+}
+
+
+def kpi_spec(name: str) -> KpiSpec:
+    """The spec of a KPI: from `KPI_SPECS`, else guessed from its name."""
+    spec = KPI_SPECS.get(name)
+    if spec is not None:
+        return spec
+    text = name.replace("_", " ")
+    lowered = name.lower()
+    if lowered.endswith("_ms") or "latency" in lowered:
+        return KpiSpec(text, "ms", "lower", 0.5)
+    if "success" in lowered or "availability" in lowered:
+        return KpiSpec(text, "pct" if "rate" in lowered or "frac" in lowered else "float", "higher")
+    if lowered.endswith(("_rate", "_frac", "_share")):
+        return KpiSpec(text, "pct")
+    if lowered.endswith("_s"):
+        return KpiSpec(text, "s")
+    if lowered.endswith(("_count", "s")) and not lowered.endswith("_s"):
+        return KpiSpec(text, "int")
+    return KpiSpec(text)
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def format_kpi(name: str, value: Any, spec: KpiSpec | None = None) -> str:
+    """A KPI value as text ("—" when missing)."""
+    if _missing(value):
+        return "—"
+    spec = spec or kpi_spec(name)
+    if isinstance(value, str) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    match spec.fmt:
+        case "pct":
+            return f"{value * 100:.1f} %"
+        case "ms":
+            return f"{value:,.0f} ms" if abs(value) >= 100 else f"{value:.1f} ms"
+        case "s":
+            return f"{value:.1f} s"
+        case "int":
+            return f"{round(value):,d}"
+        case "rate":
+            return f"{value:.1f} /s"
+    return f"{value:.3g}"
+
+
+def compare_kpis(
+    kpis: pd.DataFrame,
+    baseline: int | str = 0,
+    *,
+    specs: Mapping[str, KpiSpec] | None = None,
+) -> pd.DataFrame:
+    """Verdicts against a baseline row: "better", "worse", "same" or "" (no verdict).
+
+    Same shape as `kpis`. The baseline row (a position or an index label) is all "";
+    so is every KPI without a better direction, and every missing value.
+    """
+    if kpis.empty:
+        return pd.DataFrame(index=kpis.index, columns=kpis.columns, dtype=object)
+    base_pos = baseline if isinstance(baseline, int) else kpis.index.get_loc(baseline)
+    verdicts = pd.DataFrame("", index=kpis.index, columns=kpis.columns, dtype=object)
+    base = kpis.iloc[base_pos]
+    for column in kpis.columns:
+        spec = (specs or {}).get(column) or kpi_spec(str(column))
+        if spec.better is None or _missing(base[column]):
+            continue
+        for pos in range(len(kpis)):
+            value = kpis.iloc[pos][column]
+            if pos == base_pos or _missing(value):
+                continue
+            try:
+                diff = float(value) - float(base[column])
+            except (TypeError, ValueError):
+                continue
+            if abs(diff) <= spec.tolerance:
+                verdict = "same"
+            elif (diff > 0) == (spec.better == "higher"):
+                verdict = "better"
+            else:
+                verdict = "worse"
+            verdicts.iloc[pos, verdicts.columns.get_loc(column)] = verdict
+    return verdicts
+
+
+_FILLS = {"better": BETTER_FILL, "worse": WORSE_FILL}
+
+
+def kpi_table(
+    kpis: pd.DataFrame,
+    *,
+    baseline: int | str | None = None,
+    title: str | None = "Key figures",
+    specs: Mapping[str, KpiSpec] | None = None,
+) -> go.Figure:
+    """A plotly Table: one row per KPI, one column per row of `kpis`.
+
+    With a `baseline` (position or label of a row of `kpis`) the other columns'
+    cells are coloured green (better) or red (worse) against it.
+    """
+    if kpis is None or kpis.empty:
+        return empty_figure("No KPIs yet", title=title, height=160)
+    specs = dict(specs or {})
+    names = [str(c) for c in kpis.columns]
+    spec_of = {c: specs.get(c) or kpi_spec(c) for c in names}
+    verdicts = compare_kpis(kpis, baseline, specs=specs) if baseline is not None else None
+    base_pos = None
+    if baseline is not None:
+        base_pos = baseline if isinstance(baseline, int) else kpis.index.get_loc(baseline)
+    header = ["KPI"] + [
+        label(i) + (" (baseline)" if pos == base_pos else "") for pos, i in enumerate(kpis.index)
+    ]
+    columns: list[list[str]] = [[label(spec_of[c].label) for c in names]]
+    fills: list[list[str]] = [[_BASELINE_FILL] * len(names)]
+    for pos in range(len(kpis)):
+        row = kpis.iloc[pos]
+        columns.append([format_kpi(c, row[c], spec_of[c]) for c in names])
+        if verdicts is None:
+            fills.append([_PLAIN_FILL] * len(names))
+        else:
+            fills.append([_FILLS.get(verdicts.iloc[pos][c], _PLAIN_FILL) for c in names])
+    fig = go.Figure(
+        go.Table(
+            header={
+                "values": header,
+                "fill_color": "#e4e8ee",
+                "align": ["left"] + ["right"] * len(kpis),
+                "font": {"size": 12},
+            },
+            cells={
+                "values": columns,
+                "fill_color": fills,
+                "align": ["left"] + ["right"] * len(kpis),
+                "height": 26,
+            },
+            columnwidth=[2.2] + [1.0] * len(kpis),
+        )
+    )
+    apply_layout(fig, title=title, height=90 + 27 * (len(names) + 1), xaxis_title=None)
+    fig.update_layout(margin={"l": 8, "r": 8, "b": 8})
+    return fig
+
+
+def comparison_table(
+    kpis: pd.DataFrame,
+    *,
+    baseline: int | str = 0,
+    title: str | None = "Comparison",
+    specs: Mapping[str, KpiSpec] | None = None,
+) -> go.Figure:
+    """`kpi_table` with differences against `baseline` (default: the first row) coloured."""
+    return kpi_table(kpis, baseline=baseline, title=title, specs=specs)

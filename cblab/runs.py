@@ -1,0 +1,528 @@
+"""Recorded runs: a directory holding the events of one run and what produced them.
+
+Layout::
+
+    <run>/
+      run.json      metadata (below)
+      events.csv    one row per event, columns = cblab.schema.EVENT_COLUMNS
+
+`run.json` (format 1)::
+
+    {
+      "format": 1,
+      "name": "outage-and-recovery-protected",
+      "kind": "live",                      # or "simulated"
+      "config": {"users": {...breaker config...}},   # by breaker name ({} if none)
+      "scenario": {"name": "outage-and-recovery", "spec": {...} | null},  # or null
+      "seed": 7,                           # or null
+      "variants": ["protected"],           # variant labels found in the events
+      "versions": {"cblab": "0.1.0", "python": "3.11.7", "pandas": "...", ...},
+      "started_at": "2026-11-27T16:30:00Z",   # ISO 8601, UTC
+      "duration_s": 24.3,
+      "notes": "free text",
+      "extra": {...}                       # anything else the producer wants to keep
+    }
+
+`save_run` writes atomically (a temporary directory next to the target, then a
+rename), so a reader never sees a half-written run. `load_run` validates
+everything and raises `RunError` naming the problem. Both the live lab and the
+simulator save runs; reports load them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cblab.schema import CALL_OUTCOMES, EVENT_COLUMNS, STATES
+
+__all__ = [
+    "EVENTS_FILE",
+    "META_FILE",
+    "RUN_FORMAT",
+    "Run",
+    "RunError",
+    "RunMeta",
+    "load_run",
+    "save_run",
+    "validate_events",
+    "versions",
+]
+
+RUN_FORMAT = 1
+META_FILE = "run.json"
+EVENTS_FILE = "events.csv"
+KINDS = ("live", "simulated")
+EVENT_KINDS = ("call", "state")
+
+_TEXT_COLUMNS = (
+    "kind", "source", "variant", "breaker", "tool", "outcome", "state", "state_after",
+    "error_type", "reason", "phase",
+)  # fmt: skip
+_INT_COLUMNS = ("seq", "generation")
+_FLOAT_COLUMNS = ("t", "latency")
+
+
+class RunError(ValueError):
+    """A run that cannot be saved or loaded; the message names the file and the problem."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of cblab, Python and (when installed) fastmcp, pandas and plotly."""
+    found = {"python": platform.python_version()}
+    for package in ("cblab", "fastmcp", "pandas", "plotly"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    if "cblab" not in found:
+        from cblab import __version__
+
+        found["cblab"] = __version__
+    return dict(sorted(found.items()))
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class RunMeta:
+    """What `run.json` holds. Unknown keys of a loaded file land in `extra`."""
+
+    name: str
+    kind: str = "simulated"
+    config: dict[str, Any] = field(default_factory=dict)
+    scenario: dict[str, Any] | None = None
+    seed: int | None = None
+    variants: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    started_at: str = ""
+    duration_s: float | None = None
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    format: int = RUN_FORMAT
+
+    @property
+    def scenario_name(self) -> str | None:
+        return None if self.scenario is None else self.scenario.get("name")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "format": self.format,
+            "name": self.name,
+            "kind": self.kind,
+            "config": self.config,
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "variants": list(self.variants),
+            "versions": self.versions,
+            "started_at": self.started_at,
+            "duration_s": self.duration_s,
+            "notes": self.notes,
+        }
+        if self.extra:
+            data["extra"] = self.extra
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = META_FILE) -> RunMeta:
+        """Validate a run.json object (or what a producer passes to `save_run`)."""
+        if isinstance(data, RunMeta):
+            return data
+        if not isinstance(data, Mapping):
+            raise RunError(f"{where}: must be a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        known = {f.name for f in fields(cls)} | {"variant"}
+        extra = dict(data.pop("extra", None) or {})
+        extra.update({k: data.pop(k) for k in list(data) if k not in known})
+        fmt = data.get("format", RUN_FORMAT)
+        if fmt != RUN_FORMAT:
+            raise RunError(
+                f"{where}: unsupported format {fmt!r} (this cblab reads format {RUN_FORMAT})"
+            )
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise RunError(f"{where}: 'name' must be a non-empty string, got {name!r}")
+        kind = data.get("kind", "simulated")
+        if kind not in KINDS:
+            raise RunError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+        config = data.get("config") or {}
+        if not isinstance(config, Mapping):
+            raise RunError(f"{where}: 'config' must be an object (breaker name -> config)")
+        scenario = _scenario(data.get("scenario"), where)
+        seed = data.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise RunError(f"{where}: 'seed' must be an integer or null, got {seed!r}")
+        variants = data.get("variants", data.get("variant"))
+        if variants is None:
+            variants = []
+        elif isinstance(variants, str):
+            variants = [variants]
+        if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
+            raise RunError(f"{where}: 'variants' must be a list of strings, got {variants!r}")
+        found_versions = data.get("versions") or {}
+        if not isinstance(found_versions, Mapping):
+            raise RunError(f"{where}: 'versions' must be an object")
+        started_at = data.get("started_at") or ""
+        if not isinstance(started_at, str):
+            raise RunError(f"{where}: 'started_at' must be an ISO 8601 string")
+        if started_at:
+            try:
+                dt.datetime.fromisoformat(started_at)
+            except ValueError:
+                raise RunError(
+                    f"{where}: 'started_at' is not an ISO 8601 time: {started_at!r}"
+                ) from None
+        duration = data.get("duration_s")
+        if duration is not None and (
+            isinstance(duration, bool)
+            or not isinstance(duration, (int, float))
+            or not math.isfinite(duration)
+            or duration < 0
+        ):
+            raise RunError(f"{where}: 'duration_s' must be a number >= 0, got {duration!r}")
+        notes = data.get("notes") or ""
+        if not isinstance(notes, str):
+            raise RunError(f"{where}: 'notes' must be a string")
+        return cls(
+            name=name,
+            kind=kind,
+            config=dict(config),
+            scenario=scenario,
+            seed=seed,
+            variants=list(variants),
+            versions={str(k): str(v) for k, v in found_versions.items()},
+            started_at=started_at,
+            duration_s=None if duration is None else float(duration),
+            notes=notes,
+            extra=extra,
+        )
+
+
+def _scenario(value: Any, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {"name": value, "spec": None}
+    if not isinstance(value, Mapping):
+        raise RunError(f"{where}: 'scenario' must be an object, a name or null, got {value!r}")
+    value = dict(value)
+    if not isinstance(value.get("name"), str):
+        raise RunError(f"{where}: 'scenario.name' must be a string")
+    if "spec" not in value:  # a bare scenario dict: {"name": ..., "phases": [...]}
+        spec = value if len(value) > 1 else None
+        value = {"name": value["name"], "spec": spec}
+    return value
+
+
+@dataclass
+class Run:
+    """A recorded run: its metadata and its events (columns = EVENT_COLUMNS)."""
+
+    meta: RunMeta
+    events: pd.DataFrame
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.meta.variants) or list(
+            dict.fromkeys(self.events["variant"].dropna().astype(str))
+        )
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+def _fail_rows(where: str, mask: pd.Series, frame: pd.DataFrame, what: str) -> None:
+    if mask.any():
+        pos = int(mask.to_numpy().nonzero()[0][0])
+        count = int(mask.sum())
+        more = f" (and {count - 1} more row(s))" if count > 1 else ""
+        raise RunError(f"{where}: row {pos + 1} (line {pos + 2}): {what(frame.iloc[pos])}{more}")
+
+
+def validate_events(
+    events: pd.DataFrame | Iterable[Mapping[str, Any]], where: str = EVENTS_FILE
+) -> pd.DataFrame:
+    """Check event rows against the schema; return them as a typed frame in column order.
+
+    Refuses (RunError): unknown columns, missing columns (a frame passed in may
+    leave out optional columns: they become empty), no rows, a `kind` other than
+    call/state, an unknown outcome or state, a non-numeric or non-finite `t`, a
+    non-numeric latency, a non-integer seq/generation.
+    """
+    frame = events if isinstance(events, pd.DataFrame) else pd.DataFrame(list(events))
+    columns = [str(c) for c in frame.columns]
+    unknown = [c for c in columns if c not in EVENT_COLUMNS]
+    if unknown:
+        raise RunError(
+            f"{where}: unknown column(s) {', '.join(map(repr, unknown))}; "
+            f"expected the columns of cblab.schema.EVENT_COLUMNS: {', '.join(EVENT_COLUMNS)}"
+        )
+    if len(set(columns)) != len(columns):
+        raise RunError(f"{where}: duplicate column names")
+    if frame.empty:
+        raise RunError(f"{where}: the run has no events (empty run)")
+    frame = frame.reindex(columns=list(EVENT_COLUMNS))
+    out: dict[str, pd.Series] = {}
+    for column in _TEXT_COLUMNS:
+        series = frame[column].astype(object)
+        out[column] = series.where(series.notna(), None).map(lambda v: v if v is None else str(v))
+    for column in _FLOAT_COLUMNS:
+        raw = frame[column]
+        numbers = pd.to_numeric(raw, errors="coerce").astype(float)
+        _fail_rows(
+            where,
+            numbers.isna() & raw.notna(),
+            frame,
+            lambda row, c=column: f"{c} must be a number, got {row[c]!r}",
+        )
+        out[column] = numbers
+    for column in _INT_COLUMNS:
+        raw = frame[column]
+        numbers = pd.to_numeric(raw, errors="coerce")
+        bad = (numbers.isna() & raw.notna()) | (numbers.notna() & (numbers % 1 != 0))
+        _fail_rows(
+            where, bad, frame, lambda row, c=column: f"{c} must be an integer, got {row[c]!r}"
+        )
+        out[column] = numbers.astype("Int64")
+    typed = pd.DataFrame(out, columns=list(EVENT_COLUMNS)).reset_index(drop=True)
+    _check_values(typed, where)
+    return typed
+
+
+def _check_values(frame: pd.DataFrame, where: str) -> None:
+    kind = frame["kind"]
+    _fail_rows(
+        where,
+        ~kind.isin(EVENT_KINDS),
+        frame,
+        lambda row: f"kind must be one of {', '.join(EVENT_KINDS)}, got {row['kind']!r}",
+    )
+    t = frame["t"]
+    _fail_rows(
+        where,
+        t.isna() | ~t.map(math.isfinite).astype(bool),
+        frame,
+        lambda row: f"t must be a finite number of seconds, got {row['t']!r}",
+    )
+    latency = frame["latency"]
+    bad_latency = latency.notna() & ~(
+        latency.map(lambda v: math.isfinite(v) and v >= 0).astype(bool)
+    )
+    _fail_rows(
+        where, bad_latency, frame, lambda r: f"latency must be >= 0 seconds, got {r['latency']!r}"
+    )
+    calls = (kind == "call").to_numpy()
+    outcome = frame["outcome"]
+    _fail_rows(
+        where,
+        pd.Series(calls, index=frame.index) & ~outcome.isin(CALL_OUTCOMES),
+        frame,
+        lambda row: f"outcome must be one of {', '.join(CALL_OUTCOMES)}, got {row['outcome']!r}",
+    )
+    for column in ("state", "state_after"):
+        values = frame[column]
+        _fail_rows(
+            where,
+            values.notna() & ~values.isin(STATES),
+            frame,
+            lambda row, c=column: f"{c} must be one of {', '.join(STATES)}, got {row[c]!r}",
+        )
+    states = pd.Series(~calls, index=frame.index)
+    _fail_rows(
+        where,
+        states & frame["state_after"].isna(),
+        frame,
+        lambda row: "a state row needs the state it entered (state_after)",
+    )
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _read_meta(path: Path) -> RunMeta:
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise RunError(f"{path}: {META_FILE} is missing (not a recorded run?)")
+    try:
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{meta_path}: not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise RunError(
+            f"{meta_path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except OSError as exc:
+        raise RunError(f"{meta_path}: cannot read: {exc.strerror or exc}") from None
+    return RunMeta.from_dict(data, where=str(meta_path))
+
+
+def _read_events(path: Path) -> pd.DataFrame:
+    events_path = path / EVENTS_FILE
+    if not events_path.is_file():
+        raise RunError(f"{path}: {EVENTS_FILE} is missing")
+    try:
+        text = events_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{events_path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise RunError(f"{events_path}: cannot read: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise RunError(f"{events_path}: the file is empty (no header, no events)")
+    header = next(csv.reader(io.StringIO(text)), [])
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise RunError(f"{events_path}: not a valid CSV file: {str(exc).strip()}") from None
+    if list(frame.columns) != header:  # pandas renames duplicates ("t.1")
+        raise RunError(f"{events_path}: duplicate or malformed column names: {header}")
+    missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
+    unknown = [c for c in frame.columns if c not in EVENT_COLUMNS]
+    if unknown:
+        validate_events(frame, str(events_path))  # raises with the full message
+    if missing:
+        raise RunError(
+            f"{events_path}: missing column(s) {', '.join(map(repr, missing))}; "
+            f"a run has the columns of cblab.schema.EVENT_COLUMNS: {', '.join(EVENT_COLUMNS)}"
+        )
+    return validate_events(frame, str(events_path))
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Read and validate a recorded run directory; raises `RunError` on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such run directory")
+    if not path.is_dir():
+        raise RunError(f"{path}: not a directory (a run is a directory with {META_FILE})")
+    meta = _read_meta(path)
+    events = _read_events(path)
+    if not meta.variants:
+        meta.variants = list(dict.fromkeys(events["variant"].dropna()))
+    return Run(meta=meta, events=events, path=path)
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def _fill_meta(meta: RunMeta, events: pd.DataFrame) -> RunMeta:
+    if not meta.variants:
+        meta.variants = list(dict.fromkeys(events["variant"].dropna()))
+    if not meta.versions:
+        meta.versions = versions()
+    if not meta.started_at:
+        meta.started_at = _utc_now()
+    if meta.duration_s is None:
+        t = events["t"]
+        ends = t + events["latency"].fillna(0.0).where(events["kind"] == "call", 0.0)
+        meta.duration_s = round(float(ends.max()), 6)
+    return meta
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (dt.timedelta,)):
+        return value.total_seconds()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in {META_FILE}: {value!r}")
+
+
+def save_run(
+    path: str | os.PathLike[str],
+    events: pd.DataFrame | Iterable[Mapping[str, Any]],
+    meta: RunMeta | Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a run directory atomically; return its path.
+
+    `events`: a frame or row dicts (`cblab.schema.event_row`), validated first.
+    `meta`: a `RunMeta` or a dict in the run.json shape; `format`, `variants`
+    (from the events), `versions`, `started_at` (now) and `duration_s` (from the
+    events) are filled in when missing. Everything is written into a temporary
+    directory next to `path` and renamed into place: an existing run at `path` is
+    replaced only with `overwrite=True`, and only once the new one is complete.
+    """
+    path = Path(path)
+    meta = RunMeta.from_dict(
+        meta.to_dict() if isinstance(meta, RunMeta) else meta, where="run metadata"
+    )
+    frame = validate_events(events, where="events")
+    meta = _fill_meta(meta, frame)
+    try:
+        meta_text = json.dumps(meta.to_dict(), indent=2, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"run metadata cannot be stored as JSON: {exc}") from None
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        if not path.is_dir() or not ((path / META_FILE).is_file() or not any(path.iterdir())):
+            raise RunError(f"{path}: refusing to replace something that is not a recorded run")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        _write_text(tmp / EVENTS_FILE, frame.to_csv(index=False, lineterminator="\n"))
+        _write_text(tmp / META_FILE, meta_text + "\n")
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def replace_dir(tmp: Path, path: Path) -> None:
+    """Rename the complete directory `tmp` to `path`, replacing what was there.
+
+    `tmp` must be on the same file system (a sibling). The old directory is moved
+    aside first and put back if the second rename fails; then it is deleted.
+    """
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    old.rmdir()
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)  # put the previous run back
+        raise
+    with contextlib.suppress(OSError):
+        shutil.rmtree(old)

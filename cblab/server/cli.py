@@ -1,0 +1,203 @@
+"""`cblab serve`: run the demo MCP server over Streamable HTTP (default) or stdio.
+
+Without `--backend-users` / `--backend-orders` it starts its own in-process
+backend (`cblab.backend.Backend`) on ephemeral loopback ports, so `cblab serve`
+works on its own. Prints the MCP URL; `--ready-file` gets
+`{"url", "mcp_url", "pid", "variant", "protected", "backend": {...}}` as JSON
+once the server answers. `--exit-with-parent PID` stops the server when that
+process dies (used by `cblab.Stack` so children die with a Jupyter kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+TOKEN_ENV = "CBLAB_ADMIN_TOKEN"
+
+__all__ = ["TOKEN_ENV", "build_parser", "main", "settings_from_args"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cblab serve",
+        description="Run the instrumented FastMCP demo server (tools behind circuit breakers).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port; 0 = ephemeral (default: %(default)s)")
+    p.add_argument("--transport", choices=("http", "stdio"), default="http")
+    p.add_argument("--backend-users", metavar="URL", help="users service base URL")
+    p.add_argument("--backend-orders", metavar="URL", help="orders service base URL")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the in-process backend, when no backend URLs are given")
+    p.add_argument("--unprotected", action="store_true",
+                   help="disable the breakers (metrics only): the comparison baseline")
+    p.add_argument("--variant", help="label for event rows (default: protected/unprotected)")
+    p.add_argument("--admin-token", default=None,
+                   help=f"bearer token for /admin routes (default: ${TOKEN_ENV}; none = admin off)")
+    p.add_argument("--deadline", type=float, default=2.0,
+                   help="whole-call deadline for each backend request, seconds (default: 2)")
+    p.add_argument("--failure-threshold", type=int,
+                   help="failure_threshold for both breakers (overrides per-breaker defaults)")
+    p.add_argument("--breaker-timeout", type=float,
+                   help="open timeout in seconds for both breakers")
+    for name, threshold, timeout in (("github", 3, 60.0), ("database", 5, 30.0)):
+        p.add_argument(f"--{name}-failure-threshold", type=int,
+                       help=f"{name} breaker failure_threshold (default: {threshold})")
+        p.add_argument(f"--{name}-timeout", type=float,
+                       help=f"{name} breaker open timeout, seconds (default: {timeout:g})")
+        p.add_argument(f"--{name}-config", metavar="JSON",
+                       help=f"{name} breaker config as JSON (CircuitBreakerConfig.from_dict); "
+                            "the flags above apply on top")
+    p.add_argument("--event-capacity", type=int, default=50_000,
+                   help="rows kept by /events (default: %(default)s)")
+    p.add_argument("--ready-file", type=Path, help="write URLs and pid here as JSON when ready")
+    p.add_argument("--exit-with-parent", type=int, metavar="PID",
+                   help="exit when process PID is no longer our parent")
+    p.add_argument("--log-level", default="warning",
+                   choices=("critical", "error", "warning", "info", "debug"))
+    return p
+
+
+def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None,
+                       orders_url: str | None = None) -> Any:
+    """ServerSettings from parsed flags (ConfigError names the bad field)."""
+    from cblab import CircuitBreakerConfig, ConfigError
+
+    from .app import ServerSettings
+
+    configs = {}
+    for name, defaults in (("github", {"failure_threshold": 3, "timeout": 60.0}),
+                           ("database", {"failure_threshold": 5, "timeout": 30.0})):
+        data: dict[str, Any] = dict(defaults)
+        raw = getattr(args, f"{name}_config")
+        if raw:
+            try:
+                given = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"--{name}-config is not valid JSON: {exc}") from None
+            if not isinstance(given, dict):
+                raise ConfigError(f"--{name}-config must be a JSON object")
+            data.update(given)
+        for flag, key in (("failure_threshold", "failure_threshold"),
+                          ("breaker_timeout", "timeout")):
+            if getattr(args, flag) is not None:
+                data[key] = getattr(args, flag)
+        for flag, key in (("failure_threshold", "failure_threshold"), ("timeout", "timeout")):
+            value = getattr(args, f"{name}_{flag}")
+            if value is not None:
+                data[key] = value
+        try:
+            configs[name] = CircuitBreakerConfig.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{name} breaker: {exc}") from None
+    token = args.admin_token if args.admin_token is not None else os.environ.get(TOKEN_ENV)
+    return ServerSettings(
+        users_url=users_url or args.backend_users,
+        orders_url=orders_url or args.backend_orders,
+        github=configs["github"],
+        database=configs["database"],
+        protected=not args.unprotected,
+        deadline=args.deadline,
+        admin_token=token or None,
+        event_log_capacity=args.event_capacity,
+        variant=args.variant,
+    )
+
+
+def _write_ready(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from cblab import ConfigError
+
+    from .app import ServerRunner, build_server
+
+    backend = None
+    users, orders = args.backend_users, args.backend_orders
+    if not users and not orders:
+        from cblab.backend import Backend
+
+        backend = Backend(host="127.0.0.1", seed=args.seed)
+        await backend.start()
+        users, orders = backend.urls["users"], backend.urls["orders"]
+        print(f"cblab serve: started an in-process backend: users={users} orders={orders} "
+              f"control={backend.urls['control']}", file=sys.stderr, flush=True)
+    try:
+        try:
+            settings = settings_from_args(args, users_url=users, orders_url=orders)
+        except ConfigError as exc:
+            print(f"cblab serve: {exc}", file=sys.stderr)
+            return 2
+        mcp = build_server(settings)
+        if args.transport == "stdio":
+            print(f"cblab serve: MCP over stdio ({settings.variant_label})", file=sys.stderr,
+                  flush=True)
+            await mcp.run_async(transport="stdio", show_banner=False)
+            return 0
+        runner = ServerRunner(mcp, host=args.host, port=args.port, log_level=args.log_level)
+        try:
+            await runner.start()
+        except OSError as exc:
+            print(f"cblab serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, runner.request_stop)
+        try:
+            print(f"cblab serve: MCP endpoint {runner.mcp_url} ({settings.variant_label})",
+                  flush=True)
+            if args.ready_file is not None:
+                _write_ready(args.ready_file, {
+                    "url": runner.url, "mcp_url": runner.mcp_url, "pid": os.getpid(),
+                    "variant": settings.variant_label, "protected": settings.protected,
+                    "backend": {"users": users, "orders": orders,
+                                "control": backend.urls["control"] if backend else None},
+                })
+            await runner.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await runner.stop()
+            if args.ready_file is not None:
+                with contextlib.suppress(OSError):
+                    args.ready_file.unlink()
+        return 0
+    finally:
+        if backend is not None:
+            await backend.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if bool(args.backend_users) != bool(args.backend_orders):
+        print("cblab serve: give both --backend-users and --backend-orders, or neither "
+              "(to start an in-process backend)", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"cblab serve: --port must be 0..65535, got {args.port}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("FASTMCP_ENABLE_RICH_TRACEBACKS", "false")
+    os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
+    if args.exit_with_parent is not None:
+        from cblab.stack.child import watch_parent
+
+        watch_parent(args.exit_with_parent)
+    try:
+        return asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Discrete-event simulation of the lab: the real breaker on virtual time.
+
+    from cblab.sim import simulate
+    run = simulate("outage-and-recovery", {"failure_threshold": 5, "timeout": 10}, seed=1)
+    frame = run.to_frame()          # the same event schema as a live run
+
+Standard library only; pandas is imported by `SimRun.to_frame` and `sweep`.
+"""
+
+from .engine import EmptySchedule, Engine
+from .model import SERVICE_ROUTES, Simulation
+from .run import DEFAULT_DEADLINE_S, SimRun, simulate, simulate_pair
+from .workload import LoadPhase, arrival_times, load_phases, resolve_scenario, single_phase
+
+__all__ = [
+    "DEFAULT_DEADLINE_S",
+    "SERVICE_ROUTES",
+    "EmptySchedule",
+    "Engine",
+    "LoadPhase",
+    "SimRun",
+    "Simulation",
+    "arrival_times",
+    "load_phases",
+    "resolve_scenario",
+    "simulate",
+    "simulate_pair",
+    "single_phase",
+]

@@ -1,0 +1,326 @@
+"""The simulated system: arrivals -> the real `CircuitBreaker` -> a modelled backend service.
+
+It plays the live stack's parts on virtual time:
+
+- the demo server's `fetch_json` (cblab/server/tools.py): `admit()`, one backend
+  request under a whole-call deadline, `record()` with the same error codes
+  (`http_503`, `deadline_exceeded`, `ConnectError`, ...);
+- the backend service (cblab/backend/service.py): every request that reaches it
+  is decided by `plan_request(profile, rng_for(seed, service))`, before the
+  capacity check, so the decisions are the live backend's for the same order of
+  requests. While the service is down nothing reaches it (connection refused,
+  no RNG draws). Capacity: a slot is held from the start of service until the
+  planned latency has elapsed, even if the client gave up meanwhile (the live
+  handler sleeps on); a hung request holds its slot until the client closes
+  (its deadline), the service leaves "hang" (answered at once, like a healthy
+  request) or goes down. Going down resets every request the service holds,
+  queued ones included. Overflow is a 503 (`reject`) or a FIFO wait (`queue`).
+
+Calls overlap in time: each admitted call completes at its own time, so
+half-open trials, trial timeouts and late outcomes happen as they do live. A
+call that completes before anything else is due (the common case) is finished
+inline by `Engine.jump`, without touching the heap; the rest go through it.
+
+Rows are kept as compact tuples (`ROW_FIELDS`) and become schema rows or a
+DataFrame only when asked for (see `cblab.sim.run.SimRun`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from cblab import CircuitBreaker, CircuitBreakerConfig, CircuitState, EventLog, Outcome, StateChange
+from cblab.backend.profile import FaultProfile, plan_request, rng_for
+from cblab.backend.scenario import Scenario
+
+from .engine import Engine
+from .workload import LoadPhase, arrival_rng, arrival_times
+
+__all__ = [
+    "ERROR_DEADLINE",
+    "ERROR_REFUSED",
+    "ERROR_REJECTED",
+    "ERROR_RESET",
+    "FAST_FAIL_S",
+    "ROW_FIELDS",
+    "SERVICE_ROUTES",
+    "Simulation",
+]
+
+#: Backend service -> (breaker name, MCP tool) as the demo server wires them
+#: (cblab/server/tools.py, TOOL_BREAKERS).
+SERVICE_ROUTES: dict[str, tuple[str, str]] = {
+    "users": ("github", "github_user"),
+    "orders": ("database", "order_lookup"),
+}
+
+#: How long a refused connection or a capacity 503 takes on loopback.
+FAST_FAIL_S = 0.0005
+
+# error_type codes, as the demo server records them
+ERROR_REFUSED = "ConnectError"  # httpx.ConnectError: the service is down
+ERROR_RESET = "ReadError"  # connection reset mid-answer (a "reset" fault, or going down)
+ERROR_DEADLINE = "deadline_exceeded"  # no answer within the whole-call deadline
+ERROR_REJECTED = "dependency_unavailable"  # the breaker refused the call
+_HTTP_ERROR = {status: f"http_{status}" for status in (429, 500, 502, 503, 504)}
+
+#: Layout of the compact row tuples in `Simulation.rows`.
+ROW_FIELDS = (
+    "kind", "t", "latency", "outcome", "state", "state_after", "error_type", "reason",
+    "generation",
+)
+
+CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
+SUCCESS, FAILURE, REJECTED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.REJECTED
+_INF = math.inf
+
+# where a call's backend request is
+_NONE, _QUEUED, _SERVING = 0, 1, 2
+
+
+class _Call:
+    """A call that needs the heap: it waits, hangs, or outlives the next event."""
+
+    __slots__ = ("permit", "t", "kind", "latency", "error", "waiting", "backend")
+
+    def __init__(self, permit: Any, t: float, kind: str, latency: float, error: str | None) -> None:
+        self.permit = permit
+        self.t = t
+        self.kind = kind  # the plan: ok, error, reset or hang
+        self.latency = latency
+        self.error = error  # error_type if the backend's answer is a failure
+        self.waiting = True  # the client still waits for an answer
+        self.backend = _NONE
+
+
+class Simulation:
+    """One run: build it, call `run()` once, read `rows`."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        phases: list[LoadPhase],
+        config: CircuitBreakerConfig,
+        *,
+        seed: int | str,
+        deadline_s: float,
+        protected: bool = True,
+        service: str = "users",
+    ) -> None:
+        if service not in SERVICE_ROUTES:
+            raise ValueError(f"unknown service {service!r}; services: {', '.join(SERVICE_ROUTES)}")
+        if isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)) or not (
+            math.isfinite(deadline_s) and deadline_s > 0
+        ):
+            raise ValueError(f"deadline_s must be a finite number of seconds > 0, got {deadline_s!r}")
+        self.scenario = scenario
+        self.phases = phases
+        self.service = service
+        self.breaker_name, self.tool = SERVICE_ROUTES[service]
+        self.deadline = float(deadline_s)
+        self.env = env = Engine()
+        self.breaker = CircuitBreaker(self.breaker_name, config, clock=env, event_log=EventLog(64))
+        if not protected:
+            self.breaker.disable("unprotected run")
+        self.rows: list[tuple[Any, ...]] = []
+        self._gen = self.breaker.generation
+        self._state = CLOSED  # the breaker's state as of the last row
+        self._arrivals = arrival_times(phases, arrival_rng(seed))
+        self._rng = rng_for(seed, service)
+        self._profiles = [phase.profile(service) for phase in scenario.phases]
+        self._profile: FaultProfile = self._profiles[0]
+        self._limit = self._profile.max_concurrency
+        self._busy = 0  # backend slots held
+        self._queue: deque[_Call] = deque()  # waiting for a slot, FIFO
+        self._serving: dict[_Call, None] = {}  # heap calls holding a slot (ordered)
+        self.calls = 0
+        for index, phase in enumerate(phases[1:], start=1):
+            env.schedule_at(phase.start, self._enter_phase, index)
+        self._ran = False
+
+    # --- the main loop ------------------------------------------------------------------
+
+    def run(self) -> list[tuple[Any, ...]]:
+        if self._ran:
+            raise RuntimeError("a Simulation runs once")
+        self._ran = True
+        env, breaker = self.env, self.breaker
+        run_until, jump, schedule_at = env.run, env.jump, env.schedule_at
+        admit, record = breaker.admit, breaker.record
+        rows_append = self.rows.append
+        rng, deadline = self._rng, self.deadline
+        start, on_deadline = self._start, self._on_deadline
+        http_error = _HTTP_ERROR
+        arrivals = self._arrivals
+        calls = 0
+        t = next(arrivals, None)
+        while t is not None:
+            later = next(arrivals, _INF)
+            run_until(t)
+            calls += 1
+            permit = admit()
+            if breaker.generation != self._gen:
+                self._sync(False)
+            if not permit.admitted:
+                rows_append(("call", t, 0.0, REJECTED, permit.state, self._state, ERROR_REJECTED,
+                             None, self._gen))
+                t = later
+                continue
+            profile = self._profile
+            if profile.mode == "down":  # refused: never reaches the service, no draws
+                self._answer(t + FAST_FAIL_S, later, permit, t, FAILURE, ERROR_REFUSED)
+                t = later
+                continue
+            plan = plan_request(profile, rng)
+            kind = plan.kind
+            limit = self._limit
+            if self._queue or (limit is not None and self._busy >= limit):
+                if profile.overflow == "reject":
+                    self._answer(t + FAST_FAIL_S, later, permit, t, FAILURE, _HTTP_ERROR[503])
+                else:
+                    call = _Call(permit, t, kind, plan.latency_s, _plan_error(plan))
+                    call.backend = _QUEUED
+                    self._queue.append(call)
+                    schedule_at(t + deadline, on_deadline, call)
+                t = later
+                continue
+            latency = plan.latency_s
+            if latency <= deadline:  # answered in time (hang's latency is inf)
+                end = t + latency
+                if end <= later and jump(end):  # nothing else happens first: finish inline
+                    if kind == "ok":
+                        outcome = record(permit, SUCCESS)
+                        error = None
+                    else:
+                        error = http_error[plan.status] if kind == "error" else ERROR_RESET
+                        outcome = record(permit, FAILURE, error_type=error)
+                    if breaker.generation != self._gen or self._state is OPEN:
+                        self._sync(True)
+                    rows_append(("call", t, end - t, outcome, permit.state, self._state, error,
+                                 None, permit.generation))
+                else:
+                    start(_Call(permit, t, kind, latency, _plan_error(plan)))
+            else:
+                call = _Call(permit, t, kind, latency, _plan_error(plan))
+                start(call)
+                schedule_at(t + deadline, on_deadline, call)
+            t = later
+        self.calls = calls
+        total = self.scenario.total_duration_s
+        if env.now < total:
+            run_until(total)
+        self._sync(True)  # an OPEN whose wait ended before the end turns HALF_OPEN
+        env.run()  # calls still in flight complete
+        return self.rows
+
+    # --- finishing calls -----------------------------------------------------------------------
+
+    def _answer(self, end: float, later: float, permit: Any, t: float, outcome: Outcome,
+                error: str | None) -> None:
+        """A call that holds no backend slot ends at `end` (refused, or 503 at capacity)."""
+        if end <= later and self.env.jump(end):
+            self._finish(permit, t, outcome, error)
+        else:
+            self.env.schedule_at(end, self._finish, permit, t, outcome, error)
+
+    def _finish(self, permit: Any, t: float, outcome: Outcome, error: str | None) -> None:
+        """The client gets its answer now: record it and log the call's row."""
+        breaker = self.breaker
+        recorded = breaker.record(permit, outcome, error_type=error)
+        if breaker.generation != self._gen or self._state is OPEN:
+            self._sync(True)
+        self.rows.append(("call", t, self.env.now - t, recorded, permit.state, self._state, error,
+                          None, permit.generation))
+
+    def _sync(self, read_state: bool) -> None:
+        """Log the breaker's state changes since the last row (in order)."""
+        breaker = self.breaker
+        if read_state and self._state is OPEN:
+            breaker.state  # noqa: B018  # as the server reads it: a due OPEN -> HALF_OPEN now
+        generation = breaker.generation
+        if generation == self._gen:
+            return
+        seen = self._gen
+        append = self.rows.append
+        for _, event in breaker.event_log.since(0).events:
+            if event.__class__ is StateChange and event.generation > seen:
+                append(("state", event.at, None, None, event.from_state, event.to_state, None,
+                        event.reason, event.generation))
+                self._state = event.to_state
+        self._gen = generation
+
+    # --- the backend service ------------------------------------------------------------------
+
+    def _start(self, call: _Call) -> None:
+        """The service starts on `call`: take a slot, then answer, or hang."""
+        call.backend = _SERVING
+        self._busy += 1
+        self._serving[call] = None
+        if call.kind == "hang":
+            if not call.waiting:  # its client already closed the connection
+                self._release(call)
+            return  # the client's deadline (already scheduled) ends it
+        self.env.schedule(call.latency, self._on_answer, call)
+
+    def _on_answer(self, call: _Call) -> None:
+        if call.backend != _SERVING:
+            return  # reset meanwhile (the service went down)
+        self._release(call)
+        if call.waiting:
+            call.waiting = False
+            error = call.error
+            self._finish(call.permit, call.t, FAILURE if error else SUCCESS, error)
+
+    def _on_deadline(self, call: _Call) -> None:
+        if call.waiting:
+            call.waiting = False
+            self._finish(call.permit, call.t, FAILURE, ERROR_DEADLINE)
+        if call.backend == _SERVING and call.kind == "hang":
+            self._release(call)  # a hung request ends when its client closes
+        # a queued request stays queued; a sleeping one sleeps on (the live handler does)
+
+    def _release(self, call: _Call) -> None:
+        call.backend = _NONE
+        del self._serving[call]
+        self._busy -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        queue, limit = self._queue, self._limit
+        while queue and (limit is None or self._busy < limit):
+            self._start(queue.popleft())
+
+    def _enter_phase(self, index: int) -> None:
+        old, new = self._profile, self._profiles[index]
+        self._profile = new
+        self._limit = new.max_concurrency
+        if new.mode == "down" and old.mode != "down":
+            # the listener closes and every open connection is reset, queued ones too
+            held = [*self._serving, *self._queue]
+            self._serving.clear()
+            self._queue.clear()
+            self._busy = 0
+            for call in held:
+                call.backend = _NONE
+                if call.waiting:
+                    call.waiting = False
+                    self._finish(call.permit, call.t, FAILURE, ERROR_RESET)
+        elif old.mode == "hang" and new.mode != "hang":
+            # hung requests are answered at once, like a healthy request
+            for call in [c for c in self._serving if c.kind == "hang"]:
+                self._release(call)
+                if call.waiting:
+                    call.waiting = False
+                    self._finish(call.permit, call.t, SUCCESS, None)
+        self._wake()  # the limit may have grown
+
+
+def _plan_error(plan: Any) -> str | None:
+    kind = plan.kind
+    if kind == "error":
+        return _HTTP_ERROR.get(plan.status, f"http_{plan.status}")
+    if kind == "reset":
+        return ERROR_RESET
+    return None
