@@ -101,7 +101,7 @@ class EventLog:
     def append(self, event: Event) -> None:
         # zip() pairs the event with the next number inside C: atomic under the GIL.
         # The event comes first so zip stops before drawing a number it won't use.
-        self._extend(zip((event,), self._seq))
+        self._extend(zip((event,), self._seq, strict=False))
 
     @property
     def last_seq(self) -> int:
