@@ -26,6 +26,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+SUCCESS, FAILURE = Outcome.SUCCESS, Outcome.FAILURE
+_OUTCOMES: dict[object, Outcome] = {**{o: o for o in Outcome}, **{o.value: o for o in Outcome}}
+_RECORDABLE = {Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED, Outcome.CANCELLED}
 _new_record = tuple.__new__  # builds a CallRecord without NamedTuple's Python-level __new__
 
 # The moves a breaker makes on its own. Manual control (force, reset) may go anywhere.
@@ -38,15 +41,19 @@ class CircuitOpenError(Exception):
     """Raised instead of calling the function while the breaker refuses calls."""
 
     def __init__(self, name: str, retry_after: float, state: CircuitState = OPEN) -> None:
+        # Cheap to raise: the message is only formatted if someone reads it.
+        super().__init__(name, retry_after)
         self.name = name
         self.retry_after = retry_after  # seconds until a trial call may be admitted
         self.state = state
-        if state is HALF_OPEN:
+
+    def __str__(self) -> str:
+        if self.state is HALF_OPEN:
             why = "is half-open and its trial calls are all in flight"
         else:
             why = "is open"
-        when = "" if math.isinf(retry_after) else f"; retry after {retry_after:.3g}s"
-        super().__init__(f"Circuit breaker '{name}' {why}{when}")
+        when = "" if math.isinf(self.retry_after) else f"; retry after {self.retry_after:.3g}s"
+        return f"Circuit breaker '{self.name}' {why}{when}"
 
 
 class Permit:
@@ -138,6 +145,7 @@ class CircuitBreaker:
         self._config = config
         self._counter = config.policy.build(config.failure_threshold)
         self._slow_after = config.policy.slow_call_duration
+        self._call_timeout = config.call_timeout
         self._is_excluded = self._make_exclusion_test(config)
 
     @staticmethod
@@ -180,7 +188,9 @@ class CircuitBreaker:
 
     def _bind_emit(self) -> None:
         # With no listeners, emitting is one bound-method call into the log.
-        self._emit = self.event_log.append if not self._listeners else self._fan_out
+        self._append = self.event_log.append
+        self._log_extend, self._log_seq = self.event_log._extend, self.event_log._seq
+        self._emit = self._append if not self._listeners else self._fan_out
 
     def _fan_out(self, event: Event) -> None:
         self.event_log.append(event)
@@ -280,11 +290,7 @@ class CircuitBreaker:
     def _reject(self, now: float) -> Rejection:
         self.rejected += 1
         state = self._state
-        self._emit(
-            _new_record(
-                CallRecord, (self.name, now, 0.0, Outcome.REJECTED, state, None, self._generation)
-            )
-        )
+        self._emit_call(now, 0.0, Outcome.REJECTED, state, None, self._generation)
         return Rejection(self._retry_after(now), state)
 
     def record(
@@ -301,94 +307,113 @@ class CircuitBreaker:
         Returns the outcome as recorded (`slow` for a slow success, `late` when
         the breaker moved on while the call ran: counted, but no state change).
         """
-        now = self._clock()
         if permit.settled:
             raise RuntimeError(f"permit already recorded: {permit!r}")
-        permit.settled = True
-        if duration is None:
-            duration = now - permit.admitted_at
-        outcome = Outcome(outcome)
-        if permit.generation != self._generation:
-            self.late += 1
-            return self._log_call(permit, duration, Outcome.LATE, error_type)
-        if outcome is Outcome.SUCCESS:
-            return self._on_success(permit, now, duration)
-        if outcome is Outcome.FAILURE:
-            return self._on_failure(permit, now, duration, error_type)
-        if outcome is Outcome.EXCLUDED:
-            self.excluded += 1
-        elif outcome is Outcome.CANCELLED:
-            self.cancelled += 1
-        else:
+        outcome = _OUTCOMES.get(outcome) or Outcome(outcome)
+        if outcome not in _RECORDABLE:
             raise ValueError(f"cannot record outcome {outcome.value!r} for a permitted call")
-        if permit.trial:
-            del self._trials[permit.trial]  # release the slot: neither success nor failure
-        return self._log_call(permit, duration, outcome, error_type)
-
-    def _log_call(
-        self, permit: Permit, duration: float, outcome: Outcome, error: str | None
-    ) -> Outcome:
-        self._emit(
-            _new_record(
-                CallRecord,
-                (
-                    self.name,
-                    permit.admitted_at,
-                    duration,
-                    outcome,
-                    permit.state,
-                    error,
-                    permit.generation,
-                ),
-            )
+        permit.settled = True
+        now = self._clock()
+        return self._settle(
+            permit.generation,
+            permit.state,
+            permit.trial,
+            permit.admitted_at,
+            outcome,
+            now,
+            now - permit.admitted_at if duration is None else duration,
+            error_type,
         )
-        return outcome
-
-    def _on_success(self, permit: Permit, now: float, duration: float) -> Outcome:
-        self.successes += 1
-        slow = self._slow_after is not None and duration >= self._slow_after
-        outcome = Outcome.SUCCESS
-        if slow:
-            self.slow_calls += 1
-            outcome = Outcome.SLOW
-        self._log_call(permit, duration, outcome, None)
-        if permit.trial:
-            del self._trials[permit.trial]
-            self._trial_successes += 1
-            if self._trial_successes >= self._config.success_threshold:
-                self._transition(CLOSED, now, "trial calls succeeded")
-        elif self._counter.on_success(now, slow) and self._mode == NORMAL:
-            self._transition(OPEN, now, "slow-call rate reached threshold")
-        return outcome
-
-    def _on_failure(
-        self, permit: Permit, now: float, duration: float, error: str | None
-    ) -> Outcome:
-        self.failures += 1
-        self._last_failure_at = now
-        self._last_failure_wall = time.time()
-        slow = self._slow_after is not None and duration >= self._slow_after
-        if slow:
-            self.slow_calls += 1
-        self._log_call(permit, duration, Outcome.FAILURE, error)
-        if permit.trial:
-            del self._trials[permit.trial]
-            self._transition(OPEN, now, "trial call failed")
-        elif self._counter.on_failure(now, slow) and self._mode == NORMAL:
-            self._transition(OPEN, now, f"{self._config.policy.name} policy tripped")
-        return Outcome.FAILURE
 
     def record_exception(
         self, permit: Permit, exc: BaseException, *, duration: float | None = None
     ) -> Outcome:
         """Record a call that raised: excluded, cancelled (any non-Exception) or failure."""
+        return self.record(
+            permit, self._classify(exc), duration=duration, error_type=type(exc).__name__
+        )
+
+    def _classify(self, exc: BaseException) -> Outcome:
         if not isinstance(exc, Exception):
-            outcome = Outcome.CANCELLED
-        elif self._is_excluded(exc):
-            outcome = Outcome.EXCLUDED
+            return Outcome.CANCELLED
+        return Outcome.EXCLUDED if self._is_excluded(exc) else Outcome.FAILURE
+
+    def _settle(
+        self,
+        generation: int,
+        state: CircuitState,
+        trial: int,
+        admitted_at: float,
+        outcome: Outcome,
+        now: float,
+        duration: float,
+        error: str | None,
+    ) -> Outcome:
+        """The one place an outcome changes counts and state (`record` and `call` share it)."""
+        if generation != self._generation:
+            self.late += 1  # the breaker moved on while this call ran: count it, change nothing
+            outcome = Outcome.LATE
+        elif outcome is SUCCESS:
+            self.successes += 1
+            slow = self._slow_after is not None and duration >= self._slow_after
+            if slow:
+                self.slow_calls += 1
+                outcome = Outcome.SLOW
+            if trial:
+                del self._trials[trial]
+                self._trial_successes += 1
+                if self._trial_successes >= self._config.success_threshold:
+                    self._emit_call(admitted_at, duration, outcome, state, error, generation)
+                    self._transition(CLOSED, now, "trial calls succeeded")
+                    return outcome
+            elif self._counter.on_success(now, slow) and self._mode == NORMAL:
+                self._emit_call(admitted_at, duration, outcome, state, error, generation)
+                self._transition(OPEN, now, "slow-call rate reached threshold")
+                return outcome
+        elif outcome is FAILURE:
+            self.failures += 1
+            self._last_failure_at = now
+            self._last_failure_wall = time.time()
+            slow = self._slow_after is not None and duration >= self._slow_after
+            if slow:
+                self.slow_calls += 1
+            if trial:
+                del self._trials[trial]
+                self._emit_call(admitted_at, duration, outcome, state, error, generation)
+                self._transition(OPEN, now, "trial call failed")
+                return outcome
+            if self._counter.on_failure(now, slow) and self._mode == NORMAL:
+                self._emit_call(admitted_at, duration, outcome, state, error, generation)
+                self._transition(OPEN, now, f"{self._config.policy.name} policy tripped")
+                return outcome
+        else:  # excluded or cancelled: neither success nor failure; a trial frees its slot
+            if outcome is Outcome.EXCLUDED:
+                self.excluded += 1
+            else:
+                self.cancelled += 1
+            if trial:
+                del self._trials[trial]
+        fields = (self.name, admitted_at, duration, outcome, state, error, generation)
+        if self._listeners:
+            self._fan_out(_new_record(CallRecord, fields))
+        else:  # EventLog.append, inlined: this line runs once per call
+            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+        return outcome
+
+    def _emit_call(
+        self,
+        admitted_at: float,
+        duration: float,
+        outcome: Outcome,
+        state: CircuitState,
+        error: str | None,
+        generation: int,
+    ) -> None:
+        fields = (self.name, admitted_at, duration, outcome, state, error, generation)
+        if self._listeners:
+            self._fan_out(_new_record(CallRecord, fields))
         else:
-            outcome = Outcome.FAILURE
-        return self.record(permit, outcome, duration=duration, error_type=type(exc).__name__)
+            self._append(fields)  # the log builds the CallRecord when someone reads it
 
     # --- the shells: call, call_sync, decorator, protect() --------------------------------
 
@@ -399,20 +424,39 @@ class CircuitBreaker:
 
         Raises CircuitOpenError (without calling `func`) while the breaker refuses calls.
         """
-        permit = self.admit()
-        if not permit.admitted:
-            raise CircuitOpenError(self.name, permit.retry_after, permit.state)
+        clock = self._clock
+        if self._state is CLOSED:  # the hot path: admit inline, no Permit object
+            generation, state, trial = self._generation, CLOSED, 0
+            self.calls += 1
+            admitted_at = clock()
+        else:
+            permit = self.admit()
+            if not permit.admitted:
+                raise CircuitOpenError(self.name, permit.retry_after, permit.state)
+            generation, state, trial = permit.generation, permit.state, permit.trial
+            admitted_at = permit.admitted_at
         try:
-            timeout = self._config.call_timeout
+            timeout = self._call_timeout
             if timeout is None:
                 result = await func(*args, **kwargs)
             else:
                 async with asyncio.timeout(timeout):
                     result = await func(*args, **kwargs)
         except BaseException as exc:
-            self.record_exception(permit, exc)
+            now = clock()
+            self._settle(
+                generation,
+                state,
+                trial,
+                admitted_at,
+                self._classify(exc),
+                now,
+                now - admitted_at,
+                type(exc).__name__,
+            )
             raise
-        self.record(permit, Outcome.SUCCESS)
+        now = clock()
+        self._settle(generation, state, trial, admitted_at, SUCCESS, now, now - admitted_at, None)
         return result
 
     def call_sync(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
