@@ -52,8 +52,11 @@ class Backend:
     ) -> None:
         self.host = host
         self.seed = seed
-        self._requested_ports = {"users": users_port, "orders": orders_port,
-                                 "control": control_port}
+        self._requested_ports = {
+            "users": users_port,
+            "orders": orders_port,
+            "control": control_port,
+        }
         self._data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self._db_path = Path(db_path) if db_path is not None else None
         self._max_body_bytes = max_body_bytes
@@ -89,14 +92,16 @@ class Backend:
             "orders": ResourceApi("/orders/", self._orders.get),
         }
         for name in SERVICES:
-            service = FaultyService(name, apis[name], rng_for(self.seed, name),
-                                    max_body_bytes=self._max_body_bytes)
+            service = FaultyService(
+                name, apis[name], rng_for(self.seed, name), max_body_bytes=self._max_body_bytes
+            )
             self._services[name] = service
             self._ports[name] = await service.start(self.host, self._requested_ports[name])
         control = ControlApi(self, self._token)
         self._control = HttpServer(control.handle, max_body_bytes=self._max_body_bytes)
-        self._ports["control"] = await self._control.listen(self.host,
-                                                            self._requested_ports["control"])
+        self._ports["control"] = await self._control.listen(
+            self.host, self._requested_ports["control"]
+        )
 
     async def stop(self) -> None:
         """Stop playback, close every listener and connection (hung ones too)."""
@@ -116,8 +121,12 @@ class Backend:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     @property
@@ -132,22 +141,22 @@ class Backend:
     # --- fault profiles ---------------------------------------------------------------
 
     def _service(self, name: str) -> FaultyService:
-        try:
-            return self._services[name]
-        except KeyError:
-            raise UnknownServiceError(name) from None
+        if name not in SERVICES:
+            raise UnknownServiceError(name)
+        if name not in self._services:
+            raise RuntimeError("backend not started")
+        return self._services[name]
 
     def profile(self, service: str) -> FaultProfile:
-        if service not in SERVICES:
-            raise UnknownServiceError(service)
         return self._service(service).profile
 
     @property
     def profiles(self) -> dict[str, FaultProfile]:
         return {name: service.profile for name, service in self._services.items()}
 
-    async def set_profile(self, service: str,
-                          profile: FaultProfile | Mapping[str, Any]) -> FaultProfile:
+    async def set_profile(
+        self, service: str, profile: FaultProfile | Mapping[str, Any]
+    ) -> FaultProfile:
         """Replace a service's profile (a dict is validated; ProfileError if invalid).
 
         Raises OSError when a service coming back up cannot re-bind its port.

@@ -27,24 +27,49 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the fault-injecting HTTP backend (users and orders services "
         "plus a control API), each on its own loopback port.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
     parser.add_argument("--users-port", type=int, default=0, help="0 = ephemeral (default)")
     parser.add_argument("--orders-port", type=int, default=0, help="0 = ephemeral (default)")
     parser.add_argument("--control-port", type=int, default=0, help="0 = ephemeral (default)")
-    parser.add_argument("--seed", default="1", help="RNG seed for the fault decisions "
-                        "(default: %(default)s; 'none' for OS entropy)")
-    parser.add_argument("--token", default=None, help="bearer token required by the control "
-                        f"API (default: ${TOKEN_ENV} if set, else none)")
-    parser.add_argument("--ready-file", type=Path, default=None, help="write the URLs and pid "
-                        "here as JSON once listening (atomically; removed on exit)")
-    parser.add_argument("--scenario", default=None, help="scenario name or JSON file to play "
-                        "from the start")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="multiply scenario durations by this (default: %(default)s)")
-    parser.add_argument("--db-path", type=Path, default=None,
-                        help="where to build the orders SQLite file (default: a temp dir)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="directory with users.json and orders.csv (default: the repo's data/)")
+    parser.add_argument(
+        "--seed",
+        default="1",
+        help="RNG seed for the fault decisions (default: %(default)s; 'none' for OS entropy)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token required by the control API (default: ${TOKEN_ENV} if set, else none)",
+    )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="write the URLs and pid here as JSON once listening (atomically; removed on exit)",
+    )
+    parser.add_argument(
+        "--scenario", default=None, help="scenario name or JSON file to play from the start"
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply scenario durations by this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--db-path",
+        type=Path,
+        default=None,
+        help="where to build the orders SQLite file (default: a temp dir)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory with users.json and orders.csv (default: the repo's data/)",
+    )
     return parser
 
 
@@ -87,8 +112,11 @@ async def _serve(args: argparse.Namespace) -> int:
         urls = backend.urls
         if args.ready_file is not None:
             write_ready_file(args.ready_file, {**urls, "pid": os.getpid()})
-        print(f"cblab backend: users={urls['users']} orders={urls['orders']} "
-              f"control={urls['control']} pid={os.getpid()}", flush=True)
+        print(
+            f"cblab backend: users={urls['users']} orders={urls['orders']} "
+            f"control={urls['control']} pid={os.getpid()}",
+            flush=True,
+        )
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -64,12 +64,19 @@ class ControlApi:
         self._routes: list[tuple[re.Pattern[str], dict[str, Route]]] = [
             (re.compile(r"^/health$"), {"GET": self._health}),
             (re.compile(r"^/faults$"), {"GET": self._get_faults, "DELETE": self._clear_faults}),
-            (re.compile(rf"^/faults/{service}$"),
-             {"GET": self._get_fault, "PUT": self._put_fault, "PATCH": self._patch_fault}),
+            (
+                re.compile(rf"^/faults/{service}$"),
+                {"GET": self._get_fault, "PUT": self._put_fault, "PATCH": self._patch_fault},
+            ),
             (re.compile(r"^/scenarios$"), {"GET": self._list_scenarios}),
-            (re.compile(r"^/scenario$"),
-             {"GET": self._get_scenario, "POST": self._post_scenario,
-              "DELETE": self._delete_scenario}),
+            (
+                re.compile(r"^/scenario$"),
+                {
+                    "GET": self._get_scenario,
+                    "POST": self._post_scenario,
+                    "DELETE": self._delete_scenario,
+                },
+            ),
             (re.compile(r"^/stats$"), {"GET": self._get_stats}),
             (re.compile(r"^/stats/reset$"), {"POST": self._reset_stats}),
         ]
@@ -83,11 +90,15 @@ class ControlApi:
             route = methods.get(request.method)
             if route is None:
                 allow = ", ".join(methods)
-                return _error(405, f"{request.method} not allowed on {path}; allowed: {allow}",
-                              [("Allow", allow)])
+                return _error(
+                    405,
+                    f"{request.method} not allowed on {path}; allowed: {allow}",
+                    [("Allow", allow)],
+                )
             if route != self._health and not self._authorized(request):
-                return _error(401, "missing or invalid bearer token",
-                              [("WWW-Authenticate", "Bearer")])
+                return _error(
+                    401, "missing or invalid bearer token", [("WWW-Authenticate", "Bearer")]
+                )
             try:
                 return await route(request, match.groupdict())
             except HttpError as exc:
@@ -150,11 +161,14 @@ class ControlApi:
         body = _body_object(request)
         unknown = sorted(set(body) - {"name", "scenario", "time_scale"})
         if unknown:
-            raise _Invalid(f"unknown field {unknown[0]!r}; known fields: name, scenario, "
-                           "time_scale")
+            raise _Invalid(
+                f"unknown field {unknown[0]!r}; known fields: name, scenario, time_scale"
+            )
         if ("name" in body) == ("scenario" in body):
-            raise _Invalid("give exactly one of 'name' (a shipped scenario) or 'scenario' "
-                           "(an inline scenario object)")
+            raise _Invalid(
+                "give exactly one of 'name' (a shipped scenario) or 'scenario' "
+                "(an inline scenario object)"
+            )
         if "name" in body:
             name = body["name"]
             if not isinstance(name, str):
@@ -163,8 +177,10 @@ class ControlApi:
         else:
             scenario = Scenario.from_dict(body["scenario"])
         time_scale = body.get("time_scale", 1.0)
-        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
-            math.isfinite(time_scale) and time_scale > 0
+        if (
+            isinstance(time_scale, bool)
+            or not isinstance(time_scale, (int, float))
+            or not (math.isfinite(time_scale) and time_scale > 0)
         ):
             raise _Invalid(f"time_scale must be a finite number > 0, got {time_scale!r}")
         await self._backend.play(scenario, time_scale)

@@ -94,8 +94,9 @@ class Response:
         return head + b"\r\n\r\n" + self.body
 
 
-def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | None = None,
-                  close: bool = False) -> Response:
+def json_response(
+    status: int, payload: Any, headers: list[tuple[str, str]] | None = None, close: bool = False
+) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(status, body, headers or [], close=close)
 
@@ -109,8 +110,12 @@ class Connection:
 
     __slots__ = ("reader", "writer", "task", "aborted")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 task: asyncio.Task[Any] | None) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        task: asyncio.Task[Any] | None,
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self.task = task
@@ -199,7 +204,7 @@ async def read_request(reader: asyncio.StreamReader, max_body_bytes: int) -> Req
         values = {v.strip() for v in headers["content-length"].split(",")}
         if len(values) != 1 or not (value := values.pop()).isdigit() or not value.isascii():
             raise HttpError(400, "invalid Content-Length")
-        length = int(value)
+        length = int(value) if len(value) <= 20 else max_body_bytes + 1
         if length > max_body_bytes:
             raise HttpError(413, f"request body larger than {max_body_bytes} bytes")
     body = b""
@@ -222,8 +227,13 @@ class HttpServer:
     with the connection itself (reset it, for instance).
     """
 
-    def __init__(self, handler: Handler, *, max_body_bytes: int = MAX_BODY_BYTES,
-                 on_bad_request: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        on_bad_request: Callable[[int], None] | None = None,
+    ) -> None:
         self._handler = handler
         self._max_body_bytes = max_body_bytes
         self._on_bad_request = on_bad_request

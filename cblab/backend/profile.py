@@ -302,7 +302,9 @@ class FaultProfile:
             try:
                 mix = dict(mix)
             except (TypeError, ValueError):
-                raise ProfileError(f"status_mix must map statuses to weights, got {mix!r}") from None
+                raise ProfileError(
+                    f"status_mix must map statuses to weights, got {mix!r}"
+                ) from None
         put("status_mix", _status_mix(mix))
         if self.retry_after_s is not None:
             put("retry_after_s", _non_negative(self.retry_after_s, "retry_after_s"))

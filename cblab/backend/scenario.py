@@ -209,8 +209,10 @@ class Scenario:
 
         Only durations change: rates, latencies and Retry-After stay as they are.
         """
-        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
-            math.isfinite(time_scale) and time_scale > 0
+        if (
+            isinstance(time_scale, bool)
+            or not isinstance(time_scale, (int, float))
+            or not (math.isfinite(time_scale) and time_scale > 0)
         ):
             raise ScenarioError(f"time_scale must be a finite number > 0, got {time_scale!r}")
         phases = tuple(
@@ -258,7 +260,9 @@ class Scenario:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc.strerror}") from None
+            raise ScenarioError(
+                f"cannot read scenario file {str(path)!r}: {exc.strerror}"
+            ) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -22,8 +22,13 @@ from .stats import ServiceStats, outcome_for_status
 __all__ = ["FaultyService", "ResourceApi"]
 
 _NOT_FOUND = b'{"message":"Not Found"}'
-_REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class ResourceApi:
@@ -35,7 +40,7 @@ class ResourceApi:
 
     def route(self, request: Request) -> Response:
         path = request.path
-        key = path[len(self.prefix):] if path.startswith(self.prefix) else ""
+        key = path[len(self.prefix) :] if path.startswith(self.prefix) else ""
         if not key or "/" in key:
             return Response(404, _NOT_FOUND)
         if request.method != "GET":
@@ -47,8 +52,14 @@ class ResourceApi:
 class FaultyService:
     """An API behind its own HTTP listener, misbehaving as its `profile` says."""
 
-    def __init__(self, name: str, api: ResourceApi, rng: random.Random, *,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        name: str,
+        api: ResourceApi,
+        rng: random.Random,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self.name = name
         self.api = api
         self.rng = rng
@@ -57,19 +68,16 @@ class FaultyService:
         self._slots = Slots()
         self._hang_release = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._http = HttpServer(self._handle, max_body_bytes=max_body_bytes,
-                                on_bad_request=self._count_bad_request)
+        self._http = HttpServer(
+            self._handle, max_body_bytes=max_body_bytes, on_bad_request=self._count_bad_request
+        )
         self._host = "127.0.0.1"
-        self._port = 0
+        self._port = 0  # 0 until started, and again once stopped: nothing to re-bind
         self._health = json_response(200, {"status": "ok", "service": name})
 
     @property
     def profile(self) -> FaultProfile:
         return self._profile
-
-    @property
-    def port(self) -> int:
-        return self._port
 
     @property
     def listening(self) -> bool:
@@ -83,6 +91,7 @@ class FaultyService:
         return self._port
 
     async def stop(self) -> None:
+        self._port = 0
         await self._http.stop()
 
     async def set_profile(self, profile: FaultProfile) -> None:
@@ -132,8 +141,9 @@ class FaultyService:
         if not self._slots.try_acquire():
             if profile.overflow == "reject":
                 self.stats.answered("rejected_capacity")
-                return json_response(503, {"message": "Service at capacity",
-                                           "injected_fault": True})
+                return json_response(
+                    503, {"message": "Service at capacity", "injected_fault": True}
+                )
             self.stats.queued += 1
             try:
                 await self._slots.acquire()
@@ -144,8 +154,9 @@ class FaultyService:
         finally:
             self._slots.release()
 
-    async def _execute(self, plan: RequestPlan, request: Request,
-                       conn: Connection) -> Response | None:
+    async def _execute(
+        self, plan: RequestPlan, request: Request, conn: Connection
+    ) -> Response | None:
         stats = self.stats
         if plan.kind == "hang":
             if not await self._hang(conn):
@@ -171,8 +182,10 @@ class FaultyService:
 
     def _injected_error(self, plan: RequestPlan) -> Response:
         status = plan.status or 500
-        payload: dict[str, object] = {"message": _REASONS.get(status, "Error"),
-                                      "injected_fault": True}
+        payload: dict[str, object] = {
+            "message": _REASONS.get(status, "Error"),
+            "injected_fault": True,
+        }
         headers: list[tuple[str, str]] = []
         if status == 429 and plan.retry_after_s is not None:
             # the header takes whole seconds; the body keeps the exact value
@@ -190,8 +203,9 @@ class FaultyService:
         peer_closed = asyncio.ensure_future(conn.wait_peer_closed())
         self.stats.hung += 1
         try:
-            done, _ = await asyncio.wait((released, peer_closed),
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                (released, peer_closed), return_when=asyncio.FIRST_COMPLETED
+            )
             return peer_closed not in done
         finally:
             self.stats.hung -= 1

@@ -40,8 +40,16 @@ def outcome_for_status(status: int) -> str:
 
 
 class ServiceStats:
-    __slots__ = ("received", "aborted", "in_flight", "hung", "queued", "_answered",
-                 "_errors_5xx", "_since")
+    __slots__ = (
+        "received",
+        "aborted",
+        "in_flight",
+        "hung",
+        "queued",
+        "_answered",
+        "_errors_5xx",
+        "_since",
+    )
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -64,7 +72,7 @@ class ServiceStats:
     def snapshot(self) -> dict[str, Any]:
         answered: dict[str, Any] = dict(self._answered)
         answered["error_5xx"] = {str(s): n for s, n in sorted(self._errors_5xx.items())}
-        total = sum(n for key, n in self._answered.items())
+        total = sum(self._answered.values())
         return {
             "received": self.received,
             "answered": answered,

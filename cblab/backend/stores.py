@@ -52,8 +52,14 @@ def build_orders_db(csv_path: Path, db_path: Path) -> int:
             if tuple(reader.fieldnames or ()) != ORDER_COLUMNS:
                 raise DataError(f"{csv_path}: columns must be {', '.join(ORDER_COLUMNS)}")
             rows = [
-                (int(r["id"]), r["user_login"], r["item"], int(r["amount_cents"]), r["status"],
-                 r["created_at"])
+                (
+                    int(r["id"]),
+                    r["user_login"],
+                    r["item"],
+                    int(r["amount_cents"]),
+                    r["status"],
+                    r["created_at"],
+                )
                 for r in reader
             ]
     except OSError as exc:
@@ -93,8 +99,9 @@ class OrdersStore:
         ).fetchone()
         if row is None:
             return None
-        return json.dumps(dict(zip(ORDER_COLUMNS, row, strict=True)),
-                          separators=(",", ":")).encode()
+        return json.dumps(
+            dict(zip(ORDER_COLUMNS, row, strict=True)), separators=(",", ":")
+        ).encode()
 
     def close(self) -> None:
         self._db.close()
