@@ -113,7 +113,7 @@ async def _open_contenders() -> dict[str, tuple]:
     from purgatory.domain.model import OpenedState
 
     cblab_breaker = CircuitBreaker("bench", CircuitBreakerConfig(failure_threshold=1, timeout=3600))
-    cblab_breaker.force_open()
+    cblab_breaker.record(cblab_breaker.admit(), "failure")  # tripped, like the peers below
 
     cb_broken = circuitbreaker.circuit(failure_threshold=1, recovery_timeout=3600)(broken)
     aio = aiobreaker.CircuitBreaker(

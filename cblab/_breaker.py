@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from ._clock import Clock, monotonic
 from ._config import CircuitBreakerConfig, ConfigError
@@ -26,10 +26,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
-SUCCESS, FAILURE = Outcome.SUCCESS, Outcome.FAILURE
+SUCCESS, FAILURE, REJECTED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.REJECTED
 _OUTCOMES: dict[object, Outcome] = {**{o: o for o in Outcome}, **{o.value: o for o in Outcome}}
 _RECORDABLE = {Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED, Outcome.CANCELLED}
-_new_record = tuple.__new__  # builds a CallRecord without NamedTuple's Python-level __new__
+_new_record = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 # The moves a breaker makes on its own. Manual control (force, reset) may go anywhere.
 _LEGAL_MOVES = {(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN), (HALF_OPEN, CLOSED)}
@@ -38,16 +38,28 @@ NORMAL, FORCED_OPEN, FORCED_CLOSED, DISABLED = "normal", "forced_open", "forced_
 
 
 class CircuitOpenError(Exception):
-    """Raised instead of calling the function while the breaker refuses calls."""
+    """Raised instead of calling the function while the breaker refuses calls.
 
-    def __init__(self, name: str, retry_after: float, state: CircuitState = OPEN) -> None:
-        # Cheap to raise: the message is only formatted if someone reads it.
-        super().__init__(name, retry_after)
-        self.name = name
-        self.retry_after = retry_after  # seconds until a trial call may be admitted
-        self.state = state
+    `CircuitOpenError(name, retry_after, state)`. The fields live in `args` so
+    that raising one costs no Python-level `__init__`: refusals are a hot path.
+    """
+
+    @property
+    def name(self) -> str:
+        return self.args[0] if self.args else ""
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until a trial call may be admitted (inf while forced open)."""
+        return self.args[1] if len(self.args) > 1 else math.inf
+
+    @property
+    def state(self) -> CircuitState:
+        return self.args[2] if len(self.args) > 2 else OPEN
 
     def __str__(self) -> str:
+        if len(self.args) < 2:  # raised by hand with a message, as the write-up did
+            return super().__str__()
         if self.state is HALF_OPEN:
             why = "is half-open and its trial calls are all in flight"
         else:
@@ -75,18 +87,13 @@ class Permit:
         return f"Permit(generation={self.generation}, state={self.state.value}, trial={self.trial})"
 
 
-class Rejection:
-    """The breaker refused a call; nothing ran."""
+class Rejection(NamedTuple):
+    """The breaker refused a call; nothing ran. A tuple: refusals are a hot path."""
 
-    __slots__ = ("retry_after", "state")
+    retry_after: float
+    state: CircuitState
+
     admitted = False
-
-    def __init__(self, retry_after: float, state: CircuitState) -> None:
-        self.retry_after = retry_after
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"Rejection(retry_after={self.retry_after!r}, state={self.state.value})"
 
 
 class CircuitBreaker:
@@ -272,7 +279,11 @@ class CircuitBreaker:
         if state is CLOSED:
             self.calls += 1
             return Permit(self._generation, CLOSED, now, 0)
-        if state is OPEN and not (self._mode == NORMAL and self._half_open_if_due(now)):
+        if state is OPEN and not (
+            now >= self._opened_at + self._open_for  # checked inline: the common refusal
+            and self._mode == NORMAL
+            and self._half_open_if_due(now)
+        ):
             return self._reject(now)
         # HALF_OPEN: give up on trials held too long, so a hung one cannot wedge us.
         trials = self._trials
@@ -290,8 +301,15 @@ class CircuitBreaker:
     def _reject(self, now: float) -> Rejection:
         self.rejected += 1
         state = self._state
-        self._emit_call(now, 0.0, Outcome.REJECTED, state, None, self._generation)
-        return Rejection(self._retry_after(now), state)
+        fields = (self.name, now, 0.0, REJECTED, state, None, self._generation)
+        if self._listeners:
+            self._fan_out(_new_record(CallRecord, fields))
+        else:
+            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+        if state is OPEN and self._mode == NORMAL:
+            retry_after = self._opened_at + self._open_for - now
+            return _new_record(Rejection, (retry_after if retry_after > 0.0 else 0.0, OPEN))
+        return _new_record(Rejection, (self._retry_after(now), state))
 
     def record(
         self,
@@ -412,8 +430,8 @@ class CircuitBreaker:
         fields = (self.name, admitted_at, duration, outcome, state, error, generation)
         if self._listeners:
             self._fan_out(_new_record(CallRecord, fields))
-        else:
-            self._append(fields)  # the log builds the CallRecord when someone reads it
+        else:  # the log builds the CallRecord when someone reads it
+            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
 
     # --- the shells: call, call_sync, decorator, protect() --------------------------------
 
