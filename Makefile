@@ -1,0 +1,84 @@
+# cblab — developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BOOTSTRAP_PYTHON ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.stamp
+CHROMIUM    := /usr/bin/chromium
+PYTEST_ARGS ?=
+SERVE_ARGS  ?=
+BENCH       ?=
+LAB_PORT    ?= 8888
+LAB_TOKEN   ?=
+
+.PHONY: help venv system-deps test lab serve bench lint clean
+
+help:
+	@echo "make test         ruff + the whole pytest suite (installs venv and chromium if needed)"
+	@echo "                  PYTEST_ARGS='-k slider -x' to pass options to pytest"
+	@echo "make lab          JupyterLab on notebooks/ at 127.0.0.1:\$$LAB_PORT (default 8888)"
+	@echo "make serve        the demo MCP server (cblab serve \$$SERVE_ARGS)"
+	@echo "make bench        benchmarks/bench_*.py (BENCH='name ...' for some)"
+	@echo "make lint         ruff check"
+	@echo "make system-deps  Debian chromium + fonts (browser tests, static images)"
+	@echo "make clean        remove .venv, caches and artifacts/"
+
+# The venv is (re)installed only when pyproject.toml is newer than the stamp.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if ! $(BIN)/python -c 'import sys' >/dev/null 2>&1; then \
+	  echo "creating $(VENV) with $$($(BOOTSTRAP_PYTHON) --version)"; \
+	  $(BOOTSTRAP_PYTHON) -m venv $(VENV); \
+	fi
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+# Debian's chromium for playwright (never playwright's own download) and kaleido.
+system-deps:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="chromium fonts-liberation"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
+	  else echo "system-deps: need root or sudo to install: $$missing" >&2; exit 1; fi; \
+	  echo "system-deps: installing $$missing"; \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi; \
+	[ -x $(CHROMIUM) ] || { echo "system-deps: $(CHROMIUM) still missing" >&2; exit 1; }
+
+test: venv system-deps
+	$(BIN)/ruff check cblab tests benchmarks
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check cblab tests benchmarks
+
+lab: venv
+	@token="$(LAB_TOKEN)"; \
+	[ -n "$$token" ] || token="$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))')"; \
+	root_flag=""; [ "$$(id -u)" = 0 ] && root_flag="--allow-root"; \
+	echo ""; \
+	echo "  JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab?token=$$token"; \
+	echo "  (open that URL; Ctrl-C here stops the server)"; \
+	echo ""; \
+	exec $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) \
+	  --ServerApp.port_retries=0 --IdentityProvider.token="$$token" \
+	  --notebook-dir="$(CURDIR)/notebooks" \
+	  --LabApp.news_url=None \
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $$root_flag
+
+serve: venv
+	$(BIN)/cblab serve $(SERVE_ARGS)
+
+bench: venv
+	BENCH="$(BENCH)" $(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis artifacts build *.egg-info
+	find . -path ./.git -prune -o \
+	  \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -prune -exec rm -rf {} +
