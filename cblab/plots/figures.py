@@ -4,15 +4,19 @@ Pure (no I/O), fast on a few thousand rows, and fine with an empty frame
 (an empty figure with a note). Each trace's `meta` holds the key of the
 arrays it draws (see `cblab.plots.traces`), so a live chart can refresh a
 figure in place with `set_trace_data(fig, <same trace-array function>(window))`.
+
+Each figure is built in one go (traces and one layout dict), because every
+separate plotly update re-validates the layout: a builder takes a few ms.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from . import traces as tr
 from .style import (
@@ -20,11 +24,12 @@ from .style import (
     OUTCOME_ORDER,
     STATE_COLORS,
     STATE_LABELS,
-    add_phase_bands,
-    apply_layout,
     empty_figure,
     label,
+    layout_dict,
+    merge,
     outcome_color,
+    phase_decorations,
     variant_colors,
 )
 
@@ -37,68 +42,100 @@ __all__ = [
 ]
 
 
+#: Where a log latency axis draws latencies below it (a rejection takes ~0 s), ms.
+LOG_FLOOR_MS = 0.1
+
+
+_DECADES = [0.1, 1, 10, 100, 1_000, 10_000, 100_000]
+_LOG_LATENCY_AXIS = {
+    "type": "log",
+    "title": {"text": "latency (ms, log scale)"},
+    "tickvals": _DECADES,
+    "ticktext": ["0.1", "1", "10", "100", "1,000", "10,000", "100,000"],
+}
+
+
 def _ordered(keys: Iterable[str], order: Sequence[str]) -> list[str]:
     keys = list(dict.fromkeys(keys))
     rank = {k: i for i, k in enumerate(order)}
     return sorted(keys, key=lambda k: (rank.get(k, len(order)), keys.index(k)))
 
 
-def _phases(fig: go.Figure, events: pd.DataFrame, show: bool) -> None:
-    if show:
-        spans = tr.phase_spans(events)
-        if spans:
-            add_phase_bands(fig, spans)
-            fig.update_layout(margin_t=max(fig.layout.margin.t or 0, 40) + 16)
+def _with_phases(layout: dict[str, Any], events: pd.DataFrame, show: bool) -> dict[str, Any]:
+    """Add the scenario phases (shading, boundaries, names) to a layout dict."""
+    if not show:
+        return layout
+    spans = tr.phase_spans(events)
+    if not spans:
+        return layout
+    shapes, annotations = phase_decorations(spans)
+    margin = dict(layout["margin"])
+    margin["t"] = max(margin.get("t", 0), 40) + 16
+    return layout | {
+        "shapes": [*layout.get("shapes", ()), *shapes],
+        "annotations": [*layout.get("annotations", ()), *annotations],
+        "margin": margin,
+    }
+
+
+def _figure(traces: Sequence[Any], layout: dict[str, Any]) -> go.Figure:
+    return go.Figure(data=list(traces), layout=layout)
 
 
 def state_timeline(
     events: pd.DataFrame,
     *,
     t_end: float | None = None,
+    unprotected: Iterable[str] = (),
     title: str | None = "Breaker state",
     phases: bool = True,
 ) -> go.Figure:
     """A band per breaker (and variant) coloured by state over time.
 
-    Traces: one horizontal-bar trace per state (closed, half_open, open) plus one for
-    variants without a breaker; `meta` is the state (keys of `state_bands(...).bars`).
+    Traces: one horizontal-bar trace per state (closed, half_open, open) plus one
+    ("none") for variants without a breaker; `meta` is the state, the keys of
+    `state_bands(...).bars`. Variants in `unprotected` get a grey "no breaker" band
+    (see `state_bands`).
     """
     events = tr.as_events(events)
-    bands = tr.state_bands(events, t_end=t_end)
+    bands = tr.state_bands(events, t_end=t_end, unprotected=unprotected)
     if not bands.rows:
         return empty_figure("No breaker state in these events", title=title, height=200)
-    fig = go.Figure()
+    traces = []
     for state, bars in bands.bars.items():
-        is_state = state in STATE_COLORS
-        fig.add_trace(
+        name = STATE_LABELS.get(state, "no breaker")
+        traces.append(
             go.Bar(
                 y=[label(r) for r in bars.y],
                 base=bars.base,
                 x=bars.x,
                 customdata=[[end, label(reason)] for end, reason in bars.customdata],
                 orientation="h",
-                name=STATE_LABELS.get(state, "no breaker"),
+                name=name,
                 marker={"color": STATE_COLORS.get(state, NO_BREAKER_COLOR), "line": {"width": 0}},
                 width=0.62,
                 meta=[state],
-                showlegend=is_state,
+                showlegend=state in STATE_COLORS,
                 hovertemplate=(
-                    f"<b>{STATE_LABELS.get(state, 'no breaker')}</b> %{{base:.2f}}–%{{customdata[0]:.2f}} s"
+                    f"<b>{name}</b> %{{base:.2f}}–%{{customdata[0]:.2f}} s"
                     "<br>%{customdata[1]}<extra>%{y}</extra>"
                 ),
             )
         )
-    height = 110 + 42 * len(bands.rows)
-    apply_layout(fig, title=title, height=height, legend_title=None)
-    fig.update_layout(barmode="overlay", bargap=0.3)
-    fig.update_yaxes(
-        categoryorder="array",
-        categoryarray=[label(r) for r in reversed(bands.rows)],
-        showgrid=False,
+    layout = merge(
+        layout_dict(title=title, height=max(150 + 40 * len(bands.rows), 210)),
+        {
+            "barmode": "overlay",
+            "bargap": 0.3,
+            "yaxis": {
+                "categoryorder": "array",
+                "categoryarray": [label(r) for r in reversed(bands.rows)],
+                "showgrid": False,
+            },
+            "xaxis": {"rangemode": "tozero"},
+        },
     )
-    fig.update_xaxes(rangemode="tozero")
-    _phases(fig, events, phases)
-    return fig
+    return _figure(traces, _with_phases(layout, events, phases))
 
 
 def latency_scatter(
@@ -115,48 +152,60 @@ def latency_scatter(
     Traces keyed (variant, outcome), as `latency_points` returns.
     """
     events = tr.as_events(events)
-    floor = 0.1 if log_y else None
+    floor = LOG_FLOOR_MS if log_y else None
     points = tr.latency_points(events, outcomes=outcomes, min_ms=floor)
     if not points:
         return empty_figure("No calls yet", title=title)
     variants = list(dict.fromkeys(v for v, _ in points))
     outcome_order = _ordered((o for _, o in points), OUTCOME_ORDER)
     rows = len(variants)
-    fig = make_subplots(
-        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08 if rows > 1 else 0.0
-    )
+    gap = 0.08 if rows > 1 else 0.0
+    height = (1.0 - gap * (rows - 1)) / rows
+    layout = layout_dict(title=title, height=120 + 220 * rows, xaxis_title=None)
+    layout["legend"]["title"]["text"] = "outcome"
+    traces = []
     legend_shown: set[str] = set()
     for row, v in enumerate(variants, start=1):
+        suffix = "" if row == 1 else str(row)
+        top = 1.0 - (row - 1) * (height + gap)
+        ytitle = f"<b>{label(v)}</b><br>latency (ms)" if rows > 1 else "latency (ms)"
+        yaxis = {"type": "linear", "rangemode": "tozero"}
+        if log_y:
+            yaxis = {k: v for k, v in _LOG_LATENCY_AXIS.items() if k != "title"}
+        layout[f"yaxis{suffix}"] = yaxis | {
+            "domain": [max(top - height, 0.0), top],
+            "anchor": f"x{suffix}",
+            "title": {"text": ytitle},
+        }
+        layout[f"xaxis{suffix}"] = {
+            "anchor": f"y{suffix}",
+            "matches": None if row == 1 else "x",
+            "showticklabels": row == rows,
+            "title": {"text": "time (s)" if row == rows else ""},
+        }
         for outcome in outcome_order:
             xy = points.get((v, outcome))
             if xy is None:
                 continue
-            fig.add_trace(
+            traces.append(
                 go.Scatter(
                     x=xy.x,
                     y=xy.y,
+                    xaxis=f"x{suffix}",
+                    yaxis=f"y{suffix}",
                     mode="markers",
                     name=outcome,
                     legendgroup=outcome,
                     showlegend=outcome not in legend_shown,
                     marker={"color": outcome_color(outcome), "size": 4, "opacity": 0.7},
                     meta=[v, outcome],
-                    hovertemplate=f"{label(outcome)}: %{{y:.1f}} ms at %{{x:.2f}} s<extra>{label(v)}</extra>",
-                ),
-                row=row,
-                col=1,
+                    hovertemplate=(
+                        f"{label(outcome)}: %{{y:.1f}} ms at %{{x:.2f}} s<extra>{label(v)}</extra>"
+                    ),
+                )
             )
             legend_shown.add(outcome)
-    apply_layout(
-        fig, title=title, height=120 + 220 * rows, xaxis_title=None, legend_title="outcome"
-    )
-    fig.update_xaxes(title_text="time (s)", row=rows, col=1)
-    fig.update_yaxes(type="log" if log_y else "linear", rangemode="tozero")
-    for row, v in enumerate(variants, start=1):
-        name = f"<b>{label(v)}</b><br>latency (ms)" if rows > 1 else "latency (ms)"
-        fig.update_yaxes(title_text=name, row=row, col=1)
-    _phases(fig, events, phases)
-    return fig
+    return _figure(traces, _with_phases(layout, events, phases))
 
 
 def latency_distribution(
@@ -164,6 +213,7 @@ def latency_distribution(
     by: str = "phase",
     *,
     kind: str = "box",
+    log_y: bool | None = False,
     title: str | None = None,
 ) -> go.Figure:
     """Latency distribution (ms) per group of `by` (default: scenario phase) and variant.
@@ -171,6 +221,9 @@ def latency_distribution(
     `kind="box"`: box plots grouped by variant (traces keyed by variant, as
     `latency_groups` returns). `kind="ecdf"`: one empirical CDF per (variant, group),
     as `latency_ecdf` returns. Client view; dropped calls are left out.
+    `log_y` (box only): a log latency axis, with latencies under 0.1 ms (rejections)
+    drawn at 0.1 ms; None chooses it when the slowest calls are more than 20 times
+    slower than the median.
     """
     if kind not in ("box", "ecdf"):
         raise ValueError(f"kind must be 'box' or 'ecdf', got {kind!r}")
@@ -182,34 +235,44 @@ def latency_distribution(
     order, groups = tr.latency_groups(events, by)
     if not groups:
         return empty_figure("No calls yet", title=title)
+    if log_y is None:
+        values = np.concatenate([np.asarray(xy.y, dtype=float) for xy in groups.values()])
+        positive = values[values > 0]
+        log_y = bool(len(positive)) and float(positive.max()) > 20 * float(np.median(positive))
+    if log_y:
+        order, groups = tr.latency_groups(events, by, min_ms=LOG_FLOOR_MS)
     colors = variant_colors(groups)
-    fig = go.Figure()
-    for v, xy in groups.items():
-        fig.add_trace(
-            go.Box(
-                x=xy.x,
-                y=xy.y,
-                name=label(v),
-                meta=[v],
-                marker={"color": colors[v], "size": 3},
-                line={"width": 1.5},
-                boxpoints="outliers",
-                boxmean=True,
-                hoverinfo="y",
-            )
+    traces = [
+        go.Box(
+            x=xy.x,
+            y=xy.y,
+            name=label(v),
+            meta=[v],
+            marker={"color": colors[v], "size": 3},
+            line={"width": 1.5},
+            boxpoints="outliers",
+            boxmean=True,
+            hoverinfo="y",
         )
-    apply_layout(
-        fig,
-        title=title,
-        height=360,
-        xaxis_title=by,
-        yaxis_title="latency (ms)",
-        legend_title="variant",
+        for v, xy in groups.items()
+    ]
+    layout = merge(
+        layout_dict(
+            title=title,
+            height=360,
+            xaxis_title=by,
+            yaxis_title="latency (ms)",
+            legend_title="variant",
+        ),
+        {
+            "boxmode": "group",
+            "boxgroupgap": 0.25,
+            "boxgap": 0.15,
+            "xaxis": {"categoryorder": "array", "categoryarray": [str(g) for g in order]},
+            "yaxis": _LOG_LATENCY_AXIS if log_y else {"rangemode": "tozero"},
+        },
     )
-    fig.update_layout(boxmode="group", boxgroupgap=0.25, boxgap=0.15)
-    fig.update_xaxes(categoryorder="array", categoryarray=[str(g) for g in order])
-    fig.update_yaxes(rangemode="tozero")
-    return fig
+    return _figure(traces, layout)
 
 
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -221,29 +284,29 @@ def _latency_ecdf(events: pd.DataFrame, by: str, title: str) -> go.Figure:
         return empty_figure("No calls yet", title=title)
     colors = variant_colors(v for v, _ in curves)
     groups = list(dict.fromkeys(g for _, g in curves))
-    fig = go.Figure()
-    for (v, g), xy in curves.items():
-        fig.add_trace(
-            go.Scatter(
-                x=xy.x,
-                y=xy.y,
-                mode="lines",
-                line={
-                    "shape": "hv",
-                    "color": colors[v],
-                    "dash": _DASHES[groups.index(g) % len(_DASHES)],
-                },
-                name=f"{label(v)} · {label(g)}",
-                meta=[v, g],
-                hovertemplate="%{x:.1f} ms: %{y:.1%}<extra>%{fullData.name}</extra>",
-            )
+    traces = [
+        go.Scatter(
+            x=xy.x,
+            y=xy.y,
+            mode="lines",
+            line={
+                "shape": "hv",
+                "color": colors[v],
+                "dash": _DASHES[groups.index(g) % len(_DASHES)],
+            },
+            name=f"{label(v)} · {label(g)}",
+            meta=[v, g],
+            hovertemplate="%{x:.1f} ms: %{y:.1%}<extra>%{fullData.name}</extra>",
         )
-    apply_layout(
-        fig, title=title, height=360, xaxis_title="latency (ms)", yaxis_title="fraction of calls"
+        for (v, g), xy in curves.items()
+    ]
+    layout = merge(
+        layout_dict(
+            title=title, height=360, xaxis_title="latency (ms)", yaxis_title="fraction of calls"
+        ),
+        {"xaxis": {"type": "log"}, "yaxis": {"range": [0, 1.02], "tickformat": ".0%"}},
     )
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    return fig
+    return _figure(traces, layout)
 
 
 def success_rate(
@@ -265,25 +328,27 @@ def success_rate(
     if not series:
         return empty_figure("No calls yet", title=title)
     colors = variant_colors(series)
-    fig = go.Figure()
-    for v, xy in series.items():
-        fig.add_trace(
-            go.Scatter(
-                x=xy.x,
-                y=xy.y,
-                mode="lines",
-                name=label(v),
-                meta=[v],
-                line={"color": colors[v], "width": 2},
-                connectgaps=False,
-                hovertemplate="%{y:.1%} at %{x:.1f} s<extra>%{fullData.name}</extra>",
-            )
+    traces = [
+        go.Scatter(
+            x=xy.x,
+            y=xy.y,
+            mode="lines",
+            name=label(v),
+            meta=[v],
+            line={"color": colors[v], "width": 2},
+            connectgaps=False,
+            hovertemplate="%{y:.1%} at %{x:.1f} s<extra>%{fullData.name}</extra>",
         )
-    apply_layout(fig, title=title, yaxis_title="calls that succeeded", legend_title="variant")
-    fig.update_yaxes(range=[-0.02, 1.04], tickformat=".0%")
-    fig.update_xaxes(rangemode="tozero")
-    _phases(fig, events, phases)
-    return fig
+        for v, xy in series.items()
+    ]
+    layout = merge(
+        layout_dict(title=title, yaxis_title="calls that succeeded", legend_title="variant"),
+        {
+            "xaxis": {"rangemode": "tozero"},
+            "yaxis": {"range": [-0.02, 1.04], "tickformat": ".0%"},
+        },
+    )
+    return _figure(traces, _with_phases(layout, events, phases))
 
 
 def backend_load(
@@ -305,10 +370,10 @@ def backend_load(
     if not series:
         return empty_figure("No calls yet", title=title)
     colors = variant_colors(v for v, _ in series)
-    fig = go.Figure()
+    traces = []
     for (v, which), xy in series.items():
         backend = which == "backend"
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=xy.x,
                 y=xy.y,
@@ -326,10 +391,10 @@ def backend_load(
                 hovertemplate="%{y:.1f} req/s at %{x:.1f} s<extra>%{fullData.name}</extra>",
             )
         )
-    apply_layout(
-        fig, title=title, yaxis_title=f"requests/s ({bin_s:g} s bins)", legend_title="variant"
+    layout = merge(
+        layout_dict(
+            title=title, yaxis_title=f"requests/s ({bin_s:g} s bins)", legend_title="variant"
+        ),
+        {"xaxis": {"rangemode": "tozero"}, "yaxis": {"rangemode": "tozero"}},
     )
-    fig.update_yaxes(rangemode="tozero")
-    fig.update_xaxes(rangemode="tozero")
-    _phases(fig, events, phases)
-    return fig
+    return _figure(traces, _with_phases(layout, events, phases))

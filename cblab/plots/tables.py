@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pandas as pd
 import plotly.graph_objects as go
 
-from .style import apply_layout, empty_figure, label
+from .style import empty_figure, label, layout_dict, merge
 
 __all__ = [
     "BETTER_FILL",
@@ -53,6 +53,30 @@ class KpiSpec:
 
 
 KPI_SPECS: dict[str, KpiSpec] = {
+    # cblab.analysis KPIs (definitions in cblab.analysis.kpis)
+    "requested": KpiSpec("calls made", "int"),
+    "successful": KpiSpec("calls answered", "int"),
+    "availability": KpiSpec("availability (answered)", "pct", "higher", 0.005),
+    "share_failed_fast": KpiSpec("failed fast (rejected)", "pct"),
+    "rejected": KpiSpec("rejected calls", "int"),
+    "failed": KpiSpec("failed calls (error, timeout)", "int", "lower"),
+    "admitted": KpiSpec("calls sent to the backend", "int"),
+    "wasted": KpiSpec("calls wasted on a failing backend", "int", "lower"),
+    "wasted_share": KpiSpec("share of calls wasted", "pct", "lower", 0.005),
+    "latency_p50_ms": KpiSpec("latency p50", "ms", "lower", 0.5),
+    "latency_p95_ms": KpiSpec("latency p95", "ms", "lower", 0.5),
+    "latency_p99_ms": KpiSpec("latency p99", "ms", "lower", 0.5),
+    "throughput_per_s": KpiSpec("calls per second", "rate"),
+    "goodput_per_s": KpiSpec("answered calls per second", "rate", "higher", 0.05),
+    "trips": KpiSpec("trips (closed → open)", "int"),
+    "probe_failures": KpiSpec("failed probes (half-open → open)", "int"),
+    "flaps": KpiSpec("flaps (re-trips soon after closing)", "int", "lower"),
+    "time_closed_s": KpiSpec("time closed", "s"),
+    "time_open_s": KpiSpec("time open", "s"),
+    "time_half_open_s": KpiSpec("time half-open", "s"),
+    "detection_s": KpiSpec("detection (fault start → open)", "s", "lower", 0.05),
+    "recovery_s": KpiSpec("recovery (fault end → closed)", "s", "lower", 0.05),
+    # the report's basic KPIs (when cblab.analysis cannot analyse a run)
     "calls": KpiSpec("calls made", "int"),
     "success_rate": KpiSpec("success rate", "pct", "higher", 0.005),
     "failure_rate": KpiSpec("failed calls (failure + timeout)", "pct", "lower", 0.005),
@@ -64,10 +88,7 @@ KPI_SPECS: dict[str, KpiSpec] = {
     "backend_calls": KpiSpec("calls reaching the backend", "int"),
     "backend_calls_in_faults": KpiSpec("backend calls during faults", "int", "lower"),
     "peak_backend_rps": KpiSpec("peak backend load", "rate"),
-    "trips": KpiSpec("trips (to open)", "int"),
-    "time_open_s": KpiSpec("time not closed", "s"),
-    "time_open_frac": KpiSpec("share of time not closed", "pct"),
-    "recovery_s": KpiSpec("recovery after faults end", "s", "lower", 0.05),
+    "time_not_closed_s": KpiSpec("time not closed", "s"),
 }
 
 
@@ -118,7 +139,7 @@ def format_kpi(name: str, value: Any, spec: KpiSpec | None = None) -> str:
         case "ms":
             return f"{value:,.0f} ms" if abs(value) >= 100 else f"{value:.1f} ms"
         case "s":
-            return f"{value:.1f} s"
+            return f"{value:.2f} s" if abs(value) < 10 else f"{value:.1f} s"
         case "int":
             return f"{round(value):,d}"
         case "rate":
@@ -200,26 +221,26 @@ def kpi_table(
             fills.append([_PLAIN_FILL] * len(names))
         else:
             fills.append([_FILLS.get(verdicts.iloc[pos][c], _PLAIN_FILL) for c in names])
-    fig = go.Figure(
-        go.Table(
-            header={
-                "values": header,
-                "fill_color": "#e4e8ee",
-                "align": ["left"] + ["right"] * len(kpis),
-                "font": {"size": 12},
-            },
-            cells={
-                "values": columns,
-                "fill_color": fills,
-                "align": ["left"] + ["right"] * len(kpis),
-                "height": 26,
-            },
-            columnwidth=[2.2] + [1.0] * len(kpis),
-        )
+    table = go.Table(
+        header={
+            "values": header,
+            "fill_color": "#e4e8ee",
+            "align": ["left"] + ["right"] * len(kpis),
+            "font": {"size": 12},
+        },
+        cells={
+            "values": columns,
+            "fill_color": fills,
+            "align": ["left"] + ["right"] * len(kpis),
+            "height": 26,
+        },
+        columnwidth=[2.2] + [1.0] * len(kpis),
     )
-    apply_layout(fig, title=title, height=90 + 27 * (len(names) + 1), xaxis_title=None)
-    fig.update_layout(margin={"l": 8, "r": 8, "b": 8})
-    return fig
+    layout = merge(
+        layout_dict(title=title, height=90 + 27 * (len(names) + 1), xaxis_title=None),
+        {"margin": {"l": 8, "r": 8, "b": 8}},
+    )
+    return go.Figure(data=[table], layout=layout)
 
 
 def comparison_table(

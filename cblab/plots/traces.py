@@ -94,21 +94,62 @@ def as_events(events: pd.DataFrame | Iterable[Mapping[str, Any]] | None) -> pd.D
     return frame
 
 
-def _numeric(series: pd.Series) -> np.ndarray:
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+# --- columns as numpy arrays (pandas boolean indexing copies every column: too slow
+# for a live chart; these helpers pick single columns and index them) -----------------
 
 
-def _labels(series: pd.Series, default: str) -> pd.Series:
-    """Text labels with missing values replaced, as a plain object series."""
-    return series.astype(object).where(series.notna(), default).astype(str)
+def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as an object array (missing values stay NaN/None)."""
+    return frame[column].to_numpy(dtype=object)
+
+
+def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
+    series = frame[column]
+    if series.dtype.kind != "f":
+        series = pd.to_numeric(series, errors="coerce")
+    return series.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _filled(values: np.ndarray, default: str) -> np.ndarray:
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = default
+    return values
+
+
+def _variants(frame: pd.DataFrame) -> np.ndarray:
+    return _filled(_text(frame, "variant"), NO_VARIANT)
+
+
+def _unique(values: np.ndarray) -> list[Any]:
+    """Distinct values in order of first appearance."""
+    return list(dict.fromkeys(values.tolist()))
 
 
 def variants_of(events: pd.DataFrame) -> list[str]:
     """Variant labels in order of first appearance (missing variant: "run")."""
     frame = as_events(events)
-    if frame.empty:
-        return []
-    return list(dict.fromkeys(_labels(frame["variant"], NO_VARIANT)))
+    return [str(v) for v in _unique(_variants(frame))] if len(frame) else []
+
+
+def _call_positions(frame: pd.DataFrame, prefer: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the call rows of one source per variant, and their variant labels."""
+    calls = np.flatnonzero(_text(frame, "kind") == "call")
+    variant = _variants(frame)[calls]
+    if len(calls) == 0:
+        return calls, variant
+    source = _text(frame, "source")[calls]
+    rank = np.full(len(calls), len(prefer))
+    for i, name in enumerate(prefer):
+        rank[source == name] = i
+    if rank.min() != rank.max():
+        keep = np.zeros(len(calls), dtype=bool)
+        for v in _unique(variant):
+            mine = variant == v
+            keep |= mine & (rank == rank[mine].min())
+        calls, variant = calls[keep], variant[keep]
+    return calls, variant
 
 
 def call_rows(events: pd.DataFrame, prefer: Sequence[str] = CLIENT_VIEW) -> pd.DataFrame:
@@ -117,19 +158,11 @@ def call_rows(events: pd.DataFrame, prefer: Sequence[str] = CLIENT_VIEW) -> pd.D
     Adds `variant_label` (variant, never missing) and `t_s`/`latency_s` as floats.
     """
     frame = as_events(events)
-    calls = frame[frame["kind"] == "call"]
-    variant = _labels(calls["variant"], NO_VARIANT)
-    source = calls["source"].astype(object)
-    rank_of = {name: i for i, name in enumerate(prefer)}
-    rank = source.map(lambda s: rank_of.get(s, len(prefer))).astype(int)
-    if rank.nunique() > 1:
-        best = rank.groupby(variant).transform("min")
-        keep = (rank == best).to_numpy()
-        calls, variant = calls[keep], variant[keep]
-    return calls.assign(
-        variant_label=variant.to_numpy(),
-        t_s=_numeric(calls["t"]),
-        latency_s=_numeric(calls["latency"]),
+    pos, variant = _call_positions(frame, prefer)
+    return frame.iloc[pos].assign(
+        variant_label=variant,
+        t_s=_num(frame, "t")[pos],
+        latency_s=_num(frame, "latency")[pos],
     )
 
 
@@ -138,9 +171,9 @@ def run_end(events: pd.DataFrame) -> float:
     frame = as_events(events)
     if frame.empty:
         return 0.0
-    t = _numeric(frame["t"])
-    latency = np.nan_to_num(_numeric(frame["latency"]), nan=0.0)
-    ends = t + np.where(frame["kind"].to_numpy() == "call", latency, 0.0)
+    t = _num(frame, "t")
+    latency = np.nan_to_num(_num(frame, "latency"), nan=0.0)
+    ends = t + np.where(_text(frame, "kind") == "call", latency, 0.0)
     return float(np.nanmax(ends)) if np.isfinite(ends).any() else 0.0
 
 
@@ -152,20 +185,21 @@ def phase_spans(events: pd.DataFrame, *, min_rows: int = 3) -> list[tuple[str, f
     such as one straggler logged just across a boundary, merge into their neighbour.
     """
     frame = as_events(events)
-    frame = frame[frame["phase"].notna()]
-    if frame.empty:
+    phase = _text(frame, "phase")
+    t = _num(frame, "t")
+    keep = ~pd.isna(phase) & np.isfinite(t)
+    if not keep.any():
         return []
-    t = _numeric(frame["t"])
+    phase, t = phase[keep].astype(str), t[keep]
     order = np.argsort(t, kind="stable")
-    names = frame["phase"].astype(str).to_numpy()[order]
-    times = t[order]
+    names, times = phase[order], t[order]
     runs: list[list[Any]] = []  # [name, start, rows]
     for name, group_start, count in _runs(names, times):
         if runs and (runs[-1][0] == name or count < min_rows):
             runs[-1][2] += count
             continue
         runs.append([name, group_start, count])
-    end = run_end(events)
+    end = run_end(frame)
     spans = []
     for i, (name, start, _) in enumerate(runs):
         start = 0.0 if i == 0 else float(start)
@@ -183,13 +217,21 @@ def _runs(names: np.ndarray, times: np.ndarray) -> list[tuple[str, float, int]]:
     return [(names[a], times[a], int(b - a)) for a, b in zip(starts, stops, strict=True)]
 
 
-def state_bands(events: pd.DataFrame, *, t_end: float | None = None) -> StateBands:
+def state_bands(
+    events: pd.DataFrame,
+    *,
+    t_end: float | None = None,
+    unprotected: Iterable[str] = (),
+) -> StateBands:
     """Breaker state over time: one band per (variant, breaker), a bar per state segment.
 
     The initial state is the `state` left by the first state row (or the state of the
     first call, or closed); each state row starts a segment in its `state_after`; the
-    last segment runs to `t_end` (default: the end of the rows). A variant whose calls
-    name no breaker gets a grey "no breaker" band.
+    last segment runs to `t_end` (default: the end of the rows). Call rows count only
+    when they carry a state (the breaker's view). A variant with calls but no breaker
+    state at all gets a grey "no breaker" band; so does every variant named in
+    `unprotected` (its breakers only watch: an "unprotected" server keeps disabled
+    breakers for metrics, which stay closed whatever happens).
     """
     frame = as_events(events)
     bars: dict[str, Bars] = {
@@ -198,54 +240,57 @@ def state_bands(events: pd.DataFrame, *, t_end: float | None = None) -> StateBan
     if frame.empty:
         return StateBands([], bars)
     end = run_end(frame) if t_end is None else float(t_end)
-    variant = _labels(frame["variant"], NO_VARIANT)
-    variants = list(dict.fromkeys(variant))
+    variant = _variants(frame)
+    variants = _unique(variant)
     several = len(variants) > 1
-    kind = frame["kind"].to_numpy()
-    has_breaker = frame["breaker"].notna().to_numpy()
-    relevant = has_breaker & ((kind == "state") | (kind == "call"))
-    sub = frame[relevant].assign(
-        variant_label=variant[relevant].to_numpy(), t_s=_numeric(frame["t"][relevant])
+    kind = _text(frame, "kind")
+    breaker = _text(frame, "breaker")
+    has_breaker = ~pd.isna(breaker)
+    is_state = kind == "state"
+    is_call = kind == "call"
+    t = _num(frame, "t")
+    seq = np.nan_to_num(_num(frame, "seq"), nan=0.0)
+    state, state_after, reason = (
+        _text(frame, "state"),
+        _text(frame, "state_after"),
+        _text(frame, "reason"),
     )
+    has_state = ~pd.isna(state)
+    unprotected_set = {str(v) for v in unprotected}
     rows: list[str] = []
     for v in variants:
-        mine = sub[sub["variant_label"] == v]
-        if mine.empty:
-            if ((variant == v) & (frame["kind"] == "call")).any():
+        mine = variant == v
+        # A call row speaks for a breaker only when it carries the breaker's state (the
+        # load generator names the tool's breaker even when the server has none).
+        relevant = mine & has_breaker & (is_state | (is_call & has_state))
+        if v in unprotected_set or not relevant.any():
+            if (mine & is_call).any():
                 row = f"{v} · no breaker" if several else "no breaker"
                 rows.append(row)
                 _add_bar(bars[NO_BREAKER], row, 0.0, end, "no breaker in this variant")
             continue
-        for breaker in sorted(mine["breaker"].astype(str).unique()):
-            one = mine[mine["breaker"].astype(str) == breaker]
-            row = f"{v} · {breaker}" if several else breaker
+        for name in sorted({str(b) for b in breaker[relevant]}):
+            pos = np.flatnonzero(relevant & (breaker == name))
+            pos = pos[np.lexsort((seq[pos], t[pos]))]
+            row = f"{v} · {name}" if several else name
             rows.append(row)
-            _state_segments(one, end, bars, row)
+            changes = pos[is_state[pos]]
+            calls = pos[is_call[pos]]
+            if len(changes) and not pd.isna(state[changes[0]]):
+                current = str(state[changes[0]])
+            elif len(calls) and not pd.isna(state[calls[0]]):
+                current = str(state[calls[0]])
+            else:
+                current = "closed"
+            start, why = 0.0, "initial state"
+            for i in changes:
+                if pd.isna(state_after[i]):
+                    continue
+                _add_bar(bars.get(current, bars[NO_BREAKER]), row, start, float(t[i]), why)
+                current, start = str(state_after[i]), float(t[i])
+                why = "" if pd.isna(reason[i]) else str(reason[i])
+            _add_bar(bars.get(current, bars[NO_BREAKER]), row, start, max(end, start), why)
     return StateBands(rows, bars)
-
-
-def _state_segments(rows: pd.DataFrame, end: float, bars: dict[str, Bars], band: str) -> None:
-    seq = _numeric(rows["seq"])
-    order = np.lexsort((np.nan_to_num(seq, nan=0.0), rows["t_s"].to_numpy()))
-    rows = rows.iloc[order]
-    changes = rows[rows["kind"] == "state"]
-    calls = rows[rows["kind"] == "call"]
-    if not changes.empty and pd.notna(changes["state"].iloc[0]):
-        current = str(changes["state"].iloc[0])
-    elif not calls.empty and pd.notna(calls["state"].iloc[0]):
-        current = str(calls["state"].iloc[0])
-    else:
-        current = "closed"
-    start, reason = 0.0, "initial state"
-    for t, after, why in zip(
-        changes["t_s"].to_numpy(), changes["state_after"], changes["reason"], strict=True
-    ):
-        if pd.isna(after):
-            continue
-        _add_bar(bars.get(current, bars[NO_BREAKER]), band, start, float(t), reason)
-        current, start = str(after), float(t)
-        reason = "" if pd.isna(why) else str(why)
-    _add_bar(bars.get(current, bars[NO_BREAKER]), band, start, max(end, start), reason)
 
 
 def _add_bar(bars: Bars, band: str, start: float, end: float, reason: str) -> None:
@@ -265,71 +310,79 @@ def latency_points(
 
     `min_ms` raises smaller latencies (a rejection takes 0 s) to that floor, for a log axis.
     """
-    calls = call_rows(events, CLIENT_VIEW)
-    calls = calls[np.isfinite(calls["latency_s"].to_numpy()) & calls["outcome"].notna()]
+    frame = as_events(events)
+    pos, variant = _call_positions(frame, CLIENT_VIEW)
+    t = _num(frame, "t")[pos]
+    ms = _num(frame, "latency")[pos] * 1000.0
+    outcome = _text(frame, "outcome")[pos]
+    keep = np.isfinite(ms) & np.isfinite(t) & ~pd.isna(outcome)
     if outcomes is not None:
-        calls = calls[calls["outcome"].isin(list(outcomes))]
+        keep &= np.isin(outcome, list(outcomes))
+    t, ms, outcome, variant = t[keep], ms[keep], outcome[keep], variant[keep]
+    if min_ms is not None:
+        ms = np.maximum(ms, min_ms)
     out: dict[tuple[str, str], XY] = {}
-    for (v, outcome), group in calls.groupby(["variant_label", "outcome"], sort=False):
-        ms = group["latency_s"].to_numpy() * 1000.0
-        if min_ms is not None:
-            ms = np.maximum(ms, min_ms)
-        out[(str(v), str(outcome))] = XY(group["t_s"].tolist(), ms.tolist())
+    for v in _unique(variant):
+        mine = variant == v
+        for o in _unique(outcome[mine]):
+            sel = mine & (outcome == o)
+            out[(str(v), str(o))] = XY(t[sel].tolist(), ms[sel].tolist())
     return out
 
 
-def _group_labels(calls: pd.DataFrame, by: str) -> pd.Series:
-    if by not in calls.columns:
+def _latency_arrays(
+    events: pd.DataFrame, by: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Client-view calls with a latency (not dropped): variant, group label, ms, and the
+    groups in time order (by first call)."""
+    frame = as_events(events)
+    if by not in frame.columns:
         raise ValueError(f"cannot group by {by!r}: not an event column")
-    return (
-        _labels(calls[by], "(none)")
-        if calls[by].notna().any()
-        else pd.Series("all", index=calls.index, dtype=object)
-    )
+    pos, variant = _call_positions(frame, CLIENT_VIEW)
+    ms = _num(frame, "latency")[pos] * 1000.0
+    t = _num(frame, "t")[pos]
+    keep = np.isfinite(ms) & (_text(frame, "outcome")[pos] != "dropped")
+    groups = _text(frame, by)[pos]
+    if pd.isna(groups).all():
+        groups = np.full(len(pos), "all", dtype=object)
+    groups = _filled(groups, "(none)")
+    variant, groups, ms, t = variant[keep], groups[keep], ms[keep], t[keep]
+    groups = np.array([str(g) for g in groups], dtype=object)
+    order = _unique(groups[np.argsort(t, kind="stable")])
+    return variant, groups, ms, order
 
 
-def _latency_calls(events: pd.DataFrame) -> pd.DataFrame:
-    calls = call_rows(events, CLIENT_VIEW)
-    finite = np.isfinite(calls["latency_s"].to_numpy())
-    return calls[finite & (calls["outcome"] != "dropped").to_numpy()]
-
-
-def latency_groups(events: pd.DataFrame, by: str = "phase") -> tuple[list[str], dict[str, XY]]:
+def latency_groups(
+    events: pd.DataFrame, by: str = "phase", *, min_ms: float | None = None
+) -> tuple[list[str], dict[str, XY]]:
     """Latencies (ms) labelled by group (`by` column), per variant; client view.
 
     Returns the groups in time order (by first call) and, per variant, x = group
     label of each call and y = its latency. Dropped calls (never sent) are left out;
     rejected calls count with their (near zero) latency: that is what the caller saw.
+    `min_ms` raises smaller latencies to that floor, for a log axis.
     """
-    calls = _latency_calls(events)
-    if calls.empty:
-        return [], {}
-    groups = _group_labels(calls, by)
-    order = list(dict.fromkeys(groups.iloc[np.argsort(calls["t_s"].to_numpy(), kind="stable")]))
-    ms = calls["latency_s"].to_numpy() * 1000.0
+    variant, groups, ms, order = _latency_arrays(events, by)
+    if min_ms is not None:
+        ms = np.maximum(ms, min_ms)
     out: dict[str, XY] = {}
-    for v in dict.fromkeys(calls["variant_label"]):
-        mask = (calls["variant_label"] == v).to_numpy()
-        out[str(v)] = XY(groups[mask].tolist(), ms[mask].tolist())
+    for v in _unique(variant):
+        mine = variant == v
+        out[str(v)] = XY(groups[mine].tolist(), ms[mine].tolist())
     return order, out
 
 
 def latency_ecdf(events: pd.DataFrame, by: str = "phase") -> dict[tuple[str, str], XY]:
     """Empirical CDF of latency (ms) per (variant, group): x sorted latency, y fraction <= x."""
-    calls = _latency_calls(events)
-    if calls.empty:
-        return {}
-    groups = _group_labels(calls, by)
-    ordered = list(dict.fromkeys(groups.iloc[np.argsort(calls["t_s"].to_numpy(), kind="stable")]))
+    variant, groups, ms, order = _latency_arrays(events, by)
     out: dict[tuple[str, str], XY] = {}
-    for v in dict.fromkeys(calls["variant_label"]):
-        for g in ordered:
-            mask = ((calls["variant_label"] == v) & (groups == g)).to_numpy()
-            if not mask.any():
+    for v in _unique(variant):
+        for g in order:
+            sel = (variant == v) & (groups == g)
+            if not sel.any():
                 continue
-            ms = np.sort(calls["latency_s"].to_numpy()[mask] * 1000.0)
-            frac = np.arange(1, len(ms) + 1) / len(ms)
-            out[(str(v), str(g))] = XY(ms.tolist(), frac.tolist())
+            x = np.sort(ms[sel])
+            out[(str(v), str(g))] = XY(x.tolist(), (np.arange(1, len(x) + 1) / len(x)).tolist())
     return out
 
 
@@ -351,23 +404,27 @@ def success_rate_series(
     step = window_s / 4 if step_s is None else float(step_s)
     if not step > 0:
         raise ValueError(f"step_s must be > 0, got {step_s!r}")
-    calls = call_rows(events, CLIENT_VIEW)
-    calls = calls[np.isfinite(calls["t_s"].to_numpy())]
-    if calls.empty:
+    frame = as_events(events)
+    pos, variant = _call_positions(frame, CLIENT_VIEW)
+    t = _num(frame, "t")[pos]
+    ok = np.isin(_text(frame, "outcome")[pos], list(SUCCESS_OUTCOMES))
+    keep = np.isfinite(t)
+    t, ok, variant = t[keep], ok[keep], variant[keep]
+    if len(t) == 0:
         return {}
-    grid = _grid(float(calls["t_s"].max()), step)
+    grid = _grid(float(t.max()), step)
     out: dict[str, XY] = {}
-    for v, group in calls.groupby("variant_label", sort=False):
-        order = np.argsort(group["t_s"].to_numpy(), kind="stable")
-        t = group["t_s"].to_numpy()[order]
-        ok = group["outcome"].isin(list(SUCCESS_OUTCOMES)).to_numpy()[order]
-        cum = np.concatenate(([0], np.cumsum(ok)))
-        hi = np.searchsorted(t, grid, side="right")
-        lo = np.searchsorted(t, grid - window_s, side="right")
+    for v in _unique(variant):
+        mine = variant == v
+        order = np.argsort(t[mine], kind="stable")
+        tv, okv = t[mine][order], ok[mine][order]
+        cum = np.concatenate(([0], np.cumsum(okv)))
+        hi = np.searchsorted(tv, grid, side="right")
+        lo = np.searchsorted(tv, grid - window_s, side="right")
         n = hi - lo
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = (cum[hi] - cum[lo]) / n
-        y = [None if k == 0 else float(r) for k, r in zip(n, rate, strict=True)]
+        y = [None if k == 0 else float(r) for k, r in zip(n.tolist(), rate.tolist(), strict=True)]
         out[str(v)] = XY(grid.tolist(), y)
     return out
 
@@ -403,23 +460,31 @@ def backend_rate_series(
     """
     if not bin_s > 0:
         raise ValueError(f"bin_s must be > 0, got {bin_s!r}")
-    backend = call_rows(events, BACKEND_VIEW)
-    backend = backend[np.isfinite(backend["t_s"].to_numpy())]
-    if backend.empty:
+    frame = as_events(events)
+    t_all = _num(frame, "t")
+    outcome = _text(frame, "outcome")
+    b_pos, b_variant = _call_positions(frame, BACKEND_VIEW)
+    admitted = ~np.isin(outcome[b_pos], list(NOT_ADMITTED)) & np.isfinite(t_all[b_pos])
+    b_t, b_variant = t_all[b_pos][admitted], b_variant[admitted]
+    if len(b_pos) == 0:
         return {}
-    client = call_rows(events, CLIENT_VIEW) if offered else backend.iloc[:0]
-    t_max = max(float(backend["t_s"].max()), float(client["t_s"].max()) if len(client) else 0.0)
-    edges = _bin_edges(t_max, bin_s)
+    if offered:
+        c_pos, c_variant = _call_positions(frame, CLIENT_VIEW)
+        c_t = t_all[c_pos]
+    else:
+        c_t, c_variant = np.empty(0), np.empty(0, dtype=object)
+    finite = np.concatenate((t_all[b_pos], c_t))
+    finite = finite[np.isfinite(finite)]
+    if len(finite) == 0:
+        return {}
+    edges = _bin_edges(float(finite.max()), bin_s)
     widths = np.diff(edges)
     starts = edges.tolist()
     out: dict[tuple[str, str], XY] = {}
-    for v in dict.fromkeys(backend["variant_label"]):
-        mine = backend[backend["variant_label"] == v]
-        admitted = mine[~mine["outcome"].isin(list(NOT_ADMITTED))]
-        out[(str(v), "backend")] = XY(starts, _rate(admitted["t_s"].to_numpy(), edges, widths))
+    for v in _unique(_variants(frame)[b_pos]):
+        out[(str(v), "backend")] = XY(starts, _rate(b_t[b_variant == v], edges, widths))
         if offered:
-            theirs = client[client["variant_label"] == v]
-            out[(str(v), "offered")] = XY(starts, _rate(theirs["t_s"].to_numpy(), edges, widths))
+            out[(str(v), "offered")] = XY(starts, _rate(c_t[c_variant == v], edges, widths))
     return out
 
 
@@ -454,10 +519,12 @@ def combine_events(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     parts = []
     for name, events in frames.items():
         frame = as_events(events)
-        variant = _labels(frame["variant"], NO_VARIANT)
-        several = variant.nunique() > 1
-        new = (f"{name} · " + variant) if several else pd.Series(name, index=frame.index)
-        parts.append(frame.assign(variant=new.astype(object).to_numpy()))
+        variant = _variants(frame)
+        if len(_unique(variant)) > 1:
+            new = np.array([f"{name} · {v}" for v in variant.tolist()], dtype=object)
+        else:
+            new = np.full(len(frame), name, dtype=object)
+        parts.append(frame.assign(variant=new))
     if not parts:
         return as_events(None)
     return pd.concat(parts, ignore_index=True)

@@ -43,7 +43,7 @@ from cblab.plots.tables import KpiSpec, compare_kpis, format_kpi, kpi_spec
 from cblab.plots.traces import combine_events, run_end
 from cblab.runs import EVENTS_FILE, META_FILE, Run, replace_dir
 
-from .kpis import run_kpis
+from .kpis import run_kpis, unprotected_variants
 
 __all__ = [
     "PngUnavailable",
@@ -125,24 +125,30 @@ _CAPTIONS = {
     "state_timeline": "Breaker state over time, a band per breaker: closed (green), "
     "half-open (amber), open (red). Shaded columns are the scenario's phases.",
     "latency_scatter": "Every request's latency as the caller saw it, coloured by outcome. "
-    "Rejections fail fast (near 0 ms).",
-    "latency_distribution": "Latency per scenario phase (box: quartiles and median, "
-    "dashed line: mean, whiskers to 1.5 IQR).",
+    "Rejected calls fail fast: they never wait for the backend.",
+    "latency_distribution": "Latency per scenario phase as the caller saw it (box: "
+    "quartiles and median, dashed line: mean, whiskers to 1.5 IQR, dots: outliers).",
     "success_rate": "Share of calls that returned a result, over a trailing window.",
     "backend_load": "Requests per second that reached the backend (solid) and that "
     "clients offered (dotted): the gap is the load the breaker shed.",
 }
 
 
-def _figures_for(events: pd.DataFrame, prefix: str, duration: float) -> list[ReportFigure]:
+def _figures_for(
+    events: pd.DataFrame, prefix: str, duration: float, unprotected: Sequence[str] = ()
+) -> list[ReportFigure]:
     window, bin_s = _window_s(duration), _bin_s(duration)
     builders: list[tuple[str, str, Callable[[], go.Figure]]] = [
-        ("state_timeline", "Breaker state", lambda: state_timeline(events)),
+        (
+            "state_timeline",
+            "Breaker state",
+            lambda: state_timeline(events, unprotected=unprotected),
+        ),
         ("latency_scatter", "Latency over time", lambda: latency_scatter(events)),
         (
             "latency_distribution",
             "Latency per phase",
-            lambda: latency_distribution(events, "phase"),
+            lambda: latency_distribution(events, "phase", log_y=None),
         ),
         (
             "success_rate",
@@ -167,17 +173,25 @@ def report_figures(runs: Sequence[Run]) -> dict[str, list[ReportFigure]]:
     """Every figure of the report, by section id ("comparison", "run-1", "run-2"...)."""
     sections: dict[str, list[ReportFigure]] = {}
     if len(runs) > 1:
+        labels = run_labels(runs)
         combined = combine_events(
-            {label: run.events for label, run in zip(run_labels(runs), runs, strict=True)}
+            {label: run.events for label, run in zip(labels, runs, strict=True)}
         )
+        unprotected = [
+            label if len(run.variants) <= 1 else f"{label} · {v}"
+            for label, run in zip(labels, runs, strict=True)
+            for v in unprotected_variants(run)
+        ]
         duration = max(_run_duration(r) for r in runs)
         sections["comparison"] = [
             f
-            for f in _figures_for(combined, "comparison", duration)
+            for f in _figures_for(combined, "comparison", duration, unprotected)
             if not f.id.endswith("latency_scatter")  # one scatter per run is enough
         ]
     for i, run in enumerate(runs, start=1):
-        sections[f"run-{i}"] = _figures_for(run.events, f"run-{i}", _run_duration(run))
+        sections[f"run-{i}"] = _figures_for(
+            run.events, f"run-{i}", _run_duration(run), unprotected_variants(run)
+        )
     return sections
 
 
@@ -296,7 +310,7 @@ def _config_html(config: Mapping[str, Any], table_id: str) -> str:
     )
 
 
-def _scenario_html(scenario: Mapping[str, Any] | None) -> str:
+def _scenario_html(scenario: Mapping[str, Any] | None, time_scale: Any = None) -> str:
     esc = html.escape
     if not scenario:
         return "—"
@@ -308,14 +322,20 @@ def _scenario_html(scenario: Mapping[str, Any] | None) -> str:
     if spec.get("description"):
         parts.append(f'<span class="muted">{esc(str(spec["description"]))}</span>')
     phases = spec.get("phases")
+    scale = (
+        float(time_scale)
+        if isinstance(time_scale, (int, float)) and not isinstance(time_scale, bool)
+        else 1.0
+    )
     if isinstance(phases, list) and phases:
         items = []
         for phase in phases:
             if isinstance(phase, Mapping):
                 duration = phase.get("duration_s")
-                dur = f" {duration:g} s" if isinstance(duration, (int, float)) else ""
+                dur = f" {duration * scale:g} s" if isinstance(duration, (int, float)) else ""
                 items.append(f'<span class="phase">{esc(str(phase.get("name")))}{esc(dur)}</span>')
-        parts.append(f'<span class="phases">{" → ".join(items)}</span>')
+        played = f" (played at time scale {scale:g})" if scale != 1.0 else ""
+        parts.append(f'<span class="phases">{" → ".join(items)}{esc(played)}</span>')
     return "<br>".join(parts)
 
 
@@ -329,7 +349,7 @@ def _meta_html(run: Run, index: int, data_href: str | None) -> str:
     versions = " · ".join(f"{esc(k)} {esc(v)}" for k, v in meta.versions.items()) or "—"
     rows = [
         ("Kind", f'<span class="badge {esc(meta.kind)}">{esc(meta.kind)}</span>'),
-        ("Scenario", _scenario_html(meta.scenario)),
+        ("Scenario", _scenario_html(meta.scenario, meta.extra.get("time_scale"))),
         ("Variants", esc(", ".join(run.variants)) or "—"),
         ("Seed", esc(str(meta.seed)) if meta.seed is not None else "—"),
         ("Started", esc(meta.started_at) or "—"),
@@ -380,6 +400,16 @@ def _plotlyjs_html(mode: PlotlyJs) -> str:
     return (
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
         f'<script type="text/javascript">{get_plotlyjs()}</script>'
+    )
+
+
+def _kpi_source(kpis: pd.DataFrame) -> str:
+    note = kpis.attrs.get("note")
+    if note:
+        return f'<p class="kpi-source warn">{html.escape(str(note))}</p>'
+    return (
+        "<p class=\"kpi-source\">Caller's view of the calls (the load generator's rows in a "
+        "live run); definitions in <code>cblab.analysis.kpis</code>.</p>"
     )
 
 
@@ -460,6 +490,7 @@ def build_report(
             f'<h2>{esc(label)} <span class="badge {esc(run.meta.kind)}">{esc(run.meta.kind)}</span></h2>'
             f"{_meta_html(run, i, href)}"
             f"<h3>Key figures</h3>{note}{kpi_table_html(frame, table_id=f'{sid}-kpis')}"
+            f"{_kpi_source(frame)}"
             f"{figures}</section>"
         )
     nav = f'<nav id="toc"><ul>{"".join(toc)}</ul></nav>' if len(toc) > 1 else ""
@@ -542,6 +573,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 td.base { background: var(--same); }
 td.better { background: var(--better); color: var(--better-ink); }
 td.worse { background: var(--worse); color: var(--worse-ink); }
+td.same { color: var(--muted); }
 .delta { font-size: 11px; opacity: 0.85; margin-left: 6px; }
 table.config code { font-size: 12px; }
 .key { font-size: 12px; padding: 1px 8px; border-radius: 4px; }
@@ -552,6 +584,8 @@ figure.chart { margin: 18px 0 18px; padding-top: 10px; border-top: 1px solid var
 figure.chart h3 { margin-top: 0; }
 figcaption { color: var(--muted); font-size: 12.5px; margin-top: 2px; }
 .empty { color: var(--muted); font-style: italic; }
+.kpi-source { color: var(--muted); font-size: 12px; margin: -4px 0 8px; }
+.kpi-source.warn { color: #8d5b00; }
 a { color: var(--accent); }
 footer { color: var(--muted); font-size: 12px; padding-bottom: 30px; }
 """
@@ -573,19 +607,20 @@ def _write_run_copy(run: Run, target: Path) -> None:
     )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _write_temp(path: Path, text: str) -> Path:
+    """`text` in a complete, synced temporary file next to `path` (renamed in later)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def data_dir_for(out_path: Path) -> Path:
@@ -622,22 +657,29 @@ def write_report(
             f"{data_dir} exists and was not written by cblab report; not replacing it"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    if data_dir is not None:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", suffix=".tmp", dir=out.parent))
-        try:
-            (tmp / DATA_MARKER).write_text(
-                f"The recorded runs behind {out.name}, written by cblab report.\n"
-                "Each directory is a run: `cblab report DIR...` rebuilds a report from them.\n",
-                encoding="utf-8",
-            )
-            for run, name in zip(runs, dir_names, strict=True):
-                _write_run_copy(run, tmp / name)
-            os.chmod(tmp, 0o755)
-            replace_dir(tmp, data_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    _atomic_write_text(out, text)
+    # Order: the page complete in a temp file, then the data swapped in, then the page
+    # renamed over the old one. A failure before the last step changes nothing.
+    page = _write_temp(out, text)
+    try:
+        if data_dir is not None:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.", suffix=".tmp", dir=out.parent))
+            try:
+                (tmp / DATA_MARKER).write_text(
+                    f"The recorded runs behind {out.name}, written by cblab report.\n"
+                    "Each directory is a run: `cblab report DIR...` rebuilds a report from them.\n",
+                    encoding="utf-8",
+                )
+                for run, name in zip(runs, dir_names, strict=True):
+                    _write_run_copy(run, tmp / name)
+                os.chmod(tmp, 0o755)
+                replace_dir(tmp, data_dir)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        os.replace(page, out)
+    except BaseException:
+        page.unlink(missing_ok=True)
+        raise
     files = ReportFiles(html=out, data_dir=data_dir)
     if png_dir is not None:
         try:
@@ -655,9 +697,16 @@ class PngUnavailable(RuntimeError):
 
 
 def export_pngs(
-    runs: Sequence[Run], out_dir: str | os.PathLike[str], *, width: int = 1100, scale: float = 1.0
+    runs: Sequence[Run],
+    out_dir: str | os.PathLike[str],
+    *,
+    width: int = 1100,
+    scale: float = 1.0,
+    only: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write every report figure as `<out_dir>/<figure id>.png`; return the paths.
+
+    `only`: figure ids to write (e.g. ``["run-1-state_timeline"]``), default all.
 
     Uses kaleido, which drives a Chromium: the system one on PATH (Debian's
     `chromium`) or `$BROWSER_PATH`. Raises `PngUnavailable` (and writes nothing)
@@ -669,7 +718,13 @@ def export_pngs(
     except ImportError as exc:
         raise PngUnavailable(f"PNG export needs kaleido ({exc}); pip install kaleido") from None
     figures = [f for section in report_figures(runs).values() for f in section]
+    if only is not None:
+        unknown = sorted(set(only) - {f.id for f in figures})
+        if unknown:
+            raise ReportError(f"no such figure(s): {', '.join(unknown)}")
+        figures = [f for f in figures if f.id in set(only)]
     target = Path(out_dir)
+    created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".png.", dir=target))
     try:
@@ -690,6 +745,10 @@ def export_pngs(
                 else "; install chromium or set BROWSER_PATH=/usr/bin/chromium"
             )
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            shutil.rmtree(tmp, ignore_errors=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    target.rmdir()
             raise PngUnavailable(f"PNG export unavailable: {first}{hint}") from None
         final = []
         for path in paths:
