@@ -63,6 +63,8 @@ class ServerSettings:
     `CircuitBreakerConfig.from_dict`. `protected=False` builds the "unprotected"
     variant: the same breakers, disabled (metrics only, they never refuse a call).
     `deadline` is the whole-call limit for each backend request, in seconds.
+    `bare=True` is the benchmark baseline: tools call the backend with neither
+    breakers nor instrumentation (no event rows, breakers untouched).
     Without an `admin_token` the admin routes answer 403.
     """
 
@@ -77,6 +79,7 @@ class ServerSettings:
     variant: str | None = None
     max_connections: int = 100
     name: str = "resilient-mcp"
+    bare: bool = False
 
     def __post_init__(self) -> None:
         _check_url("users_url", self.users_url)
@@ -91,8 +94,9 @@ class ServerSettings:
                 object.__setattr__(self, name, value)
             elif not isinstance(value, CircuitBreakerConfig):
                 raise ConfigError(f"{name} must be a CircuitBreakerConfig or a dict, got {value!r}")
-        if not isinstance(self.protected, bool):
-            raise ConfigError(f"protected must be True or False, got {self.protected!r}")
+        for name in ("protected", "bare"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         deadline = self.deadline
         if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not (
             math.isfinite(deadline) and deadline > 0
@@ -111,7 +115,11 @@ class ServerSettings:
 
     @property
     def variant_label(self) -> str:
-        return self.variant or ("protected" if self.protected else "unprotected")
+        if self.variant:
+            return self.variant
+        if self.bare:
+            return "bare"
+        return "protected" if self.protected else "unprotected"
 
     def replace(self, **changes: Any) -> ServerSettings:
         return dataclasses.replace(self, **changes)
@@ -163,6 +171,7 @@ def build_server(settings: ServerSettings | None = None, *, clock: Any = monoton
             yield {"http": client}
 
     breakers = {tool: registry[name] for tool, name in TOOL_BREAKERS.items()}
+    middleware = [] if settings.bare else [ToolCallRecorder(instr, breakers)]
     mcp = FastMCP(
         settings.name,
         instructions=(
@@ -170,12 +179,13 @@ def build_server(settings: ServerSettings | None = None, *, clock: Any = monoton
             "orders behind circuit breakers."
         ),
         lifespan=http_client,
-        middleware=[ToolCallRecorder(instr, breakers)],
+        middleware=middleware,
         mask_error_details=True,
     )
     register_tools(
         mcp, registry,
         users_url=settings.users_url, orders_url=settings.orders_url, deadline=settings.deadline,
+        guarded=not settings.bare,
     )
     lab = LabServer(settings, registry, instr, mcp)
     register_routes(mcp, lab)
@@ -244,7 +254,9 @@ class ServerRunner:
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only
+        # when it does, and without it Nagle + delayed ACKs add ~40 ms per response.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self._requested_port))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from typing import Any
 
 TOKEN_ENV = "CBLAB_ADMIN_TOKEN"
 
-__all__ = ["TOKEN_ENV", "build_parser", "main", "settings_from_args"]
+__all__ = ["TOKEN_ENV", "breaker_configs", "build_parser", "main", "settings_from_args"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,10 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport", choices=("http", "stdio"), default="http")
     p.add_argument("--backend-users", metavar="URL", help="users service base URL")
     p.add_argument("--backend-orders", metavar="URL", help="orders service base URL")
+    p.add_argument("--backend-ready-file", type=Path, metavar="PATH",
+                   help="wait for a `cblab backend --ready-file` JSON and use its URLs "
+                        "(lets a launcher start server and backend at the same time)")
     p.add_argument("--seed", type=int, default=1,
                    help="seed of the in-process backend, when no backend URLs are given")
     p.add_argument("--unprotected", action="store_true",
                    help="disable the breakers (metrics only): the comparison baseline")
+    p.add_argument("--bare", action="store_true",
+                   help="no breakers and no instrumentation: the benchmark baseline")
     p.add_argument("--variant", help="label for event rows (default: protected/unprotected)")
     p.add_argument("--admin-token", default=None,
                    help=f"bearer token for /admin routes (default: ${TOKEN_ENV}; none = admin off)")
@@ -66,12 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None,
-                       orders_url: str | None = None) -> Any:
-    """ServerSettings from parsed flags (ConfigError names the bad field)."""
+def breaker_configs(args: argparse.Namespace) -> dict[str, Any]:
+    """The two breakers' configs from the flags (core only: fails fast, before fastmcp loads)."""
     from cblab import CircuitBreakerConfig, ConfigError
-
-    from .app import ServerSettings
 
     configs = {}
     for name, defaults in (("github", {"failure_threshold": 3, "timeout": 60.0}),
@@ -98,6 +101,15 @@ def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None
             configs[name] = CircuitBreakerConfig.from_dict(data)
         except ConfigError as exc:
             raise ConfigError(f"{name} breaker: {exc}") from None
+    return configs
+
+
+def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None,
+                       orders_url: str | None = None) -> Any:
+    """ServerSettings from parsed flags (ConfigError names the bad field)."""
+    from .app import ServerSettings
+
+    configs = breaker_configs(args)
     token = args.admin_token if args.admin_token is not None else os.environ.get(TOKEN_ENV)
     return ServerSettings(
         users_url=users_url or args.backend_users,
@@ -109,6 +121,7 @@ def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None
         admin_token=token or None,
         event_log_capacity=args.event_capacity,
         variant=args.variant,
+        bare=args.bare,
     )
 
 
@@ -118,6 +131,17 @@ def _write_ready(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+async def _read_when_ready(path: Path, timeout: float) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(path.read_text(encoding="utf-8"))
+        if loop.time() > deadline:
+            raise TimeoutError(f"not ready after {timeout:g} s")
+        await asyncio.sleep(0.02)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from cblab import ConfigError
 
@@ -125,10 +149,20 @@ async def _serve(args: argparse.Namespace) -> int:
 
     backend = None
     users, orders = args.backend_users, args.backend_orders
-    if not users and not orders:
+    control = None
+    if args.backend_ready_file is not None:
+        try:
+            urls = await _read_when_ready(args.backend_ready_file, timeout=120.0)
+            users, orders, control = urls["users"], urls["orders"], urls.get("control")
+        except (TimeoutError, KeyError, TypeError) as exc:
+            print(f"cblab serve: no usable backend ready file at {args.backend_ready_file}: "
+                  f"{exc!r}", file=sys.stderr)
+            return 1
+    elif not users and not orders:
         from cblab.backend import Backend
 
-        backend = Backend(host="127.0.0.1", seed=args.seed)
+        token = args.admin_token if args.admin_token is not None else os.environ.get(TOKEN_ENV)
+        backend = Backend(host="127.0.0.1", seed=args.seed, token=token or None)
         await backend.start()
         users, orders = backend.urls["users"], backend.urls["orders"]
         print(f"cblab serve: started an in-process backend: users={users} orders={orders} "
@@ -151,6 +185,10 @@ async def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"cblab serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 1
+        # Everything loaded so far lives as long as the process: keep it out of the
+        # collector's way, so a full collection does not stall calls for tens of ms.
+        gc.collect()
+        gc.freeze()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, runner.request_stop)
@@ -162,7 +200,7 @@ async def _serve(args: argparse.Namespace) -> int:
                     "url": runner.url, "mcp_url": runner.mcp_url, "pid": os.getpid(),
                     "variant": settings.variant_label, "protected": settings.protected,
                     "backend": {"users": users, "orders": orders,
-                                "control": backend.urls["control"] if backend else None},
+                                "control": backend.urls["control"] if backend else control},
                 })
             await runner.wait()
         finally:
@@ -184,8 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         print("cblab serve: give both --backend-users and --backend-orders, or neither "
               "(to start an in-process backend)", file=sys.stderr)
         return 2
+    if args.backend_users and args.backend_ready_file:
+        print("cblab serve: give backend URLs or --backend-ready-file, not both", file=sys.stderr)
+        return 2
     if not 0 <= args.port <= 65535:
         print(f"cblab serve: --port must be 0..65535, got {args.port}", file=sys.stderr)
+        return 2
+    from cblab import ConfigError
+
+    try:
+        breaker_configs(args)
+    except ConfigError as exc:
+        print(f"cblab serve: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("FASTMCP_ENABLE_RICH_TRACEBACKS", "false")
     os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")

@@ -56,6 +56,16 @@ _KIND = {
 KINDS = ("successful", "failed", "ignored", "slow")
 
 
+class _Row(tuple):
+    """A stored row: the columns after `seq`. A tuple subclass, because the log
+    treats a plain tuple as a breaker's CallRecord fields."""
+
+    __slots__ = ()
+
+
+_new_row = tuple.__new__
+
+
 class CallNote:
     """What a tool call learned on its way: the breaker's record and an error code."""
 
@@ -161,10 +171,10 @@ class Instrumentation:
         error_type: str | None, reason: str | None, generation: int | None,
     ) -> None:
         # Column order: EVENT_COLUMNS without "seq" (the log numbers rows itself).
-        self.log.append((  # type: ignore[arg-type]  # the log stores any object
+        self.log.append(_new_row(_Row, (  # type: ignore[arg-type]  # any object will do
             kind, t, SOURCE, self.variant, breaker, tool, outcome, latency, state,
             state_after, error_type, reason, generation, None,
-        ))
+        )))
 
     def record_call(
         self, *, tool: str, started: float, ended: float, outcome: str,

@@ -50,6 +50,7 @@ __all__ = [
     "check_order_id",
     "check_username",
     "register_tools",
+    "Unguarded",
     "unavailable_result",
 ]
 
@@ -122,8 +123,33 @@ def unavailable_result(breaker: str, state: str, retry_after: float) -> ToolResu
     )
 
 
+class Unguarded:
+    """Stands in for a breaker on a `bare` server (the benchmark baseline): admits
+    everything and records nothing, so the tool path is the same minus the breaker."""
+
+    __slots__ = ("name",)
+
+    class _Permit:
+        __slots__ = ()
+        admitted = True
+
+    _permit = _Permit()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def admit(self) -> Any:
+        return self._permit
+
+    def record(self, permit: Any, outcome: Any, **kwargs: Any) -> None:
+        return None
+
+    def record_exception(self, permit: Any, exc: BaseException) -> None:
+        return None
+
+
 async def fetch_json(
-    breaker: CircuitBreaker,
+    breaker: CircuitBreaker | Unguarded,
     http: httpx.AsyncClient,
     url: str,
     *,
@@ -175,7 +201,7 @@ async def fetch_json(
     raise _Refusal(f"unexpected answer from the {name} dependency: HTTP {status} {reason}")
 
 
-def _failed(breaker: CircuitBreaker, permit: Any, error_type: str) -> None:
+def _failed(breaker: CircuitBreaker | Unguarded, permit: Any, error_type: str) -> None:
     breaker.record(permit, Outcome.FAILURE, error_type=error_type)
     note_error(error_type)
 
@@ -194,15 +220,23 @@ def register_tools(
     users_url: str | None,
     orders_url: str | None,
     deadline: float,
+    guarded: bool = True,
 ) -> None:
-    """Add the four tools to `mcp`. Backend URLs are bases such as `http://127.0.0.1:8001`."""
-    github = registry["github"]
-    database = registry["database"]
+    """Add the four tools to `mcp`. Backend URLs are bases such as `http://127.0.0.1:8001`.
+
+    `guarded=False` calls the backend without the breakers (the `bare` baseline).
+    """
+    github: CircuitBreaker | Unguarded = registry["github"] if guarded else Unguarded("github")
+    database: CircuitBreaker | Unguarded = (
+        registry["database"] if guarded else Unguarded("database"))
     users_base = users_url.rstrip("/") if users_url else None
     orders_base = orders_url.rstrip("/") if orders_url else None
     read_only = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": True}
+    # No output schemas: the results are the backend's JSON objects, so a schema
+    # would only say "object", and it makes every fastmcp client validate each
+    # result with jsonschema (whose import alone takes seconds).
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=read_only, output_schema=None)
     async def github_user(
         username: Annotated[str, Field(description="GitHub login, e.g. octocat")],
         ctx: Context,
@@ -224,7 +258,7 @@ def register_tools(
             deadline=deadline, not_found=f"no such user {username!r}",
         )
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=read_only, output_schema=None)
     async def order_lookup(
         order_id: Annotated[int, Field(description=f"Order id, 1 to {MAX_ORDER_ID}")],
         ctx: Context,
@@ -242,12 +276,12 @@ def register_tools(
             deadline=deadline, not_found=f"no such order {order_id}",
         )
 
-    @mcp.tool(annotations={"readOnlyHint": True, "openWorldHint": False})
+    @mcp.tool(annotations={"readOnlyHint": True, "openWorldHint": False}, output_schema=None)
     async def circuit_status() -> dict[str, Any]:
         """Get status of all circuit breakers (by name: state, failures, successes, ...)."""
         return registry.status()
 
-    @mcp.tool(annotations={"readOnlyHint": True, "openWorldHint": False})
+    @mcp.tool(annotations={"readOnlyHint": True, "openWorldHint": False}, output_schema=None)
     async def circuit_metrics() -> dict[str, Any]:
         """Get detailed circuit breaker metrics: every circuit and a summary by state."""
         return registry.metrics()

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import httpx
 
+from cblab import CircuitBreakerConfig, ConfigError
+
 from ._control import BackendControl, ControlError, ServerControl
 
 __all__ = ["Stack", "StackError"]
@@ -102,6 +104,14 @@ class Stack:
                                  f"known: {sorted(_SERVER_OPTIONS)}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        for name, options in variants.items():  # fail here, not in a child's log
+            for breaker in ("github", "database"):
+                config = {**dict((github if breaker == "github" else database) or {}),
+                          **dict(options.get(breaker) or {})}
+                try:
+                    CircuitBreakerConfig.from_dict(config)
+                except ConfigError as exc:
+                    raise ConfigError(f"variant {name!r}, {breaker} breaker: {exc}") from None
         self._variants = {name: dict(options) for name, options in variants.items()}
         self.seed = seed
         self.admin_token = admin_token or secrets.token_urlsafe(24)
@@ -174,30 +184,32 @@ class Stack:
         )
         backend.command += ["--ready-file", str(backend.ready_path)]
         self._spawn(backend, env)
+        # The servers start at once (loading fastmcp takes seconds) and wait for the
+        # backend's ready file to learn its URLs.
+        for name, options in self._variants.items():
+            ready_path = log_dir / f"server-{name}.ready.json"
+            child = _Child(name, self._server_command(name, options, backend.ready_path,
+                                                      parent, ready_path),
+                           log_dir / f"server-{name}.log", ready_path)
+            self._servers[name] = child
+            self._spawn(child, env)
         urls = self._wait_ready(backend, deadline)
         self._backend_control = BackendControl(
             urls["control"], self.admin_token,
             {"users": urls["users"], "orders": urls["orders"]},
         )
-
-        for name, options in self._variants.items():
-            ready_path = log_dir / f"server-{name}.ready.json"
-            child = _Child(name, self._server_command(name, options, urls, parent, ready_path),
-                           log_dir / f"server-{name}.log", ready_path)
-            self._servers[name] = child
-            self._spawn(child, env)
         for name, child in self._servers.items():
             ready = self._wait_ready(child, deadline)
             control = ServerControl(ready["url"], self.admin_token, name)
             self._wait_healthy(child, control, deadline)
             self._controls[name] = control
 
-    def _server_command(self, name: str, options: Mapping[str, Any], urls: Mapping[str, str],
+    def _server_command(self, name: str, options: Mapping[str, Any], backend_ready: Path,
                         parent: str, ready_path: Path) -> list[str]:
         protected = options.get("protected", not name.startswith("unprotected"))
         command = [
             self.python, "-m", "cblab.server", "--host", self.host, "--port", "0",
-            "--backend-users", urls["users"], "--backend-orders", urls["orders"],
+            "--backend-ready-file", str(backend_ready),
             "--variant", name, "--exit-with-parent", parent,
             "--deadline", repr(float(options.get("deadline", self._defaults["deadline"]))),
             "--ready-file", str(ready_path),
