@@ -196,7 +196,9 @@ class CircuitBreaker:
     def _bind_emit(self) -> None:
         # With no listeners, emitting is one bound-method call into the log.
         self._append = self.event_log.append
-        self._log_extend, self._log_seq = self.event_log._extend, self.event_log._seq
+        # The call-record hot path inlines EventLog._append_call_fields.
+        log = self.event_log
+        self._log_extend, self._log_seq, self._log_mark = log._extend, log._seq, log._raw_call_mark
         self._emit = self._append if not self._listeners else self._fan_out
 
     def _fan_out(self, event: Event) -> None:
@@ -305,7 +307,7 @@ class CircuitBreaker:
         if self._listeners:
             self._fan_out(_new_record(CallRecord, fields))
         else:
-            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+            self._log_extend(zip((fields,), self._log_seq, self._log_mark))  # noqa: B905
         if state is OPEN and self._mode == NORMAL:
             retry_after = self._opened_at + self._open_for - now
             return _new_record(Rejection, (retry_after if retry_after > 0.0 else 0.0, OPEN))
@@ -415,7 +417,7 @@ class CircuitBreaker:
         if self._listeners:
             self._fan_out(_new_record(CallRecord, fields))
         else:  # EventLog.append, inlined: this line runs once per call
-            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+            self._log_extend(zip((fields,), self._log_seq, self._log_mark))  # noqa: B905
         return outcome
 
     def _emit_call(
@@ -431,7 +433,7 @@ class CircuitBreaker:
         if self._listeners:
             self._fan_out(_new_record(CallRecord, fields))
         else:  # the log builds the CallRecord when someone reads it
-            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+            self._log_extend(zip((fields,), self._log_seq, self._log_mark))  # noqa: B905
 
     # --- the shells: call, call_sync, decorator, protect() --------------------------------
 

@@ -89,22 +89,28 @@ class EventLog:
     missed from the gap in sequence numbers.
     """
 
-    __slots__ = ("_buffer", "_extend", "_seq", "capacity")
+    __slots__ = ("_buffer", "_extend", "_raw_call_mark", "_seq", "capacity")
 
     def __init__(self, capacity: int = 10_000) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
         self.capacity = capacity
-        self._buffer: deque[tuple[Event, int]] = deque(maxlen=capacity)  # (event, seq)
+        # Entries are (event, seq), or (CallRecord fields, seq, True) from a breaker's
+        # hot path, which skips building the NamedTuple until someone reads it.
+        self._buffer: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._extend = self._buffer.extend
         self._seq = itertools.count(1)
+        self._raw_call_mark = itertools.repeat(True)
 
-    def append(self, event: Event | tuple) -> None:
-        """Add an event. A plain tuple of CallRecord fields is accepted too: the
-        breaker's hot path skips building the NamedTuple, and `since` builds it."""
+    def append(self, event: Any) -> None:
+        """Add an event (any object; breakers add CallRecords and StateChanges)."""
         # zip() pairs the event with the next number inside C: atomic under the GIL.
         # The event comes first so zip stops before drawing a number it won't use.
         self._extend(zip((event,), self._seq))  # noqa: B905 (strict= costs 1 µs)
+
+    def _append_call_fields(self, fields: tuple) -> None:
+        """A breaker's call, as the plain tuple of CallRecord fields (see `CircuitBreaker`)."""
+        self._extend(zip((fields,), self._seq, self._raw_call_mark))  # noqa: B905
 
     @property
     def last_seq(self) -> int:
@@ -122,8 +128,8 @@ class EventLog:
         missed = max(first - after - 1, 0)
         stop = None if limit is None else start + limit
         events = [
-            (seq, _make_record(event) if type(event) is tuple else event)
-            for event, seq in snapshot[start:stop]
+            (entry[1], _make_record(entry[0]) if len(entry) == 3 else entry[0])
+            for entry in snapshot[start:stop]
         ]
         last = events[-1][0] if events else after
         return LogSlice(events, last, missed)

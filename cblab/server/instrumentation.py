@@ -56,16 +56,6 @@ _KIND = {
 KINDS = ("successful", "failed", "ignored", "slow")
 
 
-class _Row(tuple):
-    """A stored row: the columns after `seq`. A tuple subclass, because the log
-    treats a plain tuple as a breaker's CallRecord fields."""
-
-    __slots__ = ()
-
-
-_new_row = tuple.__new__
-
-
 class CallNote:
     """What a tool call learned on its way: the breaker's record and an error code."""
 
@@ -171,10 +161,10 @@ class Instrumentation:
         error_type: str | None, reason: str | None, generation: int | None,
     ) -> None:
         # Column order: EVENT_COLUMNS without "seq" (the log numbers rows itself).
-        self.log.append(_new_row(_Row, (  # type: ignore[arg-type]  # any object will do
+        self.log.append((
             kind, t, SOURCE, self.variant, breaker, tool, outcome, latency, state,
             state_after, error_type, reason, generation, None,
-        )))
+        ))
 
     def record_call(
         self, *, tool: str, started: float, ended: float, outcome: str,

@@ -87,3 +87,10 @@ def test_events_serialise_to_plain_dicts():
         "generation": 0,
     }
     assert change["kind"] == "state" and change["to_state"] == "open"
+
+
+def test_any_object_appended_comes_back_untouched():
+    log = EventLog()
+    log.append(("a", 1))
+    log.append({"kind": "custom"})
+    assert [event for _, event in log.since(0).events] == [("a", 1), {"kind": "custom"}]
