@@ -79,6 +79,7 @@ class LiveFeed:
         self.state: dict[str, str] = {}  # variant -> breaker state, as the server last said
         self.states_seen: dict[str, set[str]] = {}
         self.transitions: deque[Transition] = deque(maxlen=200)
+        self.trips: Counter[str] = Counter()  # variant -> moves to OPEN
         self.counts: Counter[tuple[str, str]] = Counter()  # (variant, outcome), client view
         self.rows_in = 0
         self.missed = 0
@@ -118,6 +119,8 @@ class LiveFeed:
             if after:
                 self.transitions.append(
                     Transition(row["t"], variant, before or "?", after, row["reason"] or ""))
+                if after == "open":
+                    self.trips[variant] += 1
         else:
             after = row["state_after"] or row["state"]
         if after:
@@ -198,7 +201,7 @@ class LiveFeed:
         per: dict[str, dict[str, Any]] = {}
         for (variant, outcome), n in self.counts.items():
             per.setdefault(variant, {})[outcome] = n
-        for variant, seen in self.states_seen.items():
+        for variant in self.states_seen:
             per.setdefault(variant, {})
         out = {}
         for variant, counts in per.items():
@@ -210,8 +213,7 @@ class LiveFeed:
                 "outcomes": dict(sorted(counts.items())),
                 "state": self.state.get(variant),
                 "states_seen": sorted(self.states_seen.get(variant, ())),
-                "trips": sum(1 for t in self.transitions
-                             if t.variant == variant and t.to_state == "open"),
+                "trips": self.trips[variant],
             }
         return out
 

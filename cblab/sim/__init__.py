@@ -4,12 +4,15 @@
     run = simulate("outage-and-recovery", {"failure_threshold": 5, "timeout": 10}, seed=1)
     frame = run.to_frame()          # the same event schema as a live run
 
-Standard library only; pandas is imported by `SimRun.to_frame` and `sweep`.
+Standard library only; pandas is imported by `SimRun.to_frame` and `sweep`
+(and tqdm by `sweep`), when they are called.
 """
 
 from .engine import EmptySchedule, Engine
 from .model import SERVICE_ROUTES, Simulation
 from .run import DEFAULT_DEADLINE_S, SimRun, simulate, simulate_pair
+from .sweep import SweepError, grid_points, sweep
+from .theory import calls_until_trip, expected_calls_until_trip
 from .workload import LoadPhase, arrival_times, load_phases, resolve_scenario, single_phase
 
 __all__ = [
@@ -20,10 +23,15 @@ __all__ = [
     "LoadPhase",
     "SimRun",
     "Simulation",
+    "SweepError",
     "arrival_times",
+    "calls_until_trip",
+    "expected_calls_until_trip",
+    "grid_points",
     "load_phases",
     "resolve_scenario",
     "simulate",
     "simulate_pair",
     "single_phase",
+    "sweep",
 ]

@@ -27,6 +27,7 @@ DataFrame only when asked for (see `cblab.sim.run.SimRun`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from typing import Any
@@ -121,7 +122,7 @@ class Simulation:
         self.breaker_name, self.tool = SERVICE_ROUTES[service]
         self.deadline = float(deadline_s)
         self.env = env = Engine()
-        self.breaker = CircuitBreaker(self.breaker_name, config, clock=env, event_log=EventLog(64))
+        self.breaker = CircuitBreaker(self.breaker_name, config, clock=env, event_log=EventLog(16))
         if not protected:
             self.breaker.disable("unprotected run")
         self.rows: list[tuple[Any, ...]] = []
@@ -147,16 +148,23 @@ class Simulation:
             raise RuntimeError("a Simulation runs once")
         self._ran = True
         env, breaker = self.env, self.breaker
-        run_until, jump, schedule_at = env.run, env.jump, env.schedule_at
+        run_until, schedule_at = env.run, env.schedule_at
+        # Without slots to count or connections to reset, nothing that happens while
+        # a call is in flight can change how its backend request ends: finishing it
+        # inline after running what is due first (`advance`) is exact, and a plain
+        # scheduled `_finish` needs no bookkeeping. Otherwise only a call that
+        # nothing else precedes is finished inline (`jump`).
+        simple = self._untracked()
+        finish_inline = env.advance if simple else env.jump
         admit, record = breaker.admit, breaker.record
         rows_append = self.rows.append
         rng, deadline = self._rng, self.deadline
-        start, on_deadline = self._start, self._on_deadline
+        finish, start, on_deadline = self._finish, self._start, self._on_deadline
         http_error = _HTTP_ERROR
         arrivals = self._arrivals
         calls = 0
-        t = next(arrivals, None)
-        while t is not None:
+        t = next(arrivals, _INF)
+        while t < _INF:
             later = next(arrivals, _INF)
             run_until(t)
             calls += 1
@@ -175,33 +183,38 @@ class Simulation:
                 continue
             plan = plan_request(profile, rng)
             kind = plan.kind
-            limit = self._limit
-            if self._queue or (limit is not None and self._busy >= limit):
-                if profile.overflow == "reject":
-                    self._answer(t + FAST_FAIL_S, later, permit, t, FAILURE, _HTTP_ERROR[503])
-                else:
-                    call = _Call(permit, t, kind, plan.latency_s, _plan_error(plan))
-                    call.backend = _QUEUED
-                    self._queue.append(call)
-                    schedule_at(t + deadline, on_deadline, call)
-                t = later
-                continue
-            latency = plan.latency_s
-            if latency <= deadline:  # answered in time (hang's latency is inf)
-                end = t + latency
-                if end <= later and jump(end):  # nothing else happens first: finish inline
-                    if kind == "ok":
-                        outcome = record(permit, SUCCESS)
-                        error = None
+            if not simple:
+                limit = self._limit
+                if self._queue or (limit is not None and self._busy >= limit):
+                    if profile.overflow == "reject":
+                        self._answer(t + FAST_FAIL_S, later, permit, t, FAILURE, http_error[503])
                     else:
-                        error = http_error[plan.status] if kind == "error" else ERROR_RESET
-                        outcome = record(permit, FAILURE, error_type=error)
+                        call = _Call(permit, t, kind, plan.latency_s, _plan_error(plan))
+                        call.backend = _QUEUED
+                        self._queue.append(call)
+                        schedule_at(t + deadline, on_deadline, call)
+                    t = later
+                    continue
+            latency = plan.latency_s
+            if latency <= deadline:  # answered in time (a hang's latency is inf)
+                end = t + latency
+                if kind == "ok":
+                    outcome, error = SUCCESS, None
+                else:
+                    outcome = FAILURE
+                    error = http_error[plan.status] if kind == "error" else ERROR_RESET
+                if end <= later and finish_inline(end):
+                    outcome = record(permit, outcome, error_type=error)
                     if breaker.generation != self._gen or self._state is OPEN:
                         self._sync(True)
                     rows_append(("call", t, end - t, outcome, permit.state, self._state, error,
                                  None, permit.generation))
+                elif simple:
+                    schedule_at(end, finish, permit, t, outcome, error)
                 else:
-                    start(_Call(permit, t, kind, latency, _plan_error(plan)))
+                    start(_Call(permit, t, kind, latency, error))
+            elif simple and kind != "hang":  # too slow: the client gives up at its deadline
+                schedule_at(t + deadline, finish, permit, t, FAILURE, ERROR_DEADLINE)
             else:
                 call = _Call(permit, t, kind, latency, _plan_error(plan))
                 start(call)
@@ -214,6 +227,16 @@ class Simulation:
         self._sync(True)  # an OPEN whose wait ended before the end turns HALF_OPEN
         env.run()  # calls still in flight complete
         return self.rows
+
+    def _untracked(self) -> bool:
+        """True when no phase limits capacity and the service never goes down mid-run."""
+        profiles = self._profiles
+        if any(p.max_concurrency is not None for p in profiles):
+            return False
+        return not any(
+            new.mode == "down" and old.mode != "down"
+            for old, new in itertools.pairwise(profiles)
+        )
 
     # --- finishing calls -----------------------------------------------------------------------
 
@@ -244,11 +267,16 @@ class Simulation:
             return
         seen = self._gen
         append = self.rows.append
+        found = 0
+        # The log is tiny (16): between two syncs the breaker logs at most a few events.
         for _, event in breaker.event_log.since(0).events:
             if event.__class__ is StateChange and event.generation > seen:
                 append(("state", event.at, None, None, event.from_state, event.to_state, None,
                         event.reason, event.generation))
                 self._state = event.to_state
+                found += 1
+        if found != generation - seen:
+            raise RuntimeError(f"lost breaker state changes: saw {found} of {generation - seen}")
         self._gen = generation
 
     # --- the backend service ------------------------------------------------------------------

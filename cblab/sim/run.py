@@ -14,6 +14,7 @@ from cblab import CircuitBreakerConfig, CircuitState, Outcome
 from cblab.backend.scenario import Scenario
 from cblab.schema import EVENT_COLUMNS
 
+from .engine import gc_paused
 from .model import ROW_FIELDS, SERVICE_ROUTES, Simulation
 from .workload import load_phases, resolve_scenario
 
@@ -91,6 +92,10 @@ class SimRun:
 
     def columns(self) -> dict[str, list[Any]]:
         """The events column by column, in `EVENT_COLUMNS` order (all plain Python values)."""
+        with gc_paused():
+            return self._columns(with_phase=True)
+
+    def _columns(self, *, with_phase: bool) -> dict[str, list[Any]]:
         rows = self.rows
         n = len(rows)
         if n:
@@ -121,7 +126,7 @@ class SimRun:
             "error_type": errors,
             "reason": reasons,
             "generation": gens,
-            "phase": [names[max(right(starts, t) - 1, 0)] for t in ts],
+            "phase": [names[max(right(starts, t) - 1, 0)] for t in ts] if with_phase else None,
         }
 
     @cached_property
@@ -133,10 +138,17 @@ class SimRun:
 
     def to_frame(self) -> pd.DataFrame:
         """The events as a DataFrame with `EVENT_COLUMNS` (what `cblab.analysis` reads)."""
+        import numpy as np
         import pandas as pd
 
-        frame = pd.DataFrame(self.columns(), columns=list(EVENT_COLUMNS))
-        return frame.astype(_DTYPES)
+        with gc_paused():
+            columns = self._columns(with_phase=False)
+            starts = np.asarray(self.scenario.phase_starts, dtype="float64")
+            names = np.asarray([phase.name for phase in self.scenario.phases], dtype=object)
+            at = np.searchsorted(starts, np.asarray(columns["t"], dtype="float64"), side="right")
+            columns["phase"] = names[np.maximum(at - 1, 0)]
+            frame = pd.DataFrame(columns, columns=list(EVENT_COLUMNS))
+            return frame.astype(_DTYPES)
 
     def to_csv(self, path: str | Path) -> None:
         self.to_frame().to_csv(path, index=False)
@@ -185,9 +197,10 @@ def simulate(
     phases = load_phases(scenario, rate=rate, arrivals=arrivals)
     sim = Simulation(scenario, phases, config, seed=seed, deadline_s=deadline_s,
                      protected=protected, service=service)
-    started = time.perf_counter()
-    rows = sim.run()
-    wall = time.perf_counter() - started
+    with gc_paused():
+        started = time.perf_counter()
+        rows = sim.run()
+        wall = time.perf_counter() - started
     status = sim.breaker.get_status()
     counts = {key: status[key] for key in (
         "calls", "successes", "failures", "slow_calls", "rejected", "excluded", "cancelled",
