@@ -1,0 +1,148 @@
+"""Simulator speed: calls per second on one core, a 100 x 100,000-call sweep on 2 cores,
+and simulated seconds per wall second.
+
+    python -m benchmarks.bench_sim            # or: python -m benchmarks sim
+    python -m benchmarks.bench_sim --quick    # smaller, for a smoke run
+
+Every timing is the best of a few repeats (`time.perf_counter`), the usual way to
+read through noise from other processes. Targets: >= 300,000 calls/s on one core;
+the sweep in <= 30 s on 2 cores. The component rows (the breaker alone,
+`plan_request` alone) show the floor the simulator sits on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+
+from cblab import CircuitBreaker, CircuitBreakerConfig, EventLog, Outcome
+from cblab.backend.profile import FaultProfile, plan_request, rng_for
+from cblab.backend.scenario import Scenario
+from cblab.sim import simulate, single_phase
+from cblab.sim.sweep import sweep
+
+TARGET_CALLS_PER_S = 300_000
+TARGET_SWEEP_S = 30.0
+CONFIG = CircuitBreakerConfig(failure_threshold=5, timeout=5.0)
+HEALTHY = {"latency": {"kind": "constant", "ms": 20}, "error_rate": 0.01}
+
+
+def _best(repeats: int, run: Callable[[], tuple[int, float]]) -> tuple[int, float]:
+    """(work, seconds) of the fastest of `repeats` runs."""
+    results = [run() for _ in range(repeats)]
+    return min(results, key=lambda r: r[1] / max(r[0], 1))
+
+
+def breaker_only(calls: int) -> tuple[int, float]:
+    """admit + record on a CLOSED breaker, nothing else: the breaker's own cost."""
+    now = [0.0]
+    breaker = CircuitBreaker("b", CONFIG, clock=lambda: now[0], event_log=EventLog(16))
+    admit, record, success = breaker.admit, breaker.record, Outcome.SUCCESS
+    start = time.perf_counter()
+    for _ in range(calls):
+        record(admit(), success)
+    return calls, time.perf_counter() - start
+
+
+def plan_only(calls: int, latency: dict) -> tuple[int, float]:
+    """`plan_request` alone: the shared backend model's cost per request."""
+    profile = FaultProfile.from_dict({**HEALTHY, "latency": latency})
+    rng = rng_for(0, "users")
+    start = time.perf_counter()
+    for _ in range(calls):
+        plan_request(profile, rng)
+    return calls, time.perf_counter() - start
+
+
+def sim_run(scenario: Scenario, **options) -> tuple[int, float]:
+    run = simulate(scenario, CONFIG, seed=1, **options)
+    return run.calls, run.wall_s
+
+
+def flapping(calls: int) -> Scenario:
+    """The shipped flapping scenario (20 calls/s), stretched to about `calls` calls."""
+    base = Scenario.load("flapping")
+    return base.scaled(calls / (20.0 * base.total_duration_s))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_sim")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    calls = 20_000 if args.quick else 200_000
+    sweep_points, sweep_calls = (10, 20_000) if args.quick else (100, 100_000)
+    repeats = 1 if args.quick else args.repeats
+
+    rows: list[tuple[str, str, str]] = []
+
+    def rate(label: str, result: tuple[int, float], note: str = "") -> float:
+        n, seconds = result
+        per_s = n / seconds
+        rows.append((label, f"{per_s:,.0f} calls/s ({seconds / n * 1e6:.2f} µs/call)", note))
+        return per_s
+
+    healthy = single_phase(HEALTHY, duration_s=calls / 20.0, rate_per_s=20.0)
+    normal = single_phase({**HEALTHY, "latency": {"kind": "normal", "mean_ms": 25, "sd_ms": 5}},
+                          duration_s=calls / 20.0, rate_per_s=20.0)
+    busy = single_phase(HEALTHY, duration_s=calls / 500.0, rate_per_s=500.0)
+    rate("component: breaker admit+record only", _best(repeats, lambda: breaker_only(calls)))
+    rate("component: plan_request only (constant latency)",
+         _best(repeats, lambda: plan_only(calls, {"kind": "constant", "ms": 20})))
+    rate("component: plan_request only (normal latency)",
+         _best(repeats, lambda: plan_only(calls, {"kind": "normal", "mean_ms": 25, "sd_ms": 5})))
+    headline = rate("simulate: healthy service, 20/s, constant 20 ms, 1 % errors",
+                    _best(repeats, lambda: sim_run(healthy)),
+                    f"target >= {TARGET_CALLS_PER_S:,}/s")
+    rate("simulate: same, normal(25, 5) ms latency", _best(repeats, lambda: sim_run(normal)))
+    rate("simulate: 500/s, 10 calls in flight (heap path)", _best(repeats, lambda: sim_run(busy)))
+    rate("simulate: flapping scenario (trips, rejections, probes)",
+         _best(repeats, lambda: sim_run(flapping(calls))))
+    rate("simulate: flapping, unprotected", _best(repeats, lambda: sim_run(
+        flapping(calls), protected=False)))
+
+    # simulated seconds per wall second, each shipped scenario at its own load
+    speeds = []
+    for name in ("outage-and-recovery", "flapping", "hang", "brownout", "slow-burn", "overload"):
+        service = "orders" if name in ("overload", "slow-burn") else "users"
+        scenario = Scenario.load(name)
+        _, seconds = _best(repeats, lambda s=scenario, v=service: sim_run(s, service=v))
+        speeds.append((name, scenario.total_duration_s / seconds))
+    for name, speed in speeds:
+        rows.append((f"simulated s per wall s: {name}", f"{speed:,.0f}x", ""))
+
+    # the sweep: sweep_points configurations x sweep_calls calls, on 2 processes
+    thresholds = list(range(2, 12))
+    timeouts = [1, 2, 5, 10, 20, 30, 45, 60, 90, 120]
+    per_axis = max(1, round(sweep_points ** 0.5))
+    grid = {"failure_threshold": thresholds[:per_axis], "timeout": timeouts[:per_axis]}
+    scenario = flapping(sweep_calls)
+    start = time.perf_counter()
+    table = sweep(grid, scenario, [0], workers=2, progress=False)
+    elapsed = time.perf_counter() - start
+    total = int(table["calls"].sum())
+    rows.append((
+        f"sweep: {len(table)} configs x ~{sweep_calls:,} calls, 2 workers",
+        f"{elapsed:.1f} s ({total / elapsed:,.0f} calls/s)",
+        f"target <= {TARGET_SWEEP_S:.0f} s" if not args.quick else "quick run",
+    ))
+
+    print(f"cblab simulator on {platform.python_implementation()} {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+          f"{' (quick)' if args.quick else ''}\n")
+    print("| measurement | result | note |")
+    print("|---|---|---|")
+    for label, result, note in rows:
+        print(f"| {label} | {result} | {note} |")
+    met = headline >= TARGET_CALLS_PER_S
+    print(f"\none-core target {'met' if met else 'NOT met'}: {headline:,.0f} calls/s "
+          f"vs {TARGET_CALLS_PER_S:,}; sweep {elapsed:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
