@@ -27,8 +27,12 @@ T = TypeVar("T")
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 SUCCESS, FAILURE, REJECTED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.REJECTED
-_OUTCOMES: dict[object, Outcome] = {**{o: o for o in Outcome}, **{o.value: o for o in Outcome}}
-_RECORDABLE = {Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED, Outcome.CANCELLED}
+# What record() accepts, by enum or by value (one dict lookup on the hot path).
+_RECORDABLE: dict[object, Outcome] = {
+    key: o
+    for o in (Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED, Outcome.CANCELLED)
+    for key in (o, o.value)
+}
 _new_record = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 # The moves a breaker makes on its own. Manual control (force, reset) may go anywhere.
@@ -329,9 +333,12 @@ class CircuitBreaker:
         """
         if permit.settled:
             raise RuntimeError(f"permit already recorded: {permit!r}")
-        outcome = _OUTCOMES.get(outcome) or Outcome(outcome)
-        if outcome not in _RECORDABLE:
-            raise ValueError(f"cannot record outcome {outcome.value!r} for a permitted call")
+        recordable = _RECORDABLE.get(outcome)
+        if recordable is None:
+            raise ValueError(
+                f"cannot record outcome {getattr(outcome, 'value', outcome)!r} for a permitted "
+                "call; use success, failure, excluded or cancelled"
+            )
         permit.settled = True
         now = self._clock()
         return self._settle(
@@ -339,7 +346,7 @@ class CircuitBreaker:
             permit.state,
             permit.trial,
             permit.admitted_at,
-            outcome,
+            recordable,
             now,
             now - permit.admitted_at if duration is None else duration,
             error_type,

@@ -40,7 +40,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 __all__ = [
     "DRAWS_PER_REQUEST",
@@ -385,9 +385,8 @@ HEALTHY = FaultProfile()
 # --- the per-request decision ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RequestPlan:
-    """What the service does with one request.
+class RequestPlan(NamedTuple):
+    """What the service does with one request (a tuple: one is built per request).
 
     kind: "ok" (answer normally after `latency_s`), "error" (answer `status` after
     `latency_s`; a 429 carries `retry_after_s`), "reset" (after `latency_s`, send
@@ -415,12 +414,15 @@ def plan_request(profile: FaultProfile, rng: random.Random) -> RequestPlan:
         latency_ms = profile.latency.quantile_ms(u_latency)
     latency_s = latency_ms / 1000.0
     if u_reset < profile.reset_rate:
-        return RequestPlan("reset", 200, latency_s)
+        return _new_plan(RequestPlan, ("reset", 200, latency_s, None))
     if u_error < profile.error_rate:
         status = profile.pick_status(u_status)
         retry_after = profile.retry_after_s if status == 429 else None
         return RequestPlan("error", status, latency_s, retry_after)
-    return RequestPlan("ok", 200, latency_s)
+    return _new_plan(RequestPlan, ("ok", 200, latency_s, None))
+
+
+_new_plan = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
 
 
 def capacity_verdict(profile: FaultProfile, busy: int, waiting: int = 0) -> CapacityVerdict:

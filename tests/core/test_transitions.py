@@ -325,3 +325,10 @@ async def test_listener_sees_events_and_cannot_break_calls(make_breaker):
     breaker.remove_listener(seen.append)
     assert not breaker.admit().admitted
     assert len(seen) == 3
+
+
+async def test_unknown_outcome_names_itself(make_breaker):
+    breaker = make_breaker()
+    with pytest.raises(ValueError, match="'succes'"):
+        breaker.record(breaker.admit(), "succes")
+    assert breaker.record(breaker.admit(), "success") is Outcome.SUCCESS
