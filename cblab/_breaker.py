@@ -201,8 +201,7 @@ class CircuitBreaker:
         # With no listeners, emitting is one bound-method call into the log.
         self._append = self.event_log.append
         # The call-record hot path inlines EventLog._append_call_fields.
-        log = self.event_log
-        self._log_extend, self._log_seq, self._log_mark = log._extend, log._seq, log._raw_call_mark
+        self._log_extend, self._log_seq = self.event_log._extend, self.event_log._seq
         self._emit = self._append if not self._listeners else self._fan_out
 
     def _fan_out(self, event: Event) -> None:
@@ -259,6 +258,19 @@ class CircuitBreaker:
             self._counter.reset()
         self._emit(StateChange(self.name, at, came_from, to, reason, self._generation))
 
+    def _why_tripped(self, now: float) -> str:
+        """A human reason for a trip, from the policy's figures (trips are rare)."""
+        figures = self._counter.figures(now)
+        policy = self._config.policy
+        if "consecutive_failures" in figures:
+            return f"{figures['consecutive_failures']} consecutive failures"
+        if "failures_since_closed" in figures:
+            return f"{figures['failures_since_closed']} failures since the breaker closed"
+        rate, slow_rate = figures["failure_rate"], figures["slow_call_rate"]
+        if rate >= policy.failure_rate_threshold:
+            return f"failure rate {rate:.0%} reached {policy.failure_rate_threshold:.0%}"
+        return f"slow-call rate {slow_rate:.0%} reached {policy.slow_call_rate_threshold:.0%}"
+
     def _retry_after(self, now: float) -> float:
         if self._mode == FORCED_OPEN:
             return math.inf
@@ -311,7 +323,7 @@ class CircuitBreaker:
         if self._listeners:
             self._fan_out(_new_record(CallRecord, fields))
         else:
-            self._log_extend(zip((fields,), self._log_seq, self._log_mark))  # noqa: B905
+            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
         if state is OPEN and self._mode == NORMAL:
             retry_after = self._opened_at + self._open_for - now
             return _new_record(Rejection, (retry_after if retry_after > 0.0 else 0.0, OPEN))
@@ -394,8 +406,9 @@ class CircuitBreaker:
                     self._transition(CLOSED, now, "trial calls succeeded")
                     return outcome
             elif self._counter.on_success(now, slow) and self._mode == NORMAL:
+                # a window can trip on a success: its rates move with every call
                 self._emit_call(admitted_at, duration, outcome, state, error, generation)
-                self._transition(OPEN, now, "slow-call rate reached threshold")
+                self._transition(OPEN, now, self._why_tripped(now))
                 return outcome
         elif outcome is FAILURE:
             self.failures += 1
@@ -411,7 +424,7 @@ class CircuitBreaker:
                 return outcome
             if self._counter.on_failure(now, slow) and self._mode == NORMAL:
                 self._emit_call(admitted_at, duration, outcome, state, error, generation)
-                self._transition(OPEN, now, f"{self._config.policy.name} policy tripped")
+                self._transition(OPEN, now, self._why_tripped(now))
                 return outcome
         else:  # excluded or cancelled: neither success nor failure; a trial frees its slot
             if outcome is Outcome.EXCLUDED:
@@ -424,7 +437,7 @@ class CircuitBreaker:
         if self._listeners:
             self._fan_out(_new_record(CallRecord, fields))
         else:  # EventLog.append, inlined: this line runs once per call
-            self._log_extend(zip((fields,), self._log_seq, self._log_mark))  # noqa: B905
+            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
         return outcome
 
     def _emit_call(
@@ -440,7 +453,7 @@ class CircuitBreaker:
         if self._listeners:
             self._fan_out(_new_record(CallRecord, fields))
         else:  # the log builds the CallRecord when someone reads it
-            self._log_extend(zip((fields,), self._log_seq, self._log_mark))  # noqa: B905
+            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
 
     # --- the shells: call, call_sync, decorator, protect() --------------------------------
 
@@ -483,7 +496,23 @@ class CircuitBreaker:
             )
             raise
         now = clock()
-        self._settle(generation, state, trial, admitted_at, SUCCESS, now, now - admitted_at, None)
+        if (
+            trial
+            or generation != self._generation
+            or self._slow_after is not None
+            or (self._listeners)
+        ):
+            self._settle(
+                generation, state, trial, admitted_at, SUCCESS, now, now - admitted_at, None
+            )
+            return result
+        # The common case, `_settle`'s success branch inlined (it is a fifth of the
+        # cost of a call): a closed-state success, still current, no slow-call rule.
+        self.successes += 1
+        fields = (self.name, admitted_at, now - admitted_at, SUCCESS, CLOSED, None, generation)
+        self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+        if self._counter.on_success(now, False) and self._mode == NORMAL:
+            self._transition(OPEN, now, self._why_tripped(now))
         return result
 
     def call_sync(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

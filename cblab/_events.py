@@ -71,6 +71,22 @@ Event = CallRecord | StateChange
 _make_record = CallRecord._make
 
 
+class _Boxed:
+    """A plain tuple appended by a user, kept apart from a breaker's raw call fields."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: tuple) -> None:
+        self.value = value
+
+
+def _unpack(stored: Any) -> Any:
+    kind = type(stored)
+    if kind is tuple:
+        return _make_record(stored)
+    return stored.value if kind is _Boxed else stored
+
+
 class LogSlice(NamedTuple):
     """What `EventLog.since` returns: events after a sequence number, and what was lost."""
 
@@ -89,28 +105,30 @@ class EventLog:
     missed from the gap in sequence numbers.
     """
 
-    __slots__ = ("_buffer", "_extend", "_raw_call_mark", "_seq", "capacity")
+    __slots__ = ("_buffer", "_extend", "_seq", "capacity")
 
     def __init__(self, capacity: int = 10_000) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
         self.capacity = capacity
-        # Entries are (event, seq), or (CallRecord fields, seq, True) from a breaker's
-        # hot path, which skips building the NamedTuple until someone reads it.
-        self._buffer: deque[tuple[Any, ...]] = deque(maxlen=capacity)
+        # Entries are (event, seq). A breaker's hot path stores a call as the plain
+        # tuple of its CallRecord fields and `since` builds the NamedTuple; any
+        # other plain tuple is boxed on the way in, so the two never mix up.
+        self._buffer: deque[tuple[Any, int]] = deque(maxlen=capacity)
         self._extend = self._buffer.extend
         self._seq = itertools.count(1)
-        self._raw_call_mark = itertools.repeat(True)
 
     def append(self, event: Any) -> None:
         """Add an event (any object; breakers add CallRecords and StateChanges)."""
+        if type(event) is tuple:
+            event = _Boxed(event)
         # zip() pairs the event with the next number inside C: atomic under the GIL.
         # The event comes first so zip stops before drawing a number it won't use.
         self._extend(zip((event,), self._seq))  # noqa: B905 (strict= costs 1 µs)
 
     def _append_call_fields(self, fields: tuple) -> None:
         """A breaker's call, as the plain tuple of CallRecord fields (see `CircuitBreaker`)."""
-        self._extend(zip((fields,), self._seq, self._raw_call_mark))  # noqa: B905
+        self._extend(zip((fields,), self._seq))  # noqa: B905
 
     @property
     def last_seq(self) -> int:
@@ -127,10 +145,7 @@ class EventLog:
         start = max(after + 1 - first, 0)
         missed = max(first - after - 1, 0)
         stop = None if limit is None else start + limit
-        events = [
-            (entry[1], _make_record(entry[0]) if len(entry) == 3 else entry[0])
-            for entry in snapshot[start:stop]
-        ]
+        events = [(seq, _unpack(event)) for event, seq in snapshot[start:stop]]
         last = events[-1][0] if events else after
         return LogSlice(events, last, missed)
 

@@ -49,6 +49,26 @@ def test_count_window_needs_minimum_calls_then_trips_on_rate():
     assert feed(breaker, clock, "xxxx")[-1] is CircuitState.CLOSED  # 4 calls < minimum
     assert breaker.get_status()["policy"]["failure_rate"] == -1.0
     assert feed(breaker, clock, "x")[-1] is CircuitState.OPEN
+    reasons = [e.reason for _, e in breaker.event_log.since(0).events if e.kind == "state"]
+    assert reasons == ["failure rate 100% reached 50%"]
+
+
+def test_count_window_can_trip_on_a_success():
+    """Rates move with every call: reaching minimum_calls with a success can trip it."""
+    breaker, clock = make(CountWindow(size=10, minimum_calls=4, failure_rate_threshold=0.5))
+    assert feed(breaker, clock, "xx.")[-1] is CircuitState.CLOSED  # 3 calls < minimum
+    assert feed(breaker, clock, ".")[-1] is CircuitState.OPEN  # 2 of 4 failed: 50%
+
+
+async def test_count_window_trips_on_a_success_through_call_too():
+    breaker, clock = make(CountWindow(size=10, minimum_calls=4, failure_rate_threshold=0.5))
+    feed(breaker, clock, "xx.")
+
+    async def ok():
+        return 1
+
+    await breaker.call(ok)
+    assert breaker.state is CircuitState.OPEN
 
 
 def test_count_window_forgets_old_calls():

@@ -47,6 +47,7 @@ async def test_trips_after_threshold_consecutive_failures(make_breaker):
     await trip(breaker, 1)
     assert breaker.state is OPEN
     assert [(c.from_state, c.to_state) for c in state_changes(breaker)] == [(CLOSED, OPEN)]
+    assert state_changes(breaker)[0].reason == "3 consecutive failures"
 
 
 async def test_success_while_closed_resets_the_count(make_breaker):
@@ -260,7 +261,7 @@ async def test_slow_successes_trip_a_window_with_slow_call_threshold(make_breake
         breaker.record(permit, Outcome.SUCCESS)
     assert breaker.state is OPEN
     assert breaker.slow_calls == 2
-    assert state_changes(breaker)[-1].reason == "slow-call rate reached threshold"
+    assert state_changes(breaker)[-1].reason == "slow-call rate 50% reached 50%"
 
 
 async def test_status_has_write_up_keys_and_more(make_breaker, clock):
