@@ -6,6 +6,12 @@ Layout::
       run.json      metadata (below)
       events.csv    one row per event, columns = cblab.schema.EVENT_COLUMNS
 
+One time axis for every source in a run: `t` is seconds since the run started,
+and when the run played a scenario, since the scenario started (its first
+phase begins at t = 0), so `cblab.analysis.played_scenario(run)` places the
+rows in its phases. Producers shift each source onto that axis before saving
+and fill every row's `phase` (`cblab.analysis.phase_labels`), the server's too.
+
 `run.json` (format 1)::
 
     {

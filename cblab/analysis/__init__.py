@@ -4,7 +4,9 @@
     table = kpis(frame, "outage-and-recovery")       # one row per run
     compare(protected_run, unprotected_run)           # side by side
 
-The KPI definitions are in `cblab.analysis.kpis`' docstring.
+The KPI definitions are in `cblab.analysis.kpis`' docstring; which phases are
+faults, and which scenario a recorded run played, in `cblab.analysis.scenarios`.
+Reports and the live lab show these figures; they define none of their own.
 """
 
 from .compare import compare, compare_variants
@@ -17,27 +19,37 @@ from .frames import (
     write_events,
 )
 from .kpis import (
+    BREAKER_KPIS,
     DEFAULT_FLAP_WINDOW_S,
+    FAULT_KPIS,
     GROUP_COLUMNS,
     KPI_COLUMNS,
-    Window,
     episodes,
-    fault_phase_names,
     kpis,
     phase_kpis,
-    phase_windows,
     run_kpis,
     state_intervals,
 )
+from .scenarios import (
+    Window,
+    as_scenario,
+    fault_phase_names,
+    phase_labels,
+    phase_windows,
+    played_scenario,
+)
 
 __all__ = [
+    "BREAKER_KPIS",
     "DEFAULT_FLAP_WINDOW_S",
     "EVENT_DTYPES",
+    "FAULT_KPIS",
     "GROUP_COLUMNS",
     "KPI_COLUMNS",
     "REQUIRED_COLUMNS",
     "AnalysisError",
     "Window",
+    "as_scenario",
     "compare",
     "compare_variants",
     "episodes",
@@ -45,7 +57,9 @@ __all__ = [
     "fault_phase_names",
     "kpis",
     "phase_kpis",
+    "phase_labels",
     "phase_windows",
+    "played_scenario",
     "read_events",
     "run_kpis",
     "state_intervals",

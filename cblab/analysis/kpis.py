@@ -23,7 +23,8 @@ flaps             trips within `flap_window_s` (default 10 s) of the breaker's
                   previous move to CLOSED: it closed, and promptly tripped again
 time_<state>_s    seconds spent in each state within the window (from the state
                   rows; the state before the first change is the first row's `state`)
-fault episode     a run of consecutive fault phases (see `fault_phase_names`)
+fault episode     a run of consecutive fault phases (`cblab.analysis.scenarios.
+                  fault_phase_names` says which phases are faults)
 detection_s       episode start -> first move to OPEN during the episode (0 when
                   the breaker is already open at the start; NaN when it never
                   opens before the episode ends). Run value: mean over detected
@@ -36,37 +37,38 @@ duration_s        length of the window (the run: the scenario's total duration,
 
 Per phase, `detection_s` belongs to the phase that starts an episode and
 `recovery_s` to the phase right after one ends.
+
+`BREAKER_KPIS` describe the breaker's states: for a run that no breaker
+protects they mean nothing. `FAULT_KPIS` need to know which phases are faults
+(from the scenario, or `fault_phases=`); without that, a run has no fault
+phases and these figures say nothing about faults.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cblab.backend.profile import FaultProfile
-from cblab.backend.scenario import SERVICES, Scenario, ScenarioError
+from cblab.backend.scenario import Scenario
 from cblab.sim.model import SERVICE_ROUTES
 from cblab.sim.run import SimRun
-from cblab.sim.workload import resolve_scenario
 
 from .frames import AnalysisError, events_frame
+from .scenarios import Window, _episodes, as_scenario, phase_windows
 
 __all__ = [
+    "BREAKER_KPIS",
     "DEFAULT_FLAP_WINDOW_S",
+    "FAULT_KPIS",
     "GROUP_COLUMNS",
     "KPI_COLUMNS",
-    "Window",
     "episodes",
-    "fault_phase_names",
     "kpis",
     "phase_kpis",
-    "phase_windows",
     "run_kpis",
     "state_intervals",
 ]
@@ -105,116 +107,21 @@ KPI_COLUMNS: tuple[str, ...] = (
     "duration_s",
 )
 
+# How the breaker met each fault episode: about the breaker, and about the faults.
+_EPISODE_KPIS = ("detected", "detection_s", "recovered", "recovery_s")
+
+#: KPIs about the breaker's states: they say nothing of a run that no breaker protects.
+BREAKER_KPIS: tuple[str, ...] = (
+    "trips", "probe_failures", "flaps", "time_closed_s", "time_open_s", "time_half_open_s",
+    *_EPISODE_KPIS,
+)  # fmt: skip
+
+#: KPIs that need to know which phases are faults (the scenario, or `fault_phases=`).
+FAULT_KPIS: tuple[str, ...] = ("wasted", "wasted_share", "fault_episodes", *_EPISODE_KPIS)
+
 _SUCCESS_OUTCOMES = ("success", "slow")
 _ANSWERED_ERRORS = ("not_found",)  # a late call with this error_type still got its answer
 _BREAKER_SERVICE = {breaker: service for service, (breaker, _) in SERVICE_ROUTES.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A scenario phase as analysis sees it."""
-
-    name: str
-    start: float
-    end: float
-    fault: bool
-
-
-# --- scenarios -> phase windows ---------------------------------------------------------
-
-
-def _unhealthy(profile: FaultProfile) -> bool:
-    return (
-        profile.mode != "up"
-        or profile.error_rate > 0
-        or profile.reset_rate > 0
-        or profile.slow_fraction > 0
-    )
-
-
-def _effective(profile: FaultProfile) -> tuple[Any, ...]:
-    """What a profile does: fields that cannot matter (the status mix of a service
-    that never errs, say) are left out, so they never make a phase look different."""
-    if profile.mode != "up":
-        return (profile.mode, profile.max_concurrency, profile.overflow)
-    errs = profile.error_rate > 0
-    slows = profile.slow_fraction > 0
-    limited = profile.max_concurrency is not None
-    return (
-        profile.mode, profile.error_rate, profile.status_mix if errs else None,
-        profile.retry_after_s if errs else None, profile.latency, profile.slow_fraction,
-        profile.slow_ms if slows else None, profile.reset_rate, profile.max_concurrency,
-        profile.overflow if limited else None,
-    )
-
-
-def fault_phase_names(scenario: Any, service: str | None = None) -> list[str]:
-    """Names of the phases in which `service` (every service when None) is at fault.
-
-    A service is at fault in a phase when it is not up, fails, resets or slows
-    requests, when it behaves differently from the first phase (the baseline:
-    another latency, say), or when it is capacity-limited and the load differs
-    from the baseline's.
-    """
-    scenario = _scenario(scenario)
-    if scenario is None:
-        return []
-    services = SERVICES if service is None else (service,)
-    first = scenario.phases[0]
-    names = []
-    for phase in scenario.phases:
-        for name in services:
-            profile, base = phase.profile(name), first.profile(name)
-            if (
-                _unhealthy(profile)
-                or _effective(profile) != _effective(base)
-                or (profile.max_concurrency is not None and phase.load != first.load)
-            ):
-                names.append(phase.name)
-                break
-    return names
-
-
-def phase_windows(
-    scenario: Any, *, service: str | None = None, fault_phases: Iterable[str] | None = None
-) -> list[Window]:
-    """The scenario's phases as time windows, each marked fault or not.
-
-    `fault_phases` (phase names) overrides `fault_phase_names(scenario, service)`.
-    """
-    scenario = _scenario(scenario)
-    if scenario is None:
-        raise AnalysisError("phase windows need a scenario")
-    faults = set(fault_phase_names(scenario, service) if fault_phases is None else fault_phases)
-    return [
-        Window(phase.name, start, start + phase.duration_s, phase.name in faults)
-        for start, phase in zip(scenario.phase_starts, scenario.phases, strict=True)
-    ]
-
-
-def _scenario(scenario: Any) -> Scenario | None:
-    if scenario is None or isinstance(scenario, Scenario):
-        return scenario
-    if isinstance(scenario, (str, Path, Mapping)):
-        try:
-            return resolve_scenario(scenario)
-        except ScenarioError as exc:
-            raise AnalysisError(f"bad scenario: {exc}") from None
-    raise AnalysisError(f"scenario must be a Scenario, a name, a path or a dict, got {scenario!r}")
-
-
-def _episodes(windows: Sequence[Window]) -> list[tuple[float, float, int, int]]:
-    """Runs of consecutive fault windows: (start, end, first index, last index)."""
-    found: list[tuple[float, float, int, int]] = []
-    for i, window in enumerate(windows):
-        if not window.fault:
-            continue
-        if found and found[-1][3] == i - 1:
-            start, _, first, _ = found[-1]
-            found[-1] = (start, window.end, first, i)
-        else:
-            found.append((window.start, window.end, i, i))
-    return found
 
 
 # --- one run ----------------------------------------------------------------------------
@@ -470,7 +377,7 @@ def _windows_from_rows(frame: pd.DataFrame, duration: float,
 def _inputs(events: Any, scenario: Any) -> tuple[pd.DataFrame, Scenario | None]:
     if scenario is None:
         scenario = getattr(events, "scenario", None)
-    return events_frame(events), _scenario(scenario)
+    return events_frame(events), as_scenario(scenario)
 
 
 def _check_flap_window(flap_window_s: Any) -> float:

@@ -4,6 +4,9 @@ A KPI frame has one row per compared thing (a variant, a run, "run · variant")
 and one column per KPI, as `cblab.analysis` produces. How a KPI is shown
 (label, number format) and which direction is better come from `KPI_SPECS`,
 with a guess from the name for KPIs not listed there.
+
+A missing figure shows as "—", or as "n/a" when the frame says why it is
+missing (`attrs["unavailable"]`, as `cblab.report.run_kpis` sets it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .style import empty_figure, label, layout_dict, merge
 __all__ = [
     "BETTER_FILL",
     "KPI_SPECS",
+    "NOT_AVAILABLE",
     "KpiSpec",
     "WORSE_FILL",
     "compare_kpis",
@@ -28,6 +32,7 @@ __all__ = [
     "format_kpi",
     "kpi_spec",
     "kpi_table",
+    "unavailable_kpis",
 ]
 
 Verdict = Literal["better", "worse", "same", ""]
@@ -53,7 +58,8 @@ class KpiSpec:
 
 
 KPI_SPECS: dict[str, KpiSpec] = {
-    # cblab.analysis KPIs (definitions in cblab.analysis.kpis)
+    # cblab.analysis KPIs (definitions in cblab.analysis.kpis); the report's tables
+    # show latencies in ms (cblab.report.kpis)
     "requested": KpiSpec("calls made", "int"),
     "successful": KpiSpec("calls answered", "int"),
     "availability": KpiSpec("availability (answered)", "pct", "higher", 0.005),
@@ -66,6 +72,9 @@ KPI_SPECS: dict[str, KpiSpec] = {
     "latency_p50_ms": KpiSpec("latency p50", "ms", "lower", 0.5),
     "latency_p95_ms": KpiSpec("latency p95", "ms", "lower", 0.5),
     "latency_p99_ms": KpiSpec("latency p99", "ms", "lower", 0.5),
+    "latency_p50_s": KpiSpec("latency p50", "s", "lower", 0.0005),
+    "latency_p95_s": KpiSpec("latency p95", "s", "lower", 0.0005),
+    "latency_p99_s": KpiSpec("latency p99", "s", "lower", 0.0005),
     "throughput_per_s": KpiSpec("calls per second", "rate"),
     "goodput_per_s": KpiSpec("answered calls per second", "rate", "higher", 0.05),
     "trips": KpiSpec("trips (closed → open)", "int"),
@@ -76,19 +85,10 @@ KPI_SPECS: dict[str, KpiSpec] = {
     "time_half_open_s": KpiSpec("time half-open", "s"),
     "detection_s": KpiSpec("detection (fault start → open)", "s", "lower", 0.05),
     "recovery_s": KpiSpec("recovery (fault end → closed)", "s", "lower", 0.05),
-    # the report's basic KPIs (when cblab.analysis cannot analyse a run)
-    "calls": KpiSpec("calls made", "int"),
-    "success_rate": KpiSpec("success rate", "pct", "higher", 0.005),
-    "failure_rate": KpiSpec("failed calls (failure + timeout)", "pct", "lower", 0.005),
-    "rejected_rate": KpiSpec("rejected (fast-failed)", "pct"),
-    "p50_latency_ms": KpiSpec("latency p50", "ms", "lower", 0.5),
-    "p95_latency_ms": KpiSpec("latency p95", "ms", "lower", 0.5),
-    "p99_latency_ms": KpiSpec("latency p99", "ms", "lower", 0.5),
-    "mean_latency_ms": KpiSpec("latency mean", "ms", "lower", 0.5),
-    "backend_calls": KpiSpec("calls reaching the backend", "int"),
-    "backend_calls_in_faults": KpiSpec("backend calls during faults", "int", "lower"),
-    "peak_backend_rps": KpiSpec("peak backend load", "rate"),
-    "time_not_closed_s": KpiSpec("time not closed", "s"),
+    "fault_episodes": KpiSpec("fault episodes", "int"),
+    "detected": KpiSpec("fault episodes detected (opened)", "int"),
+    "recovered": KpiSpec("fault episodes recovered (closed)", "int"),
+    "duration_s": KpiSpec("duration", "s"),
 }
 
 
@@ -110,6 +110,24 @@ def kpi_spec(name: str) -> KpiSpec:
     if lowered.endswith(("_count", "s")) and not lowered.endswith("_s"):
         return KpiSpec(text, "int")
     return KpiSpec(text)
+
+
+#: How a figure is shown that could not be computed (the frame says why).
+NOT_AVAILABLE = "n/a"
+
+
+def unavailable_kpis(kpis: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(row label, KPI) -> why that figure is missing, from `kpis.attrs["unavailable"]`
+    (``{row label: {KPI: reason}}``); empty when the frame says nothing."""
+    found = kpis.attrs.get("unavailable") if kpis is not None else None
+    if not isinstance(found, Mapping):
+        return {}
+    return {
+        (str(row), str(kpi)): str(why)
+        for row, reasons in found.items()
+        if isinstance(reasons, Mapping)
+        for kpi, why in reasons.items()
+    }
 
 
 def _missing(value: Any) -> bool:
@@ -212,11 +230,15 @@ def kpi_table(
     header = ["KPI"] + [
         label(i) + (" (baseline)" if pos == base_pos else "") for pos, i in enumerate(kpis.index)
     ]
+    gaps = unavailable_kpis(kpis)
     columns: list[list[str]] = [[label(spec_of[c].label) for c in names]]
     fills: list[list[str]] = [[_BASELINE_FILL] * len(names)]
     for pos in range(len(kpis)):
         row = kpis.iloc[pos]
-        columns.append([format_kpi(c, row[c], spec_of[c]) for c in names])
+        name = str(kpis.index[pos])
+        columns.append([
+            NOT_AVAILABLE if (name, c) in gaps else format_kpi(c, row[c], spec_of[c]) for c in names
+        ])
         if verdicts is None:
             fills.append([_PLAIN_FILL] * len(names))
         else:

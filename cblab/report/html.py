@@ -32,6 +32,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cblab import __version__
+from cblab.analysis import AnalysisError, played_scenario
 from cblab.plots import (
     backend_load,
     latency_distribution,
@@ -39,7 +40,14 @@ from cblab.plots import (
     state_timeline,
     success_rate,
 )
-from cblab.plots.tables import KpiSpec, compare_kpis, format_kpi, kpi_spec
+from cblab.plots.tables import (
+    NOT_AVAILABLE,
+    KpiSpec,
+    compare_kpis,
+    format_kpi,
+    kpi_spec,
+    unavailable_kpis,
+)
 from cblab.plots.traces import combine_events, run_end
 from cblab.runs import EVENTS_FILE, META_FILE, Run, replace_dir
 
@@ -238,7 +246,9 @@ def kpi_table_html(kpis: pd.DataFrame, *, table_id: str, caption: str | None = N
     """KPIs (one row per compared thing) as an HTML table: KPIs down, things across.
 
     With two or more columns, each cell says how it differs from the baseline
-    column (`_baseline`) and is coloured better (green) or worse (red).
+    column (`_baseline`) and is coloured better (green) or worse (red). A figure
+    the frame says is unavailable (`attrs["unavailable"]`) shows "n/a", with the
+    reason as its tooltip.
     """
     esc = html.escape
     if kpis.empty:
@@ -247,6 +257,7 @@ def kpi_table_html(kpis: pd.DataFrame, *, table_id: str, caption: str | None = N
     compare = len(labels) > 1
     base = _baseline(labels)
     verdicts = compare_kpis(kpis, base) if compare else None
+    gaps = unavailable_kpis(kpis)
     head = ['<th scope="col">KPI</th>']
     for pos, label in enumerate(labels):
         tag = ' <span class="tag">baseline</span>' if compare and pos == base else ""
@@ -257,14 +268,18 @@ def kpi_table_html(kpis: pd.DataFrame, *, table_id: str, caption: str | None = N
         cells = [f'<th scope="row" title="{esc(str(column))}">{esc(spec.label)}</th>']
         for pos in range(len(labels)):
             value = kpis.iloc[pos][column]
-            text = esc(format_kpi(str(column), value, spec))
+            why = gaps.get((labels[pos], str(column)))
+            text = esc(NOT_AVAILABLE if why else format_kpi(str(column), value, spec))
             verdict = verdicts.iloc[pos][column] if verdicts is not None else ""
             classes = (
                 ["num"]
                 + ([verdict] if verdict else [])
                 + (["base"] if compare and pos == base else [])
+                + (["na"] if why else [])
             )
             title = f' title="{_VERDICT_TITLE[verdict]}"' if verdict in _VERDICT_TITLE else ""
+            if why:
+                title = f' title="{esc(f"n/a: {why}")}"'
             delta = ""
             if compare and pos != base:
                 d = _delta(spec, value, kpis.iloc[base][column])
@@ -310,32 +325,27 @@ def _config_html(config: Mapping[str, Any], table_id: str) -> str:
     )
 
 
-def _scenario_html(scenario: Mapping[str, Any] | None, time_scale: Any = None) -> str:
+def _scenario_html(run: Run) -> str:
     esc = html.escape
+    scenario = run.meta.scenario
     if not scenario:
         return "—"
-    name = esc(str(scenario.get("name")))
-    spec = scenario.get("spec")
-    if not isinstance(spec, Mapping):
-        return name
-    parts = [f"<strong>{name}</strong>"]
-    if spec.get("description"):
-        parts.append(f'<span class="muted">{esc(str(spec["description"]))}</span>')
-    phases = spec.get("phases")
-    scale = (
-        float(time_scale)
-        if isinstance(time_scale, (int, float)) and not isinstance(time_scale, bool)
-        else 1.0
-    )
-    if isinstance(phases, list) and phases:
-        items = []
-        for phase in phases:
-            if isinstance(phase, Mapping):
-                duration = phase.get("duration_s")
-                dur = f" {duration * scale:g} s" if isinstance(duration, (int, float)) else ""
-                items.append(f'<span class="phase">{esc(str(phase.get("name")))}{esc(dur)}</span>')
-        played = f" (played at time scale {scale:g})" if scale != 1.0 else ""
-        parts.append(f'<span class="phases">{" → ".join(items)}{esc(played)}</span>')
+    parts = [f"<strong>{esc(str(scenario.get('name')))}</strong>"]
+    try:
+        played = played_scenario(run)
+    except AnalysisError as exc:
+        return parts[0] + f'<br><span class="muted">{esc(str(exc))}</span>'
+    if played is None:
+        return parts[0]
+    if played.description:
+        parts.append(f'<span class="muted">{esc(played.description)}</span>')
+    items = [
+        f'<span class="phase">{esc(phase.name)}{esc(f" {phase.duration_s:g} s")}</span>'
+        for phase in played.phases
+    ]
+    scale = run.meta.extra.get("time_scale", 1.0)
+    note = f" (played at time scale {scale:g})" if scale != 1 else ""
+    parts.append(f'<span class="phases">{" → ".join(items)}{esc(note)}</span>')
     return "<br>".join(parts)
 
 
@@ -349,7 +359,7 @@ def _meta_html(run: Run, index: int, data_href: str | None) -> str:
     versions = " · ".join(f"{esc(k)} {esc(v)}" for k, v in meta.versions.items()) or "—"
     rows = [
         ("Kind", f'<span class="badge {esc(meta.kind)}">{esc(meta.kind)}</span>'),
-        ("Scenario", _scenario_html(meta.scenario, meta.extra.get("time_scale"))),
+        ("Scenario", _scenario_html(run)),
         ("Variants", esc(", ".join(run.variants)) or "—"),
         ("Seed", esc(str(meta.seed)) if meta.seed is not None else "—"),
         ("Started", esc(meta.started_at) or "—"),
@@ -404,25 +414,35 @@ def _plotlyjs_html(mode: PlotlyJs) -> str:
 
 
 def _kpi_source(kpis: pd.DataFrame) -> str:
-    note = kpis.attrs.get("note")
-    if note:
-        return f'<p class="kpi-source warn">{html.escape(str(note))}</p>'
-    return (
+    source = (
         "<p class=\"kpi-source\">Caller's view of the calls (the load generator's rows in a "
         "live run); definitions in <code>cblab.analysis.kpis</code>.</p>"
     )
+    reasons = list(dict.fromkeys(unavailable_kpis(kpis).values()))
+    if not reasons:
+        return source
+    warn = " warn" if kpis.attrs.get("note") else ""
+    items = "; ".join(html.escape(r) for r in reasons)
+    return f'{source}<p class="kpi-source{warn}">{NOT_AVAILABLE}: {items}.</p>'
 
 
 def _combined_kpis(
     runs: Sequence[Run], labels: Sequence[str], kpis: Sequence[pd.DataFrame]
 ) -> pd.DataFrame:
-    parts = []
+    """Every run's KPI rows in one frame, labelled "<run>" (or "<run> · <variant>"),
+    keeping what each says is unavailable."""
+    parts, unavailable = [], {}
     for label, frame in zip(labels, kpis, strict=True):
         if frame.empty:
             continue
         index = [label if len(frame) == 1 else f"{label} · {v}" for v in frame.index]
+        reasons = frame.attrs.get("unavailable") or {}
+        unavailable.update({new: reasons[old] for old, new in zip(frame.index, index, strict=True)
+                            if old in reasons})
         parts.append(frame.set_axis(index, axis=0))
-    return pd.concat(parts) if parts else pd.DataFrame()
+    combined = pd.concat(parts) if parts else pd.DataFrame()
+    combined.attrs = {"unavailable": unavailable}
+    return combined
 
 
 def build_report(
@@ -574,6 +594,7 @@ td.base { background: var(--same); }
 td.better { background: var(--better); color: var(--better-ink); }
 td.worse { background: var(--worse); color: var(--worse-ink); }
 td.same { color: var(--muted); }
+td.na { color: var(--muted); cursor: help; }
 .delta { font-size: 11px; opacity: 0.85; margin-left: 6px; }
 table.config code { font-size: 12px; }
 .key { font-size: 12px; padding: 1px 8px; border-radius: 4px; }

@@ -9,8 +9,12 @@ duration), drives each server with the open-loop load generator
 (`cblab.load.LoadGenerator`) at each phase's rate, then saves one recorded run
 per variant: `<out>/<scenario>-<variant>/`. Each run holds the load
 generator's rows (the caller's view, source "load") and the server's rows
-(the breaker's view: calls and state changes, source "server"), on one time
-axis and labelled with the scenario phase.
+(the breaker's view: calls and state changes, source "server") on one time
+axis, t = 0 at the scenario's start (server rows from before it are dropped),
+and every row, the server's too, labelled with the phase in force at its `t`
+(`cblab.analysis.phase_labels`). run.json holds the scenario and the time
+scale, so `cblab.analysis.played_scenario(run)` gives the phases as played and
+`cblab.analysis.kpis(run.events, played_scenario(run))` per-phase figures.
 """
 
 from __future__ import annotations
@@ -150,12 +154,11 @@ async def _record(
 
 
 def _label_phases(rows: list[dict[str, Any]], scaled: Any) -> None:
-    total = scaled.total_duration_s
-    for row in rows:
-        t = row.get("t")
-        if isinstance(t, (int, float)) and math.isfinite(t) and t >= 0:
-            _, phase = scaled.phase_at(min(t, total))
-            row["phase"] = phase.name
+    """Every row's `phase`, the server's included: the scenario phase in force at its `t`."""
+    from cblab.analysis import phase_labels
+
+    for row, phase in zip(rows, phase_labels((row.get("t") for row in rows), scaled), strict=True):
+        row["phase"] = phase
 
 
 def _round(rows: list[dict[str, Any]], digits: int = 6) -> None:

@@ -12,6 +12,16 @@ from cblab.schema import EVENT_COLUMNS, event_row
 
 END = 5.04  # the last call (t=5.0) ends 40 ms later
 
+#: A scenario the sample rows fit: the users service is down from 1.0 s to 4.0 s.
+SCENARIO = {
+    "name": "blip",
+    "phases": [
+        {"name": "healthy", "duration_s": 1.0},
+        {"name": "outage", "duration_s": 3.0, "faults": {"users": {"mode": "down"}}},
+        {"name": "recovery", "duration_s": 1.04},
+    ],
+}
+
 
 def _call(seq, t, variant, outcome, latency, state, phase, *, source="sim", breaker="users"):
     return event_row(

@@ -123,21 +123,42 @@ def test_labels_from_run_data_are_escaped():
 
 def test_kpi_table_and_comparison_colours():
     kpis = pd.DataFrame(
-        {"success_rate": [0.9, 0.6], "p99_latency_ms": [120.0, 2000.0], "calls": [10, 10]},
+        {"availability": [0.9, 0.6], "latency_p99_ms": [120.0, 2000.0], "requested": [10, 10]},
         index=["protected", "unprotected"],
     )
     verdicts = plots.compare_kpis(kpis, baseline="unprotected")
-    assert verdicts.loc["protected", "success_rate"] == "better"
-    assert verdicts.loc["protected", "p99_latency_ms"] == "better"
-    assert verdicts.loc["protected", "calls"] == ""  # no better direction
+    assert verdicts.loc["protected", "availability"] == "better"
+    assert verdicts.loc["protected", "latency_p99_ms"] == "better"
+    assert verdicts.loc["protected", "requested"] == ""  # no better direction
     assert (verdicts.loc["unprotected"] == "").all()
     fig = plots.comparison_table(kpis, baseline=1)
     table = fig.data[0]
     assert isinstance(table, go.Table)
-    assert list(table.cells.values[0]) == ["success rate", "latency p99", "calls made"]
+    assert list(table.cells.values[0]) == [
+        "availability (answered)", "latency p99", "calls made"]
     assert list(table.cells.values[1]) == ["90.0 %", "120 ms", "10"]
     assert table.cells.fill.color[1][0] == plots.tables.BETTER_FILL
     assert "baseline" in table.header.values[2]
     assert len(plots.kpi_table(pd.DataFrame()).data) == 0
-    assert plots.format_kpi("p50_latency_ms", float("nan")) == "—"
-    assert plots.format_kpi("p50_latency_ms", 1234.5) == "1,234 ms"
+    assert plots.format_kpi("latency_p50_ms", float("nan")) == "—"
+    assert plots.format_kpi("latency_p50_ms", 1234.5) == "1,234 ms"
+    assert plots.format_kpi("latency_p50_s", 0.25) == "0.25 s"  # analysis's own unit
+
+
+def test_kpi_table_says_na_where_the_frame_says_why():
+    kpis = pd.DataFrame({"trips": [1.0, float("nan")], "detection_s": [float("nan")] * 2},
+                        index=["protected", "unprotected"])
+    kpis.attrs["unavailable"] = {"unprotected": {"trips": "no breaker protects this variant"}}
+    assert plots.tables.unavailable_kpis(kpis) == {
+        ("unprotected", "trips"): "no breaker protects this variant"}
+    cells = plots.kpi_table(kpis).data[0].cells.values
+    assert list(cells[1]) == ["1", "—"]  # a figure analysis gave as NaN: just missing
+    assert list(cells[2]) == ["n/a", "—"]
+
+
+def test_every_analysis_and_report_kpi_has_a_spec():
+    from cblab.analysis import KPI_COLUMNS
+    from cblab.report.kpis import REPORT_KPIS
+
+    missing = [k for k in (*KPI_COLUMNS, *REPORT_KPIS) if k not in plots.KPI_SPECS]
+    assert missing == []

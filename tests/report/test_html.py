@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,16 +15,7 @@ from cblab.plots import traces as tr
 from cblab.report import ReportError, build_report, write_report
 from cblab.report import html as report_html
 from cblab.runs import load_run, save_run
-from tests.plots.sample import sample_events
-
-SCENARIO = {
-    "name": "blip",
-    "phases": [
-        {"name": "healthy", "duration_s": 1.0},
-        {"name": "outage", "duration_s": 3.0, "faults": {"users": {"mode": "down"}}},
-        {"name": "recovery", "duration_s": 1.04},
-    ],
-}
+from tests.plots.sample import SCENARIO, sample_events
 
 FIGURES = (
     "state_timeline",
@@ -242,21 +234,28 @@ def test_write_report_will_not_clobber_a_foreign_data_dir(tmp_path: Path, two_ru
     assert (tmp_path / "report_data" / "mine.txt").read_text() == "keep me"
 
 
-def test_kpis_come_from_cblab_analysis_with_a_fallback(two_runs):
+def test_kpis_come_from_cblab_analysis_and_missing_ones_say_why(two_runs):
     from cblab.report.kpis import run_kpis
     from cblab.runs import Run, RunMeta
 
     kpis = run_kpis(two_runs[0])
-    assert "note" not in kpis.attrs
+    assert "note" not in kpis.attrs and kpis.attrs["unavailable"] == {}
     assert kpis.loc["protected", "requested"] == 7
     assert kpis.loc["protected", "trips"] == 1
     assert kpis.loc["protected", "detection_s"] == pytest.approx(1.5)  # outage at 1.0, open 2.5
     assert kpis.loc["protected", "latency_p50_ms"] == pytest.approx(30.0)
     broken = Run(
-        RunMeta(name="b", scenario={"name": "x", "spec": {"phases": "nope"}}), two_runs[0].events
+        RunMeta(name="b", config={"users": {}}, scenario={"name": "x", "spec": {"phases": "nope"}}),
+        two_runs[0].events,
     )
-    fallback = run_kpis(broken)
-    assert "basic KPIs shown" in fallback.attrs["note"]
-    assert fallback.loc["protected", "calls"] == 7
+    partial = run_kpis(broken)
+    assert "scenario 'x' cannot be read" in partial.attrs["note"]
+    assert partial.loc["protected", "requested"] == 7  # no other definition: analysis's
+    assert partial.loc["protected", "trips"] == 1
+    assert math.isnan(partial.loc["protected", "wasted"])  # needs the fault phases
+    assert "cannot be read" in partial.attrs["unavailable"]["protected"]["wasted"]
     text = build_report([broken], plotlyjs="cdn")
     assert 'class="kpi-source warn"' in text
+    table = text[text.index('id="run-1-kpis"') :]
+    table = table[: table.index("</table>")]
+    assert re.search(r'<td class="num na" title="n/a: the run&#x27;s scenario[^"]*">n/a</td>', table)

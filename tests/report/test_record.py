@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cblab.analysis import phase_kpis, phase_labels, played_scenario
 from cblab.report.record import main, record_live_run
 
 SCENARIO = {
@@ -36,13 +37,20 @@ def test_record_live_run_saves_one_loadable_run_per_variant(tmp_path: Path):
     )
     assert [r.path.name for r in runs] == ["blip-protected", "blip-unprotected"]
     protected, unprotected = (r.events for r in runs)
-    for events in (protected, unprotected):
+    for run, events in zip(runs, (protected, unprotected), strict=True):
         calls = events[events["kind"] == "call"]
         assert set(calls["source"]) == {"load", "server"}
         assert set(events["phase"].dropna()) == {"up", "down"}
         assert events["t"].min() >= 0 and events["t"].max() < 4.5
+        # one clock (t = 0 at the scenario's start) and a phase on every row, the server's too
+        assert list(events["phase"]) == phase_labels(events["t"], played_scenario(run))
+        failed = calls[~calls["outcome"].isin(["success", "slow"])]
+        assert (failed["t"] + failed["latency"]).min() > 2.0 - 0.05  # none failed before "down"
         load = calls[calls["source"] == "load"]
         assert 80 <= len(load) <= 110  # 25/s for 4 s
+    server = protected[protected["source"] == "server"]
+    by_phase = phase_kpis(server, played_scenario(runs[0])).set_index("phase")
+    assert list(by_phase["trips"]) == [0, 1] and list(by_phase["fault"]) == [False, True]
     trips = protected[(protected["kind"] == "state") & (protected["state_after"] == "open")]
     assert len(trips) == 1 and trips["phase"].iloc[0] == "down"
     assert (protected["outcome"] == "rejected").sum() > 10
