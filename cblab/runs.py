@@ -55,7 +55,8 @@ from typing import Any
 
 import pandas as pd
 
-from cblab.schema import CALL_OUTCOMES, EVENT_COLUMNS, STATES
+from cblab.analysis import AnalysisError, events_frame
+from cblab.schema import EVENT_COLUMNS
 
 __all__ = [
     "EVENTS_FILE",
@@ -74,14 +75,6 @@ RUN_FORMAT = 1
 META_FILE = "run.json"
 EVENTS_FILE = "events.csv"
 KINDS = ("live", "simulated")
-EVENT_KINDS = ("call", "state")
-
-_TEXT_COLUMNS = (
-    "kind", "source", "variant", "breaker", "tool", "outcome", "state", "state_after",
-    "error_type", "reason", "phase",
-)  # fmt: skip
-_INT_COLUMNS = ("seq", "generation")
-_FLOAT_COLUMNS = ("t", "latency")
 
 
 class RunError(ValueError):
@@ -259,12 +252,13 @@ class Run:
 # --- validation ----------------------------------------------------------------------
 
 
-def _fail_rows(where: str, mask: pd.Series, frame: pd.DataFrame, what: str) -> None:
-    if mask.any():
-        pos = int(mask.to_numpy().nonzero()[0][0])
-        count = int(mask.sum())
-        more = f" (and {count - 1} more row(s))" if count > 1 else ""
-        raise RunError(f"{where}: row {pos + 1} (line {pos + 2}): {what(frame.iloc[pos])}{more}")
+def _refuse_unknown_columns(columns: Iterable[Any], where: str) -> None:
+    unknown = [str(c) for c in columns if c not in EVENT_COLUMNS]
+    if unknown:
+        raise RunError(
+            f"{where}: unknown column(s) {', '.join(map(repr, unknown))}; "
+            f"expected the columns of cblab.schema.EVENT_COLUMNS: {', '.join(EVENT_COLUMNS)}"
+        )
 
 
 def validate_events(
@@ -272,96 +266,22 @@ def validate_events(
 ) -> pd.DataFrame:
     """Check event rows against the schema; return them as a typed frame in column order.
 
-    Refuses (RunError): unknown columns, missing columns (a frame passed in may
-    leave out optional columns: they become empty), no rows, a `kind` other than
-    call/state, an unknown outcome or state, a non-numeric or non-finite `t`, a
-    non-numeric latency, a non-integer seq/generation.
+    The rows are checked by `cblab.analysis.events_frame` (the one validator of the
+    schema: its message, after `where`, names the row and the column) and come out
+    with `cblab.schema.EVENT_DTYPES`. A run adds two rules of its own: no columns
+    beyond `EVENT_COLUMNS`, and at least one row. Optional columns a frame leaves
+    out become empty. Everything refused raises `RunError`.
     """
-    frame = events if isinstance(events, pd.DataFrame) else pd.DataFrame(list(events))
-    columns = [str(c) for c in frame.columns]
-    unknown = [c for c in columns if c not in EVENT_COLUMNS]
-    if unknown:
-        raise RunError(
-            f"{where}: unknown column(s) {', '.join(map(repr, unknown))}; "
-            f"expected the columns of cblab.schema.EVENT_COLUMNS: {', '.join(EVENT_COLUMNS)}"
-        )
-    if len(set(columns)) != len(columns):
-        raise RunError(f"{where}: duplicate column names")
+    if isinstance(events, pd.DataFrame):
+        _refuse_unknown_columns(events.columns, where)
+    try:
+        frame = events_frame(events)
+    except AnalysisError as exc:
+        raise RunError(f"{where}: {exc}") from None
+    _refuse_unknown_columns(frame.columns, where)  # rows may bring their own keys
     if frame.empty:
         raise RunError(f"{where}: the run has no events (empty run)")
-    frame = frame.reindex(columns=list(EVENT_COLUMNS))
-    out: dict[str, pd.Series] = {}
-    for column in _TEXT_COLUMNS:
-        series = frame[column].astype(object)
-        out[column] = series.where(series.notna(), None).map(lambda v: v if v is None else str(v))
-    for column in _FLOAT_COLUMNS:
-        raw = frame[column]
-        numbers = pd.to_numeric(raw, errors="coerce").astype(float)
-        _fail_rows(
-            where,
-            numbers.isna() & raw.notna(),
-            frame,
-            lambda row, c=column: f"{c} must be a number, got {row[c]!r}",
-        )
-        out[column] = numbers
-    for column in _INT_COLUMNS:
-        raw = frame[column]
-        numbers = pd.to_numeric(raw, errors="coerce")
-        bad = (numbers.isna() & raw.notna()) | (numbers.notna() & (numbers % 1 != 0))
-        _fail_rows(
-            where, bad, frame, lambda row, c=column: f"{c} must be an integer, got {row[c]!r}"
-        )
-        out[column] = numbers.astype("Int64")
-    typed = pd.DataFrame(out, columns=list(EVENT_COLUMNS)).reset_index(drop=True)
-    _check_values(typed, where)
-    return typed
-
-
-def _check_values(frame: pd.DataFrame, where: str) -> None:
-    kind = frame["kind"]
-    _fail_rows(
-        where,
-        ~kind.isin(EVENT_KINDS),
-        frame,
-        lambda row: f"kind must be one of {', '.join(EVENT_KINDS)}, got {row['kind']!r}",
-    )
-    t = frame["t"]
-    _fail_rows(
-        where,
-        t.isna() | ~t.map(math.isfinite).astype(bool),
-        frame,
-        lambda row: f"t must be a finite number of seconds, got {row['t']!r}",
-    )
-    latency = frame["latency"]
-    bad_latency = latency.notna() & ~(
-        latency.map(lambda v: math.isfinite(v) and v >= 0).astype(bool)
-    )
-    _fail_rows(
-        where, bad_latency, frame, lambda r: f"latency must be >= 0 seconds, got {r['latency']!r}"
-    )
-    calls = (kind == "call").to_numpy()
-    outcome = frame["outcome"]
-    _fail_rows(
-        where,
-        pd.Series(calls, index=frame.index) & ~outcome.isin(CALL_OUTCOMES),
-        frame,
-        lambda row: f"outcome must be one of {', '.join(CALL_OUTCOMES)}, got {row['outcome']!r}",
-    )
-    for column in ("state", "state_after"):
-        values = frame[column]
-        _fail_rows(
-            where,
-            values.notna() & ~values.isin(STATES),
-            frame,
-            lambda row, c=column: f"{c} must be one of {', '.join(STATES)}, got {row[c]!r}",
-        )
-    states = pd.Series(~calls, index=frame.index)
-    _fail_rows(
-        where,
-        states & frame["state_after"].isna(),
-        frame,
-        lambda row: "a state row needs the state it entered (state_after)",
-    )
+    return frame
 
 
 # --- reading -------------------------------------------------------------------------
@@ -408,10 +328,8 @@ def _read_events(path: Path) -> pd.DataFrame:
         raise RunError(f"{events_path}: not a valid CSV file: {str(exc).strip()}") from None
     if list(frame.columns) != header:  # pandas renames duplicates ("t.1")
         raise RunError(f"{events_path}: duplicate or malformed column names: {header}")
+    _refuse_unknown_columns(frame.columns, str(events_path))
     missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
-    unknown = [c for c in frame.columns if c not in EVENT_COLUMNS]
-    if unknown:
-        validate_events(frame, str(events_path))  # raises with the full message
     if missing:
         raise RunError(
             f"{events_path}: missing column(s) {', '.join(map(repr, missing))}; "

@@ -32,24 +32,36 @@ from __future__ import annotations
 
 from typing import Any
 
-EVENT_COLUMNS: tuple[str, ...] = (
-    "seq",
-    "kind",
-    "t",
-    "source",
-    "variant",
-    "breaker",
-    "tool",
-    "outcome",
-    "latency",
-    "state",
-    "state_after",
-    "error_type",
-    "reason",
-    "generation",
-    "phase",
-)
+#: The pandas dtype of each column of an events frame, by name (plain strings, so
+#: this module needs no pandas): `cblab.analysis.events_frame` and
+#: `cblab.sim.SimRun.to_frame` both build frames with these. "str" columns hold
+#: text or NaN; `generation` is nullable (the load generator does not know it).
+EVENT_DTYPES: dict[str, str] = {
+    "seq": "int64",
+    "kind": "str",
+    "t": "float64",
+    "source": "str",
+    "variant": "str",
+    "breaker": "str",
+    "tool": "str",
+    "outcome": "str",
+    "latency": "float64",
+    "state": "str",
+    "state_after": "str",
+    "error_type": "str",
+    "reason": "str",
+    "generation": "Int64",
+    "phase": "str",
+}
 
+#: The columns of every event table, in order.
+EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_DTYPES)
+
+#: What a row records: one call, or one change of a breaker's state.
+EVENT_KINDS = ("call", "state")
+
+#: Every `outcome` a call row may have (`cblab.Outcome` values, and the load
+#: generator's own "timeout" and "dropped").
 CALL_OUTCOMES = (
     "success",
     "failure",
@@ -61,6 +73,7 @@ CALL_OUTCOMES = (
     "timeout",
     "dropped",
 )
+#: Every breaker state a `state` / `state_after` may name (`cblab.CircuitState` values).
 STATES = ("closed", "open", "half_open")
 
 

@@ -29,6 +29,7 @@ from .kpis import (
     phase_kpis,
     run_kpis,
     state_intervals,
+    succeeded,
 )
 from .scenarios import (
     Window,
@@ -63,5 +64,6 @@ __all__ = [
     "read_events",
     "run_kpis",
     "state_intervals",
+    "succeeded",
     "write_events",
 ]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from cblab.sim.run import SimRun
 
-from .frames import AnalysisError, events_frame
+from .frames import AnalysisError, _shown, events_frame
 from .kpis import KPI_COLUMNS, kpis, phase_kpis, run_kpis
 
 __all__ = ["compare", "compare_variants"]
@@ -76,7 +76,7 @@ def compare(
         if len(labels) != 2 or not all(isinstance(x, str) and x for x in labels) or (
             labels[0] == labels[1]
         ):
-            raise AnalysisError(f"labels must be two different non-empty strings, got {labels!r}")
+            raise AnalysisError(f"labels must be two different non-empty strings, got {_shown(labels)}")
         label_a, label_b = labels
     index = fa.index.union(fb.index, sort=False) if per_phase else pd.Index(
         [k for k in KPI_COLUMNS if k in fa.index or k in fb.index]
@@ -108,7 +108,7 @@ def compare_variants(
     table = kpis(frame, scenario, by=("variant",), **options).set_index("variant")
     if baseline not in table.index:
         known = ", ".join(map(str, table.index)) or "none"
-        raise AnalysisError(f"no variant {baseline!r} in these events; variants: {known}")
+        raise AnalysisError(f"no variant {_shown(baseline)} in these events; variants: {known}")
     figures = table[list(KPI_COLUMNS)].astype("float64").T
     base = figures[baseline]
     out = {baseline: base}

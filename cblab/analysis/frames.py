@@ -8,7 +8,6 @@ here so the KPI code can trust it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cblab.schema import CALL_OUTCOMES, EVENT_COLUMNS, STATES
+from cblab.schema import CALL_OUTCOMES, EVENT_COLUMNS, EVENT_DTYPES, EVENT_KINDS, STATES
 
 __all__ = [
     "EVENT_DTYPES",
-    "KINDS",
     "REQUIRED_COLUMNS",
     "AnalysisError",
     "events_frame",
@@ -28,31 +26,12 @@ __all__ = [
     "write_events",
 ]
 
-KINDS = ("call", "state")
-
 #: Columns a frame must have; the other `EVENT_COLUMNS` are added (empty) when missing.
 REQUIRED_COLUMNS: tuple[str, ...] = ("kind", "t", "outcome", "latency", "state", "state_after")
 
-#: The dtype of each column of an events frame.
-EVENT_DTYPES: dict[str, str] = {
-    "seq": "int64",
-    "kind": "str",
-    "t": "float64",
-    "source": "str",
-    "variant": "str",
-    "breaker": "str",
-    "tool": "str",
-    "outcome": "str",
-    "latency": "float64",
-    "state": "str",
-    "state_after": "str",
-    "error_type": "str",
-    "reason": "str",
-    "generation": "Int64",
-    "phase": "str",
-}
-
-_NUMERIC = ("seq", "t", "latency", "generation")
+_NUMERIC = tuple(c for c, dtype in EVENT_DTYPES.items() if dtype != "str")
+# "int64" columns must be whole numbers; "Int64" (pandas' nullable int) ones may also be empty.
+_INTEGERS = tuple(c for c, dtype in EVENT_DTYPES.items() if dtype.lower() == "int64")
 
 
 class AnalysisError(ValueError):
@@ -120,7 +99,20 @@ def write_events(events: Any, path: str | Path) -> None:
 
 
 def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    """The one check of event rows against `cblab.schema` (`cblab.runs` uses it too).
+
+    Refuses (AnalysisError, naming the row and the column): duplicate column names,
+    a missing `REQUIRED_COLUMNS` column, a value that is not a number (or integer)
+    in a numeric column, a `kind` other than call/state, a `t` that is not a finite
+    number, a negative or infinite latency, an unknown outcome (calls) or state, and
+    a state row without the state it left and the one it entered. Rows are counted
+    from 1; line N+1 is row N in a CSV file with a header.
+    """
+    columns = list(frame.columns)
+    duplicated = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise AnalysisError(f"duplicate column name(s) {', '.join(duplicated)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise AnalysisError(
             f"events are missing required column(s) {', '.join(missing)}; "
@@ -128,83 +120,98 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
             f"{', '.join(EVENT_COLUMNS)}"
         )
     frame = frame.reset_index(drop=True)
-    n = len(frame)
     for column in EVENT_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
     if frame["seq"].isna().all():  # rows built without numbers: number them in order
-        frame["seq"] = np.arange(1, n + 1)
+        frame["seq"] = np.arange(1, len(frame) + 1)
     for column in _NUMERIC:
         values = frame[column]
         if values.dtype.kind in "if":
             continue
         coerced = pd.to_numeric(values, errors="coerce")
-        bad = coerced.isna() & values.notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise AnalysisError(f"row {i}: {column} must be a number, got {values.iloc[i]!r}")
+        kind = "an integer" if column in _INTEGERS else "a number"
+        _refuse(coerced.isna() & values.notna(), f"{column} must be {kind}", values)
         frame[column] = coerced
     try:
-        frame = frame.astype(
-            {c: d for c, d in EVENT_DTYPES.items() if c not in ("seq", "generation")}
-        )
-        frame["seq"] = _integers(frame["seq"], "seq", nullable=False)
-        frame["generation"] = _integers(frame["generation"], "generation", nullable=True)
+        frame = frame.astype({c: d for c, d in EVENT_DTYPES.items() if c not in _INTEGERS})
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, AnalysisError):
-            raise
         raise AnalysisError(f"events have a value of the wrong type: {exc}") from None
+    for column in _INTEGERS:
+        frame[column] = _integers(frame[column], column)
     _check_values(frame)
     extra = [c for c in frame.columns if c not in EVENT_COLUMNS]
     return frame[[*EVENT_COLUMNS, *extra]]
 
 
-def _integers(values: pd.Series, column: str, *, nullable: bool) -> pd.Series:
+def _integers(values: pd.Series, column: str) -> pd.Series:
+    dtype = EVENT_DTYPES[column]
     floats = values.astype("float64")
     bad = floats.notna() & (floats != np.floor(floats))
-    if not nullable:
+    if dtype != "Int64":  # not nullable
         bad |= floats.isna()
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AnalysisError(f"row {i}: {column} must be an integer, got {values.iloc[i]!r}")
-    return floats.astype("Int64" if nullable else "int64")
-
-
-def _first_bad(mask: pd.Series) -> int:
-    return int(np.flatnonzero(mask.to_numpy())[0])
+    _refuse(bad, f"{column} must be an integer", values)
+    return floats.astype(dtype)
 
 
 def _check_values(frame: pd.DataFrame) -> None:
     kind = frame["kind"]
-    bad = ~kind.isin(KINDS)
-    if bad.any():
-        i = _first_bad(bad)
-        raise AnalysisError(f"row {i}: kind must be one of {', '.join(KINDS)}, got {kind.iloc[i]!r}")
+    _refuse(~kind.isin(EVENT_KINDS), f"kind must be one of {', '.join(EVENT_KINDS)}", kind)
     t = frame["t"]
-    bad = ~np.isfinite(t.to_numpy(dtype="float64", na_value=math.nan))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise AnalysisError(f"row {i}: t must be a finite number of seconds, got {t.iloc[i]!r}")
+    _refuse(~np.isfinite(t), "t must be a finite number of seconds", t)
     latency = frame["latency"]
-    bad = latency.notna() & ~(latency >= 0)
-    if bad.any():
-        i = _first_bad(bad)
-        raise AnalysisError(f"row {i}: latency must be >= 0 seconds, got {latency.iloc[i]!r}")
+    _refuse(
+        latency.notna() & ~(np.isfinite(latency) & (latency >= 0)),
+        "latency must be >= 0 seconds and finite",
+        latency,
+    )
     calls = kind == "call"
     outcome = frame["outcome"]
-    bad = calls & ~outcome.isin(CALL_OUTCOMES)
-    if bad.any():
-        i = _first_bad(bad)
-        raise AnalysisError(
-            f"row {i}: unknown call outcome {outcome.iloc[i]!r}; "
-            f"outcomes: {', '.join(CALL_OUTCOMES)}"
-        )
+    _refuse(
+        calls & ~outcome.isin(CALL_OUTCOMES),
+        f"outcome must be one of {', '.join(CALL_OUTCOMES)}",
+        outcome,
+    )
     for column in ("state", "state_after"):
+        # calls may lack a state (the load generator's own rows); state rows may not
         values = frame[column]
-        # calls may lack a state (the load generator's own rows); state changes may not
-        bad = ~values.isin(STATES) & (values.notna() | ~calls)
-        if bad.any():
-            i = _first_bad(bad)
-            raise AnalysisError(
-                f"row {i}: {column} must be one of {', '.join(STATES)}, got {values.iloc[i]!r}"
-            )
+        _refuse(
+            values.notna() & ~values.isin(STATES),
+            f"{column} must be one of {', '.join(STATES)}",
+            values,
+        )
+    changes = kind == "state"
+    _refuse(changes & frame["state"].isna(), "a state row needs the state it left (state)")
+    _refuse(
+        changes & frame["state_after"].isna(),
+        "a state row needs the state it entered (state_after)",
+    )
+
+
+def _refuse(bad: pd.Series, problem: str, values: pd.Series | None = None) -> None:
+    """Raise naming the first row of `bad` (and the value it holds), if there is one."""
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad.to_numpy(dtype=bool, na_value=False))
+    i = int(rows[0])
+    got = "" if values is None else f", got {_cell(values.iloc[i])}"
+    more = f" (and {len(rows) - 1} more row(s))" if len(rows) > 1 else ""
+    raise AnalysisError(f"row {i + 1} (line {i + 2}): {problem}{got}{more}")
+
+
+def _cell(value: Any) -> str:
+    """A frame cell for an error message; an empty one is "nothing"."""
+    missing = value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+    return "nothing" if missing else _shown(value)
+
+
+def _shown(value: Any) -> str:
+    """A value as people read it in an error message: text quoted, numbers as plain
+    Python numbers (`-1.0`, never `np.float64(-1.0)`), lists and tuples item by item."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, list):
+        return f"[{', '.join(map(_shown, value))}]"
+    if isinstance(value, tuple):
+        return f"({', '.join(map(_shown, value))}{',' if len(value) == 1 else ''})"
+    return repr(value)

@@ -5,7 +5,8 @@ admission time; a window is the whole run or one phase):
 
 requested         calls in the window
 successful        outcome success or slow, or late with no error (a late call that
-                  got its answer; `error_type` "not_found" also counts as answered)
+                  got its answer; `error_type` "not_found" also counts as answered):
+                  `succeeded(outcome, error_type)`, which the plots use too
 rejected          outcome rejected: failed fast by the breaker, nothing was sent
 failed            requested - successful - rejected (failures, deadlines, resets,
                   excluded, cancelled, the load generator's timeout and dropped)
@@ -57,7 +58,7 @@ from cblab.backend.scenario import Scenario
 from cblab.sim.model import SERVICE_ROUTES
 from cblab.sim.run import SimRun
 
-from .frames import AnalysisError, events_frame
+from .frames import AnalysisError, _shown, events_frame
 from .scenarios import Window, _episodes, as_scenario, phase_windows
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "phase_kpis",
     "run_kpis",
     "state_intervals",
+    "succeeded",
 ]
 
 DEFAULT_FLAP_WINDOW_S = 10.0
@@ -124,6 +126,23 @@ _ANSWERED_ERRORS = ("not_found",)  # a late call with this error_type still got 
 _BREAKER_SERVICE = {breaker: service for service, (breaker, _) in SERVICE_ROUTES.items()}
 
 
+def succeeded(outcome: Any, error_type: Any) -> np.ndarray:
+    """Which calls count as `successful`: outcome success or slow, or late and answered.
+
+    A late call was answered when it has no `error_type` (or "not_found", an answer
+    too). `outcome` and `error_type` are the calls' columns (Series, arrays or lists,
+    missing values as None or NaN); returns a bool array. Availability and every
+    figure of success use this one definition.
+    """
+    outcome = pd.Series(outcome, dtype=object, copy=False)  # isin hashes: fast on text
+    ok = outcome.isin(_SUCCESS_OUTCOMES).to_numpy().copy()
+    late = outcome.isin(("late",)).to_numpy()
+    if late.any():
+        error = pd.Series(error_type, dtype=object, copy=False)[late]
+        ok[late] = (error.isna() | error.isin(_ANSWERED_ERRORS)).to_numpy()
+    return ok
+
+
 # --- one run ----------------------------------------------------------------------------
 
 
@@ -159,9 +178,6 @@ class _Run:
         calls = frame[is_call]
         calls = calls.iloc[np.lexsort((calls["seq"].to_numpy(), calls["t"].to_numpy()))]
         outcome = calls["outcome"]
-        late = (outcome == "late").to_numpy()
-        error = calls["error_type"]
-        answered = (error.isna() | error.isin(_ANSWERED_ERRORS)).to_numpy()
         rejected = (outcome == "rejected").to_numpy()
         states = frame[~is_call]
         states = states.iloc[np.lexsort((states["seq"].to_numpy(), states["t"].to_numpy()))]
@@ -173,7 +189,7 @@ class _Run:
         return cls(
             t=calls["t"].to_numpy(dtype="float64"),
             latency=calls["latency"].to_numpy(dtype="float64", na_value=math.nan),
-            success=outcome.isin(_SUCCESS_OUTCOMES).to_numpy() | (late & answered),
+            success=succeeded(outcome, calls["error_type"]),
             rejected=rejected,
             admitted=~(rejected | (outcome == "dropped").to_numpy()),
             change_t=states["t"].to_numpy(dtype="float64"),
@@ -193,11 +209,7 @@ class _Run:
         t = np.fromiter((r[1] for r in calls), dtype="float64", count=n)
         latency = np.fromiter((r[2] for r in calls), dtype="float64", count=n)
         outcome = [r[3].value for r in calls]
-        success = np.fromiter(
-            (o in _SUCCESS_OUTCOMES or (o == "late" and (r[6] is None or r[6] in _ANSWERED_ERRORS))
-             for o, r in zip(outcome, calls, strict=True)),
-            dtype=bool, count=n,
-        )
+        success = succeeded(outcome, [r[6] for r in calls])
         rejected = np.fromiter((o == "rejected" for o in outcome), dtype=bool, count=n)
         return cls(
             t=t, latency=latency, success=success, rejected=rejected, admitted=~rejected,
@@ -384,7 +396,7 @@ def _check_flap_window(flap_window_s: Any) -> float:
     if isinstance(flap_window_s, bool) or not isinstance(flap_window_s, (int, float)) or not (
         flap_window_s >= 0
     ):
-        raise AnalysisError(f"flap_window_s must be a number of seconds >= 0, got {flap_window_s!r}")
+        raise AnalysisError(f"flap_window_s must be a number of seconds >= 0, got {_shown(flap_window_s)}")
     return float(flap_window_s)
 
 

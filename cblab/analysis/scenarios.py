@@ -22,7 +22,7 @@ from cblab.backend.profile import FaultProfile
 from cblab.backend.scenario import SERVICES, Scenario, ScenarioError
 from cblab.sim.workload import resolve_scenario
 
-from .frames import AnalysisError
+from .frames import AnalysisError, _shown
 
 __all__ = [
     "Window",
@@ -126,7 +126,7 @@ def as_scenario(scenario: Any) -> Scenario | None:
             return resolve_scenario(scenario)
         except ScenarioError as exc:
             raise AnalysisError(f"bad scenario: {exc}") from None
-    raise AnalysisError(f"scenario must be a Scenario, a name, a path or a dict, got {scenario!r}")
+    raise AnalysisError(f"scenario must be a Scenario, a name, a path or a dict, got {_shown(scenario)}")
 
 
 def _episodes(windows: Sequence[Window]) -> list[tuple[float, float, int, int]]:
@@ -160,7 +160,7 @@ def played_scenario(run: Any) -> Scenario | None:
     if recorded is None:
         return None
     if not isinstance(recorded, Mapping):
-        raise AnalysisError(f"run.json 'scenario' must be an object, got {recorded!r}")
+        raise AnalysisError(f"run.json 'scenario' must be an object, got {_shown(recorded)}")
     name, spec = recorded.get("name"), recorded.get("spec")
     try:
         if isinstance(spec, Mapping):  # a spec without a name has the run's
@@ -168,15 +168,15 @@ def played_scenario(run: Any) -> Scenario | None:
         elif spec is None and isinstance(name, str) and name:
             scenario = Scenario.named(name)
         else:
-            raise ScenarioError(f"'spec' must be a scenario object or null, got {spec!r}")
+            raise ScenarioError(f"'spec' must be a scenario object or null, got {_shown(spec)}")
     except ScenarioError as exc:
-        raise AnalysisError(f"the run's scenario {name!r} cannot be read: {exc}") from None
+        raise AnalysisError(f"the run's scenario {_shown(name)} cannot be read: {exc}") from None
     extra = getattr(meta, "extra", None) or {}
     time_scale = extra.get("time_scale", 1.0)
     if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
         math.isfinite(time_scale) and time_scale > 0
     ):
-        raise AnalysisError(f"run.json extra.time_scale must be a number > 0, got {time_scale!r}")
+        raise AnalysisError(f"run.json extra.time_scale must be a number > 0, got {_shown(time_scale)}")
     return scenario if time_scale == 1 else scenario.scaled(time_scale)
 
 

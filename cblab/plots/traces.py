@@ -27,13 +27,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from cblab.analysis import succeeded
 from cblab.schema import EVENT_COLUMNS
 
 __all__ = [
     "BACKEND_VIEW",
     "CLIENT_VIEW",
     "NOT_ADMITTED",
-    "SUCCESS_OUTCOMES",
     "Bars",
     "StateBands",
     "XY",
@@ -56,8 +56,6 @@ CLIENT_VIEW: tuple[str, ...] = ("load", "sim", "server")
 BACKEND_VIEW: tuple[str, ...] = ("server", "sim", "load")
 # Outcomes of calls that never reached the dependency.
 NOT_ADMITTED: frozenset[str] = frozenset({"rejected", "dropped"})
-# Outcomes where the caller got a result ("slow" succeeded, just slowly).
-SUCCESS_OUTCOMES: frozenset[str] = frozenset({"success", "slow"})
 NO_VARIANT = "run"
 NO_BREAKER = "none"
 
@@ -396,8 +394,9 @@ def success_rate_series(
 ) -> dict[str, XY]:
     """Per variant: the fraction of calls started in the trailing `window_s` that succeeded.
 
-    Client view; a call succeeded when its outcome is success or slow (the caller got
-    a result). Sampled every `step_s` (default window/4); None where no call started.
+    Client view; a call succeeded as availability counts it (`cblab.analysis.succeeded`:
+    success, slow, or late but answered). Sampled every `step_s` (default window/4);
+    None where no call started.
     """
     if not window_s > 0:
         raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -407,7 +406,7 @@ def success_rate_series(
     frame = as_events(events)
     pos, variant = _call_positions(frame, CLIENT_VIEW)
     t = _num(frame, "t")[pos]
-    ok = np.isin(_text(frame, "outcome")[pos], list(SUCCESS_OUTCOMES))
+    ok = succeeded(_text(frame, "outcome")[pos], _text(frame, "error_type")[pos])
     keep = np.isfinite(t)
     t, ok, variant = t[keep], ok[keep], variant[keep]
     if len(t) == 0:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cblab import CircuitBreakerConfig, CircuitState, Outcome
 from cblab.backend.scenario import Scenario
-from cblab.schema import EVENT_COLUMNS
+from cblab.schema import EVENT_COLUMNS, EVENT_DTYPES
 
 from .engine import gc_paused
 from .model import ROW_FIELDS, SERVICE_ROUTES, Simulation
@@ -29,26 +29,6 @@ DEFAULT_DEADLINE_S = 2.0
 
 _TEXT = {member: member.value for member in (*Outcome, *CircuitState)}
 _TEXT[None] = None  # type: ignore[index]
-
-# Column dtypes of `SimRun.to_frame()`; the same as `cblab.analysis.frames.EVENT_DTYPES`
-# (a test keeps them equal: the simulator must not import the analysis layer).
-_DTYPES = {
-    "seq": "int64",
-    "kind": "str",
-    "t": "float64",
-    "source": "str",
-    "variant": "str",
-    "breaker": "str",
-    "tool": "str",
-    "outcome": "str",
-    "latency": "float64",
-    "state": "str",
-    "state_after": "str",
-    "error_type": "str",
-    "reason": "str",
-    "generation": "Int64",
-    "phase": "str",
-}
 
 
 def _config(config: CircuitBreakerConfig | Mapping[str, Any] | None) -> CircuitBreakerConfig:
@@ -148,7 +128,7 @@ class SimRun:
             at = np.searchsorted(starts, np.asarray(columns["t"], dtype="float64"), side="right")
             columns["phase"] = names[np.maximum(at - 1, 0)]
             frame = pd.DataFrame(columns, columns=list(EVENT_COLUMNS))
-            return frame.astype(_DTYPES)
+            return frame.astype(EVENT_DTYPES)
 
     def to_csv(self, path: str | Path) -> None:
         self.to_frame().to_csv(path, index=False)

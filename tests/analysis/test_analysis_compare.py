@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -40,6 +41,8 @@ def test_kpi_dicts_frames_and_labels(pair):
     assert (same["difference"].fillna(0) == 0).all()
     with pytest.raises(AnalysisError, match="labels"):
         compare(protected, unprotected, labels=("x", "x"))
+    with pytest.raises(AnalysisError, match=r"got \('x', 2\.0\)$"):  # no np.float64(
+        compare(protected, unprotected, labels=(np.str_("x"), np.float64(2.0)))
 
 
 def test_per_phase(pair):

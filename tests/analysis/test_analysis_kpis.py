@@ -18,6 +18,7 @@ from cblab.analysis import (
     phase_kpis,
     run_kpis,
     state_intervals,
+    succeeded,
 )
 from cblab.backend.scenario import Scenario
 from cblab.schema import event_row
@@ -167,6 +168,8 @@ def test_kpis_one_row_per_run():
         kpis(ROWS, SCENARIO, by=["colour"])
     with pytest.raises(AnalysisError, match="flap_window_s"):
         kpis(ROWS, SCENARIO, flap_window_s=-1)
+    with pytest.raises(AnalysisError, match=r"flap_window_s .*, got -1\.0$"):  # not np.float64(
+        kpis(ROWS, SCENARIO, flap_window_s=np.float64(-1.0))
     with pytest.raises(AnalysisError, match="scenario"):
         kpis(ROWS, "no-such-scenario")
     assert run_kpis(ROWS, SCENARIO, flap_window_s=1.0)["flaps"] == 0
@@ -191,3 +194,15 @@ def test_a_simruns_fast_path_equals_the_frame_path(name):
     for key in fast:
         assert fast[key] == pytest.approx(slow[key], nan_ok=True), key
     pd.testing.assert_frame_equal(phase_kpis(run), phase_kpis(events_frame(run), run.scenario))
+
+
+def test_succeeded_is_the_availability_definition():
+    outcome = ["success", "slow", "late", "late", "late", "failure", "rejected", "timeout"]
+    error = [None, None, None, np.nan, "not_found", None, "x", "ReadTimeout"]
+    assert succeeded(outcome, error).tolist() == [True, True, True, True, True, False,
+                                                  False, False]
+    assert succeeded(pd.Series(["late"], dtype="str"), pd.Series(["Boom"], dtype="str")).tolist() \
+        == [False]
+    rows = [call(float(i), o, 0.01, error=e) for i, (o, e) in enumerate(zip(outcome, error,
+                                                                           strict=True))]
+    assert run_kpis(rows)["availability"] == pytest.approx(5 / 8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from cblab.analysis import AnalysisError, phase_labels, phase_windows, played_scenario
@@ -44,6 +45,7 @@ def test_played_scenario_of_a_shipped_name_or_none():
         ({"name": "../etc/passwd", "spec": None}, {}, "cannot be read"),  # names only
         ({"name": "hand", "spec": SPEC}, {"time_scale": 0}, "time_scale must be a number > 0"),
         ({"name": "hand", "spec": SPEC}, {"time_scale": True}, "time_scale"),
+        ({"name": "hand", "spec": SPEC}, {"time_scale": np.float64(-2.0)}, r"> 0, got -2\.0$"),
     ],
 )
 def test_played_scenario_says_why_it_cannot(scenario, extra, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from cblab.analysis import run_kpis
 from cblab.plots import traces as tr
 from tests.plots.sample import END, empty_events, sample_events, sample_rows, two_source_events
 
@@ -145,6 +146,19 @@ def test_success_rate_trailing_window():
     assert None in sparse["protected"].y  # no call in the window: a gap, not 0 %
     with pytest.raises(ValueError):
         tr.success_rate_series(sample_events(), 0)
+
+
+def test_success_rate_counts_what_availability_counts():
+    outcomes = [("success", None), ("late", None), ("late", "not_found"), ("late", "http_500"),
+                ("slow", None), ("failure", "http_500"), ("rejected", "dependency_unavailable"),
+                ("timeout", None)]
+    rows = [
+        {**sample_rows()[0], "seq": i + 1, "t": 0.1 * (i + 1), "outcome": o, "error_type": e}
+        for i, (o, e) in enumerate(outcomes)
+    ]
+    series = tr.success_rate_series(pd.DataFrame(rows), 10.0, step_s=1.0)
+    assert series["protected"].y == [pytest.approx(4 / 8)]  # answered late calls count
+    assert series["protected"].y[0] == pytest.approx(run_kpis(rows)["availability"])
 
 
 def test_backend_rate_counts_admitted_calls():

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from cblab import runs as runs_module
+from cblab.analysis import AnalysisError, events_frame
 from cblab.runs import RUN_FORMAT, RunError, RunMeta, load_run, save_run, validate_events
-from cblab.schema import EVENT_COLUMNS
+from cblab.schema import EVENT_COLUMNS, EVENT_DTYPES
 from tests.plots.sample import sample_events, sample_rows
 
 META = {
@@ -40,7 +41,8 @@ def test_round_trip_keeps_events_and_metadata(run_dir: Path):
     )
     assert run.events["outcome"].tolist()[:3] == ["success", "failure", "failure"]
     assert run.events["breaker"].isna().sum() == original["breaker"].isna().sum()
-    assert str(run.events["seq"].dtype) == "Int64"
+    assert {c: str(run.events[c].dtype) for c in EVENT_COLUMNS} == {
+        c: str(pd.Series(dtype=d).dtype) for c, d in EVENT_DTYPES.items()}  # analysis's frame
     meta = run.meta
     assert (meta.name, meta.kind, meta.seed, meta.format) == ("sample", "simulated", 7, RUN_FORMAT)
     assert meta.config == META["config"]
@@ -63,9 +65,12 @@ def test_save_accepts_row_dicts_a_runmeta_and_a_scenario_name(tmp_path: Path):
 
 
 def test_a_partial_frame_gets_the_missing_columns(tmp_path: Path):
-    frame = sample_events()[["kind", "t", "variant", "outcome", "latency", "state_after"]]
+    frame = sample_events()[["kind", "t", "variant", "outcome", "latency", "state", "state_after"]]
     run = load_run(save_run(tmp_path / "partial", frame, {"name": "p"}))
     assert list(run.events.columns) == list(EVENT_COLUMNS)
+    assert run.events["seq"].tolist() == list(range(1, len(frame) + 1))  # numbered in order
+    with pytest.raises(RunError, match="missing required column"):  # state rows need `state`
+        save_run(tmp_path / "no-state", frame.drop(columns="state"), {"name": "p"})
 
 
 # --- bad input: load_run ------------------------------------------------------------
@@ -197,6 +202,45 @@ def test_validate_events_points_at_the_row():
     frame.loc[4, "outcome"] = "teleported"
     with pytest.raises(RunError, match=r"row 5 \(line 6\).*'teleported'"):
         validate_events(frame)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda f: f.replace({"outcome": {"failure": "oops"}}),
+        lambda f: f.replace({"kind": {"state": "mood"}}),
+        lambda f: f.replace({"state_after": {"open": "ajar"}}),
+        lambda f: f.assign(state=f["state"].where(f["kind"] == "call", None)),
+        lambda f: f.assign(t=["soon"] * len(f)),
+        lambda f: f.assign(t=f["t"].where(f.index != 3, float("nan"))),
+        lambda f: f.assign(latency=f["latency"] - 0.5),
+        lambda f: f.assign(generation=[1.5] * len(f)),
+        lambda f: f.drop(columns=["outcome"]),
+    ],
+)
+def test_runs_and_analysis_refuse_a_bad_frame_with_the_same_message(tmp_path: Path, change):
+    frame = change(sample_events())
+    with pytest.raises(AnalysisError) as refused:
+        events_frame(frame)
+    with pytest.raises(RunError) as by_runs:
+        validate_events(frame, where="events")
+    assert str(by_runs.value) == f"events: {refused.value}"
+    with pytest.raises(RunError) as on_save:
+        save_run(tmp_path / "run", frame, META)
+    assert str(on_save.value) == f"events: {refused.value}"
+    assert "np." not in str(refused.value)
+
+
+def test_a_bad_events_csv_names_the_file_row_and_column(run_dir: Path):
+    frame = sample_events()
+    frame.loc[1, "latency"] = -1.0
+    (run_dir / "events.csv").write_text(frame.to_csv(index=False))
+    with pytest.raises(RunError) as info:
+        load_run(run_dir)
+    assert str(info.value) == (
+        f"{run_dir / 'events.csv'}: row 2 (line 3): latency must be >= 0 seconds and finite, "
+        "got -1.0"
+    )
 
 
 # --- atomic writes -----------------------------------------------------------------
