@@ -31,8 +31,10 @@ detection_s       episode start -> first move to OPEN during the episode (0 when
                   opens before the episode ends). Run value: mean over detected
                   episodes; `detected` counts them
 recovery_s        episode end -> the breaker is CLOSED (0 when it already is; NaN
-                  when it does not close before the run ends, or the fault lasts
-                  to the end). Run value: mean over recovered episodes
+                  when it never left CLOSED during the episode (nothing to recover
+                  from: an unprotected run, or a fault it never saw), when it does
+                  not close before the run ends, or the fault lasts to the end).
+                  Run value: mean over recovered episodes
 duration_s        length of the window (the run: the scenario's total duration,
                   else `duration_s=`, else the last row's `t`)
 
@@ -244,6 +246,13 @@ class _Run:
                 last_close = self.change_t[i]
         return flaps
 
+    def left_closed(self, start: float, end: float) -> bool:
+        """Whether the breaker was anything but CLOSED at some time in [start, end)."""
+        if self.state_at(start) != "closed":
+            return True
+        inside = (self.change_t >= start) & (self.change_t < end)
+        return bool(np.any(self.change_to[inside] != "closed"))
+
     def detection(self, start: float, end: float) -> float:
         if self.state_at(start) != "closed":
             return 0.0
@@ -251,9 +260,9 @@ class _Run:
                                & (self.change_t < end)]
         return float(opened[0] - start) if len(opened) else math.nan
 
-    def recovery(self, end: float) -> float:
-        if end >= self.duration:
-            return math.nan
+    def recovery(self, start: float, end: float) -> float:
+        if end >= self.duration or not self.left_closed(start, end):
+            return math.nan  # the fault lasts to the end, or there was nothing to recover from
         if self.state_at(end) == "closed":
             return 0.0
         closed = self.change_t[(self.change_to == "closed") & (self.change_t > end)]
@@ -338,7 +347,7 @@ def _analyse(run: _Run, windows: list[Window], *, flap_window_s: float,
     fault_mask = _fault_mask(run.t, windows)
     found = _episodes(windows)
     detections = [run.detection(start, end) for start, end, _, _ in found]
-    recoveries = [run.recovery(end) for _, end, _, _ in found]
+    recoveries = [run.recovery(start, end) for start, end, _, _ in found]
     if not per_phase:
         row = run.figures(0.0, run.duration, fault_mask, flaps)
         detected = [d for d in detections if not math.isnan(d)]
@@ -512,7 +521,7 @@ def episodes(events: Any, scenario: Any = None, *, service: str | None = None,
             "start": start,
             "end": end,
             "detection_s": run.detection(start, end),
-            "recovery_s": run.recovery(end),
+            "recovery_s": run.recovery(start, end),
         }
         for start, end, first, last in _episodes(windows)
     ]

@@ -134,7 +134,8 @@ def test_detection_and_recovery_edge_cases():
     never_opens = [call(1, "success", 0.01), call(12, "failure", 0.01, error="ConnectError")]
     k = run_kpis(never_opens, SCENARIO)
     assert k["detected"] == 0 and math.isnan(k["detection_s"])
-    assert k["recovery_s"] == 0.0  # closed when the fault ended
+    # it never left CLOSED: nothing to recover from (an unprotected run reads the same)
+    assert k["recovered"] == 0 and math.isnan(k["recovery_s"])
     stays_open = [call(1, "success", 0.01), change(11, "closed", "open"),
                   call(12, "rejected", 0.0, state="open")]
     k = run_kpis(stays_open, SCENARIO)
@@ -143,6 +144,10 @@ def test_detection_and_recovery_edge_cases():
     assert k["time_open_s"] == pytest.approx(19.0)
     opened_before = [change(5, "closed", "open"), call(6, "rejected", 0.0, state="open")]
     assert run_kpis(opened_before, SCENARIO)["detection_s"] == 0.0
+    closed_in_time = [change(11, "closed", "open"), change(15, "open", "closed"),
+                      call(16, "success", 0.01)]
+    k = run_kpis(closed_in_time, SCENARIO)
+    assert k["recovered"] == 1 and k["recovery_s"] == 0.0  # already closed when the fault ended
 
 
 def test_without_a_scenario_phases_come_from_the_rows():
