@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "compare_policies",
     "default_policies",
     "expected_calls_to_trip",
+    "trip_time_table",
 ]
 
 
@@ -71,6 +72,39 @@ def expected_calls_to_trip(error_rate: float, failure_threshold: int, policy: st
     if p == 1:
         return float(k)
     return (1 - p**k) / ((1 - p) * p**k)
+
+
+def _human(seconds: float) -> str:
+    if math.isinf(seconds):
+        return "never"
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def trip_time_table(
+    error_rates: Sequence[float] = (0.01, 0.02, 0.05, 0.10),
+    *,
+    rate: float = 20.0,
+    rows: Sequence[tuple[str, int]] = (("cumulative", 5), ("consecutive", 3),
+                                       ("consecutive", 5), ("consecutive", 10)),
+) -> pd.DataFrame:
+    """Expected time until a healthy service with these error rates trips the breaker,
+    at `rate` calls per second, as readable durations (rows: policy and threshold)."""
+    import pandas as pd
+
+    table = {
+        f"{p:.0%} errors": {
+            f"{policy}, failure_threshold={k}": _human(
+                expected_calls_to_trip(p, k, policy) / rate)
+            for policy, k in rows
+        }
+        for p in error_rates
+    }
+    frame = pd.DataFrame(table)
+    frame.index.name = f"at {rate:g} calls/s"
+    return frame
 
 
 @dataclass(frozen=True)

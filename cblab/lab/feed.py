@@ -66,6 +66,7 @@ class LiveFeed:
         record_rows: int = 20_000,
         success_window_s: float = 5.0,
         bin_s: float = 1.0,
+        max_points: int = 600,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -73,6 +74,7 @@ class LiveFeed:
         self.breaker = breaker
         self.success_window_s = success_window_s
         self.bin_s = bin_s
+        self.max_points = max_points  # latency points per variant sent to the chart
         self._rows: deque[dict[str, Any]] = deque(maxlen=max_rows)
         self.recording: deque[tuple[Any, ...]] = deque(maxlen=record_rows)
         self.now = 0.0
@@ -83,6 +85,7 @@ class LiveFeed:
         self.counts: Counter[tuple[str, str]] = Counter()  # (variant, outcome), client view
         self.rows_in = 0
         self.missed = 0
+        self.update_count = 0  # chart updates since the start
         self.updates: deque[float] = deque(maxlen=600)  # perf_counter() of each chart update
         self.update_cost: deque[float] = deque(maxlen=600)  # seconds each update took
 
@@ -163,14 +166,14 @@ class LiveFeed:
             frame["t"] = frame["t"] - base
         server = frame[frame["source"] == "server"]
         bands = tr.state_bands(server, t_end=self.now - base)
+        latency = _thin(tr.latency_points(frame, min_ms=0.1), self.max_points)
         out: ChartArrays = {
             "state": {state: _shift_bars(bars, base) for state, bars in bands.bars.items()},
-            "latency": {k: _shift_xy(v, base) for k, v in
-                        tr.latency_points(frame, min_ms=0.1).items()},
-            "success": {k: _shift_xy(v, base) for k, v in
+            "latency": {k: _shift_xy(v, base, 1) for k, v in latency.items()},
+            "success": {k: _shift_xy(v, base, 3) for k, v in
                         tr.success_rate_series(frame, self.success_window_s,
                                                step_s=self.success_window_s / 5).items()},
-            "backend": {k: _shift_xy(v, base) for k, v in
+            "backend": {k: _shift_xy(v, base, 1) for k, v in
                         tr.backend_rate_series(frame, self.bin_s).items()},
         }
         # The last backend bin is still filling: drop it rather than show a false dip.
@@ -180,6 +183,7 @@ class LiveFeed:
         return out
 
     def mark_update(self, cost_s: float) -> None:
+        self.update_count += 1
         self.updates.append(time.perf_counter())
         self.update_cost.append(cost_s)
 
@@ -218,14 +222,28 @@ class LiveFeed:
         return out
 
 
-def _shift_xy(xy: tr.XY, base: float) -> tr.XY:
-    if not base:
-        return xy
-    return tr.XY([x + base for x in xy.x], xy.y)
+def _thin(points: dict[Any, tr.XY], max_points: int) -> dict[Any, tr.XY]:
+    """At most about `max_points` latency points per variant: every k-th point of the
+    big traces (a browser redraws them all, several times a second). Traces of 50
+    points or fewer, such as the few failures among many successes, are kept whole."""
+    totals: Counter[Any] = Counter()
+    for (variant, _), xy in points.items():
+        totals[variant] += len(xy.x)
+    out = {}
+    for key, xy in points.items():
+        stride = math.ceil(totals[key[0]] / max_points)
+        if stride > 1 and len(xy.x) > 50:
+            xy = tr.XY(xy.x[::-1][::stride][::-1], xy.y[::-1][::stride][::-1])  # keep the newest
+        out[key] = xy
+    return out
+
+
+def _shift_xy(xy: tr.XY, base: float, digits: int) -> tr.XY:
+    # Rounded: the arrays travel to the browser as JSON several times a second.
+    return tr.XY([round(x + base, 2) for x in xy.x],
+                 [None if y is None else round(y, digits) for y in xy.y])
 
 
 def _shift_bars(bars: tr.Bars, base: float) -> tr.Bars:
-    if not base:
-        return bars
-    return tr.Bars(bars.y, [b + base for b in bars.base], bars.x,
-                   [[end + base, reason] for end, reason in bars.customdata])
+    return tr.Bars(bars.y, [round(b + base, 3) for b in bars.base], [round(x, 3) for x in bars.x],
+                   [[round(end + base, 3), reason] for end, reason in bars.customdata])
