@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -115,6 +116,12 @@ def live_figure(
     return fig
 
 
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """A float array (None -> NaN, a gap): plotly validates it without a per-item
+    check, and a FigureWidget sends it to the browser as a binary buffer, not JSON."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def apply_arrays(
     fig: go.Figure,
     arrays: dict[str, dict[Any, Any]],
@@ -143,10 +150,10 @@ def apply_arrays(
         changed += 1
         if chart == "state":
             y, base, x, custom = values or ((), (), (), ())
-            trace.update(y=y, base=base, x=x, customdata=custom)
+            trace.update(y=y, base=_floats(base), x=_floats(x), customdata=custom)
         else:
             x, y = values or ((), ())
-            trace.update(x=x, y=y)
+            trace.update(x=_floats(x), y=_floats(y))
             if chart == "latency":
                 trace.showlegend = bool(x) and key[0] == legend_variant
     return changed

@@ -52,6 +52,7 @@ CONTROL_NAMES = (
 _BREAKER_FIELDS = ("failure_threshold", "timeout", "half_open_max_calls", "success_threshold")
 _FAULT_FIELDS = ("error_rate", "latency_ms", "outage")
 _DEBOUNCE_S = 0.25
+_MAX_UNDRAWN = 2  # updates in flight to the browser: enough to pipeline, too few to lag
 
 _CSS = """
 <style>
@@ -65,6 +66,7 @@ _CSS = """
 .cblab-config-message .bad { color: #b42318; font-weight: 600; }
 .cblab-config-message .ok { color: #2f7d4f; }
 .cblab-title { font-weight: 700; font-size: 15px; color: #111827; margin: 0 0 4px 4px; }
+.cblab-live .cblab-live-chart { width: 100%; min-width: 640px; }
 .cblab-group-title { font-weight: 600; font-size: 13px; color: #374151; margin: 2px 0 2px 4px; }
 </style>
 """.replace("FONT", FONT_FAMILY)
@@ -143,6 +145,7 @@ class LiveLab:
         self._cursors: dict[str, int] = {}
         self._last: dict[int, tuple[Any, ...]] = {}
         self._autopilot = list(self.params.autopilot)
+        self.autopilot_skipped: list[Any] = []  # steps for controls this lab does not have
         self.report_path: Path | None = None
         self.io_errors = 0
         self.last_io_error: str | None = None
@@ -612,10 +615,9 @@ class LiveLab:
             value = step.value
             control = self.controls.get(step.control)
             if control is None:
-                raise ValueError(
-                    f"CBLAB_AUTOPILOT names {step.control!r}, which this lab "
-                    f"does not have; controls: {sorted(self.controls)}"
-                )
+                # One CBLAB_AUTOPILOT may serve several labs: skip what this one lacks.
+                self.autopilot_skipped.append(step)
+                continue
             if isinstance(control, W.IntSlider):
                 value = round(float(value))
             elif isinstance(control, W.FloatSlider):
@@ -654,7 +656,7 @@ class LiveLab:
             self._frontend_seen = True
 
     def _browser_behind(self, fig: go.FigureWidget) -> bool:
-        """True while the browser is more than one update behind.
+        """True while the browser has more than `_MAX_UNDRAWN` updates still to draw.
 
         Every update is a redraw in the browser; a slow one (a busy laptop, software
         rendering) would otherwise build a backlog that delays everything queued
@@ -662,7 +664,8 @@ class LiveLab:
         pacing starts with the first acknowledgement, and a draw is never held back
         for more than 2 s.
         """
-        if not self._frontend_seen or fig._last_trace_edit_id - self._acked_id <= 1:
+        in_flight = fig._last_trace_edit_id - self._acked_id
+        if not self._frontend_seen or in_flight <= _MAX_UNDRAWN:
             return False
         if time.perf_counter() - self._last_draw >= 2.0:
             return False

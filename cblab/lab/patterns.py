@@ -455,7 +455,8 @@ class PatternRun:
             fig.add_vrect(x0=lo, x1=hi, fillcolor="rgba(214, 69, 69, 0.08)", line_width=0,
                           row=row, col=1)
         apply_layout(fig, height=520, xaxis_title=None,
-                     title="shaded: the incident" if self.pattern == "retries"
-                     else f"shaded: {hanging} hangs")
+                     title="Retries through an incident (shaded: the backend slows down)"
+                     if self.pattern == "retries"
+                     else f"A shared worker pool vs bulkheads (shaded: {hanging} hangs)")
         fig.update_xaxes(title_text="time (s)", row=2, col=1)
         return fig

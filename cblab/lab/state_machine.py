@@ -68,15 +68,16 @@ class StateMachinePanel:
                                         layout=W.Layout(width="300px"))
         config = self.stepper.config
         style = {"description_width": "150px"}
+        wide = W.Layout(width="440px")
         self.sliders: dict[str, W.ValueWidget] = {
             "failure_threshold": W.IntSlider(value=config.failure_threshold, min=1, max=10,
-                                             description="failure_threshold", style=style),
+                                             description="failure_threshold", style=style, layout=wide),
             "timeout": W.FloatSlider(value=config.timeout, min=1.0, max=60.0, step=1.0,
-                                     description="timeout (s)", style=style),
+                                     description="timeout (s)", style=style, layout=wide),
             "half_open_max_calls": W.IntSlider(value=config.half_open_max_calls, min=1, max=5,
-                                               description="half_open_max_calls", style=style),
+                                               description="half_open_max_calls", style=style, layout=wide),
             "success_threshold": W.IntSlider(value=config.success_threshold, min=1, max=5,
-                                             description="success_threshold", style=style),
+                                             description="success_threshold", style=style, layout=wide),
         }
         for name, slider in self.sliders.items():
             slider.add_class(f"cblab-{name.replace('_', '-')}")

@@ -344,6 +344,9 @@ def test_live_lab_autopilot_moves_the_sliders() -> None:
 
     params = LabParams.from_env({"CBLAB_AUTOPILOT": "1:error_rate=100,2:outage=hang,3:timeout=2.5"})
     lab = LiveLab(params)
+    narrow = LiveLab(params, controls=("rate",))
+    narrow._play_autopilot(5.0)
+    assert [s.control for s in narrow.autopilot_skipped] == ["error_rate", "outage", "timeout"]
     lab._play_autopilot(1.5)
     assert lab.controls["error_rate"].value == 100 and lab.controls["outage"].value == "up"
     lab._play_autopilot(5.0)
