@@ -22,7 +22,7 @@ help:
 	@echo "make serve        the demo MCP server (cblab serve \$$SERVE_ARGS)"
 	@echo "make bench        benchmarks/bench_*.py (BENCH='name ...' for some)"
 	@echo "make lint         ruff check"
-	@echo "make system-deps  Debian chromium + fonts (browser tests, static images)"
+	@echo "make system-deps  Debian chromium + fonts (browser tests, static images), redis-server"
 	@echo "make clean        remove .venv, caches and artifacts/"
 
 # The venv is (re)installed only when pyproject.toml is newer than the stamp.
@@ -41,6 +41,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	@missing=""; \
 	[ -x $(CHROMIUM) ] || missing="chromium fonts-liberation"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
 	  elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
@@ -49,7 +50,8 @@ system-deps:
 	  $$SUDO apt-get update -q && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi; \
-	[ -x $(CHROMIUM) ] || { echo "system-deps: $(CHROMIUM) still missing" >&2; exit 1; }
+	[ -x $(CHROMIUM) ] || { echo "system-deps: $(CHROMIUM) still missing" >&2; exit 1; }; \
+	command -v redis-server >/dev/null 2>&1 || { echo "system-deps: redis-server still missing" >&2; exit 1; }
 
 test: venv system-deps
 	$(BIN)/ruff check cblab tests benchmarks
