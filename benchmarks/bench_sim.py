@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 
 from cblab import CircuitBreaker, CircuitBreakerConfig, EventLog, Outcome
-from cblab.backend.profile import FaultProfile, plan_request, rng_for
-from cblab.backend.scenario import Scenario
+from cblab.faults.profile import FaultProfile, plan_request, rng_for
+from cblab.faults.scenario import Scenario
 from cblab.sim import simulate, single_phase
 from cblab.sim.sweep import sweep
 

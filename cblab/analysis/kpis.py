@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 from cblab.sim.model import SERVICE_ROUTES
 from cblab.sim.run import SimRun
 

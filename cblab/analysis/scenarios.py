@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cblab.backend.profile import FaultProfile
-from cblab.backend.scenario import SERVICES, Scenario, ScenarioError
+from cblab.faults.profile import FaultProfile
+from cblab.faults.scenario import SERVICES, Scenario, ScenarioError
 from cblab.sim.workload import resolve_scenario
 
 from .frames import AnalysisError, _shown

@@ -3,38 +3,46 @@
 Two GitHub-shaped services (users from a JSON fixture, orders from SQLite), each
 on its own loopback listener, whose faults (errors, latency, hangs, resets,
 refused connections, capacity limits) are set per service through a control API
-or played from a scenario. Standard library only; imports nothing else of cblab.
+or played from a scenario. Standard library only; of cblab it imports only
+`cblab.faults` (the pure fault profiles and scenarios it shares with the
+simulator and the proxy).
 
-`profile` and `scenario` are pure and shared with the simulator: the same seed
-gives the same per-request decisions live and simulated.
+`Backend` is imported lazily: `import cblab.backend` (or a submodule such as
+`cblab.backend.cli`) does not load the HTTP servers, the control API and the
+SQLite stores until `Backend` is used. The fault names are re-exported from
+`cblab.faults`, their home, for callers that used them from here.
 """
 
-from .app import Backend
-from .profile import (
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cblab.faults import (
     DRAWS_PER_REQUEST,
     ERROR_STATUSES,
     HEALTHY,
+    SERVICES,
     ConstantLatency,
     FaultProfile,
     Latency,
+    LoadSpec,
     LognormalLatency,
     NormalLatency,
+    Phase,
     ProfileError,
     RequestPlan,
+    Scenario,
+    ScenarioError,
+    UnknownServiceError,
+    available_scenarios,
     capacity_verdict,
     latency_from_dict,
     plan_request,
     rng_for,
 )
-from .scenario import (
-    SERVICES,
-    LoadSpec,
-    Phase,
-    Scenario,
-    ScenarioError,
-    UnknownServiceError,
-    available_scenarios,
-)
+
+if TYPE_CHECKING:
+    from .app import Backend
 
 __all__ = [
     "DRAWS_PER_REQUEST",
@@ -60,3 +68,11 @@ __all__ = [
     "plan_request",
     "rng_for",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Backend":
+        from .app import Backend
+
+        return Backend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

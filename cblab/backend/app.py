@@ -10,12 +10,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cblab.faults.paths import data_dir as default_data_dir
+from cblab.faults.profile import HEALTHY, FaultProfile, rng_for
+from cblab.faults.scenario import SERVICES, Phase, Scenario, UnknownServiceError
+
 from .control import ControlApi
 from .http import MAX_BODY_BYTES, HttpServer
-from .paths import data_dir as default_data_dir
 from .player import ScenarioPlayer
-from .profile import HEALTHY, FaultProfile, rng_for
-from .scenario import SERVICES, Phase, Scenario, UnknownServiceError
 from .service import FaultyService, ResourceApi
 from .stores import OrdersStore, UsersStore, build_orders_db
 

@@ -12,8 +12,9 @@ import signal
 import sys
 from pathlib import Path
 
+from cblab.faults.scenario import Scenario, ScenarioError
+
 from .app import Backend
-from .scenario import Scenario, ScenarioError
 from .stores import DataError
 
 __all__ = ["build_parser", "main"]

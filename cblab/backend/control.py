@@ -29,9 +29,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from cblab.faults.profile import FaultProfile, ProfileError
+from cblab.faults.scenario import Scenario, ScenarioError, UnknownServiceError, available_scenarios
+
 from .http import Connection, HttpError, Request, Response, json_response
-from .profile import FaultProfile, ProfileError
-from .scenario import Scenario, ScenarioError, UnknownServiceError, available_scenarios
 
 if TYPE_CHECKING:
     from .app import Backend

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .scenario import Phase, Scenario
+from cblab.faults.scenario import Phase, Scenario
 
 __all__ = ["ScenarioPlayer"]
 

@@ -14,9 +14,10 @@ import random
 from collections.abc import Callable
 from urllib.parse import unquote
 
+from cblab.faults.profile import HEALTHY, FaultProfile, RequestPlan, plan_request
+
 from .capacity import Slots
 from .http import MAX_BODY_BYTES, Connection, HttpServer, Request, Response, json_response
-from .profile import HEALTHY, FaultProfile, RequestPlan, plan_request
 from .stats import ServiceStats, outcome_for_status
 
 __all__ = ["FaultyService", "ResourceApi"]

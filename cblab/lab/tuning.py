@@ -69,7 +69,7 @@ def with_background_errors(scenario: Any, error_rate: float, service: str = "use
     """`scenario` with `error_rate` added to every phase where `service` is at its
     baseline: a healthy service is rarely perfect, and that is what makes a low
     failure_threshold costly."""
-    from ..backend import Scenario
+    from ..faults import Scenario
     from ..sim import resolve_scenario
 
     plan = resolve_scenario(scenario)

@@ -192,7 +192,7 @@ def record_live_run(
     saved as `<out_dir>/<scenario>-<variant>/` (`overwrite` to replace) and loaded
     back, so the returned runs are exactly what was written.
     """
-    from cblab.backend.scenario import Scenario
+    from cblab.faults.scenario import Scenario
     from cblab.stack import Stack
 
     if tool not in _TOOL_BREAKER:

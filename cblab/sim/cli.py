@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cblab import CircuitBreakerConfig, ConfigError
-from cblab.backend.scenario import ARRIVALS, ScenarioError, available_scenarios
+from cblab.faults.scenario import ARRIVALS, ScenarioError, available_scenarios
 
 from .model import SERVICE_ROUTES
 from .run import DEFAULT_DEADLINE_S, simulate

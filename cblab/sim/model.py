@@ -33,8 +33,8 @@ from collections import deque
 from typing import Any
 
 from cblab import CircuitBreaker, CircuitBreakerConfig, CircuitState, EventLog, Outcome, StateChange
-from cblab.backend.profile import FaultProfile, plan_request, rng_for
-from cblab.backend.scenario import Scenario
+from cblab.faults.profile import FaultProfile, plan_request, rng_for
+from cblab.faults.scenario import Scenario
 
 from .engine import Engine
 from .workload import LoadPhase, arrival_rng, arrival_times

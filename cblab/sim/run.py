@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cblab import CircuitBreakerConfig, CircuitState, Outcome
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 from cblab.schema import EVENT_COLUMNS, EVENT_DTYPES
 
 from .engine import gc_paused

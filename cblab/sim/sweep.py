@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cblab import CircuitBreakerConfig, ConfigError
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 
 from .run import DEFAULT_DEADLINE_S, simulate
 from .workload import resolve_scenario

@@ -20,8 +20,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from cblab.backend.profile import FaultProfile
-from cblab.backend.scenario import ARRIVALS, SERVICES, LoadSpec, Phase, Scenario, ScenarioError
+from cblab.faults.profile import FaultProfile
+from cblab.faults.scenario import ARRIVALS, SERVICES, LoadSpec, Phase, Scenario, ScenarioError
 
 __all__ = [
     "LoadPhase",

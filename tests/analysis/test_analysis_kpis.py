@@ -20,7 +20,7 @@ from cblab.analysis import (
     state_intervals,
     succeeded,
 )
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 from cblab.schema import event_row
 from cblab.sim import simulate
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cblab.analysis import AnalysisError, phase_labels, phase_windows, played_scenario
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 from cblab.runs import RunMeta
 from tests.analysis.test_analysis_kpis import SCENARIO
 

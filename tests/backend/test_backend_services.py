@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cblab.backend import Backend
-from cblab.backend.paths import data_dir
+from cblab.faults.paths import data_dir
 
 GITHUB_USER_FIELDS = {
     "login",
@@ -149,7 +149,7 @@ def test_public_api_is_exported() -> None:
     }
 
 
-def test_backend_imports_only_itself_and_the_standard_library() -> None:
+def test_backend_imports_only_itself_faults_and_the_standard_library() -> None:
     import ast
     import sys
     from pathlib import Path
@@ -161,8 +161,23 @@ def test_backend_imports_only_itself_and_the_standard_library() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert node.level <= 1, f"{path.name} reaches outside cblab.backend"
-                if node.level == 0:
+                if node.level == 0 and node.module.startswith("cblab."):
+                    assert node.module.split(".")[1] == "faults", f"{path.name}: {node.module}"
+                elif node.level == 0:
                     assert node.module.split(".")[0] in allowed, f"{path.name}: {node.module}"
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     assert alias.name.split(".")[0] in allowed, f"{path.name}: {alias.name}"
+
+
+def test_importing_the_package_does_not_start_loading_the_servers() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cblab.backend\n"
+        "assert 'cblab.backend.app' not in sys.modules, sorted(sys.modules)\n"
+        "from cblab.backend import Backend\n"
+        "assert Backend.__module__ == 'cblab.backend.app'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

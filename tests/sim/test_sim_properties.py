@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cblab import CircuitBreakerConfig, ConsecutiveFailures, CountWindow
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 from cblab.sim import simulate
 
 profiles = st.one_of(

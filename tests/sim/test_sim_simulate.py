@@ -8,8 +8,8 @@ import pytest
 
 from cblab import CircuitBreakerConfig, ConfigError
 from cblab.analysis import EVENT_DTYPES, events_frame, run_kpis
-from cblab.backend.profile import FaultProfile, plan_request, rng_for
-from cblab.backend.scenario import Scenario, ScenarioError
+from cblab.faults.profile import FaultProfile, plan_request, rng_for
+from cblab.faults.scenario import Scenario, ScenarioError
 from cblab.schema import CALL_OUTCOMES, EVENT_COLUMNS
 from cblab.sim import SERVICE_ROUTES, Engine, simulate, simulate_pair, single_phase
 from cblab.sim.model import FAST_FAIL_S

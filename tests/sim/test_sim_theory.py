@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 from cblab import CircuitBreakerConfig
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 from cblab.sim import simulate
 from cblab.sim.theory import calls_until_trip, expected_calls_until_trip
 

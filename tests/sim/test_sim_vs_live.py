@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from cblab.analysis import events_frame, run_kpis
-from cblab.backend.scenario import Scenario
+from cblab.faults.scenario import Scenario
 from cblab.sim import simulate
 
 pytest.importorskip("fastmcp")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cblab.backend.scenario import Scenario, ScenarioError
+from cblab.faults.scenario import Scenario, ScenarioError
 from cblab.sim import arrival_times, load_phases, single_phase
 from cblab.sim.workload import arrival_rng
 

@@ -1,4 +1,4 @@
-"""Where the backend's data files live."""
+"""Where cblab's data files live (scenarios, the backend's users and orders)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cblab.backend import (
+from cblab.faults import (
     HEALTHY,
     SERVICES,
     FaultProfile,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cblab.backend import (
+from cblab.faults import (
     DRAWS_PER_REQUEST,
     HEALTHY,
     ConstantLatency,
