@@ -17,57 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cblab.faults import (
-    DRAWS_PER_REQUEST,
-    ERROR_STATUSES,
-    HEALTHY,
-    SERVICES,
-    ConstantLatency,
-    FaultProfile,
-    Latency,
-    LoadSpec,
-    LognormalLatency,
-    NormalLatency,
-    Phase,
-    ProfileError,
-    RequestPlan,
-    Scenario,
-    ScenarioError,
-    UnknownServiceError,
-    available_scenarios,
-    capacity_verdict,
-    latency_from_dict,
-    plan_request,
-    rng_for,
-)
+from cblab.faults import __all__ as _fault_names
+from cblab.faults import *  # noqa: F403  (re-exported for callers that used them from here)
 
 if TYPE_CHECKING:
     from .app import Backend
 
-__all__ = [
-    "DRAWS_PER_REQUEST",
-    "ERROR_STATUSES",
-    "HEALTHY",
-    "SERVICES",
-    "Backend",
-    "ConstantLatency",
-    "FaultProfile",
-    "Latency",
-    "LoadSpec",
-    "LognormalLatency",
-    "NormalLatency",
-    "Phase",
-    "ProfileError",
-    "RequestPlan",
-    "Scenario",
-    "ScenarioError",
-    "UnknownServiceError",
-    "available_scenarios",
-    "capacity_verdict",
-    "latency_from_dict",
-    "plan_request",
-    "rng_for",
-]
+__all__ = ["Backend", *_fault_names]
 
 
 def __getattr__(name: str) -> Any:
