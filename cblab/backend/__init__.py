@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cblab.faults import __all__ as _fault_names
 from cblab.faults import *  # noqa: F403  (re-exported for callers that used them from here)
+from cblab.faults import __all__ as _fault_names
 
 if TYPE_CHECKING:
     from .app import Backend
