@@ -15,7 +15,8 @@ from cblab.faults.profile import HEALTHY, FaultProfile, rng_for
 from cblab.faults.scenario import SERVICES, Phase, Scenario, UnknownServiceError
 
 from .control import ControlApi
-from .http import MAX_BODY_BYTES, HttpServer
+from .guard import HostGuard
+from .http import MAX_BODY_BYTES, HttpServer, Limits
 from .player import ScenarioPlayer
 from .service import FaultyService, ResourceApi
 from .stores import OrdersStore, UsersStore, build_orders_db
@@ -36,6 +37,11 @@ class Backend:
     service coming back from "down" re-binds the same port. `seed` seeds one RNG per
     service (`rng_for(seed, service)`); None seeds from the OS. The orders database
     is built from `data/orders.csv` into `db_path`, or a temporary directory.
+
+    `limits` bounds each listener's connections (timeouts, connection cap; see
+    `cblab.backend.http`); by default the three listeners share the descriptor limit.
+    The control API answers only requests whose Host (and Origin, when sent) name
+    this machine's loopback (or the bound host, or `allowed_hosts`/`allowed_origins`).
     """
 
     def __init__(
@@ -50,8 +56,14 @@ class Backend:
         data_dir: str | Path | None = None,
         db_path: str | Path | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        limits: Limits | None = None,
+        allowed_hosts: tuple[str, ...] = (),
+        allowed_origins: tuple[str, ...] = (),
     ) -> None:
         self.host = host
+        self.limits = limits if limits is not None else Limits(listeners=len(SERVICES) + 1)
+        self._allowed_hosts = tuple(allowed_hosts)
+        self._allowed_origins = tuple(allowed_origins)
         self.seed = seed
         self._requested_ports = {
             "users": users_port,
@@ -94,12 +106,16 @@ class Backend:
         }
         for name in SERVICES:
             service = FaultyService(
-                name, apis[name], rng_for(self.seed, name), max_body_bytes=self._max_body_bytes
+                name, apis[name], rng_for(self.seed, name),
+                max_body_bytes=self._max_body_bytes, limits=self.limits,
             )
             self._services[name] = service
             self._ports[name] = await service.start(self.host, self._requested_ports[name])
-        control = ControlApi(self, self._token)
-        self._control = HttpServer(control.handle, max_body_bytes=self._max_body_bytes)
+        guard = HostGuard(self.host, self._allowed_hosts, self._allowed_origins)
+        control = ControlApi(self, self._token, guard)
+        self._control = HttpServer(
+            control.handle, max_body_bytes=self._max_body_bytes, limits=self.limits
+        )
         self._ports["control"] = await self._control.listen(
             self.host, self._requested_ports["control"]
         )

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from cblab.faults.scenario import Scenario, ScenarioError
 
 from .app import Backend
+from .http import Limits
 from .stores import DataError
 
 __all__ = ["build_parser", "main"]
@@ -71,7 +73,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="directory with users.json and orders.csv (default: the repo's data/)",
     )
+    limits = parser.add_argument_group(
+        "limits", "bounds on what clients can hold (per listener: users, orders, control)"
+    )
+    defaults = Limits()
+    limits.add_argument(
+        "--header-timeout", type=float, default=defaults.header_timeout_s, metavar="S",
+        help="a request must arrive complete within S seconds (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="S",
+        help="close a kept-alive connection idle for S seconds (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections", type=int, default=None, metavar="N",
+        help="open connections per listener before new ones get 503 "
+        "(default: the descriptor limit, less a reserve, split over the 3 listeners)",
+    )
+    limits.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="also accept this Host on the control API (repeatable; loopback names "
+        "and the bound address always are)",
+    )
+    limits.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="also accept this Origin on the control API (repeatable, e.g. "
+        "http://lab.example:8888)",
+    )
     return parser
+
+
+def raise_descriptor_limit() -> None:
+    """Lift the soft descriptor limit to the hard one: a server process should
+    not run out at the common default of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(target, 1 << 20), hard))
 
 
 def _seed(text: str) -> int | str | None:
@@ -101,6 +140,9 @@ async def _serve(args: argparse.Namespace) -> int:
         token=args.token or os.environ.get(TOKEN_ENV) or None,
         data_dir=args.data_dir,
         db_path=args.db_path,
+        limits=args.limits,
+        allowed_hosts=tuple(args.allow_host),
+        allowed_origins=tuple(args.allow_origin),
     )
     await backend.start()
     stop = asyncio.Event()
@@ -135,6 +177,17 @@ def main(argv: list[str] | None = None) -> int:
         print("cblab backend: --time-scale must be > 0", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="cblab backend: %(levelname)s %(message)s")
+    raise_descriptor_limit()
+    try:
+        args.limits = Limits(
+            header_timeout_s=args.header_timeout,
+            idle_timeout_s=args.idle_timeout,
+            max_connections=args.max_connections,
+            listeners=3,
+        )
+    except ValueError as exc:
+        print(f"cblab backend: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(_serve(args))
     except (ScenarioError, DataError) as exc:

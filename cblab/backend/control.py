@@ -1,7 +1,8 @@
 """The control API: JSON over HTTP on its own listener (it survives "down").
 
 Routes (every one but GET /health needs `Authorization: Bearer <token>` when the
-backend has a token):
+backend has a token; every one needs a loopback Host and, if sent, a loopback
+Origin, see `guard`):
 
     GET    /health                 {"status": "ok"}
     GET    /faults                 {"users": <profile>, "orders": <profile>}
@@ -16,9 +17,11 @@ backend has a token):
     GET    /stats                  {"users": <stats>, "orders": <stats>}
     POST   /stats/reset            zero the counters; returns the new stats
 
-Errors are `{"error": message}`: 400 invalid JSON, 401 bad token, 404 unknown
-route or service, 405 wrong method, 413 body too large, 422 invalid profile or
-scenario (the message names the field), 503 a port could not be re-bound.
+Errors are `{"error": message}`: 400 invalid JSON (also nested deeper than 32
+levels, integers over 18 digits, NaN/Infinity), 401 bad token, 403 foreign
+Origin, 404 unknown route or service, 405 wrong method, 413 body too large, 421
+foreign Host, 422 invalid profile or scenario (the message names the field), 503
+a port could not be re-bound.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from cblab.faults.profile import FaultProfile, ProfileError
 from cblab.faults.scenario import Scenario, ScenarioError, UnknownServiceError, available_scenarios
 
+from .guard import HostGuard
 from .http import Connection, HttpError, Request, Response, json_response
 
 if TYPE_CHECKING:
@@ -58,8 +62,11 @@ def _body_object(request: Request) -> dict[str, Any]:
 
 
 class ControlApi:
-    def __init__(self, backend: Backend, token: str | None = None) -> None:
+    def __init__(
+        self, backend: Backend, token: str | None = None, guard: HostGuard | None = None
+    ) -> None:
         self._backend = backend
+        self._guard = guard if guard is not None else HostGuard("127.0.0.1")
         self._token = token.encode() if token else None
         service = r"(?P<service>[^/]+)"
         self._routes: list[tuple[re.Pattern[str], dict[str, Route]]] = [
@@ -83,6 +90,9 @@ class ControlApi:
         ]
 
     async def handle(self, request: Request, conn: Connection) -> Response:
+        refusal = self._guard.refusal(request.headers)
+        if refusal is not None:
+            return _error(*refusal)
         path = request.path.rstrip("/") or "/"
         for pattern, methods in self._routes:
             match = pattern.match(path)

@@ -4,6 +4,18 @@ Just enough HTTP for a loopback test backend, with raw control of the transport
 (faults need to hang, reset and refuse): request line and headers, Content-Length
 bodies (no chunked uploads), keep-alive, `Connection: close`, HTTP/1.0 clients.
 Malformed requests get a 400 and the connection is closed; nothing raises out.
+Request heads may end their lines with CRLF or a bare LF (RFC 9112 section 2.2).
+
+Limits (`Limits`), so that idle or malicious clients cannot hold the process:
+
+- a new connection must deliver a complete request head and body within
+  `header_timeout_s` of being accepted; a kept-alive connection may sit idle for
+  `idle_timeout_s`, after which its next request must again arrive complete
+  within `header_timeout_s` of its first byte. A silent connection is closed
+  quietly, a half-sent request gets a 408 (so slowloris ends with the timeout);
+- at most `max_connections` open connections per listener: the next one is
+  answered 503 at once and closed;
+- running out of file descriptors logs one line (not a traceback per accept).
 
 The server tracks its connections so it can stop listening (connection refused),
 abort every open connection, and re-bind the same port later.
@@ -13,11 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import math
 import re
+import resource
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -27,15 +43,22 @@ __all__ = [
     "Connection",
     "HttpError",
     "HttpServer",
+    "Limits",
     "Request",
     "Response",
     "json_response",
+    "loads_json",
 ]
 
 log = logging.getLogger("cblab.backend")
 
 MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_LINES = 100
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT_DIGITS = 18
+# descriptors kept free for the process itself (listeners, SQLite, logs, imports)
+FD_RESERVE = 64
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _METHOD = re.compile(rb"^[A-Z]{1,16}$")
@@ -65,11 +88,72 @@ class Request:
     keep_alive: bool
 
     def json(self) -> Any:
-        """The body parsed as JSON (raises HttpError 400 on invalid JSON)."""
+        """The body parsed as JSON (HttpError 400 on invalid or abusive JSON, see
+        `loads_json`)."""
         try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return loads_json(self.body)
+        except ValueError as exc:
             raise HttpError(400, f"invalid JSON body: {exc}") from None
+
+
+def _strict_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"integer with {digits} digits (at most {MAX_JSON_INT_DIGITS})")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_depth(data: Any, limit: int) -> None:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if depth > limit:
+            raise ValueError(f"nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def loads_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads` for untrusted bodies: ValueError (with a reason) on invalid JSON,
+    nesting deeper than `max_depth`, integers longer than 18 digits, numbers that
+    overflow a float, and NaN/Infinity (not JSON). A body nested thousands deep
+    raises ValueError, not RecursionError."""
+    try:
+        parsed = json.loads(
+            data,
+            parse_int=_strict_int,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        raise ValueError(f"nested deeper than {max_depth} levels") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8: {exc}") from None
+    if isinstance(parsed, dict | list):
+        _check_depth(parsed, max_depth)
+    return parsed
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None (JSON has no Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass(slots=True)
@@ -97,12 +181,34 @@ class Response:
 def json_response(
     status: int, payload: Any, headers: list[tuple[str, str]] | None = None, close: bool = False
 ) -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return Response(status, body, headers or [], close=close)
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # an inf/nan slipped through validation: still answer valid JSON
+        log.warning("non-finite number in a JSON answer replaced by null")
+        text = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False)
+    return Response(status, text.encode(), headers or [], close=close)
 
 
 def _error_response(status: int, message: str) -> Response:
     return json_response(status, {"error": message}, close=True)
+
+
+class _Reader(asyncio.StreamReader):
+    """A StreamReader that also signals when the peer has gone (EOF or error),
+    without anyone reading: a request waiting out its latency can notice its
+    client leaving while pipelined bytes stay buffered for the next request."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit=limit)
+        self.peer_gone = asyncio.Event()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self.peer_gone.set()
+
+    def set_exception(self, exc: BaseException) -> None:
+        super().set_exception(exc)
+        self.peer_gone.set()
 
 
 class Connection:
@@ -139,6 +245,33 @@ class Connection:
             while await self.reader.read(65536):
                 pass
 
+    async def unless_peer_gone(self, awaitable: Awaitable[Any]) -> bool:
+        """Await `awaitable` unless the client closes its side first; then cancel it
+        and return False. Bytes the client sent meanwhile stay unread."""
+        gone = getattr(self.reader, "peer_gone", None)
+        if gone is None:  # a plain StreamReader (tests): no way to watch
+            await awaitable
+            return True
+        task = asyncio.ensure_future(awaitable)
+        if gone.is_set():
+            task.cancel()
+            await asyncio.wait((task,))
+            return task.done() and not task.cancelled() and task.exception() is None
+        watcher = asyncio.ensure_future(gone.wait())
+        try:
+            await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.wait((task, watcher))
+        if task.cancelled():
+            if not gone.is_set():  # we were cancelled ourselves
+                raise asyncio.CancelledError
+            return False
+        task.result()  # re-raise its error, if any
+        return True
+
 
 async def _lingering_close(conn: Connection) -> None:
     """Half-close, then discard what the client is still sending (an unread
@@ -156,18 +289,51 @@ async def _lingering_close(conn: Connection) -> None:
 Handler = Callable[[Request, Connection], Awaitable[Response | None]]
 
 
-async def read_request(reader: asyncio.StreamReader, max_body_bytes: int) -> Request | None:
-    """Read one request; None on a clean end of stream between requests."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial.strip():
-            raise HttpError(400, "incomplete request head") from None
-        return None
-    except asyncio.LimitOverrunError:
-        raise HttpError(431, "request head too large") from None
+_MAX_BLANK_LINES = 8
 
-    lines = head.lstrip(b"\r\n").split(b"\r\n")
+
+async def _read_head_lines(reader: asyncio.StreamReader, first: bytes) -> list[bytes] | None:
+    """The request line and header lines, CRLF or LF terminated, without the
+    terminators; None on a clean end of stream before any request byte."""
+    lines: list[bytes] = []
+    size = blanks = 0
+    pending = first
+    while True:
+        try:
+            line = pending if pending.endswith(b"\n") else pending + await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if lines or (pending + exc.partial).strip():
+                raise HttpError(400, "incomplete request head") from None
+            return None
+        except asyncio.LimitOverrunError:
+            raise HttpError(431, "request head too large") from None
+        pending = b""
+        size += len(line)
+        if size > MAX_HEADER_BYTES:
+            raise HttpError(431, "request head too large")
+        line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+        if not line:
+            if lines:
+                return lines
+            blanks += 1  # blank lines before the request line are ignored (RFC 9112)
+            if blanks > _MAX_BLANK_LINES:
+                raise HttpError(400, "malformed request line")
+            continue
+        if b"\r" in line:
+            raise HttpError(400, "bare CR in request head")
+        lines.append(line)
+        if len(lines) > MAX_HEADER_LINES:
+            raise HttpError(431, f"more than {MAX_HEADER_LINES - 1} header lines")
+
+
+async def read_request(
+    reader: asyncio.StreamReader, max_body_bytes: int, first: bytes = b""
+) -> Request | None:
+    """Read one request (`first`: bytes of it already read); None on a clean end of
+    stream between requests."""
+    lines = await _read_head_lines(reader, first)
+    if lines is None:
+        return None
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not _METHOD.match(parts[0]):
         raise HttpError(400, "malformed request line")
@@ -185,8 +351,6 @@ async def read_request(reader: asyncio.StreamReader, max_body_bytes: int) -> Req
 
     headers: dict[str, str] = {}
     for line in lines[1:]:
-        if not line:
-            continue
         name, sep, value = line.decode("latin-1").partition(":")
         if not sep or not _HEADER_NAME.match(name):
             raise HttpError(400, "malformed header line")
@@ -220,6 +384,91 @@ async def read_request(reader: asyncio.StreamReader, max_body_bytes: int) -> Req
     return Request(method.decode(), path, query, version.decode(), headers, body, keep_alive)
 
 
+def descriptor_limit() -> int:
+    """The process's soft limit on open file descriptors."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Connection limits of one listener (see the module docstring).
+
+    `max_connections` None: derived from the descriptor limit at listen time,
+    `(soft limit - FD_RESERVE) // listeners`, at least 8.
+    """
+
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 30.0
+    max_connections: int | None = None
+    listeners: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout_s", "idle_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and 0 < value <= 3600):
+                raise ValueError(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
+        if self.max_connections is not None and not (
+            isinstance(self.max_connections, int) and self.max_connections >= 1
+        ):
+            raise ValueError(f"max_connections must be an integer >= 1, got {self.max_connections!r}")
+        if not (isinstance(self.listeners, int) and self.listeners >= 1):
+            raise ValueError(f"listeners must be an integer >= 1, got {self.listeners!r}")
+
+    def connection_cap(self) -> int:
+        if self.max_connections is not None:
+            return self.max_connections
+        return max(8, (descriptor_limit() - FD_RESERVE) // self.listeners)
+
+
+class _DescriptorWarning:
+    """Asyncio reports each failed accept (EMFILE) with a traceback; log one line
+    per minute instead, with how many were refused meanwhile."""
+
+    interval_s = 60.0
+
+    def __init__(self) -> None:
+        self._last = -math.inf
+        self._count = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> bool:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)):
+            return False
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            log.error(
+                "out of file descriptors (%s): new connections wait in the kernel's queue; "
+                "%d failed accept(s) since the last report; raise the limit (ulimit -n %d) "
+                "or lower max_connections",
+                errno.errorcode.get(exc.errno, exc.errno), self._count, descriptor_limit(),
+            )
+            self._last, self._count = now, 0
+        return True
+
+
+_descriptor_warning = _DescriptorWarning()
+
+
+def _install_descriptor_warning(loop: asyncio.AbstractEventLoop) -> None:
+    """Filter EMFILE accept errors out of `loop`'s exception handler (once per loop)."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_cblab_descriptors", False):
+        return
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if _descriptor_warning(loop, context):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler._cblab_descriptors = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
+
+
 class HttpServer:
     """Serve `handler` on one TCP port; can stop listening and re-bind later.
 
@@ -233,10 +482,14 @@ class HttpServer:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         on_bad_request: Callable[[int], None] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._handler = handler
         self._max_body_bytes = max_body_bytes
         self._on_bad_request = on_bad_request
+        self.limits = limits if limits is not None else Limits()
+        self.max_connections = self.limits.connection_cap()
+        self.refused_connections = 0
         self._server: asyncio.Server | None = None
         self._connections: set[Connection] = set()
         self.host: str | None = None
@@ -246,13 +499,22 @@ class HttpServer:
     def listening(self) -> bool:
         return self._server is not None
 
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
     async def listen(self, host: str, port: int) -> int:
         """Bind and listen; returns the port (the ephemeral one when `port` is 0)."""
         if self._server is not None:
             return self.port  # type: ignore[return-value]
-        self._server = await asyncio.start_server(
-            self._serve, host, port, limit=MAX_HEADER_BYTES, reuse_address=True
-        )
+        loop = asyncio.get_running_loop()
+        _install_descriptor_warning(loop)
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            # what asyncio.start_server does, with a reader that reports the peer leaving
+            return asyncio.StreamReaderProtocol(_Reader(MAX_HEADER_BYTES), self._accepted)
+
+        self._server = await loop.create_server(protocol, host, port, reuse_address=True)
         self.host = host
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
@@ -281,6 +543,31 @@ class HttpServer:
         self.close_listener()
         await self.abort_connections()
 
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self.max_connections:
+            await self._refuse(Connection(reader, writer, asyncio.current_task()))
+            return
+        await self._serve(reader, writer)
+
+    async def _refuse(self, conn: Connection) -> None:
+        """Over the connection cap: a 503 right away, then close (the client's
+        request, if any, is left unread)."""
+        self.refused_connections += 1
+        if self.refused_connections == 1 or self.refused_connections % 1000 == 0:
+            log.warning(
+                "%s:%s at its cap of %d open connections: refusing new ones (%d so far)",
+                self.host, self.port, self.max_connections, self.refused_connections,
+            )
+        response = _error_response(
+            503, f"too many open connections (limit {self.max_connections}); retry later"
+        )
+        response.headers.append(("Retry-After", "1"))
+        with contextlib.suppress(Exception):
+            conn.writer.write(response.encode(False))
+            async with asyncio.timeout(0.25):  # a short linger: the 503 should arrive
+                await _lingering_close(conn)
+        conn.writer.transport.abort()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(reader, writer, asyncio.current_task())
         self._connections.add(conn)
@@ -303,11 +590,34 @@ class HttpServer:
             if not conn.aborted:
                 writer.close()
 
+    async def _next_request(self, conn: Connection, first: bool) -> Request | None:
+        """The next request, or None when the client closed or stayed silent too long.
+
+        The wait for its first byte is bounded (header timeout on a new connection,
+        idle timeout between requests), then the whole head and body must arrive
+        within the header timeout (HttpError 408 otherwise)."""
+        limits = self.limits
+        try:
+            async with asyncio.timeout(limits.header_timeout_s if first else limits.idle_timeout_s):
+                start = await conn.reader.read(1)
+        except TimeoutError:
+            return None
+        if not start:
+            return None
+        try:
+            async with asyncio.timeout(limits.header_timeout_s):
+                return await read_request(conn.reader, self._max_body_bytes, start)
+        except TimeoutError:
+            raise HttpError(
+                408, f"request not received within {limits.header_timeout_s:g} s"
+            ) from None
+
     async def _serve_requests(self, conn: Connection) -> None:
         writer = conn.writer
+        first = True
         while True:
             try:
-                request = await read_request(conn.reader, self._max_body_bytes)
+                request = await self._next_request(conn, first)
             except HttpError as exc:
                 if self._on_bad_request is not None:
                     self._on_bad_request(exc.status)
@@ -316,6 +626,7 @@ class HttpServer:
                 return
             if request is None:
                 return
+            first = False
             response = await self._handler(request, conn)
             if response is None or conn.aborted:
                 return
@@ -324,4 +635,9 @@ class HttpServer:
             if not keep_alive:
                 return
             if writer.transport.get_write_buffer_size() > 65536:
-                await writer.drain()
+                try:  # a client that does not read its answers is idle too
+                    async with asyncio.timeout(self.limits.idle_timeout_s):
+                        await writer.drain()
+                except TimeoutError:
+                    conn.reset()
+                    return

@@ -3,7 +3,9 @@
 The order of work for a request (health checks skip all of it):
 count it, plan it (`plan_request`, before capacity: the RNG stream depends only
 on arrival order), take a capacity slot (or get a 503 / wait in the queue),
-then hang, or sleep the planned latency and answer, fail, or reset.
+then hang, or sleep the planned latency and answer, fail, or reset. A client
+that closes its connection while queued or waiting out the latency gives its
+slot back at once (counted `aborted`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from urllib.parse import unquote
 from cblab.faults.profile import HEALTHY, FaultProfile, RequestPlan, plan_request
 
 from .capacity import Slots
-from .http import MAX_BODY_BYTES, Connection, HttpServer, Request, Response, json_response
+from .http import MAX_BODY_BYTES, Connection, HttpServer, Limits, Request, Response, json_response
 from .stats import ServiceStats, outcome_for_status
 
 __all__ = ["FaultyService", "ResourceApi"]
@@ -60,6 +62,7 @@ class FaultyService:
         rng: random.Random,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.api = api
@@ -70,7 +73,10 @@ class FaultyService:
         self._hang_release = asyncio.Event()
         self._lock = asyncio.Lock()
         self._http = HttpServer(
-            self._handle, max_body_bytes=max_body_bytes, on_bad_request=self._count_bad_request
+            self._handle,
+            max_body_bytes=max_body_bytes,
+            on_bad_request=self._count_bad_request,
+            limits=limits,
         )
         self._host = "127.0.0.1"
         self._port = 0  # 0 until started, and again once stopped: nothing to re-bind
@@ -147,9 +153,12 @@ class FaultyService:
                 )
             self.stats.queued += 1
             try:
-                await self._slots.acquire()
+                acquired = await conn.unless_peer_gone(self._slots.acquire())
             finally:
                 self.stats.queued -= 1
+            if not acquired:  # the client left while queued: no slot taken
+                self.stats.aborted += 1
+                return None
         try:
             return await self._execute(plan, request, conn)
         finally:
@@ -166,8 +175,9 @@ class FaultyService:
             response = self.api.route(request)
             stats.answered(outcome_for_status(response.status), response.status)
             return response
-        if plan.latency_s > 0:
-            await asyncio.sleep(plan.latency_s)
+        if plan.latency_s > 0 and not await conn.unless_peer_gone(asyncio.sleep(plan.latency_s)):
+            stats.aborted += 1  # the client left: free the slot now, answer nobody
+            return None
         if plan.kind == "error":
             return self._injected_error(plan)
         response = self.api.route(request)

@@ -110,13 +110,14 @@ async def test_idle_client_closing_is_not_an_error(backend: Backend) -> None:
 async def test_request_body_is_read_with_content_length(backend: Backend) -> None:
     body = json.dumps({"error_rate": 0.25}).encode()
     request = (
-        b"PATCH /faults/users HTTP/1.1\r\nHost: t\r\nContent-Length: "
+        b"PATCH /faults/users HTTP/1.1\r\nHost: localhost\r\nContent-Length: "
         + str(len(body)).encode()
         + b"\r\n\r\n"
         + body
     )
     raw = await exchange(
-        backend.ports["control"], request + CLOSE.replace(b"/users/octocat", b"/faults/users")
+        backend.ports["control"],
+        request + CLOSE.replace(b"/users/octocat", b"/faults/users").replace(b"Host: t", b"Host: localhost"),
     )
     responses = parse_responses(raw)
     assert [status for status, _, _ in responses] == [200, 200]
