@@ -4,6 +4,10 @@ Everything else (`call`, `call_sync`, the decorator, `protect()`) is a thin
 shell over `admit()` and `record()`. No lock is held while a protected call
 runs; the async path takes no lock at all (one event loop is one thread), and
 the sync path holds a lock only for the few microseconds of bookkeeping.
+
+The state itself lives in a store (`_store.py`); the breaker keeps a cached
+view of it (state, generation, mode, open-until) so the CLOSED path and OPEN
+rejections never call the store.
 """
 
 from __future__ import annotations
@@ -16,29 +20,39 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, ParamSpec, TypeVar
 
 from ._clock import Clock, monotonic
 from ._config import CircuitBreakerConfig, ConfigError
 from ._events import CallRecord, CircuitState, Event, EventLog, Outcome, StateChange
+from ._store import BreakerStore, MemoryStore, Mode, Snapshot, StateRecord
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 SUCCESS, FAILURE, REJECTED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.REJECTED
+NORMAL, FORCED_OPEN = Mode.NORMAL, Mode.FORCED_OPEN
 # What record() accepts, by enum or by value (one dict lookup on the hot path).
 _RECORDABLE: dict[object, Outcome] = {
     key: o
     for o in (Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED, Outcome.CANCELLED)
     for key in (o, o.value)
 }
-_new_record = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
-# The moves a breaker makes on its own. Manual control (force, reset) may go anywhere.
-_LEGAL_MOVES = {(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, OPEN), (HALF_OPEN, CLOSED)}
-
-NORMAL, FORCED_OPEN, FORCED_CLOSED, DISABLED = "normal", "forced_open", "forced_closed", "disabled"
+# The legal moves, each with what causes it. Every state change, automatic or
+# manual, is checked against this table before it is logged.
+_AUTOMATIC_MOVES = {
+    (CLOSED, OPEN): "the failure policy trips",
+    (OPEN, HALF_OPEN): "the open timeout elapsed",
+    (HALF_OPEN, OPEN): "a trial call failed or exceeded max_trial_duration",
+    (HALF_OPEN, CLOSED): "success_threshold trial calls succeeded",
+}
+_MANUAL_MOVES = {
+    **{(s, OPEN): "force_open()" for s in CircuitState},
+    **{(s, CLOSED): "force_closed(), disable() or reset()" for s in CircuitState},
+}
 
 
 class CircuitOpenError(Exception):
@@ -50,16 +64,16 @@ class CircuitOpenError(Exception):
 
     @property
     def name(self) -> str:
-        return self.args[0] if self.args else ""
+        return str(self.args[0]) if self.args else ""
 
     @property
     def retry_after(self) -> float:
         """Seconds until a trial call may be admitted (inf while forced open)."""
-        return self.args[1] if len(self.args) > 1 else math.inf
+        return float(self.args[1]) if len(self.args) > 1 else math.inf
 
     @property
     def state(self) -> CircuitState:
-        return self.args[2] if len(self.args) > 2 else OPEN
+        return CircuitState(self.args[2]) if len(self.args) > 2 else OPEN
 
     def __str__(self) -> str:
         if len(self.args) < 2:  # raised by hand with a message, as the write-up did
@@ -73,10 +87,14 @@ class CircuitOpenError(Exception):
 
 
 class Permit:
-    """Permission to make one call. Record its outcome exactly once."""
+    """Permission to make one call. Record its outcome exactly once.
+
+    `admit()` returns `Permit | Rejection`; `admitted` is the discriminant a
+    type checker narrows on (`Literal[True]` here, `Literal[False]` there).
+    """
 
     __slots__ = ("generation", "state", "admitted_at", "trial", "settled")
-    admitted = True
+    admitted: ClassVar[Literal[True]] = True
 
     def __init__(
         self, generation: int, state: CircuitState, admitted_at: float, trial: int
@@ -84,20 +102,23 @@ class Permit:
         self.generation = generation
         self.state = state
         self.admitted_at = admitted_at
-        self.trial = trial  # serial of a half-open trial call, 0 otherwise
+        self.trial = trial  # lease id of a half-open trial call, 0 otherwise
         self.settled = False
 
     def __repr__(self) -> str:
         return f"Permit(generation={self.generation}, state={self.state.value}, trial={self.trial})"
 
 
-class Rejection(NamedTuple):
-    """The breaker refused a call; nothing ran. A tuple: refusals are a hot path."""
-
+class _RejectionFields(NamedTuple):
     retry_after: float
     state: CircuitState
 
-    admitted = False
+
+class Rejection(_RejectionFields):
+    """The breaker refused a call; nothing ran. A tuple: refusals are a hot path."""
+
+    __slots__ = ()
+    admitted: ClassVar[Literal[False]] = False
 
 
 class CircuitBreaker:
@@ -105,6 +126,24 @@ class CircuitBreaker:
 
     >>> breaker = CircuitBreaker("github", CircuitBreakerConfig(failure_threshold=3))
     >>> result = await breaker.call(fetch_github_data, "/users/octocat")  # doctest: +SKIP
+
+    What each event does in each state (mode NORMAL; "late" = the permit's
+    generation is not current: counted, nothing changes):
+
+    | event | CLOSED | OPEN | HALF_OPEN |
+    |---|---|---|---|
+    | admit | permit | reject; once `open_until` passed: -> HALF_OPEN, then as HALF_OPEN | lease a trial if fewer than `half_open_max_calls` (in flight + succeeded); else reject. A trial older than `max_trial_duration`: -> OPEN, reject |
+    | success | policy counts it (a window may trip: -> OPEN) | late | trial succeeded; at `success_threshold`: -> CLOSED |
+    | failure | policy counts it; at its threshold: -> OPEN | late | -> OPEN |
+    | excluded, cancelled | nothing (neither outcome) | late | the trial's slot is freed |
+    | force_open() | -> OPEN, mode FORCED_OPEN | same | same |
+    | force_closed(), disable() | -> CLOSED, mode FORCED_CLOSED / DISABLED | same | same |
+    | reset() | -> CLOSED, mode NORMAL, counts and backoff cleared | same | same |
+
+    In FORCED_OPEN every call is rejected; in FORCED_CLOSED and DISABLED every
+    call is admitted and counted but the breaker never trips. Every move is
+    checked against `_AUTOMATIC_MOVES` / `_MANUAL_MOVES` and logged once as a
+    `StateChange` with a new generation.
     """
 
     def __init__(
@@ -113,6 +152,7 @@ class CircuitBreaker:
         config: CircuitBreakerConfig | None = None,
         *,
         clock: Clock = monotonic,
+        store: BreakerStore | None = None,
         event_log: EventLog | None = None,
         listeners: Iterable[Callable[[Event], Any]] = (),
     ) -> None:
@@ -124,26 +164,23 @@ class CircuitBreaker:
             raise ConfigError(f"config must be a CircuitBreakerConfig, got {config!r}")
         if not callable(clock):
             raise ConfigError(f"clock must be a zero-argument callable, got {clock!r}")
+        if store is None:
+            store = MemoryStore()
+        elif not callable(getattr(store, "attach", None)):
+            raise ConfigError(f"store must be a BreakerStore (with attach()), got {store!r}")
         self.name = name
         self._clock = clock
+        self.store = store
         self.event_log = event_log if event_log is not None else EventLog(1_000)
         self._listeners: list[Callable[[Event], Any]] = list(listeners)
         self._sync_lock = threading.Lock()
-        self._state = CLOSED
-        self._mode = NORMAL
-        self._generation = 0
-        self._opened_at = 0.0
-        self._open_for = 0.0
-        self._trips_in_a_row = 0
-        self._trials: dict[int, float] = {}  # trial serial -> admitted_at
-        self._trial_serial = 0
-        self._trial_successes = 0
         self.calls = self.successes = self.failures = self.slow_calls = 0
         self.rejected = self.excluded = self.cancelled = self.late = 0
         self.trips = self.trial_timeouts = self.listener_errors = 0
-        self._last_failure_at: float | None = None
         self._last_failure_wall: float | None = None
         self._apply_config(config)
+        self._record: StateRecord = store.attach(name, config, clock(), self._on_store_change)
+        self._refresh(self._record.snapshot())
         self._bind_emit()
 
     # --- configuration and listeners ---------------------------------------------------
@@ -154,10 +191,10 @@ class CircuitBreaker:
 
     def _apply_config(self, config: CircuitBreakerConfig) -> None:
         self._config = config
-        self._counter = config.policy.build(config.failure_threshold)
         self._slow_after = config.policy.slow_call_duration
         self._call_timeout = config.call_timeout
         self._is_excluded = self._make_exclusion_test(config)
+        self._bind_emit()
 
     @staticmethod
     def _make_exclusion_test(config: CircuitBreakerConfig) -> Callable[[BaseException], bool]:
@@ -179,8 +216,7 @@ class CircuitBreaker:
         if not isinstance(config, CircuitBreakerConfig):
             raise ConfigError(f"config must be a CircuitBreakerConfig, got {config!r}")
         self._apply_config(config)
-        if self._state is OPEN and self._mode == NORMAL:
-            self._open_for = config.open_duration(max(self._trips_in_a_row, 1))
+        self._refresh(self._record.reconfigure(config, self._clock()))
 
     def add_listener(self, listener: Callable[[Event], Any]) -> None:
         """Call `listener(event)` for every CallRecord and StateChange.
@@ -198,11 +234,12 @@ class CircuitBreaker:
         self._bind_emit()
 
     def _bind_emit(self) -> None:
-        # With no listeners, emitting is one bound-method call into the log.
-        self._append = self.event_log.append
-        # The call-record hot path inlines EventLog._append_call_fields.
+        # With no listeners, emitting is one bound-method call into the log, and a
+        # call is logged as the plain tuple of its CallRecord fields (see EventLog).
         self._log_extend, self._log_seq = self.event_log._extend, self.event_log._seq
-        self._emit = self._append if not self._listeners else self._fan_out
+        self._emit = self.event_log.append if not self._listeners else self._fan_out
+        # call()'s inline success path applies only without listeners or a slow-call rule
+        self._plain = not self._listeners and self._slow_after is None
 
     def _fan_out(self, event: Event) -> None:
         self.event_log.append(event)
@@ -212,77 +249,86 @@ class CircuitBreaker:
             except Exception:
                 self.listener_errors += 1
 
+    def _log_call(self, fields: tuple[Any, ...]) -> None:
+        """Append one call, given as the tuple of its CallRecord fields."""
+        if self._listeners:
+            self._fan_out(_new_tuple(CallRecord, fields))
+        else:  # the log builds the CallRecord when someone reads it
+            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+
     # --- state ---------------------------------------------------------------------------
 
     @property
     def state(self) -> CircuitState:
         """The current state. An OPEN breaker whose wait is over reads HALF_OPEN."""
-        if self._state is OPEN and self._mode == NORMAL:
+        if self._state is OPEN and self._mode is NORMAL:
             self._half_open_if_due(self._clock())
         return self._state
 
     @property
-    def mode(self) -> str:
-        """normal, forced_open, forced_closed or disabled (metrics only)."""
+    def mode(self) -> Mode:
+        """NORMAL, FORCED_OPEN, FORCED_CLOSED or DISABLED (a str enum)."""
         return self._mode
 
     @property
     def generation(self) -> int:
         return self._generation
 
-    def _half_open_if_due(self, now: float) -> bool:
-        due = self._opened_at + self._open_for
-        if now < due:
-            return False
-        # Stamp the change with the moment it became due, not the moment it was
-        # noticed, so time spent OPEN equals the configured wait exactly.
-        self._transition(HALF_OPEN, due, "open timeout elapsed")
-        return True
+    def _refresh(self, snap: Snapshot) -> None:
+        """Take the store's view as ours (no event): the cached fields the hot paths read."""
+        self._state = snap.state
+        self._generation = snap.generation
+        self._mode = snap.mode
+        self._open_until = snap.open_until
+        self._success_matters = snap.success_matters
 
-    def _transition(self, to: CircuitState, at: float, reason: str, manual: bool = False) -> None:
-        came_from = self._state
-        if not manual and (came_from, to) not in _LEGAL_MOVES:
+    def _adopt(self, snap: Snapshot, manual: bool = False) -> None:
+        """A store operation changed the state: check the move, cache it, log it."""
+        came_from, to = self._state, snap.state
+        if (came_from, to) not in (_MANUAL_MOVES if manual else _AUTOMATIC_MOVES):
             raise AssertionError(f"illegal move {came_from.value} -> {to.value}")
-        self._state = to
-        self._generation += 1
-        self._trials.clear()
-        self._trial_successes = 0
-        if to is OPEN:
-            if not manual:
-                self._trips_in_a_row += 1
-                self.trips += 1
-            self._opened_at = at
-            self._open_for = self._config.open_duration(max(self._trips_in_a_row, 1))
-        elif to is CLOSED:
-            self._trips_in_a_row = 0
-            self._counter.reset()
-        self._emit(StateChange(self.name, at, came_from, to, reason, self._generation))
+        if to is OPEN and not manual:
+            self.trips += 1
+        self._refresh(snap)
+        self._emit(
+            StateChange(self.name, snap.changed_at, came_from, to, snap.reason, snap.generation)
+        )
 
-    def _why_tripped(self, now: float) -> str:
-        """A human reason for a trip, from the policy's figures (trips are rare)."""
-        figures = self._counter.figures(now)
-        policy = self._config.policy
-        if "consecutive_failures" in figures:
-            return f"{figures['consecutive_failures']} consecutive failures"
-        if "failures_since_closed" in figures:
-            return f"{figures['failures_since_closed']} failures since the breaker closed"
-        rate, slow_rate = figures["failure_rate"], figures["slow_call_rate"]
-        if rate >= policy.failure_rate_threshold:
-            return f"failure rate {rate:.0%} reached {policy.failure_rate_threshold:.0%}"
-        return f"slow-call rate {slow_rate:.0%} reached {policy.slow_call_rate_threshold:.0%}"
+    def _follow(self, snap: Snapshot) -> None:
+        """After a store operation: adopt a change it made, else take its view."""
+        if snap.generation != self._generation:
+            self._adopt(snap)
+        else:
+            self._success_matters = snap.success_matters
+
+    def _on_store_change(self, snap: Snapshot) -> None:
+        """A shared store's record moved without us (another replica): log what we saw."""
+        if snap.generation == self._generation:
+            self._refresh(snap)
+            return
+        came_from = self._state
+        self._refresh(snap)
+        self._emit(
+            StateChange(
+                self.name, snap.changed_at, came_from, snap.state, snap.reason, snap.generation
+            )
+        )
+
+    def _half_open_if_due(self, now: float) -> None:
+        self._follow(self._record.half_open_if_due(now))
 
     def _retry_after(self, now: float) -> float:
-        if self._mode == FORCED_OPEN:
+        if self._mode is FORCED_OPEN:
             return math.inf
         if self._state is OPEN:
-            return max(self._opened_at + self._open_for - now, 0.0)
-        if self._state is HALF_OPEN and self._trials_full():
-            limit = self._config.trial_limit
-            return max(min(self._trials.values()) + limit - now, 0.0) if self._trials else 0.0
+            return max(self._open_until - now, 0.0)
+        snap = self._record.snapshot()
+        if self._state is HALF_OPEN and self._trials_full(snap) and snap.leases:
+            return max(min(snap.leases.values()) + self._config.trial_limit - now, 0.0)
         return 0.0
 
-    def _trials_full(self) -> bool:
-        return self._trial_successes + len(self._trials) >= self._config.half_open_max_calls
+    def _trials_full(self, snap: Snapshot) -> bool:
+        return snap.trial_successes + len(snap.leases) >= self._config.half_open_max_calls
 
     # --- admit / record: the whole protocol ------------------------------------------------
 
@@ -297,37 +343,30 @@ class CircuitBreaker:
         if state is CLOSED:
             self.calls += 1
             return Permit(self._generation, CLOSED, now, 0)
-        if state is OPEN and not (
-            now >= self._opened_at + self._open_for  # checked inline: the common refusal
-            and self._mode == NORMAL
-            and self._half_open_if_due(now)
-        ):
+        if state is OPEN:
+            if now < self._open_until or self._mode is not NORMAL:  # the common refusal
+                return self._reject(now)
+            self._half_open_if_due(now)
+            if self._state is not HALF_OPEN:  # a shared store may know better
+                return self.admit() if self._state is CLOSED else self._reject(now)
+        lease, snap = self._record.lease_trial(now)
+        if snap.generation != self._generation:
+            if snap.state is OPEN:
+                self.trial_timeouts += 1
+            self._adopt(snap)
+        if not lease:
             return self._reject(now)
-        # HALF_OPEN: give up on trials held too long, so a hung one cannot wedge us.
-        trials = self._trials
-        if trials and min(trials.values()) + self._config.trial_limit <= now:
-            self.trial_timeouts += 1
-            self._transition(OPEN, now, "trial call exceeded max_trial_duration")
-            return self._reject(now)
-        if self._trials_full():
-            return self._reject(now)
-        self._trial_serial += 1
-        trials[self._trial_serial] = now
         self.calls += 1
-        return Permit(self._generation, HALF_OPEN, now, self._trial_serial)
+        return Permit(self._generation, HALF_OPEN, now, lease)
 
     def _reject(self, now: float) -> Rejection:
         self.rejected += 1
         state = self._state
-        fields = (self.name, now, 0.0, REJECTED, state, None, self._generation)
-        if self._listeners:
-            self._fan_out(_new_record(CallRecord, fields))
-        else:
-            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
-        if state is OPEN and self._mode == NORMAL:
-            retry_after = self._opened_at + self._open_for - now
-            return _new_record(Rejection, (retry_after if retry_after > 0.0 else 0.0, OPEN))
-        return _new_record(Rejection, (self._retry_after(now), state))
+        self._log_call((self.name, now, 0.0, REJECTED, state, None, self._generation))
+        if state is OPEN and self._mode is NORMAL:
+            retry_after = self._open_until - now
+            return _new_tuple(Rejection, (retry_after if retry_after > 0.0 else 0.0, OPEN))
+        return _new_tuple(Rejection, (self._retry_after(now), state))
 
     def record(
         self,
@@ -388,7 +427,12 @@ class CircuitBreaker:
         duration: float,
         error: str | None,
     ) -> Outcome:
-        """The one place an outcome changes counts and state (`record` and `call` share it)."""
+        """The one place an outcome changes counts and state (`record` and `call` share it).
+
+        The call is logged first, then any state change the store made with it.
+        """
+        snap: Snapshot | None = None
+        record = self._record
         if generation != self._generation:
             self.late += 1  # the breaker moved on while this call ran: count it, change nothing
             outcome = Outcome.LATE
@@ -399,61 +443,30 @@ class CircuitBreaker:
                 self.slow_calls += 1
                 outcome = Outcome.SLOW
             if trial:
-                del self._trials[trial]
-                self._trial_successes += 1
-                if self._trial_successes >= self._config.success_threshold:
-                    self._emit_call(admitted_at, duration, outcome, state, error, generation)
-                    self._transition(CLOSED, now, "trial calls succeeded")
-                    return outcome
-            elif self._counter.on_success(now, slow) and self._mode == NORMAL:
-                # a window can trip on a success: its rates move with every call
-                self._emit_call(admitted_at, duration, outcome, state, error, generation)
-                self._transition(OPEN, now, self._why_tripped(now))
-                return outcome
+                snap = record.settle_trial(generation, trial, outcome, now)
+            elif self._success_matters:  # a window's rates move; a consecutive count resets
+                snap = record.record_success(generation, now, slow)
         elif outcome is FAILURE:
             self.failures += 1
-            self._last_failure_at = now
             self._last_failure_wall = time.time()
             slow = self._slow_after is not None and duration >= self._slow_after
             if slow:
                 self.slow_calls += 1
             if trial:
-                del self._trials[trial]
-                self._emit_call(admitted_at, duration, outcome, state, error, generation)
-                self._transition(OPEN, now, "trial call failed")
-                return outcome
-            if self._counter.on_failure(now, slow) and self._mode == NORMAL:
-                self._emit_call(admitted_at, duration, outcome, state, error, generation)
-                self._transition(OPEN, now, self._why_tripped(now))
-                return outcome
+                snap = record.settle_trial(generation, trial, outcome, now)
+            else:
+                snap = record.record_failure(generation, now, slow)
         else:  # excluded or cancelled: neither success nor failure; a trial frees its slot
             if outcome is Outcome.EXCLUDED:
                 self.excluded += 1
             else:
                 self.cancelled += 1
             if trial:
-                del self._trials[trial]
-        fields = (self.name, admitted_at, duration, outcome, state, error, generation)
-        if self._listeners:
-            self._fan_out(_new_record(CallRecord, fields))
-        else:  # EventLog.append, inlined: this line runs once per call
-            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+                snap = record.settle_trial(generation, trial, outcome, now)
+        self._log_call((self.name, admitted_at, duration, outcome, state, error, generation))
+        if snap is not None:
+            self._follow(snap)
         return outcome
-
-    def _emit_call(
-        self,
-        admitted_at: float,
-        duration: float,
-        outcome: Outcome,
-        state: CircuitState,
-        error: str | None,
-        generation: int,
-    ) -> None:
-        fields = (self.name, admitted_at, duration, outcome, state, error, generation)
-        if self._listeners:
-            self._fan_out(_new_record(CallRecord, fields))
-        else:  # the log builds the CallRecord when someone reads it
-            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
 
     # --- the shells: call, call_sync, decorator, protect() --------------------------------
 
@@ -476,11 +489,10 @@ class CircuitBreaker:
             generation, state, trial = permit.generation, permit.state, permit.trial
             admitted_at = permit.admitted_at
         try:
-            timeout = self._call_timeout
-            if timeout is None:
+            if self._call_timeout is None:
                 result = await func(*args, **kwargs)
             else:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(self._call_timeout):
                     result = await func(*args, **kwargs)
         except BaseException as exc:
             now = clock()
@@ -496,23 +508,19 @@ class CircuitBreaker:
             )
             raise
         now = clock()
-        if (
-            trial
-            or generation != self._generation
-            or self._slow_after is not None
-            or (self._listeners)
-        ):
+        if trial or generation != self._generation or not self._plain:
             self._settle(
                 generation, state, trial, admitted_at, SUCCESS, now, now - admitted_at, None
             )
             return result
         # The common case, `_settle`'s success branch inlined (it is a fifth of the
-        # cost of a call): a closed-state success, still current, no slow-call rule.
+        # cost of a call): a closed-state success, still current, no slow-call rule,
+        # no listeners. The store hears of it only when the policy cares.
         self.successes += 1
         fields = (self.name, admitted_at, now - admitted_at, SUCCESS, CLOSED, None, generation)
         self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
-        if self._counter.on_success(now, False) and self._mode == NORMAL:
-            self._transition(OPEN, now, self._why_tripped(now))
+        if self._success_matters:
+            self._follow(self._record.record_success(generation, now, False))
         return result
 
     def call_sync(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -559,28 +567,26 @@ class CircuitBreaker:
         """
         return _Guard(self)
 
-    # --- manual control ---------------------------------------------------------------------
+    # --- manual control: the same store operation and move table as automatic moves -------
+
+    def _set_mode(self, mode: Mode, reason: str) -> None:
+        self._adopt(self._record.set_mode(mode, self._clock(), reason), manual=True)
 
     def force_open(self, reason: str = "forced open") -> None:
         """Refuse every call until `reset()` (for maintenance or a known outage)."""
-        self._mode = FORCED_OPEN
-        self._transition(OPEN, self._clock(), reason, manual=True)
+        self._set_mode(Mode.FORCED_OPEN, reason)
 
     def force_closed(self, reason: str = "forced closed") -> None:
         """Admit every call and never trip until `reset()`; outcomes are still counted."""
-        self._mode = FORCED_CLOSED
-        self._transition(CLOSED, self._clock(), reason, manual=True)
+        self._set_mode(Mode.FORCED_CLOSED, reason)
 
     def disable(self, reason: str = "disabled") -> None:
         """Metrics only: admit everything, never trip (the lab's unprotected mode)."""
-        self._mode = DISABLED
-        self._transition(CLOSED, self._clock(), reason, manual=True)
+        self._set_mode(Mode.DISABLED, reason)
 
     def reset(self, reason: str = "reset") -> None:
         """Back to CLOSED in normal mode with fresh counts; calls in flight become late."""
-        self._mode = NORMAL
-        self._trips_in_a_row = 0
-        self._transition(CLOSED, self._clock(), reason, manual=True)
+        self._set_mode(Mode.NORMAL, reason)
 
     # --- status -------------------------------------------------------------------------
 
@@ -594,6 +600,7 @@ class CircuitBreaker:
         state = self.state
         retry_after = self._retry_after(now)
         wall = self._last_failure_wall
+        snap = self._record.snapshot()
         return {
             "name": self.name,
             "state": state.value,
@@ -601,9 +608,9 @@ class CircuitBreaker:
             "successes": self.successes,
             "last_failure": datetime.fromtimestamp(wall, UTC).isoformat() if wall else None,
             "retry_after": None if math.isinf(retry_after) else retry_after,
-            "mode": self._mode,
+            "mode": self._mode.value,
             "generation": self._generation,
-            "policy": {**self._config.policy.to_dict(), **self._counter.figures(now)},
+            "policy": {**self._config.policy.to_dict(), **self._record.figures(now)},
             "calls": self.calls,
             "slow_calls": self.slow_calls,
             "rejected": self.rejected,
@@ -612,12 +619,13 @@ class CircuitBreaker:
             "late": self.late,
             "trips": self.trips,
             "trial_timeouts": self.trial_timeouts,
-            "half_open_in_flight": len(self._trials),
+            "half_open_in_flight": len(snap.leases),
+            "half_open_successes": snap.trial_successes,
             "config": self._config.to_dict(),
         }
 
     def __repr__(self) -> str:
-        return f"CircuitBreaker({self.name!r}, state={self._state.value}, mode={self._mode})"
+        return f"CircuitBreaker({self.name!r}, state={self._state.value}, mode={self._mode.value})"
 
 
 class _Guard:

@@ -25,6 +25,9 @@ class FailureCounter(Protocol):
     def reset(self) -> None:
         """Forget everything (the breaker closed or was reset)."""
 
+    def wants_success(self) -> bool:
+        """Would the next success change anything? (False lets a breaker skip it.)"""
+
     def figures(self, now: float) -> dict[str, Any]:
         """The numbers behind the verdict, for status and metrics."""
 
@@ -72,6 +75,9 @@ class _ConsecutiveCounter:
     def reset(self) -> None:
         self.count = 0
 
+    def wants_success(self) -> bool:
+        return self.count != 0  # a success only resets a count that is not zero
+
     def figures(self, now: float) -> dict[str, Any]:
         return {"consecutive_failures": self.count, "failure_threshold": self.threshold}
 
@@ -81,6 +87,9 @@ class _CumulativeCounter(_ConsecutiveCounter):
 
     def on_success(self, now: float, slow: bool) -> bool:
         return False  # the write-up's bug, kept on purpose: successes never forgive
+
+    def wants_success(self) -> bool:
+        return False
 
     def figures(self, now: float) -> dict[str, Any]:
         return {"failures_since_closed": self.count, "failure_threshold": self.threshold}
@@ -150,6 +159,9 @@ class _RateVerdict:
             policy.slow_call_duration is not None
             and self.slow >= policy.slow_call_rate_threshold * calls
         )
+
+    def wants_success(self) -> bool:
+        return True  # every call moves a window's rates
 
     def figures(self, now: float) -> dict[str, Any]:
         self._expire(now)

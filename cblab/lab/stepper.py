@@ -99,7 +99,7 @@ class BreakerStepper:
             "policy": policy["name"],
             **counting,
             "failure_threshold": config.failure_threshold,
-            "trial_successes": self.breaker._trial_successes,
+            "trial_successes": status["half_open_successes"],
             "success_threshold": config.success_threshold,
             "trials_in_flight": status["half_open_in_flight"],
             "half_open_max_calls": config.half_open_max_calls,
