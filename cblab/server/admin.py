@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from cblab import CircuitBreakerConfig, ConfigError
+from cblab.integrations.middleware import json_safe as _json_safe
 
 from . import metrics
 
@@ -59,17 +59,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
-
-
-def _json_safe(value: Any) -> Any:
-    """Status dicts may hold inf (a forced-open retry_after): JSON has no inf."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:

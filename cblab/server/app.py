@@ -16,12 +16,15 @@ import httpx
 import uvicorn
 from fastmcp import FastMCP
 from fastmcp.server.lifespan import lifespan
+from fastmcp.server.middleware import Middleware
+from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
 
 from cblab import BreakerRegistry, CircuitBreakerConfig, ConfigError, EventLog, monotonic
+from cblab.integrations.middleware import CircuitBreakerMiddleware, status_tools
 
 from .admin import register_routes
 from .instrumentation import Instrumentation, ToolCallRecorder
-from .tools import TOOL_BREAKERS, register_tools
+from .tools import TOOL_BREAKERS, demo_classifier, register_tools
 
 __all__ = [
     "MCP_PATH",
@@ -62,7 +65,9 @@ class ServerSettings:
     `github` / `database` accept a `CircuitBreakerConfig` or a dict for
     `CircuitBreakerConfig.from_dict`. `protected=False` builds the "unprotected"
     variant: the same breakers, disabled (metrics only, they never refuse a call).
-    `deadline` is the whole-call limit for each backend request, in seconds.
+    `deadline` is the whole-call limit for each backend request, in seconds; it
+    starts once the call has one of `max_connections` slots for its dependency
+    (a call waits at most `deadline` for a slot, then is refused as local overload).
     `bare=True` is the benchmark baseline: tools call the backend with neither
     breakers nor instrumentation (no event rows, breakers untouched).
     Without an `admin_token` the admin routes answer 403.
@@ -156,14 +161,20 @@ def build_server(settings: ServerSettings | None = None, *, clock: Any = monoton
         if not settings.protected:
             breaker.disable("unprotected mode: metrics only")
 
+    # One pool for both dependencies, with a connection for every slot of the
+    # middleware's bulkheads: a call that has a slot never waits for a connection.
+    pool = settings.max_connections * len(TOOL_BREAKERS)
+
     @lifespan
     async def http_client(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=min(settings.max_connections, 50),
+            max_connections=pool, max_keepalive_connections=min(pool, 100),
         )
-        # The deadline is enforced per call with asyncio.timeout; this is a backstop.
-        timeout = httpx.Timeout(settings.deadline + 5.0, connect=min(settings.deadline, 5.0) + 1.0)
+        if settings.bare:  # no middleware deadline: httpx's per-chunk limits stand in
+            timeout = httpx.Timeout(settings.deadline)
+        else:  # the deadline is the middleware's call_timeout; this is a backstop
+            timeout = httpx.Timeout(
+                settings.deadline + 5.0, connect=min(settings.deadline, 5.0) + 1.0)
         async with httpx.AsyncClient(
             limits=limits, timeout=timeout, trust_env=False, follow_redirects=False,
             headers={"user-agent": "cblab-demo-server"},
@@ -171,7 +182,18 @@ def build_server(settings: ServerSettings | None = None, *, clock: Any = monoton
             yield {"http": client}
 
     breakers = {tool: registry[name] for tool, name in TOOL_BREAKERS.items()}
-    middleware = [] if settings.bare else [ToolCallRecorder(instr, breakers)]
+    middleware: list[Middleware]
+    if settings.bare:  # the baseline: no breakers, no rows, only the status tools
+        middleware = [ToolInjectionMiddleware(status_tools(registry))]
+    else:
+        middleware = [
+            ToolCallRecorder(instr, breakers),
+            CircuitBreakerMiddleware(
+                registry=registry, groups=TOOL_BREAKERS, classifier=demo_classifier,
+                call_timeout=settings.deadline, max_concurrent=settings.max_connections,
+                max_wait=settings.deadline, status_tools=True,
+            ),
+        ]
     mcp = FastMCP(
         settings.name,
         instructions=(
@@ -182,11 +204,7 @@ def build_server(settings: ServerSettings | None = None, *, clock: Any = monoton
         middleware=middleware,
         mask_error_details=True,
     )
-    register_tools(
-        mcp, registry,
-        users_url=settings.users_url, orders_url=settings.orders_url, deadline=settings.deadline,
-        guarded=not settings.bare,
-    )
+    register_tools(mcp, users_url=settings.users_url, orders_url=settings.orders_url)
     lab = LabServer(settings, registry, instr, mcp)
     register_routes(mcp, lab)
     mcp._cblab_lab = lab  # type: ignore[attr-defined]

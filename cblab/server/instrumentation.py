@@ -22,9 +22,11 @@ What a call row's `outcome` means:
   `slow`, `rejected`, `cancelled`, `excluded`, `late`). A dependency that answers
   "not found" worked correctly: it is a breaker *success* even though the tool
   reports an error; `error_type` then says `not_found`;
-- no breaker involved (`circuit_status`, or arguments refused before any
-  dependency was called): `success`, or `excluded` with `error_type`
-  `invalid_argument` (or the exception class name), or `cancelled`.
+  Arguments the tool refuses are `excluded` (`invalid_argument`, `ValidationError`);
+- no local slot came free (the middleware's bulkhead): `dropped`, `error_type`
+  `local_overload`; the breaker saw nothing;
+- no breaker involved (`circuit_status`, unknown tools): `success`, or `excluded`
+  with the exception class name, or `cancelled`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 
 from cblab import CallRecord, CircuitBreaker, Event, EventLog, Outcome, StateChange
+from cblab.integrations.refusal import LOCAL_OVERLOAD
 from cblab.schema import EVENT_COLUMNS
 
 __all__ = ["CallNote", "Instrumentation", "ToolCallRecorder", "note_error"]
@@ -178,7 +181,7 @@ class Instrumentation:
             outcome = record.outcome.value
             state = record.state.value
             generation = record.generation
-            error_type = note.error_type or record.error_type
+            error_type = note.error_type or record.error_type or error_type
         elif note.error_type is not None:
             error_type = note.error_type
         state_after = breaker.state.value if breaker is not None else None
@@ -230,7 +233,11 @@ class ToolCallRecorder(Middleware):
         try:
             result = await call_next(context)
             if getattr(result, "is_error", False):
-                outcome, error_type = Outcome.EXCLUDED.value, "tool_error"
+                # A refusal names itself (dependency_unavailable, local_overload).
+                content = getattr(result, "structured_content", None)
+                code = content.get("error") if isinstance(content, dict) else None
+                error_type = code if isinstance(code, str) else "tool_error"
+                outcome = "dropped" if code == LOCAL_OVERLOAD else Outcome.EXCLUDED.value
             return result
         except asyncio.CancelledError:
             outcome, error_type = Outcome.CANCELLED.value, "CancelledError"

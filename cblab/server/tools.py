@@ -1,8 +1,11 @@
-"""The demo tools: the original write-up's `github_user`, an order lookup, and the
-breakers' `circuit_status` / `circuit_metrics`.
+"""The demo tools: the original write-up's `github_user` and an order lookup, protected
+by `cblab.integrations.CircuitBreakerMiddleware` (the same middleware anyone can add to
+their own server; `circuit_status` / `circuit_metrics` are its opt-in tools).
 
-Each dependency call goes through its breaker with the non-raising protocol
-(`admit`, then `record`), so the tool decides exactly what counts:
+The tools only call the backend and say what went wrong; the middleware admits,
+times and records each call through the tool's breaker (`TOOL_BREAKERS`), with
+the demo's classifier (`demo_classifier`: the middleware's table, plus "not found"
+counted as the dependency working):
 
 ==========================================  ==================  =======================
 backend answer                              breaker records     the client sees
@@ -13,23 +16,27 @@ backend answer                              breaker records     the client sees
 connection refused / reset / bad response   failure             ToolError
 no answer within the deadline               failure             ToolError
 other status (3xx, 4xx: our bug, not its)   excluded            ToolError
+invalid argument                            excluded            ToolError saying why
 breaker refuses                             rejected            isError result with
                                                                 structured content
+no local slot within the deadline           nothing (dropped)   isError result,
+(more calls in flight than connections)                         ``local_overload``
 client went away (cancelled)                cancelled           -
 ==========================================  ==================  =======================
 
 (*) "not found" is the dependency working correctly, so it must never trip the
 breaker: it is recorded as a success and the row's `error_type` says `not_found`.
 
-Every backend call runs under one whole-call deadline (`asyncio.timeout`),
-because httpx's read timeout is per chunk and a trickling answer never trips it.
+Every backend call runs under one whole-call deadline (the middleware's
+`call_timeout`), because httpx's read timeout is per chunk and a trickling answer
+never trips it. The deadline starts once the call has a local slot (the
+middleware's bulkhead, as many slots per dependency as the HTTP client has
+connections), so waiting for a pooled connection never counts as the backend failing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import re
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -37,10 +44,11 @@ from typing import Annotated, Any
 import httpx
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
-from fastmcp.tools import ToolResult
 from pydantic import Field
 
-from cblab import BreakerRegistry, CircuitBreaker, Outcome
+from cblab import Outcome
+from cblab.integrations.classify import DependencyError, Verdict, classify_exception
+from cblab.integrations.middleware import unavailable_result
 
 from .instrumentation import note_error
 
@@ -49,8 +57,8 @@ __all__ = [
     "TOOL_BREAKERS",
     "check_order_id",
     "check_username",
+    "demo_classifier",
     "register_tools",
-    "Unguarded",
     "unavailable_result",
 ]
 
@@ -99,82 +107,26 @@ def check_order_id(order_id: Any) -> int:
     return order_id
 
 
-def unavailable_result(breaker: str, state: str, retry_after: float) -> ToolResult:
-    """The answer while a breaker refuses calls: an `isError` result a model can act on."""
-    if math.isinf(retry_after):
-        when = "it was forced open by an operator; retry later"
-        retry: float | None = None
-    else:
-        retry = round(retry_after, 3)
-        when = f"retry in {retry_after:.1f} s" if retry_after >= 0.05 else "retry now"
-    text = (
-        f"The {breaker} dependency is temporarily unavailable (circuit breaker "
-        f"{state.replace('_', '-')}): {when}."
-    )
-    return ToolResult(
-        content=text,
-        structured_content={
-            "error": "dependency_unavailable",
-            "breaker": breaker,
-            "state": state,
-            "retry_after_s": retry,
-        },
-        is_error=True,
-    )
+class NotFound(_Refusal):
+    """The backend answered "no such thing": an error for the caller, a success for the breaker."""
 
 
-class Unguarded:
-    """Stands in for a breaker on a `bare` server (the benchmark baseline): admits
-    everything and records nothing, so the tool path is the same minus the breaker."""
-
-    __slots__ = ("name",)
-
-    class _Permit:
-        __slots__ = ()
-        admitted = True
-
-    _permit = _Permit()
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def admit(self) -> Any:
-        return self._permit
-
-    def record(self, permit: Any, outcome: Any, **kwargs: Any) -> None:
-        return None
-
-    def record_exception(self, permit: Any, exc: BaseException) -> None:
-        return None
+def demo_classifier(exc: BaseException) -> Verdict:
+    """The middleware's default table, plus `NotFound` counted as the dependency working."""
+    if isinstance(exc, NotFound):
+        return Verdict(Outcome.SUCCESS, "not_found")
+    return classify_exception(exc)
 
 
 async def fetch_json(
-    breaker: CircuitBreaker | Unguarded,
-    http: httpx.AsyncClient,
-    url: str,
-    *,
-    deadline: float,
-    not_found: str,
-) -> dict[str, Any] | ToolResult:
-    """GET `url` through `breaker` under a whole-call `deadline`; see the module table."""
-    permit = breaker.admit()
-    if not permit.admitted:
-        note_error("dependency_unavailable")
-        return unavailable_result(breaker.name, permit.state.value, permit.retry_after)
-    name = breaker.name
+    http: httpx.AsyncClient, url: str, *, dependency: str, not_found: str
+) -> dict[str, Any]:
+    """GET `url`; the object, or a ToolError whose cause chain says how it counts."""
     try:
-        async with asyncio.timeout(deadline):
-            response = await http.get(url)
-    except TimeoutError:
-        _failed(breaker, permit, "deadline_exceeded")
-        raise _Refusal(f"the {name} dependency did not answer within {deadline:g} s") from None
+        response = await http.get(url)
     except httpx.HTTPError as exc:
-        error = type(exc).__name__
-        _failed(breaker, permit, error)
-        raise _Refusal(f"the {name} dependency is unreachable ({error})") from None
-    except BaseException as exc:  # cancelled: neither success nor failure
-        breaker.record_exception(permit, exc)
-        raise
+        raise _Refusal(
+            f"the {dependency} dependency is unreachable ({type(exc).__name__})") from exc
     status = response.status_code
     if status == 200:
         try:
@@ -182,28 +134,20 @@ async def fetch_json(
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            _failed(breaker, permit, "bad_response")
-            raise _Refusal(f"the {name} dependency sent a malformed answer")
-        breaker.record(permit, Outcome.SUCCESS)
+            raise _Refusal(f"the {dependency} dependency sent a malformed answer") from (
+                DependencyError("not a JSON object", "bad_response"))
         return data
     if status == 404:
-        breaker.record(permit, Outcome.SUCCESS)  # the dependency works: see module doc
-        note_error("not_found")
-        raise _Refusal(not_found)
+        raise NotFound(not_found)  # the dependency works: see module doc
     reason = _reason(status)
+    failed = httpx.HTTPStatusError(f"HTTP {status}", request=response.request, response=response)
     if status == 429 or status >= 500:
-        _failed(breaker, permit, f"http_{status}")
         hint = response.headers.get("retry-after")
         extra = f"; it asks to retry after {hint} s" if hint and hint.isdigit() else ""
-        raise _Refusal(f"the {name} dependency failed: HTTP {status} {reason}{extra}")
-    breaker.record(permit, Outcome.EXCLUDED, error_type=f"http_{status}")
-    note_error(f"http_{status}")
-    raise _Refusal(f"unexpected answer from the {name} dependency: HTTP {status} {reason}")
-
-
-def _failed(breaker: CircuitBreaker | Unguarded, permit: Any, error_type: str) -> None:
-    breaker.record(permit, Outcome.FAILURE, error_type=error_type)
-    note_error(error_type)
+        raise _Refusal(
+            f"the {dependency} dependency failed: HTTP {status} {reason}{extra}") from failed
+    raise _Refusal(
+        f"unexpected answer from the {dependency} dependency: HTTP {status} {reason}") from failed
 
 
 def _reason(status: int) -> str:
@@ -213,22 +157,11 @@ def _reason(status: int) -> str:
         return ""
 
 
-def register_tools(
-    mcp: FastMCP,
-    registry: BreakerRegistry,
-    *,
-    users_url: str | None,
-    orders_url: str | None,
-    deadline: float,
-    guarded: bool = True,
-) -> None:
-    """Add the four tools to `mcp`. Backend URLs are bases such as `http://127.0.0.1:8001`.
+def register_tools(mcp: FastMCP, *, users_url: str | None, orders_url: str | None) -> None:
+    """Add the two backend tools to `mcp`. URLs are bases such as `http://127.0.0.1:8001`.
 
-    `guarded=False` calls the backend without the breakers (the `bare` baseline).
+    The breakers, deadline and bulkhead come from the server's middleware.
     """
-    github: CircuitBreaker | Unguarded = registry["github"] if guarded else Unguarded("github")
-    database: CircuitBreaker | Unguarded = (
-        registry["database"] if guarded else Unguarded("database"))
     users_base = users_url.rstrip("/") if users_url else None
     orders_base = orders_url.rstrip("/") if orders_url else None
     read_only = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": True}
@@ -253,9 +186,9 @@ def register_tools(
             raise
         if users_base is None:
             raise _Refusal("no users backend is configured on this server")
-        return await fetch_json(  # type: ignore[return-value]
-            github, ctx.lifespan_context["http"], f"{users_base}/users/{username}",
-            deadline=deadline, not_found=f"no such user {username!r}",
+        return await fetch_json(
+            ctx.lifespan_context["http"], f"{users_base}/users/{username}",
+            dependency=TOOL_BREAKERS["github_user"], not_found=f"no such user {username!r}",
         )
 
     @mcp.tool(annotations=read_only, output_schema=None)
@@ -271,17 +204,7 @@ def register_tools(
             raise
         if orders_base is None:
             raise _Refusal("no orders backend is configured on this server")
-        return await fetch_json(  # type: ignore[return-value]
-            database, ctx.lifespan_context["http"], f"{orders_base}/orders/{order_id}",
-            deadline=deadline, not_found=f"no such order {order_id}",
+        return await fetch_json(
+            ctx.lifespan_context["http"], f"{orders_base}/orders/{order_id}",
+            dependency=TOOL_BREAKERS["order_lookup"], not_found=f"no such order {order_id}",
         )
-
-    @mcp.tool(annotations={"readOnlyHint": True, "openWorldHint": False}, output_schema=None)
-    async def circuit_status() -> dict[str, Any]:
-        """Get status of all circuit breakers (by name: state, failures, successes, ...)."""
-        return registry.status()
-
-    @mcp.tool(annotations={"readOnlyHint": True, "openWorldHint": False}, output_schema=None)
-    async def circuit_metrics() -> dict[str, Any]:
-        """Get detailed circuit breaker metrics: every circuit and a summary by state."""
-        return registry.metrics()

@@ -1,0 +1,53 @@
+"""cblab's breaker outside the lab: in your FastMCP server, your httpx client, your MCP client.
+
+    from cblab.integrations import CircuitBreakerMiddleware   # server side
+    from cblab.integrations import BreakerTransport           # any httpx.AsyncClient
+    from cblab.integrations import GuardedClient              # agents calling MCP servers
+
+One module per integration; `classify` holds the table of what counts against a
+breaker, `refusal` the shape of a refused call, `bulkhead` the local-slot limit.
+Names load on first use, so importing the package does not import fastmcp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bulkhead import Bulkhead
+    from .classify import Classifier, DependencyError, Verdict, classify_exception, classify_status
+    from .middleware import CircuitBreakerMiddleware
+
+_LAZY = {
+    "Bulkhead": ".bulkhead",
+    "Classifier": ".classify",
+    "DependencyError": ".classify",
+    "Verdict": ".classify",
+    "classify_exception": ".classify",
+    "classify_status": ".classify",
+    "CircuitBreakerMiddleware": ".middleware",
+}
+
+__all__ = [
+    "Bulkhead",
+    "CircuitBreakerMiddleware",
+    "Classifier",
+    "DependencyError",
+    "Verdict",
+    "classify_exception",
+    "classify_status",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cblab.integrations' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -1,0 +1,428 @@
+"""FastMCP middleware: cblab circuit breakers around any server's tools.
+
+    from cblab.integrations import CircuitBreakerMiddleware
+
+    mcp.add_middleware(CircuitBreakerMiddleware(
+        config={"failure_threshold": 5, "timeout": 30},
+        groups={"search_*": "search-api"},      # these tools share one breaker
+        unprotected=["ping"],
+        call_timeout=10.0,
+    ))
+
+Scope: a breaker per tool by default (named after the tool), so one failing tool
+never locks out the others; `groups` puts tools (by name or glob pattern) on a
+dependency's breaker; `unprotected` tools bypass breakers.
+
+What each call records (the exception column is `cblab.integrations.classify`'s
+table, walked along the `ToolError`'s cause chain; override with `classifier=`):
+
+=============================================  ==================  ===========================
+the tool call ends with                        breaker records     the client sees
+=============================================  ==================  ===========================
+a result                                       success             the result
+a result with ``isError`` (business error,     excluded            the result
+"no results"); tools in `count_error_results`  (failure)
+a ToolError raised on purpose                  excluded            the ToolError
+argument validation error                      excluded            the validation error
+httpx transport error / timeout, 5xx, 429      failure             the tool's error
+(anywhere in the cause chain)
+no answer within `call_timeout`                failure             ToolError "... did not
+                                               (deadline_exceeded) answer within N s"
+breaker refuses                                rejected            isError, structured
+                                                                   ``dependency_unavailable``
+no bulkhead slot within `max_wait`             nothing (the        isError, structured
+                                               dependency is not   ``local_overload``
+                                               blamed)
+client went away (cancelled)                   cancelled: frees    -
+                                               a half-open slot
+=============================================  ==================  ===========================
+
+Bulkhead (`max_concurrent`): at most N calls per breaker in flight; a call waits
+at most `max_wait` seconds for a slot *before* the breaker admits it and before
+its `call_timeout` starts, so local queueing (say for pooled connections) is
+never counted as the dependency failing.
+
+Bad configuration fails early with a `ConfigError` naming the entry: the options
+when the middleware is built, tool names and patterns against the server's tools
+on the first request (or at once with ``await middleware.check(mcp)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
+from fastmcp.tools import Tool, ToolResult
+
+from cblab import BreakerRegistry, CircuitBreaker, CircuitBreakerConfig, ConfigError, Outcome
+from cblab._clock import Clock, monotonic
+
+from . import refusal
+from .bulkhead import Bulkhead
+from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+
+try:  # which pass of the chain runs (fastmcp 4.2); an "outer" pass never calls a tool
+    from fastmcp.server.middleware.middleware import _dispatch_phase
+except ImportError:  # pragma: no cover - other fastmcp versions
+    _dispatch_phase = None  # type: ignore[assignment]
+
+__all__ = [
+    "STATUS_TOOLS",
+    "CircuitBreakerMiddleware",
+    "json_safe",
+    "refusal_result",
+    "status_tools",
+    "unavailable_result",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The opt-in tools (`status_tools=True`).
+STATUS_TOOLS = ("circuit_status", "circuit_metrics")
+
+ConfigLike = CircuitBreakerConfig | Mapping[str, Any]
+_SUCCESS = Outcome.SUCCESS
+_EXCLUDED = Outcome.EXCLUDED
+_FAILURE = Outcome.FAILURE
+_GLOB = frozenset("*?[")
+
+
+def _config(where: str, value: Any) -> CircuitBreakerConfig:
+    if isinstance(value, CircuitBreakerConfig):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return CircuitBreakerConfig.from_dict(dict(value))
+        except (ConfigError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    raise ConfigError(f"{where} must be a CircuitBreakerConfig or a dict, got {value!r}")
+
+
+def _seconds(where: str, value: Any, *, allow_zero: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        need = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{where} must be a number of seconds {need}, got {value!r}")
+    return float(value)
+
+
+def _names(where: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"{where} must be a list of tool names, got {value!r}")
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: tool names must be non-empty strings, got {name!r}")
+    return names
+
+
+class _Route:
+    """How calls to one tool are protected (resolved once per tool name)."""
+
+    __slots__ = ("breaker", "bulkhead", "timeout", "count_errors")
+
+    def __init__(self, breaker: CircuitBreaker, bulkhead: Bulkhead | None,
+                 timeout: float | None, count_errors: bool) -> None:
+        self.breaker = breaker
+        self.bulkhead = bulkhead
+        self.timeout = timeout
+        self.count_errors = count_errors
+
+
+class CircuitBreakerMiddleware(ToolInjectionMiddleware):
+    """Protect a FastMCP server's tools with circuit breakers (see the module doc).
+
+    Options (all keyword-only, all validated here):
+
+    `config`: the default `CircuitBreakerConfig` (or its dict, e.g. JSON exported
+    from the lab or simulator) for every breaker; `configs`: per breaker name.
+    `groups`: ``{tool name or glob: breaker name}``; exact names win over patterns,
+    patterns are tried in order. `unprotected`: tool names that bypass breakers.
+    `classifier`: ``(exception) -> Verdict | Outcome`` (default: the
+    `classify` table). `count_error_results`: tool names whose ``isError`` results
+    count as failures. `call_timeout`: seconds, one number or ``{tool: seconds}``.
+    `max_concurrent`: bulkhead slots, one number for every breaker or
+    ``{breaker: slots}``; `max_wait`: seconds to wait for a slot.
+    `status_tools`: add the `circuit_status` / `circuit_metrics` tools.
+    `registry`: use these breakers (a `BreakerRegistry`; one is made otherwise).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ConfigLike | None = None,
+        configs: Mapping[str, ConfigLike] | None = None,
+        groups: Mapping[str, str] | None = None,
+        unprotected: Iterable[str] = (),
+        classifier: ExceptionClassifier | None = None,
+        count_error_results: Iterable[str] = (),
+        call_timeout: float | Mapping[str, float] | None = None,
+        max_concurrent: int | Mapping[str, int] | None = None,
+        max_wait: float = 1.0,
+        status_tools: bool = False,
+        registry: BreakerRegistry | None = None,
+        clock: Clock = monotonic,
+    ) -> None:
+        self.config = CircuitBreakerConfig() if config is None else _config("config", config)
+        configs = {} if configs is None else configs
+        if not isinstance(configs, Mapping):
+            raise ConfigError(f"configs must map breaker names to configs, got {configs!r}")
+        self.configs = {name: _config(f"configs[{name!r}]", c) for name, c in configs.items()}
+        groups = {} if groups is None else groups
+        if not isinstance(groups, Mapping):
+            raise ConfigError(f"groups must map tool names or patterns to breakers, got {groups!r}")
+        for key, target in groups.items():
+            if not isinstance(key, str) or not key:
+                raise ConfigError(f"groups: keys must be tool names or patterns, got {key!r}")
+            if not isinstance(target, str) or not target:
+                raise ConfigError(f"groups[{key!r}] must be a breaker name, got {target!r}")
+        self.groups = dict(groups)
+        self._exact = {k: v for k, v in groups.items() if not (_GLOB & set(k))}
+        self._patterns = [(k, v) for k, v in groups.items() if _GLOB & set(k)]
+        self.unprotected = frozenset(_names("unprotected", unprotected))
+        grouped_and_free = sorted(self.unprotected & set(self._exact))
+        if grouped_and_free:
+            raise ConfigError(
+                f"tool(s) {', '.join(map(repr, grouped_and_free))} are both in groups and "
+                "unprotected: choose one")
+        if classifier is not None and not callable(classifier):
+            raise ConfigError(f"classifier must be callable, got {classifier!r}")
+        self.classifier = classifier if classifier is not None else classify_exception
+        self.count_error_results = frozenset(_names("count_error_results", count_error_results))
+        if call_timeout is None or isinstance(call_timeout, Mapping):
+            self._timeouts = {
+                tool: _seconds(f"call_timeout[{tool!r}]", t)
+                for tool, t in (call_timeout or {}).items()}
+            self._default_timeout: float | None = None
+        else:
+            self._timeouts = {}
+            self._default_timeout = _seconds("call_timeout", call_timeout)
+        self.max_wait = _seconds("max_wait", max_wait, allow_zero=True)
+        if max_concurrent is None or isinstance(max_concurrent, Mapping):
+            self._slots = dict(max_concurrent or {})
+            self._default_slots: int | None = None
+        else:
+            self._slots = {}
+            self._default_slots = max_concurrent
+        for where, slots in [("max_concurrent", self._default_slots),
+                             *((f"max_concurrent[{k!r}]", v) for k, v in self._slots.items())]:
+            if slots is not None and (
+                isinstance(slots, bool) or not isinstance(slots, int) or slots < 1
+            ):
+                raise ConfigError(f"{where} must be an integer >= 1, got {slots!r}")
+        if registry is not None and not isinstance(registry, BreakerRegistry):
+            raise ConfigError(f"registry must be a cblab.BreakerRegistry, got {registry!r}")
+        self.registry = registry if registry is not None else BreakerRegistry(clock=clock)
+        self.bulkheads: dict[str, Bulkhead] = {}
+        self._routes: dict[str, _Route | None] = {}
+        self._checked = False
+        tools = self._status_tools() if status_tools else []
+        super().__init__(tools)
+        self._status_names = frozenset(tool.name for tool in tools)
+
+    # --- configuration ------------------------------------------------------------------
+
+    def breaker_for(self, tool: str) -> str | None:
+        """The breaker name `tool` goes through (None: unprotected)."""
+        if tool in self.unprotected or tool in self._status_names:
+            return None
+        target = self._exact.get(tool)
+        if target is not None:
+            return target
+        for pattern, target in self._patterns:
+            if fnmatch.fnmatchcase(tool, pattern):
+                return target
+        return tool
+
+    def check_tools(self, tool_names: Iterable[str]) -> None:
+        """Raise ConfigError naming every entry that matches none of `tool_names`."""
+        tools = set(tool_names)
+        problems = []
+        for key in self.groups:
+            if key in self._exact and key not in tools:
+                problems.append(f"groups: no tool named {key!r}")
+            elif key not in self._exact and not fnmatch.filter(tools, key):
+                problems.append(f"groups: pattern {key!r} matches no tool")
+        for where, names in (("unprotected", self.unprotected),
+                             ("count_error_results", self.count_error_results),
+                             ("call_timeout", set(self._timeouts))):
+            problems += [f"{where}: no tool named {n!r}" for n in sorted(names - tools)]
+        breakers = {self.breaker_for(t) for t in tools} - {None}
+        for where, names in (("configs", set(self.configs)), ("max_concurrent", set(self._slots))):
+            problems += [f"{where}: no breaker named {n!r} (breakers: {sorted(breakers)})"
+                         for n in sorted(names - breakers)]
+        if problems:
+            raise ConfigError("circuit breaker middleware: " + "; ".join(problems)
+                              + f" (tools: {sorted(tools)})")
+        self._checked = True
+
+    async def check(self, server: Any) -> None:
+        """Check tool names and patterns against `server`'s tools now (ConfigError if bad)."""
+        tools = await server.list_tools(run_middleware=False)
+        self.check_tools(tool.name for tool in tools)
+
+    # --- the call path ------------------------------------------------------------------
+
+    def _route(self, tool: str) -> _Route | None:
+        name = self.breaker_for(tool)
+        if name is None:
+            return None
+        if name in self.registry:
+            breaker = self.registry[name]
+        else:
+            breaker = self.registry.get(name, self.configs.get(name, self.config))
+        bulkhead = self.bulkheads.get(name)
+        slots = self._slots.get(name, self._default_slots)
+        if bulkhead is None and slots is not None:
+            bulkhead = self.bulkheads[name] = Bulkhead(name, slots, self.max_wait)
+        timeout = self._timeouts.get(tool, self._default_timeout)
+        return _Route(breaker, bulkhead, timeout, tool in self.count_error_results)
+
+    async def _resolve(self, tool: str, context: Any) -> _Route | None:
+        server = getattr(context.fastmcp_context, "fastmcp", None)
+        if server is None:
+            return None
+        if not self._checked:
+            await self.check(server)
+        # Only tools that exist get a breaker: unknown names must not create state.
+        if await server.get_tool(tool) is None:
+            return None
+        route = self._routes[tool] = self._route(tool)
+        return route
+
+    async def __call__(self, context: Any, call_next: Any) -> Any:
+        if context.method != "tools/call" or (
+            _dispatch_phase is not None and _dispatch_phase.get() == "outer"
+        ):
+            if not self._checked and context.method == "tools/list":
+                server = getattr(context.fastmcp_context, "fastmcp", None)
+                if server is not None:
+                    await self.check(server)
+            return await call_next(context)
+        tool = context.message.name
+        try:
+            route = self._routes[tool]
+        except KeyError:
+            route = await self._resolve(tool, context)
+        if route is None:
+            return await call_next(context)
+        bulkhead = route.bulkhead
+        if bulkhead is None:
+            return await self._guarded(route, context, call_next)
+        started = self.registry.clock()
+        if not await bulkhead.acquire():
+            breaker = route.breaker
+            return refusal_result(*refusal.local_overload(
+                breaker.name, breaker.state.value, bulkhead.limit,
+                self.registry.clock() - started))
+        try:
+            return await self._guarded(route, context, call_next)
+        finally:
+            bulkhead.release()
+
+    async def _guarded(self, route: _Route, context: Any, call_next: Any) -> Any:
+        breaker = route.breaker
+        permit = breaker.admit()
+        if not permit.admitted:
+            return refusal_result(*refusal.unavailable(
+                breaker.name, permit.state.value, permit.retry_after))
+        timeout = route.timeout
+        try:
+            if timeout is None:
+                result = await call_next(context)
+            else:
+                async with asyncio.timeout(timeout) as scope:
+                    result = await call_next(context)
+        except Exception as exc:
+            if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
+                breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
+                raise ToolError(
+                    f"the {breaker.name} dependency did not answer within {timeout:g} s",
+                    log_level=logging.DEBUG,
+                ) from exc
+            verdict = self._classify(exc)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
+            raise
+        except BaseException as exc:  # cancelled: frees the slot, counts as nothing
+            breaker.record_exception(permit, exc)
+            raise
+        if getattr(result, "is_error", False):
+            if route.count_errors:
+                breaker.record(permit, _FAILURE, error_type="error_result")
+            else:
+                breaker.record(permit, _EXCLUDED, error_type="tool_error")
+        else:
+            breaker.record(permit, _SUCCESS)
+        return result
+
+    def _classify(self, exc: BaseException) -> Verdict:
+        try:
+            return as_verdict(self.classifier(exc))
+        except Exception:  # a broken classifier must not hide the tool's own error
+            logger.exception("circuit breaker classifier failed; counting the call as failed")
+            return Verdict(_FAILURE, type(exc).__name__)
+
+    # --- status -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Every breaker's status by name (with its bulkhead's, when it has one)."""
+        status = self.registry.status()
+        for name, bulkhead in self.bulkheads.items():
+            if name in status:
+                status[name]["bulkhead"] = bulkhead.status()
+        return status
+
+    def _status_tools(self) -> list[Tool]:
+        return status_tools(self.registry, self.status)
+
+
+def refusal_result(text: str, content: dict[str, Any]) -> ToolResult:
+    """A refusal (see `cblab.integrations.refusal`) as an `isError` tool result."""
+    return ToolResult(content=text, structured_content=content, is_error=True)
+
+
+def unavailable_result(breaker: str, state: str, retry_after: float) -> ToolResult:
+    """The answer while a breaker refuses calls: an `isError` result a model can act on."""
+    return refusal_result(*refusal.unavailable(breaker, state, retry_after))
+
+
+def status_tools(
+    registry: BreakerRegistry, status: Callable[[], dict[str, Any]] | None = None
+) -> list[Tool]:
+    """The `circuit_status` and `circuit_metrics` tools over `registry`'s breakers."""
+    annotations: Any = {"readOnlyHint": True, "openWorldHint": False}
+    status = status if status is not None else registry.status
+
+    async def circuit_status() -> dict[str, Any]:
+        """Get status of all circuit breakers (by name: state, failures, successes, ...)."""
+        return json_safe(status())
+
+    async def circuit_metrics() -> dict[str, Any]:
+        """Get detailed circuit breaker metrics: every circuit and a summary by state."""
+        return json_safe(registry.metrics())
+
+    return [Tool.from_function(fn, annotations=annotations, output_schema=None)
+            for fn in (circuit_status, circuit_metrics)]
+
+
+def json_safe(value: Any) -> Any:
+    """Status dicts may hold inf (a forced-open retry_after): JSON has no inf."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
