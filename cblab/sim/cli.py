@@ -3,9 +3,14 @@
     cblab simulate outage-and-recovery --set failure_threshold=3 --set timeout=10 -o run.csv
     cblab simulate hang --compare --seed 7
     cblab sweep --param failure_threshold=3,5,10 --param timeout=5,30 \\
-        --scenario outage-and-recovery --scenario flapping --seeds 5 -o sweep.csv
+        --scenario outage-and-recovery --scenario flapping --seeds 5 -o sweep.parquet
+    cblab sweep ... --executor dask --scheduler tcp://10.0.0.5:8786
 
-Bad arguments, settings or scenarios print one clear message and exit with 2.
+Both commands share one parent parser for the breaker and simulation options
+(`--config`, `--set`, `--deadline`, `--service`, `--rate`, `--arrivals`).
+Bad arguments, settings, scenarios or an unreachable scheduler print one clear
+message and exit with 2; Ctrl-C stops a sweep with exit code 130, no output file
+written, and what was computed kept in the cache.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from cblab import CircuitBreakerConfig, ConfigError
 from cblab.faults.scenario import ARRIVALS, ScenarioError, available_scenarios
 
+from .cache import DEFAULT_MAX_BYTES
 from .model import SERVICE_ROUTES
 from .run import DEFAULT_DEADLINE_S, simulate
 from .workload import resolve_scenario
@@ -100,16 +106,23 @@ def _seed(text: str) -> int | str:
         return text
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="JSON|FILE",
-                        help="breaker settings as a JSON object, or a JSON file")
-    parser.add_argument("--deadline", type=_positive, default=DEFAULT_DEADLINE_S, metavar="S",
-                        help=f"whole-call deadline per backend call (default {DEFAULT_DEADLINE_S})")
-    parser.add_argument("--service", choices=tuple(SERVICE_ROUTES), default="users",
-                        help="backend service called (default users, via breaker github)")
-    parser.add_argument("--rate", type=_positive, metavar="PER_S",
-                        help="calls per second in every phase (default: the scenario's load)")
-    parser.add_argument("--arrivals", choices=ARRIVALS, help="override the arrival process")
+def _options_parser() -> argparse.ArgumentParser:
+    """The options `cblab simulate` and `cblab sweep` share (a parent parser)."""
+    parser = _Parser(add_help=False)
+    group = parser.add_argument_group("breaker and simulation settings")
+    group.add_argument("--config", metavar="JSON|FILE",
+                       help="breaker settings as a JSON object, or a JSON file")
+    group.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="one breaker setting, e.g. failure_threshold=3 (repeatable; "
+                            "overrides --config)")
+    group.add_argument("--deadline", type=_positive, default=DEFAULT_DEADLINE_S, metavar="S",
+                       help=f"whole-call deadline per backend call (default {DEFAULT_DEADLINE_S})")
+    group.add_argument("--service", choices=tuple(SERVICE_ROUTES), default="users",
+                       help="backend service called (default users, via breaker github)")
+    group.add_argument("--rate", type=_positive, metavar="PER_S",
+                       help="calls per second in every phase (default: the scenario's load)")
+    group.add_argument("--arrivals", choices=ARRIVALS, help="override the arrival process")
+    return parser
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -121,13 +134,13 @@ def _fmt(value: Any, spec: str) -> str:
         return str(value)
 
 
-def _base_config(args: argparse.Namespace, sets: list[str]) -> dict[str, Any]:
+def _base_config(args: argparse.Namespace) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if args.config:
         data = _json_arg(args.config, "--config")
         if not isinstance(data, dict):
             raise _UsageError("--config must be a JSON object of breaker settings")
-    data.update({k: _value(v) for k, v in _settings(sets, "--set").items()})
+    data.update({k: _value(v) for k, v in _settings(args.set, "--set").items()})
     try:
         CircuitBreakerConfig.from_dict(dict(data))
     except ConfigError as exc:
@@ -141,14 +154,12 @@ def _base_config(args: argparse.Namespace, sets: list[str]) -> dict[str, Any]:
 def _simulate_parser() -> argparse.ArgumentParser:
     known = ", ".join(available_scenarios()) or "none found"
     parser = _Parser(
-        prog="cblab simulate",
+        prog="cblab simulate", parents=[_options_parser()],
         description="Simulate one scenario through the real breaker on virtual time; "
                     "print KPIs and optionally write the events as CSV.",
         epilog=f"shipped scenarios: {known}",
     )
     parser.add_argument("scenario", help="a shipped scenario name or a scenario JSON file")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="one breaker setting, e.g. failure_threshold=3 (repeatable)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     parser.add_argument("--time-scale", type=_positive, default=1.0, metavar="X",
                         help="multiply every phase duration by X")
@@ -159,33 +170,39 @@ def _simulate_parser() -> argparse.ArgumentParser:
                       help="run protected and unprotected with the same seed")
     parser.add_argument("--phases", action="store_true", help="also print KPIs per phase")
     parser.add_argument("-o", "--output", metavar="CSV", help="write the events here")
-    _common(parser)
     return parser
+
+
+def _main(command: str, parser: argparse.ArgumentParser, body: Any,
+          argv: list[str] | None) -> int:
+    """Parse, run `body(args)`, and turn bad input into one line and exit code 2."""
+    try:
+        try:
+            args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0)
+        return int(body(args))
+    except (_UsageError, ScenarioError, ConfigError, ValueError, TypeError) as exc:
+        print(f"cblab {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cblab {command}: interrupted: no output written"
+              + ("; finished runs are in the cache" if command == "sweep" else ""),
+              file=sys.stderr)
+        return 130
 
 
 def simulate_main(argv: list[str] | None = None) -> int:
     """`cblab simulate ...`; returns the exit code (2 for bad input)."""
-    try:
-        return _simulate(sys.argv[1:] if argv is None else argv)
-    except _UsageError as exc:
-        print(f"cblab simulate: error: {exc}", file=sys.stderr)
-        return 2
-    except (ScenarioError, ConfigError, ValueError, TypeError) as exc:
-        print(f"cblab simulate: error: {exc}", file=sys.stderr)
-        return 2
+    return _main("simulate", _simulate_parser(), _simulate, argv)
 
 
-def _simulate(argv: list[str]) -> int:
-    parser = _simulate_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
+def _simulate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from cblab.analysis import compare, phase_kpis, run_kpis
 
-    config = _base_config(args, args.set)
+    config = _base_config(args)
     scenario = resolve_scenario(args.scenario)
     options = {"seed": args.seed, "deadline_s": args.deadline, "rate": args.rate,
                "arrivals": args.arrivals, "service": args.service,
@@ -236,9 +253,10 @@ def _simulate(argv: list[str]) -> int:
 
 def _sweep_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="cblab sweep",
-        description="Simulate every combination of breaker settings x scenarios x seeds "
-                    "on all cores; print a summary and optionally write one CSV row per run.",
+        prog="cblab sweep", parents=[_options_parser()],
+        description="Simulate every combination of breaker settings x scenarios x seeds, "
+                    "on all cores or a Dask cluster; print a summary and optionally write "
+                    "one row per run (Parquet or CSV, with the run's metadata).",
     )
     parser.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
                         help="values to sweep for one setting, e.g. failure_threshold=3,5,10 "
@@ -250,35 +268,39 @@ def _sweep_parser() -> argparse.ArgumentParser:
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
     seeds.add_argument("--seed-list", metavar="S1,S2,...", help="explicit seeds")
-    parser.add_argument("--workers", type=int, metavar="N", help="processes (default: all cores)")
     parser.add_argument("--unprotected", action="store_true",
                         help="run every point unprotected (a baseline)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("-o", "--output", metavar="CSV", help="write one row per run here")
-    _common(parser)
+    run = parser.add_argument_group("where and how it runs")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="local: a process pool (default); dask: a Dask cluster")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (with "
+                          "--executor dask; default: a LocalCluster of --workers)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="processes for the local pool or the LocalCluster (default: all cores)")
+    run.add_argument("--batch-size", type=int, metavar="N",
+                     help="simulations per task (default: sized by a quick calibration)")
+    run.add_argument("--no-cache", action="store_true", help="compute every run; read and write "
+                     "no cached result")
+    run.add_argument("--cache-dir", metavar="DIR",
+                     help="result cache directory (default $CBLAB_CACHE_DIR or "
+                          "~/.cache/cblab/sweep)")
+    run.add_argument("--cache-size", type=_positive, default=DEFAULT_MAX_BYTES / 2**20,
+                     metavar="MB", help="cap on the cache's size; the oldest entries go first "
+                                        f"(default {DEFAULT_MAX_BYTES // 2**20})")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-o", "--output", metavar="FILE.parquet|FILE.csv",
+                        help="write one row per run (grid, KPIs; metadata inside a Parquet file "
+                             "or in FILE.csv.meta.json)")
     return parser
 
 
 def sweep_main(argv: list[str] | None = None) -> int:
-    """`cblab sweep ...`; returns the exit code (2 for bad input)."""
-    try:
-        return _sweep(sys.argv[1:] if argv is None else argv)
-    except _UsageError as exc:
-        print(f"cblab sweep: error: {exc}", file=sys.stderr)
-        return 2
-    except (ScenarioError, ConfigError, ValueError, TypeError) as exc:
-        print(f"cblab sweep: error: {exc}", file=sys.stderr)
-        return 2
+    """`cblab sweep ...`; returns the exit code (2 for bad input, 130 when interrupted)."""
+    return _main("sweep", _sweep_parser(), _sweep, argv)
 
 
-def _sweep(argv: list[str]) -> int:
-    parser = _sweep_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    from .sweep import sweep
-
+def _sweep_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     if args.grid:
         grid = _json_arg(args.grid, "--grid")
@@ -288,30 +310,53 @@ def _sweep(argv: list[str]) -> int:
         grid[key] = [_value(v) for v in values.split(",")]
     if not grid:
         raise _UsageError("nothing to sweep: give --param NAME=V1,V2 or --grid")
+    return grid
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .cache import ResultCache
+    from .sweep import sweep, write_sweep
+
+    grid = _sweep_grid(args)
     if args.seed_list is not None:
         seeds: Any = [_seed(s.strip()) for s in args.seed_list.split(",") if s.strip()]
     else:
         seeds = args.seeds
-    if args.workers is not None and args.workers < 1:
-        raise _UsageError(f"--workers must be >= 1, got {args.workers}")
-    base = _base_config(args, [])
+    for flag, value in (("--workers", args.workers), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise _UsageError(f"{flag} must be >= 1, got {value}")
+    if args.scheduler and args.executor != "dask":
+        raise _UsageError("--scheduler needs --executor dask")
+    if args.scheduler and args.workers is not None:
+        raise _UsageError("--workers sizes a LocalCluster; a --scheduler's cluster has its own")
+    if args.output and Path(args.output).suffix.lower() not in (".parquet", ".csv"):
+        raise _UsageError(f"-o must end in .parquet or .csv, got {args.output!r}")
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise _UsageError(f"cannot write {args.output!r}: its directory does not exist")
+    cache = None if args.no_cache else ResultCache(args.cache_dir,
+                                                   max_bytes=int(args.cache_size * 2**20))
     table = sweep(
-        grid, args.scenario or ["outage-and-recovery"], seeds, base=base, workers=args.workers,
-        progress=not args.no_progress, deadline_s=args.deadline, protected=not args.unprotected,
-        service=args.service, rate=args.rate,
+        grid, args.scenario or ["outage-and-recovery"], seeds, base=_base_config(args),
+        executor=args.executor, scheduler=args.scheduler, workers=args.workers,
+        batch_size=args.batch_size, cache=cache if cache is not None else False,
+        progress=not args.no_progress, deadline_s=args.deadline,
+        protected=not args.unprotected, service=args.service, rate=args.rate,
+        arrivals=args.arrivals,
     )
+    meta = table.attrs["sweep"]
     keys = list(grid)
     summary = table.groupby(keys, sort=False, dropna=False)[
         ["availability", "share_failed_fast", "wasted_share", "trips", "detection_s", "recovery_s"]
     ].mean()
     print(f"{len(table)} runs ({len(summary)} settings x {table['scenario'].nunique()} scenarios "
-          f"x {table['seed'].nunique()} seeds), {table['calls'].sum()} calls simulated; "
-          "means over scenarios and seeds:")
+          f"x {table['seed'].nunique()} seeds), {table['calls'].sum()} calls simulated, "
+          f"{meta['cached']} from the cache, {meta['wall_s']:.1f} s on {meta['executor']} "
+          f"({meta['workers']} workers); means over scenarios and seeds:")
     print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
     if args.output:
         try:
-            table.to_csv(args.output, index=False)
+            write_sweep(table, args.output)
         except OSError as exc:
-            raise _UsageError(f"cannot write {args.output!r}: {exc.strerror}") from None
+            raise _UsageError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
         print(f"wrote {len(table)} rows to {args.output}")
     return 0

@@ -1,40 +1,74 @@
-"""Sweep breaker settings over scenarios and seeds, on every core.
+"""Sweep breaker settings over scenarios and seeds: on every core, or on a Dask cluster.
 
     from cblab.sim.sweep import sweep
     table = sweep({"failure_threshold": [3, 5, 10], "timeout": [5, 30]},
                   ["outage-and-recovery", "flapping"], seeds=range(5))
+    table = sweep(grid, scenarios, 20, executor="dask", scheduler="tcp://10.0.0.5:8786")
 
-One row per (grid point, scenario, seed): the grid's values, `scenario`,
-`seed`, then the run's KPIs (`cblab.analysis.KPI_COLUMNS`), `calls` and `wall_s`.
-Runs are spread over a `ProcessPoolExecutor` in chunks (a few per worker, so the
-per-task overhead stays small); progress shows with `tqdm.auto` (a widget in a
-notebook, a text bar in a terminal).
+One row per (grid point, scenario, seed), in that order (the last grid key varies
+fastest, then scenarios, then seeds): the grid's values, `scenario`, `seed`,
+then the run's KPIs (`cblab.analysis.KPI_COLUMNS`) and `calls`. The frame is the
+same, row for row, whichever executor ran it and whether it came from the cache.
+`table.attrs["sweep"]` holds the run's metadata (executor, workers, cache hits,
+wall time, cblab version, the scenarios' specs); `write_sweep` / `read_sweep` keep
+it in a Parquet file (or a JSON file next to a CSV).
+
+How it runs:
+
+- **cache**: each simulation's KPIs are looked up in a disk cache
+  (`cblab.sim.cache.ResultCache`) first; only misses are computed, and each
+  result is stored as its batch arrives, so an interrupted sweep resumes where
+  it stopped;
+- **batches**: a task is a batch of simulations, sized from a quick calibration
+  (the first runs, timed here) so that one batch takes about `TARGET_BATCH_S`
+  and every worker gets several: per-task overhead stays small and progress moves;
+- **executor**: `cblab.sim.executors` (this process, a process pool, Dask);
+- **progress**: a `tqdm.auto` bar (a widget in a notebook, text in a terminal)
+  moves per batch, with an ETA;
+- **interrupt**: Ctrl-C (or the notebook's interrupt) cancels the outstanding
+  batches and stops the processes the sweep started, then re-raises
+  KeyboardInterrupt.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import itertools
 import json
 import math
 import os
+import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cblab import CircuitBreakerConfig, ConfigError
 from cblab.faults.scenario import Scenario
 
+from .cache import ResultCache
+from .executors import ExecutorError, resolve_executor
 from .run import DEFAULT_DEADLINE_S, simulate
 from .workload import resolve_scenario
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SIM_PARAMETERS", "SweepError", "grid_points", "sweep"]
+__all__ = [
+    "SIM_PARAMETERS",
+    "TARGET_BATCH_S",
+    "SweepError",
+    "grid_points",
+    "read_sweep",
+    "sweep",
+    "write_sweep",
+]
 
 #: Grid keys that set the simulation rather than the breaker.
 SIM_PARAMETERS: tuple[str, ...] = ("deadline_s", "rate", "arrivals", "protected", "service")
+
+#: Wall seconds one batch of simulations should take (task overhead is ~1 ms).
+TARGET_BATCH_S = 0.5
 
 _CONFIG_FIELDS = tuple(
     name for name in CircuitBreakerConfig.__dataclass_fields__
@@ -43,7 +77,7 @@ _CONFIG_FIELDS = tuple(
 
 
 class SweepError(ValueError):
-    """A bad grid, scenario list or seed list; the message says which."""
+    """A bad grid, scenario list, seed list or executor; the message says which."""
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -95,22 +129,6 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def _run_task(task: tuple[dict[str, Any], dict[str, Any], str, Any, dict[str, Any]]) -> dict[str, Any]:
-    from cblab.analysis.kpis import run_kpis
-
-    config, sim_options, _name, seed, scenario_data = task
-    scenario = Scenario.from_dict(scenario_data)
-    run = simulate(scenario, config, seed=seed, **sim_options)
-    figures = run_kpis(run)
-    figures["calls"] = run.calls
-    figures["wall_s"] = run.wall_s
-    return figures
-
-
-def _run_chunk(chunk: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, dict[str, Any]]]:
-    return [(index, _run_task(task)) for index, task in chunk]
-
-
 def _scenarios(scenarios: Any) -> list[tuple[str, Scenario]]:
     if isinstance(scenarios, (str, Path, Scenario, Mapping)):
         scenarios = [scenarios]
@@ -122,6 +140,11 @@ def _scenarios(scenarios: Any) -> list[tuple[str, Scenario]]:
         resolved.append((scenario.name, scenario))
     if not resolved:
         raise SweepError("no scenarios to sweep")
+    names = [name for name, _ in resolved]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SweepError(f"scenario name(s) {', '.join(map(repr, twice))} appear more than once: "
+                         "rows would be ambiguous (give each scenario its own name)")
     return resolved
 
 
@@ -139,18 +162,68 @@ def _seeds(seeds: Any) -> list[int | str]:
     return seeds
 
 
+
+# --- what runs on a worker ---------------------------------------------------------------------
+
+#: One simulation: (row index, full config, simulation options, scenario spec, seed).
+Task = tuple[int, dict[str, Any], dict[str, Any], dict[str, Any], Any]
+
+
+def _run_task(task: Task) -> dict[str, Any]:
+    from cblab.analysis.kpis import run_kpis
+
+    _index, config, options, scenario_data, seed = task
+    run = simulate(Scenario.from_dict(scenario_data), config, seed=seed, **options)
+    figures = run_kpis(run)
+    figures["calls"] = run.calls
+    return figures
+
+
+def _run_batch(batch: list[Task]) -> list[tuple[int, dict[str, Any]]]:
+    """A task: a batch of simulations (module level, so workers import it by name)."""
+    return [(task[0], _run_task(task)) for task in batch]
+
+
+# --- the sweep ---------------------------------------------------------------------------------
+
+
+def _cache(cache: Any) -> ResultCache | None:
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return ResultCache()
+    if isinstance(cache, ResultCache):
+        return cache
+    if isinstance(cache, (str, Path)):
+        return ResultCache(cache)
+    raise SweepError(f"cache must be True, False, a directory or a ResultCache, got {cache!r}")
+
+
+def _batch_size(per_run_s: float, pending: int, parallelism: int, per_worker: int) -> int:
+    """Runs per batch: about TARGET_BATCH_S of work, yet at least `per_worker`
+    batches for every worker (balance, progress, little lost with a worker)."""
+    by_time = max(1, int(TARGET_BATCH_S / max(per_run_s, 1e-6)))
+    by_spread = max(1, math.ceil(pending / (max(parallelism, 1) * max(per_worker, 1))))
+    return min(by_time, by_spread)
+
+
 def sweep(
     grid: Mapping[str, Sequence[Any]],
     scenarios: Any,
     seeds: Iterable[int | str] | int,
     *,
     base: CircuitBreakerConfig | Mapping[str, Any] | None = None,
+    executor: Any = "local",
     workers: int | None = None,
+    scheduler: Any = None,
+    cache: Any = False,
     progress: bool = True,
     deadline_s: float = DEFAULT_DEADLINE_S,
     protected: bool = True,
     service: str = "users",
     rate: float | None = None,
+    arrivals: str | None = None,
+    batch_size: int | None = None,
     chunks_per_worker: int = 4,
 ) -> pd.DataFrame:
     """Simulate every (grid point, scenario, seed) and tabulate the KPIs.
@@ -160,56 +233,134 @@ def sweep(
     scenarios  one scenario or a list (names, paths, `Scenario`s, dicts)
     seeds      a list of seeds, or a count n for seeds 0..n-1
     base       settings shared by every point (grid values override them)
-    workers    processes (default: all cores); 1 runs in this process
-    progress   show a tqdm progress bar
+    executor   "local" (a process pool of `workers`, default every core; 1 runs in
+               this process), "dask" (a LocalCluster of `workers`, or the cluster at
+               `scheduler`, e.g. "tcp://10.0.0.5:8786"), or an `Executor` /
+               `distributed.Client` you keep open across sweeps
+    cache      False (default), True (`ResultCache()`: $CBLAB_CACHE_DIR or
+               ~/.cache/cblab/sweep), a directory, or a `ResultCache`
+    progress   show a tqdm progress bar (per batch, with an ETA)
+    batch_size runs per task (default: from a calibration of the first runs)
 
     The keyword settings (`deadline_s`, `protected`, ...) apply to every run
     unless the grid sweeps them.
     """
     import pandas as pd
 
+    started = time.perf_counter()
+    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     points = grid_points(grid)
     base_config = _base_config(base)
     named = _scenarios(scenarios)
     seed_list = _seeds(seeds)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SweepError(f"workers must be an integer >= 1, got {workers!r}")
-    defaults = {"deadline_s": deadline_s, "protected": protected, "service": service, "rate": rate}
-    tasks = []
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise SweepError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    try:
+        runner = resolve_executor(executor, workers=workers, scheduler=scheduler)
+    except ExecutorError as exc:
+        raise SweepError(str(exc)) from None
+    store = _cache(cache)
+    defaults = {"deadline_s": deadline_s, "protected": protected, "service": service,
+                "rate": rate, "arrivals": arrivals}
+    specs = [scenario.to_dict() for _, scenario in named]
+    tasks: list[Task] = []
     labels = []
-    data = {name: scenario.to_dict() for name, scenario in named}
     for point in points:
         config, sim_options = _split(point, base_config)
         try:
-            CircuitBreakerConfig.from_dict(dict(config))
+            full = CircuitBreakerConfig.from_dict(dict(config)).to_dict()
         except ConfigError as exc:
             raise SweepError(f"grid point {point}: {exc}") from None
+        full.pop("excluded_exceptions", None)
         options = {**defaults, **sim_options}
-        for name, _ in named:
+        shown = {k: _shown(v) for k, v in point.items()}
+        for (name, _), spec in zip(named, specs, strict=True):
             for seed in seed_list:
-                tasks.append((config, options, name, seed, data[name]))
-                labels.append({**{k: _shown(v) for k, v in point.items()},
-                               "scenario": name, "seed": seed})
+                tasks.append((len(tasks), full, options, spec, seed))
+                labels.append({**shown, "scenario": name, "seed": seed})
+
+    per_run: float | None = None
     results: list[dict[str, Any] | None] = [None] * len(tasks)
-    indexed = list(enumerate(tasks))
-    with _progress_bar(len(tasks), progress) as bar:
-        if workers == 1 or len(tasks) == 1:
-            for index, task in indexed:
-                results[index] = _run_task(task)
-                bar.update(1)
-        else:
-            size = max(1, math.ceil(len(tasks) / (workers * max(1, chunks_per_worker))))
-            chunks = [indexed[i:i + size] for i in range(0, len(indexed), size)]
-            with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-                futures = {pool.submit(_run_chunk, chunk): len(chunk) for chunk in chunks}
-                for future in as_completed(futures):
-                    for index, figures in future.result():
-                        results[index] = figures
-                    bar.update(futures[future])
+    keys: list[str | None] = [None] * len(tasks)
+    if store is not None:
+        for task in tasks:
+            index, full, options, spec, seed = task
+            keys[index] = key = store.key(spec, full, options, seed)
+            results[index] = store.get(key)
+    hits = sum(r is not None for r in results)
+    meta: dict[str, Any] = {}
+
+    def keep(index: int, figures: dict[str, Any]) -> None:
+        results[index] = figures
+        if store is not None:
+            store.put(keys[index], figures)  # type: ignore[arg-type]
+
+    with _progress_bar(len(tasks), hits, progress, runner.name) as bar:
+        pending = [task for task in tasks if results[task[0]] is None]
+        meta.update(runner.describe(), batch_size=0, batches=0)
+        if pending:
+            try:
+                runner.__enter__()  # first, so an unreachable scheduler fails fast
+            except ExecutorError as exc:
+                raise SweepError(str(exc)) from None
+            with _closing(runner):
+                if batch_size is None:
+                    # Calibrate on the first runs (here, and kept): the faster of two is the
+                    # estimate of one run's cost.
+                    times = []
+                    for task in pending[:2]:
+                        t0 = time.perf_counter()
+                        keep(task[0], _run_task(task))
+                        times.append(time.perf_counter() - t0)
+                        bar.update(1)
+                    pending = pending[2:]
+                    per_run = min(times)
+                size = batch_size or _batch_size(per_run or TARGET_BATCH_S, len(pending),
+                                                 runner.parallelism, chunks_per_worker)
+                batches = [pending[i:i + size] for i in range(0, len(pending), size)]
+                meta.update(runner.describe(), batch_size=size, batches=len(batches))
+                if batches:
+                    for _, done in runner.run(_run_batch, batches):
+                        for index, figures in done:
+                            keep(index, figures)
+                        bar.update(len(done))
+    if store is not None:
+        store.prune()
     rows = [{**label, **figures} for label, figures in zip(labels, results, strict=True)]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    from cblab import __version__
+
+    table.attrs["sweep"] = {
+        "cblab_version": __version__,
+        "started_utc": started_at,
+        "wall_s": round(time.perf_counter() - started, 3),
+        "runs": len(tasks),
+        "cached": hits,
+        "computed": len(tasks) - hits,
+        "calibration_s_per_run": per_run,
+        **meta,
+        "grid": {k: [_shown(v) for v in vs] for k, vs in grid.items()},
+        "base": base_config,
+        "options": defaults,
+        "seeds": seed_list,
+        "scenarios": dict(zip((n for n, _ in named), specs, strict=True)),
+        "cache": str(store.path) if store is not None else None,
+    }
+    return table
+
+
+class _closing:
+    """Exit an already entered executor, telling it whether we leave by an exception."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        self.runner.__exit__(*exc)
 
 
 class _NoBar:
@@ -223,9 +374,59 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _progress_bar(total: int, initial: int, enabled: bool, executor: str) -> Any:
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="sweep", unit="run")
+    return tqdm(total=total, initial=initial, desc=f"sweep ({executor})", unit="run",
+                postfix={"cached": initial} if initial else None)
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _meta_file(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def write_sweep(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a sweep table as Parquet (`.parquet`, metadata inside) or CSV (`.csv`, metadata
+    in `<name>.meta.json` beside it). Written to a temporary file and renamed, so an
+    interrupted write never leaves a partial file under `path`."""
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind not in (".parquet", ".csv"):
+        raise SweepError(f"output must end in .parquet or .csv, got {str(path)!r}")
+    frame = table.copy()
+    for column in frame.columns:  # Parquet needs one type per column (e.g. int and str seeds)
+        if frame[column].dtype == object and frame[column].map(type).nunique() > 1:
+            frame[column] = frame[column].astype(str)
+    meta = json.dumps(table.attrs.get("sweep", {}), default=str, indent=1)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if kind == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+            _meta_file(path).write_text(meta + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def read_sweep(path: str | Path) -> pd.DataFrame:
+    """A table written by `write_sweep` (or `cblab sweep -o`), with its `attrs["sweep"]`."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    table = pd.read_csv(path)
+    meta = _meta_file(path)
+    if meta.exists():
+        table.attrs["sweep"] = json.loads(meta.read_text(encoding="utf-8"))
+    return table

@@ -89,6 +89,25 @@ def test_sweep_writes_one_row_per_run(tmp_path, capsys):
     assert len(table) == 8 and {"failure_threshold", "timeout", "availability"} <= set(table)
 
 
+@pytest.mark.parametrize("name", ["sweep.parquet", "sweep.csv"])
+def test_sweep_output_carries_the_run_metadata(tmp_path, capsys, name):
+    from cblab.sim.sweep import read_sweep
+
+    out = tmp_path / name
+    code = sweep_main(["--param", "timeout=1,5", "--scenario", "hang", "--seeds", "2",
+                       "--set", "failure_threshold=2", "--deadline", "0.5", "--workers", "1",
+                       "--no-progress", "--no-cache", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    table = read_sweep(out)
+    assert list(table["timeout"]) == [1, 1, 5, 5] and list(table["seed"]) == [0, 1, 0, 1]
+    meta = table.attrs["sweep"]
+    assert meta["executor"] == "local" and meta["runs"] == 4 and meta["cached"] == 0
+    assert meta["base"] == {"failure_threshold": 2} and meta["options"]["deadline_s"] == 0.5
+    assert meta["grid"] == {"timeout": [1, 5]} and "hang" in meta["scenarios"]
+    assert meta["cblab_version"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "nothing to sweep"),
     (["--param", "nope=1,2"], "unknown grid key"),
@@ -96,6 +115,13 @@ def test_sweep_writes_one_row_per_run(tmp_path, capsys):
     (["--param", "timeout=1", "--workers", "0"], "--workers"),
     (["--grid", "[1, 2]"], "JSON object"),
     (["--param", "timeout=1", "--seeds", "0"], "seeds"),
+    (["--param", "timeout=1", "--batch-size", "0"], "--batch-size"),
+    (["--param", "failure_threshold=0,3"], "failure_threshold"),
+    (["--param", "timeout=1", "--scheduler", "tcp://127.0.0.1:8786"], "--executor dask"),
+    (["--param", "timeout=1", "--executor", "spark"], "--executor"),
+    (["--param", "timeout=1", "-o", "out.xlsx"], ".parquet or .csv"),
+    (["--param", "timeout=1", "-o", "/no/such/dir/out.csv"], "does not exist"),
+    (["--param", "timeout=1", "--set", "bogus=2"], "unknown configuration field"),
 ])
 def test_sweep_bad_input_exits_2_with_a_message(argv, message, capsys):
     assert sweep_main(argv) == 2

@@ -9,10 +9,10 @@ from cblab.sim import simulate
 from cblab.sim.sweep import SweepError, grid_points, sweep
 
 
-def short(name):
+def short(name, scale=0.2):
     from cblab.sim import resolve_scenario
 
-    return resolve_scenario(name).scaled(0.2)
+    return resolve_scenario(name).scaled(scale)
 
 
 def test_grid_points_is_the_cross_product_in_order():
@@ -41,13 +41,37 @@ def test_sweep_with_two_workers_returns_the_full_cross_product():
     assert row.requested == by_hand.calls
 
 
-def test_one_worker_gives_the_same_table():
-    grid = {"failure_threshold": [2, 4]}
-    scenario = short("hang")
-    one = sweep(grid, scenario, 2, workers=1, progress=False)
-    two = sweep(grid, scenario, 2, workers=2, progress=False)
-    columns = [c for c in one.columns if c != "wall_s"]
-    assert one[columns].equals(two[columns])
+def test_every_executor_and_batch_size_gives_the_same_table():
+    grid = {"failure_threshold": [2, 4], "timeout": [1.0, 3.0]}
+    scenarios = [short("hang"), short("flapping")]
+    one = sweep(grid, scenarios, 3, workers=1, progress=False)
+    assert one.attrs["sweep"]["executor"] == "local" and one.attrs["sweep"]["workers"] == 1
+    for options in ({"workers": 2}, {"workers": 2, "batch_size": 1},
+                    {"workers": 2, "batch_size": 100}, {"workers": 2, "chunks_per_worker": 1}):
+        other = sweep(grid, scenarios, 3, progress=False, **options)
+        assert other.equals(one), options
+
+
+def test_batches_are_sized_from_the_calibration():
+    from cblab.sim.sweep import TARGET_BATCH_S, _batch_size
+
+    # fast runs: as many as fit TARGET_BATCH_S, but every worker still gets 4 batches
+    assert _batch_size(0.001, 100_000, 2, 4) == int(TARGET_BATCH_S / 0.001)
+    assert _batch_size(0.001, 80, 2, 4) == 10
+    # slow runs: one per task
+    assert _batch_size(2.0, 1000, 8, 4) == 1
+    table = sweep({"failure_threshold": [2, 3, 4, 5]}, short("hang"), 4, workers=2,
+                  progress=False)
+    meta = table.attrs["sweep"]
+    assert meta["calibration_s_per_run"] > 0
+    assert meta["batch_size"] == _batch_size(meta["calibration_s_per_run"], 14, 2, 4)
+    assert meta["batches"] == -(-14 // meta["batch_size"])
+
+
+def test_progress_moves_per_batch(capsys):
+    sweep({"failure_threshold": [2, 3, 4]}, short("hang"), 4, workers=2, batch_size=3)
+    err = capsys.readouterr().err
+    assert "sweep (local)" in err and "12/12" in err
 
 
 def test_simulation_settings_and_a_base_config_can_be_swept():
@@ -74,3 +98,13 @@ def test_bad_sweeps_are_refused():
         sweep({"timeout": [1]}, "hang", 1, workers=0, progress=False)
     with pytest.raises(ValueError, match="unknown scenario"):
         sweep({"timeout": [1]}, "no-such", 1, progress=False)
+    with pytest.raises(SweepError, match="more than once"):
+        sweep({"timeout": [1]}, [short("hang"), short("hang", 0.3)], 1, progress=False)
+    with pytest.raises(SweepError, match="unknown executor"):
+        sweep({"timeout": [1]}, "hang", 1, executor="spark", progress=False)
+    with pytest.raises(SweepError, match="batch_size"):
+        sweep({"timeout": [1]}, "hang", 1, batch_size=0, progress=False)
+    with pytest.raises(SweepError, match="scheduler is for the dask executor"):
+        sweep({"timeout": [1]}, "hang", 1, scheduler="tcp://127.0.0.1:1", progress=False)
+    with pytest.raises(SweepError, match="cache"):
+        sweep({"timeout": [1]}, "hang", 1, cache=3, progress=False)
