@@ -70,6 +70,13 @@ OVERFLOW_POLICIES: tuple[str, ...] = ("reject", "queue")
 ERROR_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
 DRAWS_PER_REQUEST = 5
 
+# Upper bounds: a lab needs none larger, and unbounded numbers let one request
+# wait for ever (latency 1e308 ms) or overflow arithmetic downstream.
+MAX_LATENCY_MS = 3_600_000.0  # one hour; a sampled latency is capped here too
+MAX_SIGMA = 5.0
+MAX_RETRY_AFTER_S = 86_400.0
+MAX_CONCURRENCY = 100_000
+
 # inverse CDFs are undefined at 0 and 1; rng.random() can return exactly 0.0
 _P_MIN = 1e-12
 _STANDARD_NORMAL = NormalDist()
@@ -98,11 +105,17 @@ def _fraction(value: Any, name: str) -> float:
     return number
 
 
-def _non_negative(value: Any, name: str) -> float:
+def _non_negative(value: Any, name: str, high: float = math.inf) -> float:
     number = _number(value, name)
     if number < 0:
         raise ProfileError(f"{name} must be >= 0, got {value!r}")
+    if number > high:
+        raise ProfileError(f"{name} must be at most {high:g}, got {value!r}")
     return number
+
+
+def _milliseconds(value: Any, name: str) -> float:
+    return _non_negative(value, name, MAX_LATENCY_MS)
 
 
 def _positive(value: Any, name: str) -> float:
@@ -145,7 +158,7 @@ class ConstantLatency:
     kind: ClassVar[str] = "constant"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ms", _non_negative(self.ms, "latency.ms"))
+        object.__setattr__(self, "ms", _milliseconds(self.ms, "latency.ms"))
 
     def quantile_ms(self, u: float) -> float:
         return self.ms
@@ -169,8 +182,8 @@ class NormalLatency:
     _p_zero: float = field(init=False, repr=False, compare=False, default=0.0)
 
     def __post_init__(self) -> None:
-        mean = _non_negative(self.mean_ms, "latency.mean_ms")
-        sd = _non_negative(self.sd_ms, "latency.sd_ms")
+        mean = _milliseconds(self.mean_ms, "latency.mean_ms")
+        sd = _milliseconds(self.sd_ms, "latency.sd_ms")
         object.__setattr__(self, "mean_ms", mean)
         object.__setattr__(self, "sd_ms", sd)
         if sd > 0:
@@ -199,8 +212,8 @@ class LognormalLatency:
     kind: ClassVar[str] = "lognormal"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "median_ms", _non_negative(self.median_ms, "latency.median_ms"))
-        object.__setattr__(self, "sigma", _non_negative(self.sigma, "latency.sigma"))
+        object.__setattr__(self, "median_ms", _milliseconds(self.median_ms, "latency.median_ms"))
+        object.__setattr__(self, "sigma", _non_negative(self.sigma, "latency.sigma", MAX_SIGMA))
 
     def quantile_ms(self, u: float) -> float:
         if self.sigma == 0 or self.median_ms == 0:
@@ -307,19 +320,22 @@ class FaultProfile:
                 ) from None
         put("status_mix", _status_mix(mix))
         if self.retry_after_s is not None:
-            put("retry_after_s", _non_negative(self.retry_after_s, "retry_after_s"))
+            put("retry_after_s", _non_negative(self.retry_after_s, "retry_after_s", MAX_RETRY_AFTER_S))
         if isinstance(self.latency, Mapping):
             put("latency", latency_from_dict(self.latency))
         elif not isinstance(self.latency, (ConstantLatency, NormalLatency, LognormalLatency)):
             raise ProfileError(f"latency must be a latency object or dict, got {self.latency!r}")
         put("slow_fraction", _fraction(self.slow_fraction, "slow_fraction"))
-        put("slow_ms", _non_negative(self.slow_ms, "slow_ms"))
+        put("slow_ms", _milliseconds(self.slow_ms, "slow_ms"))
         put("reset_rate", _fraction(self.reset_rate, "reset_rate"))
         limit = self.max_concurrency
         if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+            isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CONCURRENCY
         ):
-            raise ProfileError(f"max_concurrency must be an integer >= 1 or null, got {limit!r}")
+            raise ProfileError(
+                f"max_concurrency must be an integer >= 1 or null (at most {MAX_CONCURRENCY}), "
+                f"got {limit!r}"
+            )
         _choice(self.overflow, "overflow", OVERFLOW_POLICIES)
 
         total = sum(weight for _, weight in self.status_mix)
@@ -412,7 +428,7 @@ def plan_request(profile: FaultProfile, rng: random.Random) -> RequestPlan:
         latency_ms = profile.slow_ms
     else:
         latency_ms = profile.latency.quantile_ms(u_latency)
-    latency_s = latency_ms / 1000.0
+    latency_s = min(latency_ms, MAX_LATENCY_MS) / 1000.0
     if u_reset < profile.reset_rate:
         return _new_plan(RequestPlan, ("reset", 200, latency_s, None))
     if u_error < profile.error_rate:

@@ -67,6 +67,13 @@ class UnknownServiceError(LookupError):
         super().__init__(f"unknown service {name!r}; services: {', '.join(SERVICES)}")
 
 
+# Bounds: a phase longer than a month, or a scenario longer than a year, is a
+# mistake; unbounded sums overflow to inf (and inf is not JSON).
+MAX_PHASE_S = 30 * 86_400.0
+MAX_TOTAL_S = 365 * 86_400.0
+MAX_RATE_PER_S = 100_000.0
+
+
 def _finite(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ScenarioError(f"{where} must be a finite number, got {value!r}")
@@ -97,8 +104,11 @@ class LoadSpec:
         if "rate_per_s" not in data:
             raise ScenarioError(f"{where}.rate_per_s is required")
         rate = _finite(data["rate_per_s"], f"{where}.rate_per_s")
-        if rate < 0:
-            raise ScenarioError(f"{where}.rate_per_s must be >= 0, got {data['rate_per_s']!r}")
+        if not 0 <= rate <= MAX_RATE_PER_S:
+            raise ScenarioError(
+                f"{where}.rate_per_s must be >= 0 (at most {MAX_RATE_PER_S:g}), "
+                f"got {data['rate_per_s']!r}"
+            )
         arrivals = data.get("arrivals", "poisson")
         if arrivals not in ARRIVALS:
             raise ScenarioError(
@@ -145,8 +155,11 @@ class Phase:
         if "duration_s" not in data:
             raise ScenarioError(f"{where}: duration_s is required")
         duration = _finite(data["duration_s"], f"{where}: duration_s")
-        if duration <= 0:
-            raise ScenarioError(f"{where}: duration_s must be > 0, got {data['duration_s']!r}")
+        if not 0 < duration <= MAX_PHASE_S:
+            raise ScenarioError(
+                f"{where}: duration_s must be > 0 and at most {MAX_PHASE_S:g} (30 days), "
+                f"got {data['duration_s']!r}"
+            )
         raw_faults = _keys(data.get("faults", {}), SERVICES, f"{where}: faults")
         faults: dict[str, FaultProfile] = {}
         for service, profile in raw_faults.items():
@@ -215,6 +228,11 @@ class Scenario:
             or not (math.isfinite(time_scale) and time_scale > 0)
         ):
             raise ScenarioError(f"time_scale must be a finite number > 0, got {time_scale!r}")
+        if self.total_duration_s * time_scale > MAX_TOTAL_S:
+            raise ScenarioError(
+                f"time_scale {time_scale:g} makes the scenario last "
+                f"{self.total_duration_s * time_scale:g} s, more than {MAX_TOTAL_S:g} (a year)"
+            )
         phases = tuple(
             Phase(p.name, p.duration_s * time_scale, p.faults, p.load) for p in self.phases
         )
@@ -232,11 +250,13 @@ class Scenario:
         phases = data.get("phases")
         if not isinstance(phases, list) or not phases:
             raise ScenarioError(f"scenario phases must be a non-empty list, got {phases!r}")
-        return cls(
-            name,
-            description,
-            tuple(Phase.from_dict(phase, f"phase {i}") for i, phase in enumerate(phases)),
-        )
+        parsed = tuple(Phase.from_dict(phase, f"phase {i}") for i, phase in enumerate(phases))
+        total = sum(phase.duration_s for phase in parsed)
+        if total > MAX_TOTAL_S:
+            raise ScenarioError(
+                f"scenario {name!r} lasts {total:g} s in all, more than {MAX_TOTAL_S:g} (a year)"
+            )
+        return cls(name, description, parsed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
