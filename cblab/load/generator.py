@@ -70,7 +70,9 @@ class LoadGenerator:
     """Open-loop MCP load: `await gen.run(duration=10)`; change `gen.rate` any time.
 
     `target` is an MCP URL (``http://127.0.0.1:P/mcp``), a fastmcp `Client`, or a
-    FastMCP server object (in-process). `arguments` is a dict, a function of the
+    FastMCP server object (in-process); or a list of them (several replicas of one
+    server): calls then go to each in turn (`spread="round_robin"`) or to one drawn
+    with the generator's RNG (`spread="random"`), and `per_target` counts them. `arguments` is a dict, a function of the
     generator's `random.Random`, or None for `demo_arguments(tool)`.
 
     Results: `records()` (a window of the newest `window` rows, or every row with
@@ -93,7 +95,12 @@ class LoadGenerator:
         window: int = 10_000,
         keep_all: bool = False,
         on_result: Callable[[dict[str, Any]], Any] | None = None,
+        spread: str = "round_robin",
     ) -> None:
+        if spread not in {"round_robin", "random"}:
+            raise ValueError(f"spread must be 'round_robin' or 'random', got {spread!r}")
+        if isinstance(target, list | tuple) and not target:
+            raise ValueError("target: give at least one MCP URL, client or server")
         if arrivals not in {"poisson", "constant"}:
             raise ValueError(f"arrivals must be 'poisson' or 'constant', got {arrivals!r}")
         if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
@@ -103,6 +110,10 @@ class LoadGenerator:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
         self.target = target
+        self.targets = list(target) if isinstance(target, list | tuple) else [target]
+        self.spread = spread
+        self.per_target = [0] * len(self.targets)  # calls issued to each target
+        self._next_target = 0
         self.tool = tool
         self.breaker = _TOOL_BREAKERS.get(tool)
         if arguments is None:
@@ -211,7 +222,7 @@ class LoadGenerator:
         self._loop_thread = threading.get_ident()
         try:
             async with contextlib.AsyncExitStack() as stack:
-                client = await self._open(stack)
+                clients = await self._open(stack)
                 start = loop.time()
                 if self.start_monotonic is None:
                     self.start_monotonic = start
@@ -219,7 +230,7 @@ class LoadGenerator:
                 end = start + duration if duration is not None else math.inf
                 limit = self.sent + count if count is not None else None
                 try:
-                    await self._schedule(client, loop, start, end, limit, base)
+                    await self._schedule(clients, loop, start, end, limit, base)
                     if self._tasks:
                         await asyncio.gather(*list(self._tasks), return_exceptions=True)
                 except asyncio.CancelledError:
@@ -235,15 +246,28 @@ class LoadGenerator:
                 queue.put_nowait(None)
         return self
 
-    async def _open(self, stack: contextlib.AsyncExitStack) -> Any:
+    async def _open(self, stack: contextlib.AsyncExitStack) -> list[Any]:
         from fastmcp import Client
 
-        target = self.target
-        client = target if isinstance(target, Client) else Client(target)
-        await stack.enter_async_context(client)
-        return client
+        clients = []
+        for target in self.targets:
+            client = target if isinstance(target, Client) else Client(target)
+            await stack.enter_async_context(client)
+            clients.append(client)
+        return clients
 
-    async def _schedule(self, client: Any, loop: asyncio.AbstractEventLoop, start: float,
+    def _pick(self, clients: list[Any]) -> Any:
+        if len(clients) == 1:
+            index = 0
+        elif self.spread == "random":
+            index = self.rng.randrange(len(clients))
+        else:
+            index = self._next_target
+            self._next_target = (index + 1) % len(clients)
+        self.per_target[index] += 1
+        return clients[index]
+
+    async def _schedule(self, clients: list[Any], loop: asyncio.AbstractEventLoop, start: float,
                         end: float, limit: int | None, base: float) -> None:
         last = start
         rate = self._rate
@@ -268,16 +292,17 @@ class LoadGenerator:
                 continue
             if next_at > loop.time() and await self._sleep_until(next_at):
                 continue  # woken early: rate changed or stop()
-            self._issue(client, next_at, next_at - base)
+            self._issue(clients, next_at, next_at - base)
             last = next_at
             next_at += self._gap(rate)
 
-    def _issue(self, client: Any, intended: float, t: float) -> None:
+    def _issue(self, clients: list[Any], intended: float, t: float) -> None:
         self.sent += 1
         seq = self.sent
         if self.in_flight >= self.max_in_flight:
             self._finish(seq, t, "dropped", None, "in_flight_cap")
             return
+        client = self._pick(clients)
         arguments = self._arguments
         args = dict(arguments(self.rng) if callable(arguments) else arguments)
         self.in_flight += 1
