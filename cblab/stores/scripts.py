@@ -101,8 +101,11 @@ class Snapshot(NamedTuple):
     now: int
     in_flight: int
     trial_successes: int
+    trips_in_a_row: int
     trips: int
     trial_timeouts: int
+    changed_at: int
+    reason: str
 
     @property
     def retry_after(self) -> float:
@@ -133,13 +136,13 @@ def _text(value: Any) -> str:
 
 def parse_snapshot(values: list[Any]) -> Snapshot:
     return Snapshot(
-        _text(values[0]), _text(values[1]), *(int(v) for v in values[2:11])
+        _text(values[0]), _text(values[1]), *(int(v) for v in values[2:13]), _text(values[13])
     )
 
 
 def parse_reply(raw: list[Any]) -> Reply:
-    snapshot = parse_snapshot(raw[2:13])
-    rest = raw[13:]
+    snapshot = parse_snapshot(raw[2:16])
+    rest = raw[16:]
     moves = tuple(
         Move(_text(rest[i]), _text(rest[i + 1]), int(rest[i + 2]), _text(rest[i + 3]),
              int(rest[i + 4]))

@@ -1,6 +1,6 @@
--- Manual control, shared by every replica. ARGV[12] action, ARGV[13] reason.
+-- Manual control, shared by every replica. ARGV[13] action, ARGV[14] reason.
 -- Forcing and resetting go anywhere (manual moves do not count as trips).
-local action, reason = ARGV[12], ARGV[13]
+local action, reason = ARGV[13], ARGV[14]
 if action == 'force_open' then
   S.mode = 'forced_open'
   move('open', NOW, reason, true)

@@ -11,17 +11,26 @@ local HALF_OPEN_MAX, TIMEOUT = tonumber(ARGV[6]), tonumber(ARGV[7])
 local BACKOFF, MAX_TIMEOUT = tonumber(ARGV[8]), tonumber(ARGV[9])
 local TRIAL_LIMIT, POLICY = tonumber(ARGV[10]), ARGV[11]
 
-local t = redis.call('TIME')
-local NOW = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- ARGV[12] is empty, except under RedisStore(client_time=True) (tests that drive a
+-- manual clock): then it is the client's time. Operation arguments start at ARGV[13].
+local NOW
+if ARGV[12] ~= '' then
+  NOW = tonumber(ARGV[12])
+else
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 
 local raw = redis.call('HMGET', H, 'state', 'mode', 'gen', 'opened_at', 'open_for',
-  'trips', 'count', 'trial_ok', 'serial', 'trips_total', 'trial_timeouts')
+  'trips', 'count', 'trial_ok', 'serial', 'trips_total', 'trial_timeouts', 'changed_at',
+  'reason')
 local S = {
   state = raw[1] or 'closed', mode = raw[2] or 'normal', gen = tonumber(raw[3] or '0'),
   opened_at = tonumber(raw[4] or '0'), open_for = tonumber(raw[5] or '0'),
   trips = tonumber(raw[6] or '0'), count = tonumber(raw[7] or '0'),
   trial_ok = tonumber(raw[8] or '0'), serial = tonumber(raw[9] or '0'),
   trips_total = tonumber(raw[10] or '0'), trial_timeouts = tonumber(raw[11] or '0'),
+  changed_at = tonumber(raw[12] or '0'), reason = raw[13] or 'created',
 }
 local dirty = false       -- write the hash back
 local announce = false    -- publish a snapshot (state or count-zeroness changed)
@@ -40,6 +49,7 @@ local function move(to, at, reason, manual)
   S.state = to
   S.gen = S.gen + 1
   S.trial_ok = 0
+  S.changed_at, S.reason = at, reason
   redis.call('DEL', T)
   if to == 'open' then
     if not manual then

@@ -1,8 +1,10 @@
--- Record how a permitted call ended. ARGV[12] outcome (success, failure, release),
--- ARGV[13] the permit's generation, ARGV[14] its trial serial (0 = not a trial).
+-- Record how a permitted call ended. ARGV[13] outcome (success, failure, release,
+-- or trip: a window policy judged on this replica's calls that the breaker trips),
+-- ARGV[14] the permit's generation, ARGV[15] its trial serial (0 = not a trial),
+-- ARGV[16] the reason of a trip.
 -- An outcome for an older generation changes nothing: result 'late'.
 -- Result: 'late', 'counted', 'tripped' (moved to OPEN) or 'closed'.
-local outcome, gen, trial = ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14])
+local outcome, gen, trial = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
 if gen ~= S.gen then
   result = 'late'
 elseif trial > 0 then
@@ -22,6 +24,13 @@ elseif trial > 0 then
     end
   else
     dirty, result = true, 'counted'  -- cancelled or excluded: the slot is free again
+  end
+elseif outcome == 'trip' then
+  if S.mode == 'normal' and S.state == 'closed' then
+    move('open', NOW, ARGV[16], false)
+    result = 'tripped'
+  else
+    result = 'counted'
   end
 elseif outcome == 'failure' then
   S.count = S.count + 1

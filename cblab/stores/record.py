@@ -1,0 +1,299 @@
+"""`SharedRecord`: one replica's view of a breaker's shared state record.
+
+The breaker's operations are synchronous (see `cblab._store`), so a shared
+record answers each one from a local view (a `MemoryRecord` holding a copy of
+the shared record) and sends the same operation to the shared store as one
+atomic script. The store's answer is the truth: when it differs from the view
+(another replica moved the breaker first), or when another replica announces a
+change, the view adopts it and the breaker is told (`on_change`).
+
+What reaches the store, per breaker operation:
+
+==============================  ===============================================
+operation                       sent to the shared store
+==============================  ===============================================
+CLOSED success                  nothing, unless the shared consecutive count is
+                                not zero (then one `success` resets it)
+CLOSED failure                  one `failure` (counts, and trips at threshold)
+window policies                 nothing per call: the window is this replica's
+                                calls; only its verdict (`trip`) is sent
+OPEN, not due                   nothing (the view knows `open_until`)
+HALF-OPEN trial                 one `admit` (server-side lease), one settle
+manual control, reconfigure     one `control`
+==============================  ===============================================
+
+A transport either answers at once (`SharedHub`: the simulator, tests) or in
+the background (`RedisStore`). With a background transport a HALF-OPEN call
+that finds no lease in hand is refused while one is fetched (a round trip);
+`await record.alease_trial(now)` (used by `await breaker.call()`) waits for it
+instead, within the store's deadline. While the transport is unavailable the
+view is the state: the breaker runs on local state, and re-joins (adopts the
+shared record) when the transport is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .._config import CircuitBreakerConfig
+from .._events import CircuitState, Outcome
+from .._store import MemoryRecord, Mode, Snapshot
+from .scripts import Reply
+from .scripts import Snapshot as SharedSnapshot
+
+__all__ = ["SharedRecord", "Transport"]
+
+_STATES = {s.value: s for s in CircuitState}
+_MODES = {m.value: m for m in Mode}
+_ACTIONS = {Mode.FORCED_OPEN: "force_open", Mode.FORCED_CLOSED: "force_closed",
+            Mode.DISABLED: "disable", Mode.NORMAL: "reset"}
+OPEN, HALF_OPEN, CLOSED = CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED
+
+
+class Transport(Protocol):
+    """How a record reaches the shared state (a Redis connection, a `SharedHub`)."""
+
+    immediate: bool  # True: `send` returns the reply; False: it arrives via `done`
+    client_time: bool  # scripts use the caller's clock instead of the server's
+
+    def usable(self) -> bool:
+        """False while the shared state is unreachable (the record runs on its view)."""
+
+    def send(self, name: str, config: CircuitBreakerConfig, op: str, extra: list[Any],
+             now: float, done: Callable[[Reply | None], None] | None) -> Reply | None:
+        """Immediate: return the reply (None: unavailable). Background: return None,
+        call `done(reply or None)` later."""
+
+    async def call(self, name: str, config: CircuitBreakerConfig, op: str,
+                   extra: list[Any], now: float) -> Reply | None: ...
+
+    async def drain(self) -> None: ...
+
+
+class SharedRecord:
+    """A `StateRecord` over a shared store (see the module doc)."""
+
+    def __init__(self, transport: Transport, name: str, config: CircuitBreakerConfig,
+                 now: float, on_change: Callable[[Snapshot], None],
+                 sibling: SharedRecord | None = None) -> None:
+        self._transport = transport
+        self.name = name
+        self._config = config
+        self._view = MemoryRecord(config, now)
+        self._on_change = on_change
+        self._offset = 0.0  # local clock - server clock, seconds (from the last answer)
+        self._last_now = now
+        self._seen = -1  # server time of the newest shared snapshot adopted
+        self._held: tuple[int, int] | None = None  # (lease, generation) fetched, not used
+        self._held_at = 0.0
+        self._fetching = False
+        self._window = config.policy.name not in ("consecutive", "cumulative")
+        self.round_trips = 0
+        self._shared: SharedSnapshot | None = None  # the newest shared snapshot adopted
+        self._ready = False  # the breaker is told of changes only once attach() returned
+        if sibling is not None and sibling._shared is not None:
+            # another breaker of this name in this process: start from what it knows
+            self._offset = sibling._offset
+            self.adopt(sibling._shared)
+        self._sync(now)  # a replica that just started learns the shared state at once
+        self._ready = True
+
+    # --- adopting what the store says -----------------------------------------------------
+
+    def _local(self, us: int) -> float:
+        return us / 1e6 + self._offset
+
+    def adopt(self, shared: SharedSnapshot, sent_at: float | None = None) -> None:
+        """Make the view the shared record; tell the breaker if the state moved.
+
+        `sent_at`: the local time the operation answered here was sent; it
+        re-estimates the local - server clock offset (to within a round trip).
+        """
+        if shared.now < self._seen:
+            return  # older than what this view already holds (a delayed announcement)
+        self._seen = shared.now
+        self._shared = shared
+        if sent_at is not None and not self._transport.client_time:
+            self._offset = sent_at - shared.now / 1e6
+        view = self._view
+        snap = view.snapshot()
+        state, mode = _STATES[shared.state], _MODES[shared.mode]
+        moved = (shared.generation != snap.generation or state is not snap.state
+                 or mode is not snap.mode)
+        counter = view._counter
+        if hasattr(counter, "count") and not self._window:
+            counter.count = shared.count
+        snap.opened_at = self._local(shared.opened_at)
+        snap.open_until = self._local(shared.opened_at + shared.open_for)
+        snap.trips_in_a_row = shared.trips_in_a_row
+        snap.success_matters = counter.wants_success()
+        if not moved:
+            snap.trial_successes = shared.trial_successes
+            return
+        snap.state, snap.mode, snap.generation = state, mode, shared.generation
+        snap.changed_at = self._local(shared.changed_at)
+        snap.reason = shared.reason
+        snap.trial_successes = shared.trial_successes
+        snap.leases = {}
+        self._held = None
+        if state is CLOSED and shared.generation:
+            counter.reset()
+            if hasattr(counter, "count") and not self._window:
+                counter.count = shared.count
+        snap.success_matters = counter.wants_success()
+        if self._ready:
+            self._on_change(snap)
+
+    def _send(self, op: str, extra: list[Any], now: float,
+              done: Callable[[Reply | None], None] | None = None,
+              timed: bool = True) -> Reply | None:
+        """Send `op`; adopt the answer. `timed=False`: `now` is not the current time
+        (a background re-read), so the answer does not re-estimate the clock offset."""
+        transport = self._transport
+        if not transport.usable():
+            return None
+        self.round_trips += 1
+        if timed:
+            self._last_now = now
+
+        def answered(reply: Reply | None) -> None:
+            if reply is not None:
+                self.adopt(reply.snapshot, now if timed else None)
+            if done is not None:
+                done(reply)
+
+        reply = transport.send(self.name, self._config, op, extra, now, answered)
+        if reply is not None:
+            self.adopt(reply.snapshot, now if timed else None)
+        return reply
+
+    def _sync(self, now: float, timed: bool = True) -> None:
+        self._send("control", ["read", ""], now, timed=timed)
+
+    def rejoin(self) -> None:
+        """The store is back: drop local-only state and adopt the shared record."""
+        self._held = None
+        self._fetching = False
+        self._sync(self._last_now, timed=False)
+
+    def refresh(self) -> None:
+        """Re-read the shared record (the store's staleness backstop)."""
+        self._sync(self._last_now, timed=False)
+
+    # --- StateRecord ----------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return self._view.snapshot()
+
+    def record_success(self, generation: int, now: float, slow: bool) -> Snapshot:
+        view = self._view
+        before = view.snapshot().generation
+        snap = view.record_success(generation, now, slow)
+        if not self._transport.usable():
+            return snap
+        if self._window:
+            if snap.generation != before:  # this replica's window says trip
+                self._send("record", ["trip", generation, 0, snap.reason], now)
+        elif self._config.policy.name == "consecutive" and generation == before:
+            self._send("record", ["success", generation, 0, ""], now)
+        return snap
+
+    def record_failure(self, generation: int, now: float, slow: bool) -> Snapshot:
+        view = self._view
+        before = view.snapshot().generation
+        snap = view.record_failure(generation, now, slow)
+        if not self._transport.usable():
+            return snap
+        if self._window:
+            if snap.generation != before:
+                self._send("record", ["trip", generation, 0, snap.reason], now)
+        elif generation == before:
+            self._send("record", ["failure", generation, 0, ""], now)
+        return snap
+
+    def half_open_if_due(self, now: float) -> Snapshot:
+        # Local and speculative: the server moves when a lease is asked for.
+        return self._view.half_open_if_due(now)
+
+    def lease_trial(self, now: float) -> tuple[int, Snapshot]:
+        view = self._view
+        transport = self._transport
+        if not transport.usable():
+            return view.lease_trial(now)
+        snap = view.snapshot()
+        if snap.state is not HALF_OPEN:
+            return 0, snap
+        held = self._held
+        if held is not None:
+            self._held = None
+            lease, generation = held
+            if generation == snap.generation:
+                snap.leases[lease] = now
+                return lease, snap
+        if transport.immediate:
+            reply = self._send("admit", [], now)
+            return self._take_lease(reply, now)
+        if not self._fetching:
+            self._fetching = True
+            self._send("admit", [], now, self._fetched)
+        return 0, snap
+
+    def _take_lease(self, reply: Reply | None, now: float) -> tuple[int, Snapshot]:
+        snap = self._view.snapshot()
+        if reply is None or reply.result != "admitted" or reply.extra <= 0:
+            return 0, snap
+        if reply.snapshot.generation != snap.generation:
+            return 0, snap  # pragma: no cover - adopt() made them equal
+        snap.leases[reply.extra] = now
+        return reply.extra, snap
+
+    def _fetched(self, reply: Reply | None) -> None:
+        self._fetching = False
+        if reply is not None and reply.result == "admitted" and reply.extra > 0:
+            self._held = (reply.extra, reply.snapshot.generation)
+
+    async def alease_trial(self, now: float) -> tuple[int, Snapshot]:
+        """`lease_trial`, waiting for the store's answer (within its deadline)."""
+        transport = self._transport
+        snap = self._view.snapshot()
+        if (transport.immediate or not transport.usable() or snap.state is not HALF_OPEN
+                or self._held is not None):
+            return self.lease_trial(now)
+        self.round_trips += 1
+        self._last_now = now
+        reply = await transport.call(self.name, self._config, "admit", [], now)
+        if reply is not None:
+            self.adopt(reply.snapshot, now)
+        elif not transport.usable():
+            return self._view.lease_trial(now)
+        return self._take_lease(reply, now)
+
+    def settle_trial(self, generation: int, lease: int, outcome: Outcome,
+                     now: float) -> Snapshot:
+        view = self._view
+        own = lease in view.snapshot().leases
+        snap = view.settle_trial(generation, lease, outcome, now)
+        if self._transport.usable() and own:
+            kind = ("success" if outcome in (Outcome.SUCCESS, Outcome.SLOW)
+                    else "failure" if outcome is Outcome.FAILURE else "release")
+            self._send("record", [kind, generation, lease, ""], now)
+        return snap
+
+    def set_mode(self, mode: Mode, now: float, reason: str) -> Snapshot:
+        snap = self._view.set_mode(mode, now, reason)
+        self._send("control", [_ACTIONS[mode], reason], now)
+        return snap
+
+    def reconfigure(self, config: CircuitBreakerConfig, now: float) -> Snapshot:
+        self._config = config
+        self._window = config.policy.name not in ("consecutive", "cumulative")
+        snap = self._view.reconfigure(config, now)
+        self._send("control", ["reconfigure", ""], now)
+        return snap
+
+    def figures(self, now: float) -> dict[str, Any]:
+        return self._view.figures(now)
+
+    async def flush(self) -> None:
+        await self._transport.drain()

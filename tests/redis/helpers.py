@@ -1,0 +1,74 @@
+"""Helpers for the Redis tests: replicas in-process and in other processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from cblab.stores.scripts import keys_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shared_hash(url: str, namespace: str, name: str) -> dict[str, str]:
+    """The breaker's shared record as Redis holds it (read with a plain client)."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return client.hgetall(keys_for(namespace, name)[0])
+    finally:
+        client.close()
+
+
+def spawn_replica(spec: dict[str, Any]) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.redis.replica", json.dumps(spec)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def start_together(url: str, namespace: str, processes: list[subprocess.Popen[str]],
+                   timeout: float = 60) -> None:
+    """Wait until every replica process is ready, then let them all go at once."""
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while int(client.get(f"{namespace}:ready") or 0) < len(processes):
+            for process in processes:
+                if process.poll() is not None:
+                    raise AssertionError(f"a replica exited early: {process.stderr.read()[-2000:]}")
+            assert time.monotonic() < deadline, "replicas not ready in time"
+            time.sleep(0.01)
+        client.set(f"{namespace}:go", 1)
+    finally:
+        client.close()
+
+
+def results(processes: list[subprocess.Popen[str]], timeout: float = 60) -> list[dict[str, Any]]:
+    out = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=timeout)
+        assert process.returncode == 0, stderr[-2000:]
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.005) -> Any:
+    """Poll `check()` until it returns something truthy, or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(every)
