@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "simulate": ("cblab.sim.cli", "simulate_main", "simulate one scenario, write events as CSV"),
     "sweep": ("cblab.sim.cli", "sweep_main", "sweep breaker settings over scenarios and seeds"),
     "report": ("cblab.report.cli", "main", "build an HTML report from recorded runs"),
+    "proxy": ("cblab.proxy.cli", "main", "fault-injecting MCP proxy in front of any MCP server"),
+    "load": ("cblab.load.cli", "main", "open-loop load on one tool of an MCP server, saved as a run"),
 }
 
 

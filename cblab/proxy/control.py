@@ -1,0 +1,220 @@
+"""The proxy's control API: JSON over HTTP on its own loopback listener.
+
+The backend's rules (`cblab.backend.control`): every route but GET /health needs
+``Authorization: Bearer <token>`` when the proxy has a token (compared in constant
+time); errors are ``{"error": message}`` with 400 invalid JSON, 401 bad token,
+404 unknown route or tool, 405 wrong method, 413 body too large, 422 invalid
+profile or scenario (the message names the field).
+
+    GET    /health                 {"status": "ok", "upstream", "listening", "mcp_url"}
+    GET    /tools                  {"tools": [the upstream's tool names]}
+    GET    /faults                 {"*": <fault>, <tool>: <fault>, ...} (targets set)
+    DELETE /faults                 every tool healthy; same shape
+    GET    /faults/{target}        <fault> in force for a tool or "*"
+    PUT    /faults/{target}        body <fault> (absent fields: healthy defaults)
+    PATCH  /faults/{target}        body <partial fault>, merged into the current one
+    DELETE /faults/{target}        a tool follows "*" again ("*": healthy)
+    GET    /scenarios              {"scenarios": [names shipped in data/scenarios]}
+    GET    /scenario               playback status
+    POST   /scenario               {"name": str} or {"scenario": {...}}, opt. "time_scale",
+                                   "services" ({"users": "*"} by default)
+    DELETE /scenario               stop playback, every tool healthy
+    GET    /events?after=N&limit=M {"events": [schema rows, source "proxy"], "last_seq", ...}
+    GET    /stats                  {"listening", "held", "tools": {tool: {outcome: n}}}
+
+A <fault> is a backend fault profile plus ``"error_as"``: ``"is_error"`` or
+``"jsonrpc"`` (see `cblab.proxy.faults`). ``"*"`` may be URL-encoded (``%2A``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+from cblab.backend.http import Connection, HttpError, Request, Response, json_response
+from cblab.backend.profile import ProfileError
+from cblab.backend.scenario import ScenarioError, available_scenarios
+
+from .faults import UnknownToolError
+from .scenario import ProxyScenario
+from .upstream import ProxyError
+
+if TYPE_CHECKING:
+    from .server import FaultProxy
+
+__all__ = ["MAX_EVENTS_LIMIT", "ProxyControl"]
+
+MAX_EVENTS_LIMIT = 10_000
+Route = Callable[[Request, dict[str, str]], Awaitable[Response]]
+
+
+def _error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    return json_response(status, {"error": message}, headers)
+
+
+class _Invalid(Exception):
+    """Bad input in a well-formed request: answered 422."""
+
+
+def _body_object(request: Request) -> dict[str, Any]:
+    data = request.json()
+    if not isinstance(data, dict):
+        raise _Invalid(f"request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _int_param(query: dict[str, list[str]], name: str, default: int | None, high: int) -> int | None:
+    values = query.get(name)
+    if not values:
+        return default
+    try:
+        value = int(values[-1], 10)
+    except ValueError:
+        raise HttpError(400, f"{name} must be an integer, got {values[-1]!r}") from None
+    if not 0 <= value <= high:
+        raise HttpError(400, f"{name} must be between 0 and {high}, got {value}")
+    return value
+
+
+class ProxyControl:
+    def __init__(self, proxy: FaultProxy, token: str | None = None) -> None:
+        self._proxy = proxy
+        self._token = token.encode() if token else None
+        target = r"(?P<target>[^/]+)"
+        self._routes: list[tuple[re.Pattern[str], dict[str, Route]]] = [
+            (re.compile(r"^/health$"), {"GET": self._health}),
+            (re.compile(r"^/tools$"), {"GET": self._tools}),
+            (re.compile(r"^/faults$"), {"GET": self._get_faults, "DELETE": self._clear_faults}),
+            (re.compile(rf"^/faults/{target}$"), {
+                "GET": self._get_fault, "PUT": self._put_fault, "PATCH": self._patch_fault,
+                "DELETE": self._delete_fault,
+            }),
+            (re.compile(r"^/scenarios$"), {"GET": self._list_scenarios}),
+            (re.compile(r"^/scenario$"), {
+                "GET": self._get_scenario, "POST": self._post_scenario,
+                "DELETE": self._delete_scenario,
+            }),
+            (re.compile(r"^/events$"), {"GET": self._events}),
+            (re.compile(r"^/stats$"), {"GET": self._stats}),
+        ]
+
+    async def handle(self, request: Request, conn: Connection) -> Response:
+        path = request.path.rstrip("/") or "/"
+        for pattern, methods in self._routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            route = methods.get(request.method)
+            if route is None:
+                allow = ", ".join(methods)
+                return _error(405, f"{request.method} not allowed on {path}; allowed: {allow}",
+                              [("Allow", allow)])
+            if route != self._health and not self._authorized(request):
+                return _error(401, "missing or invalid bearer token",
+                              [("WWW-Authenticate", "Bearer")])
+            params = {key: unquote(value) for key, value in match.groupdict().items()}
+            try:
+                return await route(request, params)
+            except HttpError as exc:
+                return _error(exc.status, exc.message)
+            except (_Invalid, ProfileError, ScenarioError) as exc:
+                return _error(422, str(exc))
+            except UnknownToolError as exc:
+                return _error(404, str(exc))
+            except (OSError, ProxyError) as exc:
+                return _error(503, f"could not re-open the proxy's listener: {exc}")
+        return _error(404, f"no route for {request.method} {path}")
+
+    def _authorized(self, request: Request) -> bool:
+        if self._token is None:
+            return True
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode(), self._token
+        )
+
+    # --- routes -----------------------------------------------------------------------
+
+    async def _health(self, request: Request, params: dict[str, str]) -> Response:
+        proxy = self._proxy
+        return json_response(200, {"status": "ok", "upstream": proxy.upstream.describe(),
+                                   "listening": proxy.listening, "mcp_url": proxy.mcp_url})
+
+    async def _tools(self, request: Request, params: dict[str, str]) -> Response:
+        return json_response(200, {"tools": list(self._proxy.tools)})
+
+    async def _get_faults(self, request: Request, params: dict[str, str]) -> Response:
+        return json_response(200, self._proxy.faults())
+
+    async def _clear_faults(self, request: Request, params: dict[str, str]) -> Response:
+        await self._proxy.clear_fault(None)
+        return json_response(200, self._proxy.faults())
+
+    async def _get_fault(self, request: Request, params: dict[str, str]) -> Response:
+        return json_response(200, self._proxy.table.get(params["target"]).to_dict())
+
+    async def _put_fault(self, request: Request, params: dict[str, str]) -> Response:
+        target = self._proxy.table.check_name(params["target"])  # 404 before 422
+        fault = await self._proxy.set_fault(target, _body_object(request))
+        return json_response(200, fault.to_dict())
+
+    async def _patch_fault(self, request: Request, params: dict[str, str]) -> Response:
+        target = self._proxy.table.check_name(params["target"])
+        fault = await self._proxy.patch_fault(target, _body_object(request))
+        return json_response(200, fault.to_dict())
+
+    async def _delete_fault(self, request: Request, params: dict[str, str]) -> Response:
+        target = params["target"]
+        await self._proxy.clear_fault(self._proxy.table.check_name(target))
+        return json_response(200, self._proxy.table.get(target).to_dict())
+
+    async def _list_scenarios(self, request: Request, params: dict[str, str]) -> Response:
+        return json_response(200, {"scenarios": available_scenarios()})
+
+    async def _get_scenario(self, request: Request, params: dict[str, str]) -> Response:
+        return json_response(200, self._proxy.scenario_status())
+
+    async def _post_scenario(self, request: Request, params: dict[str, str]) -> Response:
+        body = _body_object(request)
+        known = ("name", "scenario", "time_scale", "services")
+        unknown = sorted(set(body) - set(known))
+        if unknown:
+            raise _Invalid(f"unknown field {unknown[0]!r}; known fields: {', '.join(known)}")
+        if ("name" in body) == ("scenario" in body):
+            raise _Invalid("give exactly one of 'name' (a shipped scenario) or 'scenario' "
+                           "(an inline scenario object)")
+        services = body.get("services")
+        if services is not None and not isinstance(services, dict):
+            raise _Invalid(f"services must map a backend service to a tool or '*', got {services!r}")
+        if "name" in body:
+            name = body["name"]
+            if not isinstance(name, str):
+                raise _Invalid(f"name must be a string, got {name!r}")
+            scenario = ProxyScenario.named(name, services)  # never a path: remote input
+        else:
+            scenario = ProxyScenario.from_dict(body["scenario"], services)
+        time_scale = body.get("time_scale", 1.0)
+        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
+            math.isfinite(time_scale) and time_scale > 0
+        ):
+            raise _Invalid(f"time_scale must be a finite number > 0, got {time_scale!r}")
+        await self._proxy.play(scenario, time_scale)
+        return json_response(200, self._proxy.scenario_status())
+
+    async def _delete_scenario(self, request: Request, params: dict[str, str]) -> Response:
+        await self._proxy.stop_scenario()
+        return json_response(200, self._proxy.scenario_status())
+
+    async def _events(self, request: Request, params: dict[str, str]) -> Response:
+        query = parse_qs(request.query, keep_blank_values=True)
+        after = _int_param(query, "after", 0, 2**62) or 0
+        limit = _int_param(query, "limit", None, MAX_EVENTS_LIMIT)
+        assert self._proxy.events is not None
+        return json_response(200, self._proxy.events.rows(after, limit))
+
+    async def _stats(self, request: Request, params: dict[str, str]) -> Response:
+        return json_response(200, self._proxy.stats())

@@ -1,0 +1,190 @@
+"""The fault-injecting middleware and the proxy's event rows.
+
+Every ``tools/call`` through the proxy is decided by the `FaultTable` (see
+`cblab.proxy.faults` for what each plan does) and logged as one `cblab.schema`
+row with ``source="proxy"``, when the call ends:
+
+=====================================  ===========  ==============================
+what happened                          outcome      error_type
+=====================================  ===========  ==============================
+forwarded, upstream answered           success      -
+forwarded, upstream ``isError``        failure      tool_error
+forwarded, upstream failed             failure      the exception class name
+injected error as ``isError``          failure      injected_is_error
+injected error as JSON-RPC error       failure      injected_jsonrpc_error
+injected reset                         failure      injected_reset
+client gave up (hang, latency)         cancelled    hang, or CancelledError
+=====================================  ===========  ==============================
+
+``t`` is seconds since the proxy started (loop time), ``latency`` the seconds the
+proxy held the call, ``phase`` the scenario phase in force when the call arrived.
+Tool arguments are never logged (they may hold secrets); the call's tool name and
+fault kind are logged at DEBUG only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from fastmcp.server.middleware import Middleware, MiddlewareContext
+from fastmcp.tools import ToolResult
+from mcp.shared.exceptions import MCPError
+from mcp.types import TextContent
+
+from cblab import EventLog
+from cblab.schema import EVENT_COLUMNS
+
+from .faults import FaultTable, ToolFault
+
+__all__ = ["FaultInjector", "JSONRPC_CODES", "ProxyEvents"]
+
+log = logging.getLogger("cblab.proxy")
+
+SOURCE = "proxy"
+#: JSON-RPC error code of an injected error, by the planned HTTP-like status.
+JSONRPC_CODES = {429: -32000, 500: -32603, 502: -32603, 503: -32603, 504: -32603}
+RESET_CODE = -32603
+
+
+class ProxyEvents:
+    """The proxy's schema rows in one gap-free sequence, and counters by outcome."""
+
+    def __init__(self, capacity: int = 100_000, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock or asyncio.get_running_loop().time
+        self.t0 = self.clock()
+        self.log = EventLog(capacity)
+        self.counts: Counter[tuple[str, str]] = Counter()  # (tool, outcome)
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    def record(self, tool: str, started: float, outcome: str, error_type: str | None,
+               phase: str | None) -> None:
+        self.counts[(tool, outcome)] += 1
+        # EVENT_COLUMNS without "seq" (the log numbers rows itself)
+        self.log.append((
+            "call", started - self.t0, SOURCE, None, None, tool, outcome,
+            self.clock() - started, None, None, error_type, None, None, phase,
+        ))
+
+    def rows(self, after: int = 0, limit: int | None = None) -> dict[str, Any]:
+        part = self.log.since(after, limit)
+        events = [dict(zip(EVENT_COLUMNS, (seq, *row), strict=True)) for seq, row in part.events]
+        return {"events": events, "last_seq": part.last_seq, "missed": part.missed,
+                "now": self.now()}
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (tool, outcome), n in sorted(self.counts.items()):
+            out.setdefault(tool, {})[outcome] = n
+        return out
+
+
+class _Reset(Exception):
+    """The proxy went down while the call was held."""
+
+
+class FaultInjector(Middleware):
+    """Decides each tool call from `table` and plays the plan; logs one row per call."""
+
+    def __init__(self, table: FaultTable, events: ProxyEvents,
+                 phase: Callable[[], str | None] = lambda: None) -> None:
+        self.table = table
+        self.events = events
+        self.phase = phase
+        self._hung: dict[asyncio.Future[None], str] = {}  # held call -> its tool
+
+    # --- hang control -----------------------------------------------------------------
+
+    def release_hung(self) -> None:
+        """Held calls whose tool's mode is no longer "hang" go on (forwarded at once)."""
+        for waiter, tool in list(self._hung.items()):
+            if not waiter.done() and self.table.get(tool).profile.mode != "hang":
+                waiter.set_result(None)
+
+    def abort_hung(self) -> None:
+        """The proxy goes down or stops: held calls end as a reset."""
+        for waiter in list(self._hung):
+            if not waiter.done():
+                waiter.set_exception(_Reset())
+
+    @property
+    def hung(self) -> int:
+        return sum(1 for waiter in self._hung if not waiter.done())
+
+    async def _hang(self, tool: str) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._hung[waiter] = tool
+        try:
+            await waiter
+        finally:
+            del self._hung[waiter]
+
+    # --- the call ---------------------------------------------------------------------
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        tool = context.message.name
+        events = self.events
+        started = events.clock()
+        phase = self.phase()
+        plan, fault = self.table.plan(tool)
+        kind = plan.kind
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("call %s: %s after %.3f s", tool, kind, plan.latency_s)
+        outcome, error_type = "success", None
+        try:
+            if kind == "hang":
+                error_type = "hang"
+                await self._hang(tool)
+                error_type = None
+            elif plan.latency_s > 0:
+                await asyncio.sleep(plan.latency_s)
+            if kind == "error":
+                outcome = "failure"
+                return self._inject_error(fault, plan.status or 500, plan.retry_after_s)
+            if kind in ("reset", "down"):
+                outcome, error_type = "failure", "injected_reset"
+                raise MCPError(RESET_CODE, "connection reset (injected by the cblab proxy)")
+            result = await call_next(context)
+            if getattr(result, "is_error", False):
+                outcome, error_type = "failure", "tool_error"
+            return result
+        except _Reset:
+            outcome, error_type = "failure", "injected_reset"
+            raise MCPError(RESET_CODE, "connection reset: the proxy went down") from None
+        except asyncio.CancelledError:
+            outcome, error_type = "cancelled", error_type or "CancelledError"
+            raise
+        except MCPError:
+            if outcome == "success":
+                outcome, error_type = "failure", "MCPError"
+            raise
+        except Exception as exc:
+            outcome, error_type = "failure", type(exc).__name__
+            raise
+        finally:
+            if kind == "error":
+                error_type = (
+                    "injected_is_error" if fault.error_as == "is_error" else "injected_jsonrpc_error"
+                )
+            events.record(tool, started, outcome, error_type, phase)
+
+    @staticmethod
+    def _inject_error(fault: ToolFault, status: int, retry_after_s: float | None) -> Any:
+        text = f"injected fault: upstream answered {status}"
+        if retry_after_s is not None:
+            text += f"; retry after {retry_after_s:g} s"
+        if fault.error_as == "jsonrpc":
+            data = {"status": status, "injected": True}
+            if retry_after_s is not None:
+                data["retry_after_s"] = retry_after_s
+            raise MCPError(JSONRPC_CODES.get(status, -32603), text, data)
+        structured: dict[str, Any] = {"error": "injected_fault", "status": status}
+        if retry_after_s is not None:
+            structured["retry_after_s"] = retry_after_s
+        return ToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=structured, is_error=True)

@@ -1,0 +1,171 @@
+"""Scenarios for the proxy: the backend's scenario files, faults keyed by tool.
+
+The proxy reads the same files as the backend (`data/scenarios/<name>.json` or a
+path). A phase's ``faults`` keys may be:
+
+- a tool name, or ``"*"`` for every tool: the profile applies to it (an optional
+  ``"error_as"`` key says how errors reach the client, see `cblab.proxy.faults`);
+- a backend service (``users``, ``orders``, as in the shipped scenarios): mapped
+  through `services`, by default ``{"users": "*"}`` (the users service's timeline
+  plays on every tool; services not mapped are ignored and listed in `ignored`).
+
+Durations, names and profiles are validated like the backend's (`ScenarioError`
+naming the phase and the field); a tool the upstream lacks is refused when the
+scenario is played.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cblab.backend.profile import ProfileError
+from cblab.backend.scenario import SERVICES, ScenarioError, available_scenarios, scenarios_dir
+
+from .faults import ALL_TOOLS, ToolFault, check_target
+
+__all__ = ["DEFAULT_SERVICES", "ProxyPhase", "ProxyScenario"]
+
+DEFAULT_SERVICES: dict[str, str] = {"users": ALL_TOOLS}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ProxyPhase:
+    name: str
+    duration_s: float
+    faults: Mapping[str, ToolFault]
+
+
+@dataclass(frozen=True)
+class ProxyScenario:
+    name: str
+    description: str
+    phases: tuple[ProxyPhase, ...]
+    ignored: tuple[str, ...] = field(default=())
+
+    @property
+    def total_duration_s(self) -> float:
+        return sum(phase.duration_s for phase in self.phases)
+
+    @classmethod
+    def from_dict(cls, data: Any, services: Mapping[str, str] | None = None) -> ProxyScenario:
+        services = DEFAULT_SERVICES if services is None else services
+        for service, target in services.items():
+            if service not in SERVICES:
+                raise ScenarioError(f"services: unknown service {service!r}; services: {', '.join(SERVICES)}")
+            if not isinstance(target, str) or not target:
+                raise ScenarioError(f"services.{service} must be a tool name or '*', got {target!r}")
+        data = _object(data, ("name", "description", "phases"), "scenario")
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ScenarioError(f"scenario name must be a non-empty string, got {name!r}")
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise ScenarioError(f"scenario description must be a string, got {description!r}")
+        raw_phases = data.get("phases")
+        if not isinstance(raw_phases, list) or not raw_phases:
+            raise ScenarioError(f"scenario phases must be a non-empty list, got {raw_phases!r}")
+        ignored: set[str] = set()
+        phases = tuple(
+            _phase(raw, f"phase {i}", services, ignored) for i, raw in enumerate(raw_phases)
+        )
+        return cls(name, description, phases, tuple(sorted(ignored)))
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, services: Mapping[str, str] | None = None) -> ProxyScenario:
+        """A shipped scenario by bare name, or a JSON file by path."""
+        path = _resolve(name_or_path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"{path.name}: invalid JSON: {exc}") from None
+        try:
+            return cls.from_dict(data, services)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{path.name}: {exc}") from None
+
+    @classmethod
+    def named(cls, name: str, services: Mapping[str, str] | None = None) -> ProxyScenario:
+        """A shipped scenario by bare name only (never a path: safe for remote input)."""
+        return cls.load(_shipped(name), services)
+
+    def tools(self) -> set[str]:
+        """Every target named by some phase."""
+        return {target for phase in self.phases for target in phase.faults}
+
+
+def _object(data: Any, known: tuple[str, ...], where: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ScenarioError(f"{where} must be an object, got {data!r}")
+    unknown = sorted(str(key) for key in data if key not in known)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(known)}")
+    return data
+
+
+def _phase(data: Any, where: str, services: Mapping[str, str], ignored: set[str]) -> ProxyPhase:
+    data = _object(data, ("name", "duration_s", "faults", "load"), where)
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ScenarioError(f"{where}: name must be a non-empty string, got {name!r}")
+    where = f"{where} ({name!r})"
+    duration = data.get("duration_s")
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, (int, float))
+        or not math.isfinite(duration)
+        or duration <= 0
+    ):
+        raise ScenarioError(f"{where}: duration_s must be a finite number > 0, got {duration!r}")
+    raw = data.get("faults", {})
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where}: faults must be an object, got {raw!r}")
+    faults: dict[str, ToolFault] = {}
+    for key, profile in raw.items():
+        if not isinstance(key, str) or not key:
+            raise ScenarioError(f"{where}: faults keys must be tool names or '*', got {key!r}")
+        target = key
+        if key in SERVICES:
+            if key not in services:
+                ignored.add(key)
+                continue
+            target = services[key]
+        if target in faults:
+            raise ScenarioError(f"{where}: faults name {target!r} twice (after mapping services)")
+        try:
+            fault = ToolFault.from_dict(profile)
+            check_target(target, fault)
+        except ProfileError as exc:
+            raise ScenarioError(f"{where}: faults.{key}: {exc}") from None
+        faults[target] = fault
+    return ProxyPhase(name, float(duration), faults)
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    if isinstance(name_or_path, Path):
+        return name_or_path
+    text = str(name_or_path)
+    if "/" in text or "\\" in text or text.endswith(".json"):
+        return Path(text)
+    return _shipped(text)
+
+
+def _shipped(name: str) -> Path:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ScenarioError(f"invalid scenario name {name!r}")
+    path = scenarios_dir() / f"{name}.json"
+    if not path.is_file():
+        raise ScenarioError(
+            f"unknown scenario {name!r}; available: {', '.join(available_scenarios()) or 'none'}"
+        )
+    return path

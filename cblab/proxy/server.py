@@ -1,0 +1,328 @@
+"""`FaultProxy`: a fault-injecting MCP proxy in front of any MCP server.
+
+::
+
+    async with FaultProxy("http://127.0.0.1:8000/mcp", seed=1) as proxy:
+        proxy.mcp_url          # point your MCP client here
+        await proxy.set_fault("*", {"error_rate": 0.3, "error_as": "jsonrpc"})
+        await proxy.set_fault("*", {"mode": "down"})   # connections refused, for real
+
+Two loopback listeners: the MCP endpoint (fastmcp's proxy, Streamable HTTP, with
+Host/Origin protection) and the control API (`cblab.proxy.control`), which keeps
+answering while the MCP listener is down. Tools, resources and prompts are
+forwarded; only tool calls get faults. The control token exists only on the
+control listener: nothing the proxy sends upstream carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cblab.backend.http import HttpServer
+from cblab.backend.profile import ProfileError
+from cblab.backend.scenario import ScenarioError
+
+from .faults import FaultTable, ToolFault
+from .inject import FaultInjector, ProxyEvents
+from .scenario import ProxyScenario
+from .upstream import ProxyError, Upstream
+
+__all__ = ["FaultProxy"]
+
+log = logging.getLogger("cblab.proxy")
+
+
+class FaultProxy:
+    """The proxy: `await start()` (or `async with`), then steer faults.
+
+    upstream      an MCP URL, a stdio command line (string or list), or an `Upstream`
+    port          the MCP listener's port (0: ephemeral); `control_port` likewise
+    seed          seeds one RNG per tool (`rng_for(seed, tool)`); None: from the OS
+    token         bearer token for the control API (None: no token, loopback only)
+    scenario      a scenario to play from the start (name, path or `ProxyScenario`)
+    """
+
+    def __init__(
+        self,
+        upstream: str | Sequence[str] | Upstream,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        control_port: int = 0,
+        seed: int | str | None = 1,
+        token: str | None = None,
+        scenario: str | Path | ProxyScenario | None = None,
+        time_scale: float = 1.0,
+        connect_timeout: float = 15.0,
+        events_capacity: int = 100_000,
+    ) -> None:
+        self.upstream = Upstream.parse(upstream)
+        self.host = host
+        self.seed = seed
+        self._requested_port = port
+        self._control_port = control_port
+        self._token = token
+        self._initial_scenario = scenario
+        self._time_scale = time_scale
+        self._connect_timeout = connect_timeout
+        self._events_capacity = events_capacity
+        self.tools: list[str] = []
+        self.port: int | None = None
+        self.control_port: int | None = None
+        self.table = FaultTable(seed)
+        self.events: ProxyEvents | None = None
+        self.injector: FaultInjector | None = None
+        self._mcp: Any = None
+        self._runner: Any = None
+        self._control: HttpServer | None = None
+        self._lock = asyncio.Lock()
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._scenario: ProxyScenario | None = None
+        self._scenario_task: asyncio.Task[None] | None = None
+        self._scenario_started = 0.0
+        self._phase_index = 0
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> FaultProxy:
+        if self._control is not None:
+            raise RuntimeError("proxy already started")
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        from fastmcp.server import create_proxy
+
+        from .control import ProxyControl
+
+        self._stack = contextlib.AsyncExitStack()
+        client, self.tools = await self.upstream.connect(self._stack, self._connect_timeout)
+        self.table.tools = self.tools
+        self.events = ProxyEvents(self._events_capacity)
+        self.injector = FaultInjector(self.table, self.events, self.phase_name)
+        # fastmcp logs at INFO that a connected client is shared: that is the intent
+        proxy_log = logging.getLogger("fastmcp.server.providers.proxy")
+        level = proxy_log.level
+        proxy_log.setLevel(logging.WARNING)
+        try:
+            self._mcp = create_proxy(client, name="cblab-proxy")
+        finally:
+            proxy_log.setLevel(level)
+        self._mcp.add_middleware(self.injector)
+        await self._open_listener()
+        self._control = HttpServer(ProxyControl(self, self._token).handle)
+        self.control_port = await self._control.listen(self.host, self._control_port)
+        if self._initial_scenario is not None:
+            await self.play(self._initial_scenario, self._time_scale)
+
+    async def stop(self) -> None:
+        """Stop playback and both listeners; calls still held end as resets."""
+        await self.stop_scenario(restore_healthy=False)
+        if self.injector is not None:
+            self.injector.abort_hung()
+        await self._close_listener()
+        if self._control is not None:
+            await self._control.stop()
+            self._control = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+
+    async def __aenter__(self) -> FaultProxy:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    # --- the MCP listener (closed while "down") ---------------------------------------
+
+    async def _open_listener(self) -> None:
+        from cblab.server.app import ServerRunner
+
+        # a fresh app each time: a Streamable HTTP session manager runs only once
+        runner = ServerRunner(self._mcp, host=self.host, port=self.port or self._requested_port,
+                              graceful_shutdown_s=0.5)
+        try:
+            await runner.start()
+        except OSError as exc:
+            raise ProxyError(f"cannot listen on {self.host}:{self.port or self._requested_port}: "
+                             f"{exc.strerror or exc}") from None
+        self._runner = runner
+        self.port = runner.port
+
+    async def _close_listener(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.stop()
+
+    @property
+    def listening(self) -> bool:
+        return self._runner is not None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the proxy is not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return self.url + "/mcp"
+
+    @property
+    def control_url(self) -> str:
+        if self.control_port is None:
+            raise RuntimeError("the proxy is not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.control_port}"
+
+    # --- faults -----------------------------------------------------------------------
+
+    def faults(self) -> dict[str, dict[str, Any]]:
+        """Every target with a fault of its own (``"*"`` always), as JSON."""
+        return {target: fault.to_dict() for target, fault in self.table.overrides().items()}
+
+    async def set_fault(self, target: str, fault: ToolFault | Mapping[str, Any]) -> ToolFault:
+        """Replace a target's fault (``"*"`` or a tool name; a dict is validated)."""
+        async with self._lock:
+            before = self._modes()
+            fault = self.table.set(target, fault)
+            await self._after_change(before)
+            return fault
+
+    async def patch_fault(self, target: str, patch: Mapping[str, Any]) -> ToolFault:
+        """Merge `patch` into the target's current fault (see `FaultProfile.merged`)."""
+        async with self._lock:
+            before = self._modes()
+            fault = self.table.patch(target, patch)
+            await self._after_change(before)
+            return fault
+
+    async def clear_fault(self, target: str | None = None) -> None:
+        """A tool back to following ``"*"``; ``"*"`` back to healthy; None: everything."""
+        async with self._lock:
+            before = self._modes()
+            self.table.clear(target)
+            await self._after_change(before)
+
+    async def _apply(self, faults: Mapping[str, ToolFault]) -> None:
+        async with self._lock:
+            before = self._modes()
+            self.table.replace(faults)
+            await self._after_change(before)
+
+    def _modes(self) -> dict[str, str]:
+        return {target: f.profile.mode for target, f in self.table.overrides().items()}
+
+    async def _after_change(self, before: Mapping[str, str]) -> None:
+        assert self.injector is not None
+        if "hang" in before.values():
+            self.injector.release_hung()
+        if self.table.down and self._runner is not None:
+            self.injector.abort_hung()
+            await self._close_listener()
+            log.info("proxy down: %s refuses connections", self.url)
+        elif not self.table.down and self._runner is None and self._control is not None:
+            await self._open_listener()
+            log.info("proxy up again on %s", self.url)
+
+    # --- scenarios --------------------------------------------------------------------
+
+    async def play(self, scenario: str | Path | ProxyScenario | Mapping[str, Any],
+                   time_scale: float = 1.0, services: Mapping[str, str] | None = None) -> None:
+        """Play a scenario (shipped name, file, dict or object); replaces any in progress."""
+        if isinstance(scenario, Mapping):
+            scenario = ProxyScenario.from_dict(scenario, services)
+        elif not isinstance(scenario, ProxyScenario):
+            scenario = ProxyScenario.load(scenario, services)
+        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
+            0 < time_scale < float("inf")
+        ):
+            raise ScenarioError(f"time_scale must be a finite number > 0, got {time_scale!r}")
+        for target in scenario.tools():
+            try:
+                self.table.check_name(target)
+            except LookupError as exc:
+                raise ScenarioError(f"scenario {scenario.name!r}: {exc.args[0]}") from None
+        await self.stop_scenario(restore_healthy=False)
+        loop = asyncio.get_running_loop()
+        self._scenario, self._time_scale = scenario, float(time_scale)
+        self._scenario_started = loop.time()
+        self._phase_index = 0
+        await self._apply(scenario.phases[0].faults)
+        self._scenario_task = loop.create_task(self._play(), name=f"cblab-proxy-{scenario.name}")
+
+    async def _play(self) -> None:
+        scenario = self._scenario
+        assert scenario is not None
+        loop = asyncio.get_running_loop()
+        offset = 0.0
+        for index, phase in enumerate(scenario.phases[:-1]):
+            offset += phase.duration_s * self._time_scale
+            await asyncio.sleep(max(0.0, self._scenario_started + offset - loop.time()))
+            self._phase_index = index + 1
+            try:
+                await self._apply(scenario.phases[index + 1].faults)
+            except (OSError, ProxyError, ProfileError) as exc:
+                log.error("scenario %s, phase %d: %s", scenario.name, index + 1, exc)
+        end = self._scenario_started + scenario.total_duration_s * self._time_scale
+        await asyncio.sleep(max(0.0, end - loop.time()))
+
+    async def stop_scenario(self, *, restore_healthy: bool = True) -> None:
+        task, self._scenario_task = self._scenario_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._scenario = None
+        if restore_healthy and self.injector is not None:
+            await self.clear_fault(None)
+
+    async def wait_scenario(self) -> None:
+        if self._scenario_task is not None:
+            await asyncio.wait([self._scenario_task])
+
+    def phase_name(self) -> str | None:
+        if self._scenario is None:
+            return None
+        return self._scenario.phases[self._phase_index].name
+
+    def scenario_status(self) -> dict[str, Any]:
+        scenario = self._scenario
+        if scenario is None:
+            return {"running": False, "finished": False, "name": None}
+        task = self._scenario_task
+        elapsed = asyncio.get_running_loop().time() - self._scenario_started
+        return {
+            "running": task is not None and not task.done(),
+            "finished": task is not None and task.done(),
+            "name": scenario.name,
+            "description": scenario.description,
+            "time_scale": self._time_scale,
+            "phase_index": self._phase_index,
+            "phase_name": scenario.phases[self._phase_index].name,
+            "phase_count": len(scenario.phases),
+            "elapsed_s": elapsed,
+            "total_duration_s": scenario.total_duration_s * self._time_scale,
+            "ignored_services": list(scenario.ignored),
+        }
+
+    # --- what the proxy saw -----------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        assert self.events is not None and self.injector is not None
+        return {"listening": self.listening, "held": self.injector.hung,
+                "tools": self.events.stats()}

@@ -1,0 +1,49 @@
+"""MCP servers written in the tests: the upstreams the proxy is put in front of.
+
+`build_upstream()` is served over Streamable HTTP in-process; `python servers.py`
+serves the same server over stdio (the proxy's stdio upstream).
+"""
+
+from __future__ import annotations
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.server.dependencies import get_http_headers
+
+
+def build_upstream() -> FastMCP:
+    mcp = FastMCP("test-upstream")
+
+    @mcp.tool
+    def echo(x: int) -> int:
+        """Return x."""
+        return x
+
+    @mcp.tool
+    def users(login: str = "octocat") -> dict[str, str]:
+        """Named like the simulator's service, so seeds line up."""
+        return {"login": login}
+
+    @mcp.tool
+    def not_found(key: str) -> str:
+        """A business error: an isError result from the upstream itself."""
+        raise ToolError(f"no such key {key!r}")
+
+    @mcp.tool
+    def seen_headers() -> dict[str, str]:
+        """The HTTP headers this upstream received (all of them)."""
+        return get_http_headers(include_all=True)
+
+    @mcp.resource("test://greeting")
+    def greeting() -> str:
+        return "hello from upstream"
+
+    @mcp.prompt
+    def ask(topic: str) -> str:
+        return f"Tell me about {topic}."
+
+    return mcp
+
+
+if __name__ == "__main__":
+    build_upstream().run(show_banner=False)
