@@ -126,8 +126,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cblab.backend.profile import ProfileError
-    from cblab.backend.scenario import ScenarioError
+    from cblab.faults.profile import ProfileError
+    from cblab.faults.scenario import ScenarioError
 
     from .faults import UnknownToolError
     from .upstream import ProxyError

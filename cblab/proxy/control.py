@@ -2,8 +2,9 @@
 
 The backend's rules (`cblab.backend.control`): every route but GET /health needs
 ``Authorization: Bearer <token>`` when the proxy has a token (compared in constant
-time); errors are ``{"error": message}`` with 400 invalid JSON, 401 bad token,
-404 unknown route or tool, 405 wrong method, 413 body too large, 422 invalid
+time), and every one a loopback Host and, if sent, a loopback Origin
+(`cblab.backend.guard`); errors are ``{"error": message}`` with 400 invalid JSON,
+401 bad token, 403 foreign Origin, 421 foreign Host, 404 unknown route or tool, 405 wrong method, 413 body too large, 422 invalid
 profile or scenario (the message names the field).
 
     GET    /health                 {"status": "ok", "upstream", "listening", "mcp_url"}
@@ -35,9 +36,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
+from cblab.backend.guard import HostGuard
 from cblab.backend.http import Connection, HttpError, Request, Response, json_response
-from cblab.backend.profile import ProfileError
-from cblab.backend.scenario import ScenarioError, available_scenarios
+from cblab.faults.profile import ProfileError
+from cblab.faults.scenario import ScenarioError, available_scenarios
 
 from .faults import UnknownToolError
 from .scenario import ProxyScenario
@@ -81,8 +83,10 @@ def _int_param(query: dict[str, list[str]], name: str, default: int | None, high
 
 
 class ProxyControl:
-    def __init__(self, proxy: FaultProxy, token: str | None = None) -> None:
+    def __init__(self, proxy: FaultProxy, token: str | None = None,
+                 guard: HostGuard | None = None) -> None:
         self._proxy = proxy
+        self._guard = guard if guard is not None else HostGuard("127.0.0.1")
         self._token = token.encode() if token else None
         target = r"(?P<target>[^/]+)"
         self._routes: list[tuple[re.Pattern[str], dict[str, Route]]] = [
@@ -103,6 +107,9 @@ class ProxyControl:
         ]
 
     async def handle(self, request: Request, conn: Connection) -> Response:
+        refusal = self._guard.refusal(request.headers)
+        if refusal is not None:
+            return _error(*refusal)
         path = request.path.rstrip("/") or "/"
         for pattern, methods in self._routes:
             match = pattern.match(path)

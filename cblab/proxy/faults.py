@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cblab.backend.profile import (
+from cblab.faults.profile import (
     HEALTHY,
     FaultProfile,
     ProfileError,

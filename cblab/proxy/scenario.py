@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cblab.backend.profile import ProfileError
-from cblab.backend.scenario import SERVICES, ScenarioError, available_scenarios, scenarios_dir
+from cblab.faults.profile import ProfileError
+from cblab.faults.scenario import SERVICES, ScenarioError, available_scenarios, scenarios_dir
 
 from .faults import ALL_TOOLS, ToolFault, check_target
 

@@ -25,8 +25,8 @@ from types import TracebackType
 from typing import Any
 
 from cblab.backend.http import HttpServer
-from cblab.backend.profile import ProfileError
-from cblab.backend.scenario import ScenarioError
+from cblab.faults.profile import ProfileError
+from cblab.faults.scenario import ScenarioError
 
 from .faults import FaultTable, ToolFault
 from .inject import FaultInjector, ProxyEvents
@@ -103,6 +103,8 @@ class FaultProxy:
     async def _start(self) -> None:
         from fastmcp.server import create_proxy
 
+        from cblab.backend.guard import HostGuard
+
         from .control import ProxyControl
 
         self._stack = contextlib.AsyncExitStack()
@@ -120,7 +122,7 @@ class FaultProxy:
             proxy_log.setLevel(level)
         self._mcp.add_middleware(self.injector)
         await self._open_listener()
-        self._control = HttpServer(ProxyControl(self, self._token).handle)
+        self._control = HttpServer(ProxyControl(self, self._token, HostGuard(self.host)).handle)
         self.control_port = await self._control.listen(self.host, self._control_port)
         if self._initial_scenario is not None:
             await self.play(self._initial_scenario, self._time_scale)

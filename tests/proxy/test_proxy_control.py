@@ -11,7 +11,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
-from cblab.backend.profile import FaultProfile, plan_request, rng_for
+from cblab.faults.profile import FaultProfile, plan_request, rng_for
 from cblab.proxy import FaultProxy, ProxyError, UnknownToolError
 from cblab.sim import simulate
 
@@ -67,6 +67,11 @@ async def test_foreign_host_and_origin_are_refused(proxy: FaultProxy) -> None:
                                  headers={"Origin": "http://evil.example"})
     assert host.status_code == 421
     assert origin.status_code == 403
+    async with httpx.AsyncClient(base_url=proxy.control_url, headers=AUTH) as http:
+        assert (await http.get("/faults", headers={"Host": "evil.example"})).status_code == 421
+        refused = await http.put("/faults/*", json={"mode": "down"},
+                                 headers={"Origin": "http://evil.example"})
+        assert refused.status_code == 403 and proxy.listening
 
 
 async def test_the_control_token_never_reaches_the_upstream(proxy: FaultProxy) -> None:

@@ -11,7 +11,7 @@ import pytest
 from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 
-from cblab.backend.profile import FaultProfile, plan_request, rng_for
+from cblab.faults.profile import FaultProfile, plan_request, rng_for
 from cblab.proxy import FaultProxy
 from cblab.proxy.upstream import error_reason
 
