@@ -43,21 +43,25 @@ its `call_timeout` starts, so local queueing (say for pooled connections) is
 never counted as the dependency failing.
 
 Bad configuration fails early with a `ConfigError` naming the entry: the options
-when the middleware is built, tool names and patterns against the server's tools
-on the first request (or at once with ``await middleware.check(mcp)``).
+when the middleware is built; tool names and patterns against the server's tools
+when the server starts with ``CircuitBreakerMiddleware(...).install(mcp)`` (instead
+of ``mcp.add_middleware``), else on the first ``tools/list`` or call, or at once
+with ``await middleware.check(mcp)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
+from fastmcp.server.providers import Provider
 from fastmcp.tools import Tool, ToolResult
 
 from cblab import BreakerRegistry, CircuitBreaker, CircuitBreakerConfig, ConfigError, Outcome
@@ -267,6 +271,13 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
                               + f" (tools: {sorted(tools)})")
         self._checked = True
 
+    def install(self, server: Any) -> CircuitBreakerMiddleware:
+        """`server.add_middleware(self)`, and check tool names when the server starts,
+        so a bad mapping stops the server from starting (a ConfigError naming it)."""
+        server.add_middleware(self)
+        server.add_provider(_StartupCheck(self, server))
+        return self
+
     async def check(self, server: Any) -> None:
         """Check tool names and patterns against `server`'s tools now (ConfigError if bad)."""
         tools = await server.list_tools(run_middleware=False)
@@ -385,6 +396,20 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
 
     def _status_tools(self) -> list[Tool]:
         return status_tools(self.registry, self.status)
+
+
+class _StartupCheck(Provider):
+    """Provides nothing; its lifespan checks the middleware against the server's tools."""
+
+    def __init__(self, middleware: CircuitBreakerMiddleware, server: Any) -> None:
+        super().__init__()
+        self._middleware = middleware
+        self._server = server
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        await self._middleware.check(self._server)
+        yield
 
 
 def refusal_result(text: str, content: dict[str, Any]) -> ToolResult:
