@@ -180,6 +180,9 @@ class CircuitBreaker:
         self._last_failure_wall: float | None = None
         self._apply_config(config)
         self._record: StateRecord = store.attach(name, config, clock(), self._on_store_change)
+        # A shared store may fetch a half-open lease over the network: `call()` awaits
+        # it (within the store's deadline) instead of refusing while it is fetched.
+        self._alease_trial = getattr(self._record, "alease_trial", None)
         self._refresh(self._record.snapshot())
         self._bind_emit()
 
@@ -349,7 +352,9 @@ class CircuitBreaker:
             self._half_open_if_due(now)
             if self._state is not HALF_OPEN:  # a shared store may know better
                 return self.admit() if self._state is CLOSED else self._reject(now)
-        lease, snap = self._record.lease_trial(now)
+        return self._trial_permit(now, *self._record.lease_trial(now))
+
+    def _trial_permit(self, now: float, lease: int, snap: Snapshot) -> Permit | Rejection:
         if snap.generation != self._generation:
             if snap.state is OPEN:
                 self.trial_timeouts += 1
@@ -358,6 +363,15 @@ class CircuitBreaker:
             return self._reject(now)
         self.calls += 1
         return Permit(self._generation, HALF_OPEN, now, lease)
+
+    async def _admit_awaiting_lease(self) -> Permit | Rejection:
+        """`admit()`, except that a HALF_OPEN lease is awaited from the store."""
+        now = self._clock()
+        if self._state is OPEN and self._mode is NORMAL and now >= self._open_until:
+            self._half_open_if_due(now)
+        if self._state is not HALF_OPEN or self._alease_trial is None:
+            return self.admit()
+        return self._trial_permit(now, *await self._alease_trial(now))
 
     def _reject(self, now: float) -> Rejection:
         self.rejected += 1
@@ -483,7 +497,9 @@ class CircuitBreaker:
             self.calls += 1
             admitted_at = clock()
         else:
-            permit = self.admit()
+            permit = self.admit() if self._alease_trial is None else (
+                await self._admit_awaiting_lease()
+            )
             if not permit.admitted:
                 raise CircuitOpenError(self.name, permit.retry_after, permit.state)
             generation, state, trial = permit.generation, permit.state, permit.trial

@@ -33,6 +33,7 @@ shared record) when the transport is back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -88,6 +89,7 @@ class SharedRecord:
         self._held: tuple[int, int] | None = None  # (lease, generation) fetched, not used
         self._held_at = 0.0
         self._fetching = False
+        self._waiter: asyncio.Future[None] | None = None  # resolves when a fetch answers
         self._window = config.policy.name not in ("consecutive", "cumulative")
         self.round_trips = 0
         self._shared: SharedSnapshot | None = None  # the newest shared snapshot adopted
@@ -174,7 +176,8 @@ class SharedRecord:
     def rejoin(self) -> None:
         """The store is back: drop local-only state and adopt the shared record."""
         self._held = None
-        self._fetching = False
+        if self._fetching:
+            self._fetched(None)
         self._sync(self._last_now, timed=False)
 
     def refresh(self) -> None:
@@ -234,10 +237,19 @@ class SharedRecord:
         if transport.immediate:
             reply = self._send("admit", [], now)
             return self._take_lease(reply, now)
-        if not self._fetching:
-            self._fetching = True
-            self._send("admit", [], now, self._fetched)
+        self._start_fetch(now)
         return 0, snap
+
+    def _start_fetch(self, now: float) -> None:
+        """Ask the store for a lease in the background (one request at a time)."""
+        if self._fetching:
+            return
+        self._fetching = True
+        try:
+            self._waiter = asyncio.get_running_loop().create_future()
+        except RuntimeError:
+            self._waiter = None
+        self._send("admit", [], now, self._fetched)
 
     def _take_lease(self, reply: Reply | None, now: float) -> tuple[int, Snapshot]:
         snap = self._view.snapshot()
@@ -252,22 +264,24 @@ class SharedRecord:
         self._fetching = False
         if reply is not None and reply.result == "admitted" and reply.extra > 0:
             self._held = (reply.extra, reply.snapshot.generation)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def alease_trial(self, now: float) -> tuple[int, Snapshot]:
         """`lease_trial`, waiting for the store's answer (within its deadline)."""
         transport = self._transport
-        snap = self._view.snapshot()
-        if (transport.immediate or not transport.usable() or snap.state is not HALF_OPEN
-                or self._held is not None):
+        if transport.immediate or not transport.usable() or self._held is not None:
             return self.lease_trial(now)
-        self.round_trips += 1
-        self._last_now = now
-        reply = await transport.call(self.name, self._config, "admit", [], now)
-        if reply is not None:
-            self.adopt(reply.snapshot, now)
-        elif not transport.usable():
+        if self._view.snapshot().state is not HALF_OPEN:
+            return 0, self._view.snapshot()
+        self._start_fetch(now)
+        waiter = self._waiter
+        if waiter is not None:
+            await asyncio.shield(waiter)
+        if not transport.usable():
             return self._view.lease_trial(now)
-        return self._take_lease(reply, now)
+        return self.lease_trial(now) if self._held is not None else (0, self._view.snapshot())
 
     def settle_trial(self, generation: int, lease: int, outcome: Outcome,
                      now: float) -> Snapshot:
