@@ -318,7 +318,12 @@ class LiveLab:
             self._chart_box.children = (self.figure,)
 
     def _build_figure(self) -> go.FigureWidget:
-        return go.FigureWidget(live_figure(self.variants, self.breaker, self.feed.x_range))
+        fig = live_figure(self.variants, self.breaker, self.feed.x_range)
+        if self.scenario is not None:  # shade its fault phases (04's live check)
+            from .tuning import shade_faults
+
+            shade_faults(fig, self.scenario, self.service)
+        return go.FigureWidget(fig)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -509,7 +514,9 @@ class LiveLab:
             await self._poll()
             self._draw()
             self.finished = True
-            self.status.value = self._status_html("Finished.")
+            self.status.value = self._status_html(
+                "Finished." if self.scenario is None else
+                f"Finished: the {self.scenario.total_duration_s:g} s scenario has ended.")
         except asyncio.CancelledError:
             if not starting.done():
                 starting.cancel()

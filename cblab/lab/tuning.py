@@ -12,7 +12,17 @@ several seeds) and scores each run:
 - false trips: trips while the service was healthy (`with_background_errors`
   gives the healthy phases the small error rate real services have).
 
-`heatmaps` draws one heatmap per score; `best_config` makes a balanced pick.
+`heatmaps` draws one heatmap per score, with a 95 % confidence interval over the
+runs (seeds, time scales) on each cell's hover; `best_config` makes a balanced pick.
+
+Several scenarios at once (a `cblab.sim.sweep.sweep` table): `scenario_picks`
+puts each scenario's own best setting next to the *robust* pick
+(`robust_config`: the setting whose worst scenario is best), and `worst_case`
+gives the per-setting worst scenario as a table `heatmaps` can draw.
+
+`live_check` plays a scenario against the real stack with a setting: its chart
+keeps the whole scenario in view, shades the fault phases, and the run ends
+(saying so) when the scenario does.
 """
 
 from __future__ import annotations
@@ -34,9 +44,14 @@ __all__ = [
     "fault_phases",
     "fault_window",
     "heatmaps",
+    "live_check",
+    "robust_config",
+    "scenario_picks",
     "score_run",
+    "shade_faults",
     "sweep_grid",
     "with_background_errors",
+    "worst_case",
 ]
 
 
@@ -175,10 +190,30 @@ def sweep_grid(
                     rows.append({"failure_threshold": int(threshold), "timeout": float(timeout),
                                  "seed": seed, **score_run(run, service)})
     frame = pd.DataFrame(rows)
-    grouped = frame.groupby(["failure_threshold", "timeout"], as_index=False)
-    out = grouped[[s.column for s in SCORES]].mean()
-    out["runs"] = grouped.size()["size"].to_numpy()
+    columns = [s.column for s in SCORES]
+    out = _cells(frame, columns)
     out.attrs["scenario"] = plan.name
+    return out
+
+
+# Student's t, two-sided 95 %, by degrees of freedom (1.96 beyond the table).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def _cells(frame: pd.DataFrame, columns: Sequence[str],
+           keys: Sequence[str] = ("failure_threshold", "timeout")) -> pd.DataFrame:
+    """Mean per setting, plus `<column>_ci` (half-width of a 95 % confidence interval
+    for the mean over the runs; NaN with one run) and `runs`."""
+    grouped = frame.groupby(list(keys), as_index=False, sort=True)
+    out = grouped[list(columns)].mean()
+    runs = grouped.size()["size"].to_numpy()
+    spread = grouped[list(columns)].std(ddof=1)
+    for column in columns:
+        t = [(_T95[n - 2] if n - 2 < len(_T95) else 1.96) if n > 1 else math.nan for n in runs]
+        out[f"{column}_ci"] = spread[column].to_numpy() / [math.sqrt(n) for n in runs] * t
+    out["runs"] = runs
     return out
 
 
@@ -205,22 +240,35 @@ def heatmaps(
     timeouts = sorted(grid["timeout"].unique())
     if pick is None and {s.column for s in SCORES} <= set(grid.columns):
         pick = best_config(grid)
+    keys = ["failure_threshold", "timeout"]
+    wanted = [s.column for s in scores]
+    # one row per run (a sweep table): average per cell, with a confidence interval;
+    # tables already per setting (sweep_grid, worst_case) carry their own `runs`
+    cells = grid if "runs" in grid else _cells(grid, wanted, keys)
     for i, score in enumerate(scores):
         row, col = divmod(i, cols)
         row, col = row + 1, col + 1
-        table = grid.pivot_table(index="failure_threshold", columns="timeout",
-                                 values=score.column, aggfunc="mean")
-        table = table.reindex(index=thresholds, columns=timeouts)
+
+        def layout(column: str, cells: pd.DataFrame = cells) -> Any:
+            table = cells.pivot_table(index="failure_threshold", columns="timeout",
+                                      values=column, aggfunc="mean", dropna=False)
+            return table.reindex(index=thresholds, columns=timeouts).to_numpy()
+
+        z = layout(score.column)
+        ci = layout(f"{score.column}_ci") if f"{score.column}_ci" in cells else z * math.nan
+        runs = layout("runs") if "runs" in cells else z * math.nan
         scale = "RdYlGn" if score.better == "higher" else "RdYlGn_r"
         sub = fig.get_subplot(row, col)
         fig.add_heatmap(
-            z=table.to_numpy(), x=[f"{t:g}" for t in timeouts], y=[str(t) for t in thresholds],
+            z=z, x=[f"{t:g}" for t in timeouts], y=[str(t) for t in thresholds],
+            customdata=[[_interval(m, h, n, score.fmt) for m, h, n in zip(*cells_row, strict=True)]
+                        for cells_row in zip(z, ci, runs, strict=True)],
             colorscale=scale, texttemplate="%{z:" + score.fmt + "}", textfont={"size": 11},
             colorbar={"x": sub.xaxis.domain[1] + 0.01, "xanchor": "left",
                       "y": sum(sub.yaxis.domain) / 2, "len": 0.42, "thickness": 10,
                       "tickformat": score.fmt},
             hovertemplate="failure_threshold %{y}, timeout %{x} s<br>"
-            + score.column + " %{z:" + score.fmt + "}<extra></extra>",
+            + score.column + " %{z:" + score.fmt + "}<br>%{customdata}<extra></extra>",
             row=row, col=col,
         )
         if pick is not None:
@@ -231,9 +279,8 @@ def heatmaps(
         fig.update_xaxes(title_text="timeout (s)", type="category", row=row, col=col)
         fig.update_yaxes(title_text="failure_threshold", type="category", row=row, col=col)
     if title is None:
-        scenario = grid.attrs.get("scenario") or ", ".join(
-            map(str, dict.fromkeys(grid["scenario"]))) if "scenario" in grid else ""
-        title = f"Sweeping the breaker on “{scenario}”" + (" (outlined: the pick)" if pick else "")
+        title = f"Sweeping the breaker on {_scenario_label(grid)}" + (
+            " (outlined: the pick)" if pick else "")
     apply_layout(fig, title=title,
                  height=330 * rows + 90, xaxis_title=None)
     fig.update_annotations(font_size=12)
@@ -252,3 +299,175 @@ def best_config(grid: pd.DataFrame, *, slack: float = 0.02) -> dict[str, Any]:
     row = good.assign(_cost=waste + slow).sort_values(
         ["_cost", "failure_threshold", "timeout"], kind="stable").iloc[0]
     return {"failure_threshold": int(row["failure_threshold"]), "timeout": float(row["timeout"])}
+
+
+def _interval(mean: float, half: float, runs: float, fmt: str) -> str:
+    """A cell's hover line: its 95 % confidence interval over the runs, when there is one."""
+    if math.isnan(mean):
+        return "no runs"
+    if math.isnan(runs):
+        return ""
+    if runs < 2 or math.isnan(half):
+        return f"{runs:.0f} run: no confidence interval"
+    return (f"95% CI {mean - half:{fmt}} to {mean + half:{fmt}} "
+            f"(mean of {runs:.0f} runs)")
+
+
+def _scenario_label(grid: pd.DataFrame) -> str:
+    """“name”, or “a”, “b” for a table over several scenarios (never empty quotes)."""
+    names = grid.attrs.get("scenario")
+    if not names and "scenario" in grid:
+        names = list(dict.fromkeys(map(str, grid["scenario"])))
+    if not names:
+        sweep_meta = grid.attrs.get("sweep") or {}
+        names = list(sweep_meta.get("scenarios") or [])
+    if isinstance(names, str):
+        names = [names]
+    if not names:
+        return "the simulator"
+    listed = ", ".join(f"“{name}”" for name in names)
+    return f"the worst of {listed}" if grid.attrs.get("worst_of") else listed
+
+
+# --- several scenarios: per-scenario picks and the robust pick -----------------------------
+
+_SETTING = ["failure_threshold", "timeout"]
+
+
+def _score(score: str | Score) -> Score:
+    if isinstance(score, Score):
+        return score
+    for known in (*SWEEP_SCORES, *SCORES):
+        if known.column == score:
+            return known
+    raise ValueError(f"unknown score {score!r}; scores: "
+                     f"{', '.join(dict.fromkeys(s.column for s in (*SWEEP_SCORES, *SCORES)))}")
+
+
+def _per_scenario(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    if "scenario" not in table:
+        raise ValueError("the table has no `scenario` column: pass a cblab.sim.sweep.sweep table")
+    missing = [c for c in (*_SETTING, *columns) if c not in table]
+    if missing:
+        raise ValueError(f"the table has no column(s) {', '.join(missing)}")
+    return table.groupby([*_SETTING, "scenario"], as_index=False, sort=True)[list(columns)].mean()
+
+
+def worst_case(table: pd.DataFrame, scores: Sequence[Score] = SWEEP_SCORES) -> pd.DataFrame:
+    """Per setting, each score in its worst scenario (means over seeds first): a table
+    `heatmaps` can draw. A "higher is better" score takes the minimum, the others the max."""
+    columns = [s.column for s in scores]
+    means = _per_scenario(table, columns)
+    grouped = means.groupby(_SETTING, as_index=False, sort=True)
+    out = grouped[columns].min()
+    for s in scores:
+        if s.better != "higher":
+            out[s.column] = grouped[s.column].max()[s.column].to_numpy()
+    out["runs"] = math.nan  # a worst case over scenarios: no interval to give
+    out.attrs["scenario"] = list(dict.fromkeys(map(str, table["scenario"])))
+    out.attrs["worst_of"] = True
+    return out
+
+
+def _rank(frame: pd.DataFrame, score: Score) -> pd.DataFrame:
+    """Best first: by the score, then fewer wasted calls and faster recovery when the
+    table has them, then the smaller setting (a stable, explainable tie-break)."""
+    by, ascending = [score.column], [score.better != "higher"]
+    for column in ("wasted_share", "recovery_s"):
+        if column in frame and column != score.column:
+            by.append(column)
+            ascending.append(True)
+    return frame.sort_values([*by, *_SETTING], ascending=[*ascending, True, True], kind="stable")
+
+
+def robust_config(table: pd.DataFrame, score: str | Score = "availability") -> dict[str, Any]:
+    """The setting whose *worst* scenario is best (maximin for a score where higher is
+    better, minimax otherwise), from a sweep over several scenarios."""
+    chosen = _score(score)
+    scores = [chosen, *(s for s in SWEEP_SCORES if s.column in table and s != chosen)]
+    row = _rank(worst_case(table, scores), chosen).iloc[0]
+    return {"failure_threshold": int(row["failure_threshold"]), "timeout": float(row["timeout"])}
+
+
+def scenario_picks(table: pd.DataFrame, score: str | Score = "availability") -> pd.DataFrame:
+    """One row per scenario: its own best setting and score, and what the robust pick
+    (`robust_config`) scores there; a last row, "worst case", compares the two over
+    all scenarios. Means over seeds."""
+    import pandas as pd
+
+    chosen = _score(score)
+    extra = [c for c in ("wasted_share", "recovery_s") if c in table and c != chosen.column]
+    means = _per_scenario(table, [chosen.column, *extra])
+    robust = robust_config(table, chosen)
+    at_robust = means[(means["failure_threshold"] == robust["failure_threshold"])
+                      & (means["timeout"] == robust["timeout"])].set_index("scenario")
+    rows = []
+    worst = min if chosen.better == "higher" else max
+    for name in dict.fromkeys(map(str, table["scenario"])):
+        best = _rank(means[means["scenario"] == name], chosen).iloc[0]
+        rows.append({
+            "scenario": name,
+            "its best setting": f"threshold {int(best['failure_threshold'])}, "
+                                f"timeout {best['timeout']:g} s",
+            f"its best {chosen.column}": float(best[chosen.column]),
+            f"robust pick's {chosen.column}": float(at_robust.loc[name, chosen.column]),
+        })
+    rows.append({
+        "scenario": "worst case",
+        "its best setting": "-",
+        f"its best {chosen.column}": worst(r[f"its best {chosen.column}"] for r in rows),
+        f"robust pick's {chosen.column}": worst(r[f"robust pick's {chosen.column}"]
+                                                 for r in rows),
+    })
+    out = pd.DataFrame(rows).set_index("scenario")
+    out.attrs["robust"] = robust
+    return out
+
+
+# --- the live check ------------------------------------------------------------------------
+
+
+def shade_faults(fig: go.Figure, scenario: Any, service: str = "users") -> go.Figure:
+    """Shade each fault phase of `scenario` (phases where `service` differs from the
+    first phase) across every row of a time-axis figure, labelled with its name."""
+    faults = set(fault_phases(scenario, service))
+    for start, phase in zip(scenario.phase_starts, scenario.phases, strict=True):
+        if phase.name in faults:
+            before = len(fig.layout.shapes)
+            fig.add_vrect(x0=start, x1=start + phase.duration_s, row="all", col=1,
+                          fillcolor="#f59e0b", opacity=0.14, layer="below", line_width=0,
+                          name=f"fault: {phase.name}")
+            # the phase's name once, on the top row's band
+            fig.layout.shapes[before].label = {
+                "text": phase.name, "textposition": "top left",
+                "font": {"size": 11, "color": "#92400e"}}
+    return fig
+
+
+def live_check(params: Any, config: Mapping[str, Any], scenario: Any, *,
+               service: str = "users", title: str | None = None, **options: Any) -> Any:
+    """A `LiveLab` that plays `scenario` against the real stack with `config`.
+
+    Its chart keeps the whole scenario in view (the window is at least the scenario's
+    length, so the outage's start never scrolls away) with the fault phases shaded,
+    and the run ends by itself when the scenario does: then `lab.finished` is True
+    and the status says the scenario has ended. A bounded run (`CBLAB_RUN_SECONDS`)
+    squeezes the scenario into it, as `LiveLab` does.
+    """
+    from dataclasses import replace
+
+    from ..sim import resolve_scenario
+    from .live import LiveLab
+
+    plan = resolve_scenario(scenario)
+    length = plan.total_duration_s
+    if not params.run_seconds:
+        params = replace(params, run_seconds=length + 2.0)
+    params = replace(params, window_s=max(params.window_s,
+                                          min(params.run_seconds, length) + 5.0))
+    if title is None:
+        shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in config.items())
+        title = f"Live check of {shown} on “{plan.name}”"
+    return LiveLab(params, config=config, scenario=plan, service=service, title=title,
+                   **options)
