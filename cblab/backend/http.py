@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from cblab.strict_json import loads_json
+
 __all__ = [
     "Connection",
     "HttpError",
@@ -47,7 +49,6 @@ __all__ = [
     "Request",
     "Response",
     "json_response",
-    "loads_json",
 ]
 
 log = logging.getLogger("cblab.backend")
@@ -55,8 +56,6 @@ log = logging.getLogger("cblab.backend")
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_LINES = 100
 MAX_BODY_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 32
-MAX_JSON_INT_DIGITS = 18
 # descriptors kept free for the process itself (listeners, SQLite, logs, imports)
 FD_RESERVE = 64
 
@@ -94,55 +93,6 @@ class Request:
             return loads_json(self.body)
         except ValueError as exc:
             raise HttpError(400, f"invalid JSON body: {exc}") from None
-
-
-def _strict_int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_JSON_INT_DIGITS:
-        raise ValueError(f"integer with {digits} digits (at most {MAX_JSON_INT_DIGITS})")
-    return int(text)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _check_depth(data: Any, limit: int) -> None:
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        children = value.values() if isinstance(value, dict) else value
-        if depth > limit:
-            raise ValueError(f"nested deeper than {limit} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-
-
-def loads_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """`json.loads` for untrusted bodies: ValueError (with a reason) on invalid JSON,
-    nesting deeper than `max_depth`, integers longer than 18 digits, numbers that
-    overflow a float, and NaN/Infinity (not JSON). A body nested thousands deep
-    raises ValueError, not RecursionError."""
-    try:
-        parsed = json.loads(
-            data,
-            parse_int=_strict_int,
-            parse_float=_finite_float,
-            parse_constant=_no_constant,
-        )
-    except RecursionError:
-        raise ValueError(f"nested deeper than {max_depth} levels") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8: {exc}") from None
-    if isinstance(parsed, dict | list):
-        _check_depth(parsed, max_depth)
-    return parsed
 
 
 def _finite(value: Any) -> Any:

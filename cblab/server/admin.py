@@ -22,6 +22,10 @@
 Admin routes need ``Authorization: Bearer <token>`` (compared in constant time):
 401 without it or with a wrong one; 403 when the server has no admin token (admin
 disabled). FastMCP's own auth does not cover custom routes, hence this check.
+Every route, admin or not, also needs a loopback Host and (if sent) Origin:
+fastmcp's `host_origin_protection="auto"` answers 421 / 403 before any route runs.
+A body that is not JSON, or is nested deeper than 32 levels, or holds an integer
+over 18 digits or NaN/Infinity, gets 400 `bad_request` (`cblab.strict_json`).
 
 On an unprotected server `reset` puts the breaker back to its unprotected mode
 (disabled), so the variant stays what it claims to be; the other actions do
@@ -31,7 +35,6 @@ exactly what they say.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from cblab import CircuitBreakerConfig, ConfigError
 from cblab.integrations.middleware import json_safe as _json_safe
+from cblab.strict_json import loads_json
 
 from . import metrics
 
@@ -153,7 +157,7 @@ def register_routes(mcp: FastMCP, lab: LabServer) -> None:
         if request.method == "GET":
             return JSONResponse(_json_safe({"breaker": breaker.get_status()}))
         try:
-            body = json.loads(await request.body() or b"null")
+            body = loads_json(await request.body() or b"null")
         except ValueError as exc:
             return _error(400, "bad_request", f"body is not valid JSON: {exc}")
         if not isinstance(body, dict):

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from fastmcp.exceptions import DisabledError, NotFoundError
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 
 from cblab import CallRecord, CircuitBreaker, Event, EventLog, Outcome, StateChange
@@ -44,6 +45,18 @@ from cblab.integrations.refusal import LOCAL_OVERLOAD
 from cblab.schema import EVENT_COLUMNS
 
 __all__ = ["CallNote", "Instrumentation", "ToolCallRecorder", "note_error"]
+
+# Bounds on what a caller's choice of tool name can make the server keep (issue 15):
+# an unknown tool is counted under one label and its name cut short in its row,
+# and the `tool` label set of `cblab_tool_calls_total` never exceeds MAX_TOOL_LABELS.
+UNKNOWN_TOOL = "unknown"
+OTHER_TOOLS = "other"
+MAX_TOOL_LABELS = 256
+MAX_TOOL_NAME_CHARS = 64
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= MAX_TOOL_NAME_CHARS else name[: MAX_TOOL_NAME_CHARS - 1] + "…"
 
 SOURCE = "server"
 
@@ -128,6 +141,7 @@ class Instrumentation:
         self.log = EventLog(capacity)
         self.meters: dict[str, BreakerMeter] = {}
         self.tool_calls: Counter[tuple[str, str]] = Counter()  # (tool, outcome) -> count
+        self._tool_labels: set[str] = set()
 
     # --- breakers -------------------------------------------------------------------
 
@@ -172,8 +186,9 @@ class Instrumentation:
     def record_call(
         self, *, tool: str, started: float, ended: float, outcome: str,
         breaker: CircuitBreaker | None, state_before: str | None, note: CallNote,
-        error_type: str | None,
+        error_type: str | None, known: bool = True,
     ) -> None:
+        """One call row; `known` False for a tool the server does not have."""
         record = note.record
         state = state_before
         generation = None
@@ -185,11 +200,21 @@ class Instrumentation:
         elif note.error_type is not None:
             error_type = note.error_type
         state_after = breaker.state.value if breaker is not None else None
-        self.tool_calls[(tool, outcome)] += 1
+        self.tool_calls[(self._tool_label(tool, known), outcome)] += 1
         self._append(
-            "call", started - self.t0, breaker.name if breaker is not None else None, tool,
+            "call", started - self.t0, breaker.name if breaker is not None else None, _short(tool),
             outcome, ended - started, state, state_after, error_type, None, generation,
         )
+
+    def _tool_label(self, tool: str, known: bool) -> str:
+        if not known:
+            return UNKNOWN_TOOL
+        labels = self._tool_labels
+        if tool not in labels:
+            if len(labels) >= MAX_TOOL_LABELS:
+                return OTHER_TOOLS
+            labels.add(tool)
+        return tool
 
     def now(self) -> float:
         """Seconds since the server started (the `t` of a row logged now)."""
@@ -230,6 +255,7 @@ class ToolCallRecorder(Middleware):
         token = _current_call.set(note)
         started = instr.clock()
         outcome, error_type = Outcome.SUCCESS.value, None
+        known = True
         try:
             result = await call_next(context)
             if getattr(result, "is_error", False):
@@ -246,10 +272,13 @@ class ToolCallRecorder(Middleware):
             # Refused before any breaker saw it (bad arguments, unknown tool), unless
             # the breaker recorded the call: then its record decides the row.
             outcome, error_type = Outcome.EXCLUDED.value, type(exc).__name__
+            if isinstance(exc, NotFoundError | DisabledError):
+                known, error_type = False, "unknown_tool"
             raise
         finally:
             _current_call.reset(token)
             instr.record_call(
                 tool=tool, started=started, ended=instr.clock(), outcome=outcome,
                 breaker=breaker, state_before=state_before, note=note, error_type=error_type,
+                known=known,
             )

@@ -23,7 +23,9 @@ Metric names (every one labelled with the breaker's `name`):
     counter of automatic CLOSED/HALF_OPEN -> OPEN moves.
 
 And one server-wide counter: ``cblab_tool_calls_total{tool,outcome}`` (the call
-rows' outcomes, see `instrumentation`).
+rows' outcomes, see `instrumentation`). Its label sets are bounded whatever
+clients send: a tool the server does not have is counted as `tool="unknown"`,
+and past 256 distinct tools the rest are `tool="other"`; outcomes are a fixed set.
 """
 
 from __future__ import annotations
