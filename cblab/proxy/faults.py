@@ -26,6 +26,9 @@ hang     no answer until the client gives up (its deadline), the mode leaves
 down     only on ``"*"``: the proxy closes its MCP listener (connections refused)
 ======== =========================================================================
 
+Latency is *added* to the upstream's own: a profile without ``latency`` adds none
+(the backend's default of 1 ms is a service time, not a delay on top of one).
+
 Capacity limits (`max_concurrency`) are not modelled by the proxy: a profile that
 sets one is refused with a message saying so.
 """
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cblab.faults.profile import (
-    HEALTHY,
+    ConstantLatency,
     FaultProfile,
     ProfileError,
     RequestPlan,
@@ -61,11 +64,15 @@ class UnknownToolError(LookupError):
         super().__init__(f"unknown tool {name!r}; the upstream server's tools: {shown} (or '*')")
 
 
+#: A transparent proxy: no errors, no added latency.
+NO_FAULT = FaultProfile(latency=ConstantLatency(0.0))
+
+
 @dataclass(frozen=True)
 class ToolFault:
     """A fault profile and how its injected errors are expressed."""
 
-    profile: FaultProfile = HEALTHY
+    profile: FaultProfile = NO_FAULT
     error_as: ErrorAs = "is_error"
 
     def __post_init__(self) -> None:
@@ -84,6 +91,7 @@ class ToolFault:
             raise ProfileError(f"fault profile must be an object, got {data!r}")
         fields = dict(data)
         error_as = fields.pop("error_as", "is_error")
+        fields.setdefault("latency", NO_FAULT.latency.to_dict())
         return cls(FaultProfile.from_dict(fields), error_as)
 
     def merged(self, patch: Any) -> ToolFault:
