@@ -18,11 +18,13 @@ from ._policies import (
     policy_from_dict,
 )
 from ._registry import BreakerRegistry
+from ._store import BreakerStore, MemoryRecord, MemoryStore, Mode, Snapshot, StateRecord
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BreakerRegistry",
+    "BreakerStore",
     "CallRecord",
     "CircuitBreaker",
     "CircuitBreakerConfig",
@@ -38,10 +40,15 @@ __all__ = [
     "FailurePolicy",
     "LogSlice",
     "ManualClock",
+    "MemoryRecord",
+    "MemoryStore",
+    "Mode",
     "Outcome",
     "Permit",
     "Rejection",
+    "Snapshot",
     "StateChange",
+    "StateRecord",
     "TimeWindow",
     "__version__",
     "monotonic",

@@ -239,7 +239,8 @@ class CircuitBreaker:
     def _bind_emit(self) -> None:
         # With no listeners, emitting is one bound-method call into the log, and a
         # call is logged as the plain tuple of its CallRecord fields (see EventLog).
-        self._log_extend, self._log_seq = self.event_log._extend, self.event_log._seq
+        log = self.event_log
+        self._log_append, self._log_items, self._log_limit = log._append, log._items, log._limit
         self._emit = self.event_log.append if not self._listeners else self._fan_out
         # call()'s inline success path applies only without listeners or a slow-call rule
         self._plain = not self._listeners and self._slow_after is None
@@ -256,8 +257,10 @@ class CircuitBreaker:
         """Append one call, given as the tuple of its CallRecord fields."""
         if self._listeners:
             self._fan_out(_new_tuple(CallRecord, fields))
-        else:  # the log builds the CallRecord when someone reads it
-            self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
+        else:  # EventLog.append, inlined; the log builds the CallRecord when read
+            self._log_append(fields)
+            if len(self._log_items) >= self._log_limit:
+                self.event_log._trim()
 
     # --- state ---------------------------------------------------------------------------
 
@@ -491,19 +494,50 @@ class CircuitBreaker:
 
         Raises CircuitOpenError (without calling `func`) while the breaker refuses calls.
         """
-        clock = self._clock
-        if self._state is CLOSED:  # the hot path: admit inline, no Permit object
-            generation, state, trial = self._generation, CLOSED, 0
-            self.calls += 1
-            admitted_at = clock()
-        else:
-            permit = self.admit() if self._alease_trial is None else (
-                await self._admit_awaiting_lease()
-            )
+        if self._state is not CLOSED or self._call_timeout is not None:
+            if self._alease_trial is None:
+                permit = self.admit()
+            else:  # a shared store: a half-open lease may come over the network
+                permit = await self._admit_awaiting_lease()
             if not permit.admitted:
                 raise CircuitOpenError(self.name, permit.retry_after, permit.state)
-            generation, state, trial = permit.generation, permit.state, permit.trial
-            admitted_at = permit.admitted_at
+            return await self._call_permitted(permit, func, args, kwargs)
+        # The hot path: a CLOSED breaker admits inline (no Permit object), and a
+        # success is `_settle`'s success branch inlined (it is a fifth of the cost of
+        # a call) when it is still current, with no slow-call rule and no listeners.
+        generation = self._generation
+        self.calls += 1
+        clock = self._clock
+        admitted_at = clock()
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            self._finish(generation, CLOSED, 0, admitted_at, exc)
+            raise
+        now = clock()
+        if generation != self._generation or not self._plain:
+            self._settle(generation, CLOSED, 0, admitted_at, SUCCESS, now, now - admitted_at, None)
+            return result
+        self.successes += 1
+        self._log_append(
+            (self.name, admitted_at, now - admitted_at, SUCCESS, CLOSED, None, generation)
+        )
+        if len(self._log_items) >= self._log_limit:
+            self.event_log._trim()
+        if self._success_matters:  # the store hears of a success only when the policy cares
+            self._follow(self._record.record_success(generation, now, False))
+        return result
+
+    async def _call_permitted(
+        self,
+        permit: Permit,
+        func: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        """`call` with a permit in hand: trial calls, and any call under `call_timeout`."""
+        permit.settled = True
+        generation, state, trial = permit.generation, permit.state, permit.trial
         try:
             if self._call_timeout is None:
                 result = await func(*args, **kwargs)
@@ -511,33 +545,26 @@ class CircuitBreaker:
                 async with asyncio.timeout(self._call_timeout):
                     result = await func(*args, **kwargs)
         except BaseException as exc:
-            now = clock()
-            self._settle(
-                generation,
-                state,
-                trial,
-                admitted_at,
-                self._classify(exc),
-                now,
-                now - admitted_at,
-                type(exc).__name__,
-            )
+            self._finish(generation, state, trial, permit.admitted_at, exc)
             raise
-        now = clock()
-        if trial or generation != self._generation or not self._plain:
-            self._settle(
-                generation, state, trial, admitted_at, SUCCESS, now, now - admitted_at, None
-            )
-            return result
-        # The common case, `_settle`'s success branch inlined (it is a fifth of the
-        # cost of a call): a closed-state success, still current, no slow-call rule,
-        # no listeners. The store hears of it only when the policy cares.
-        self.successes += 1
-        fields = (self.name, admitted_at, now - admitted_at, SUCCESS, CLOSED, None, generation)
-        self._log_extend(zip((fields,), self._log_seq))  # noqa: B905
-        if self._success_matters:
-            self._follow(self._record.record_success(generation, now, False))
+        self._finish(generation, state, trial, permit.admitted_at, None)
         return result
+
+    def _finish(
+        self,
+        generation: int,
+        state: CircuitState,
+        trial: int,
+        admitted_at: float,
+        exc: BaseException | None,
+    ) -> None:
+        """Settle a call that `call` ran, from the exception it raised, if any."""
+        now = self._clock()
+        if exc is None:
+            outcome, error = SUCCESS, None
+        else:
+            outcome, error = self._classify(exc), type(exc).__name__
+        self._settle(generation, state, trial, admitted_at, outcome, now, now - admitted_at, error)
 
     def call_sync(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call a blocking `func` through the breaker; safe from many threads at once.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from collections import deque
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -98,56 +97,66 @@ class LogSlice(NamedTuple):
 class EventLog:
     """A bounded, sequence-numbered log that never blocks the call path.
 
-    Numbering and appending happen in one C-level step (no Python bytecode in
-    between, so no thread switch), which keeps the sequence in order without a
-    lock: breakers in threads and on an event loop share a log and never wait.
-    When full, the oldest events are dropped; readers learn how many they
+    Appending is one `list.append` (atomic under the GIL, no lock), and an
+    event's sequence number is its position: `seq = trimmed + index + 1`.
+    Breakers in threads and on an event loop share a log and never wait on
+    each other. The list may grow to twice `capacity`; then the appender that
+    crossed the line trims the oldest half under a lock that only readers and
+    trimming take (so one append in `capacity` waits at most for a reader's
+    copy). Readers see the newest `capacity` events and learn how many they
     missed from the gap in sequence numbers.
     """
 
-    __slots__ = ("_buffer", "_extend", "_seq", "capacity")
+    __slots__ = ("_items", "_append", "_trimmed", "_lock", "_limit", "capacity")
 
     def __init__(self, capacity: int = 10_000) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
         self.capacity = capacity
-        # Entries are (event, seq). A breaker's hot path stores a call as the plain
-        # tuple of its CallRecord fields and `since` builds the NamedTuple; any
-        # other plain tuple is boxed on the way in, so the two never mix up.
-        self._buffer: deque[tuple[Any, int]] = deque(maxlen=capacity)
-        self._extend = self._buffer.extend
-        self._seq = itertools.count(1)
+        # A breaker's hot path stores a call as the plain tuple of its CallRecord
+        # fields and `since` builds the NamedTuple; any other plain tuple is boxed
+        # on the way in, so the two never mix up.
+        self._items: list[Any] = []
+        self._append = self._items.append
+        self._trimmed = 0  # events dropped from the front so far
+        self._lock = threading.Lock()
+        self._limit = 2 * capacity  # trim when the list reaches this length
 
     def append(self, event: Any) -> None:
         """Add an event (any object; breakers add CallRecords and StateChanges)."""
         if type(event) is tuple:
             event = _Boxed(event)
-        # zip() pairs the event with the next number inside C: atomic under the GIL.
-        # The event comes first so zip stops before drawing a number it won't use.
-        self._extend(zip((event,), self._seq))  # noqa: B905 (strict= costs 1 µs)
+        self._append(event)
+        if len(self._items) >= self._limit:
+            self._trim()
 
-    def _append_call_fields(self, fields: tuple) -> None:
-        """A breaker's call, as the plain tuple of CallRecord fields (see `CircuitBreaker`)."""
-        self._extend(zip((fields,), self._seq))  # noqa: B905
+    def _trim(self) -> None:
+        """Drop all but the newest `capacity` events (called by appenders, rarely)."""
+        with self._lock:
+            excess = len(self._items) - self.capacity
+            if excess > 0:
+                # Appends may land meanwhile: they go to the end and keep their seq.
+                del self._items[:excess]
+                self._trimmed += excess
 
     @property
     def last_seq(self) -> int:
         """Sequence number of the newest event, 0 when empty."""
-        buffer = self._buffer
-        return buffer[-1][1] if buffer else 0
+        with self._lock:
+            return self._trimmed + len(self._items)
 
     def since(self, after: int = 0, limit: int | None = None) -> LogSlice:
         """Events with a sequence number greater than `after`, oldest first."""
-        snapshot = list(self._buffer)  # one C-level copy: consistent under the GIL
-        if not snapshot:
-            return LogSlice([], after, 0)
-        first = snapshot[0][1]
-        start = max(after + 1 - first, 0)
-        missed = max(first - after - 1, 0)
-        stop = None if limit is None else start + limit
-        events = [(seq, _unpack(event)) for event, seq in snapshot[start:stop]]
+        with self._lock:  # a consistent (trimmed, items) pair
+            items, trimmed = self._items, self._trimmed
+            total = len(items)
+            first = trimmed + max(total - self.capacity, 0) + 1  # oldest seq a reader sees
+            start = max(after + 1, first)
+            stop = trimmed + total + 1 if limit is None else min(start + limit, trimmed + total + 1)
+            chunk = items[start - trimmed - 1 : stop - trimmed - 1]
+        events = [(seq, _unpack(event)) for seq, event in enumerate(chunk, start)]
         last = events[-1][0] if events else after
-        return LogSlice(events, last, missed)
+        return LogSlice(events, last, max(first - after - 1, 0) if total else 0)
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        return min(len(self._items), self.capacity)

@@ -9,18 +9,27 @@ from ._breaker import CircuitBreaker
 from ._clock import Clock, monotonic
 from ._config import CircuitBreakerConfig, ConfigError
 from ._events import CircuitState, EventLog
+from ._store import BreakerStore, MemoryStore
 
 
 class BreakerRegistry:
     """Creates breakers on first use and hands out the same one afterwards.
 
-    All breakers share the registry's clock and event log, so one poller sees
-    every breaker's events in one sequence.
+    All breakers share the registry's clock, event log and state store, so one
+    poller sees every breaker's events in one sequence, and one shared store
+    (e.g. Redis) serves every breaker.
     """
 
-    def __init__(self, *, clock: Clock = monotonic, event_log: EventLog | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = monotonic,
+        event_log: EventLog | None = None,
+        store: BreakerStore | None = None,
+    ) -> None:
         self.clock = clock
         self.event_log = event_log if event_log is not None else EventLog()
+        self.store: BreakerStore = store if store is not None else MemoryStore()
         self._breakers: dict[str, CircuitBreaker] = {}
 
     def get(self, name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
@@ -32,7 +41,9 @@ class BreakerRegistry:
         """
         breaker = self._breakers.get(name)
         if breaker is None:
-            breaker = CircuitBreaker(name, config, clock=self.clock, event_log=self.event_log)
+            breaker = CircuitBreaker(
+                name, config, clock=self.clock, event_log=self.event_log, store=self.store
+            )
             self._breakers[name] = breaker
         elif config is not None and config != breaker.config:
             raise ConfigError(

@@ -94,3 +94,46 @@ def test_any_object_appended_comes_back_untouched():
     log.append(("a", 1))
     log.append({"kind": "custom"})
     assert [event for _, event in log.since(0).events] == [("a", 1), {"kind": "custom"}]
+
+
+def test_trimming_keeps_the_newest_capacity_events_and_their_numbers():
+    log = EventLog(capacity=4)
+    for i in range(1, 12):  # crosses the trim line (2 x capacity) once
+        log.append(i)
+        page = log.since(0)
+        assert [seq for seq, _ in page.events] == [e for _, e in page.events]  # seq == value
+        assert len(page.events) == min(i, 4) and page.missed == max(i - 4, 0)
+        assert log.last_seq == i and len(log) == min(i, 4)
+    assert len(log._items) <= 8  # bounded by twice the capacity
+
+
+def test_appends_racing_trims_and_readers_keep_sequence_numbers_true():
+    log = EventLog(capacity=50)
+    seen_bad = []
+
+    def writer(tag):
+        for i in range(5_000):
+            log.append((tag, i))
+
+    def reader():
+        after = 0
+        for _ in range(2_000):
+            page = log.since(after)
+            seqs = [seq for seq, _ in page.events]
+            if seqs and seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+                seen_bad.append(seqs)
+            after = page.last_seq
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    threads.append(threading.Thread(target=reader))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not seen_bad
+    assert log.last_seq == 20_000
+    tail = [event for _, event in log.since(0).events]
+    assert len(tail) == 50
+    for tag in range(4):  # each writer's own events stay in order
+        mine = [i for t, i in tail if t == tag]
+        assert mine == sorted(mine)

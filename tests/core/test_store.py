@@ -80,3 +80,14 @@ def test_a_healthy_closed_call_never_reaches_the_store():
     breaker.record(breaker.admit(), "success")  # resets the count: one write
     breaker.record(breaker.admit(), "success")
     assert calls == ["success"]
+
+
+def test_a_registry_hands_its_store_to_every_breaker():
+    from cblab import BreakerRegistry
+
+    store = PushingStore()
+    registry = BreakerRegistry(clock=ManualClock(), store=store)
+    registry.get("github")
+    registry.get("database")
+    assert set(store.records) == {"github", "database"}
+    assert registry.get("github").store is store
