@@ -1,5 +1,5 @@
 """Simulator speed: calls per second on one core, a 100 x 100,000-call sweep on 2 cores,
-and simulated seconds per wall second.
+simulated seconds per wall second, and sweep executors side by side.
 
     python -m benchmarks.bench_sim            # or: python -m benchmarks sim
     python -m benchmarks.bench_sim --quick    # smaller, for a smoke run
@@ -8,6 +8,14 @@ Every timing is the best of a few repeats (`time.perf_counter`), the usual way t
 read through noise from other processes. Targets: >= 300,000 calls/s on one core;
 the sweep in <= 30 s on 2 cores. The component rows (the breaker alone,
 `plan_request` alone) show the floor the simulator sits on.
+
+Executors (issue 14): the same 1,000-simulation sweep (no cache) on the local
+process pool and on a Dask LocalCluster, both with 2 workers, measured in
+alternation; target: Dask within 15 % of the pool. The cluster is started once
+and its start-up reported on its own row (a notebook or a real cluster pays it
+once, not per sweep). Scaling: the sweep on 1 and on 2 Dask workers (target
+>= 1.8x), and from the measured per-simulation cost and 2-worker efficiency, the
+time a 10,000-simulation sweep would take on W workers.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ from cblab import CircuitBreaker, CircuitBreakerConfig, EventLog, Outcome
 from cblab.faults.profile import FaultProfile, plan_request, rng_for
 from cblab.faults.scenario import Scenario
 from cblab.sim import simulate, single_phase
+from cblab.sim.executors import DaskExecutor, LocalExecutor
 from cblab.sim.sweep import sweep
 
 TARGET_CALLS_PER_S = 300_000
 TARGET_SWEEP_S = 30.0
+TARGET_DASK_OVERHEAD = 0.15  # Dask within 15 % of the local pool
+TARGET_SCALING = 1.8  # 2 workers vs 1
 CONFIG = CircuitBreakerConfig(failure_threshold=5, timeout=5.0)
 HEALTHY = {"latency": {"kind": "constant", "ms": 20}, "error_rate": 0.01}
 
@@ -69,11 +80,68 @@ def flapping(calls: int) -> Scenario:
     return base.scaled(calls / (20.0 * base.total_duration_s))
 
 
+def executor_rows(sims: int, repeats: int) -> tuple[list[tuple[str, str, str]], bool]:
+    """The same sweep of `sims` simulations on the local pool and on Dask, side by side."""
+    seeds = max(1, sims // 100)
+    grid = {"failure_threshold": list(range(2, 12)), "timeout": [1, 2, 3, 5, 8, 10, 15, 20, 30, 45]}
+    if sims < 1000:
+        grid = {"failure_threshold": list(range(2, 12)), "timeout": [1, 5, 20, 45][: max(1, sims // 100)]}
+        seeds = 10 if sims >= 100 else 1
+    scenario = Scenario.load("flapping")  # 90 s, ~1,800 calls, trips and probes
+
+    def timed(executor) -> tuple[float, int]:
+        start = time.perf_counter()
+        table = sweep(grid, scenario, seeds, executor=executor, cache=False, progress=False)
+        return time.perf_counter() - start, len(table)
+
+    rows: list[tuple[str, str, str]] = []
+    started = time.perf_counter()
+    with DaskExecutor(workers=2) as dask2:
+        startup = time.perf_counter() - started
+        pool2 = LocalExecutor(2)
+        local, dask = [], []
+        for _ in range(repeats):  # alternate, so both see the same background load
+            local.append(timed(pool2)[0])
+            seconds, n = timed(dask2)
+            dask.append(seconds)
+    with DaskExecutor(workers=1) as dask1:
+        one = [timed(dask1)[0] for _ in range(repeats)]
+    best_local, best_dask, best_one = min(local), min(dask), min(one)
+    overhead = best_dask / best_local - 1
+    scaling = best_one / best_dask
+    per_sim = best_one / n  # one worker's cost per simulation, batching included
+    efficiency = scaling / 2
+    rows.append((f"sweep {n:,} sims: local pool, 2 workers", f"{best_local:.2f} s "
+                 f"({n / best_local:,.0f} sims/s)", ""))
+    rows.append((f"sweep {n:,} sims: Dask LocalCluster, 2 workers", f"{best_dask:.2f} s "
+                 f"({overhead:+.0%} vs the pool)",
+                 f"target within {TARGET_DASK_OVERHEAD:.0%}: "
+                 f"{'met' if overhead <= TARGET_DASK_OVERHEAD else 'NOT met'}"))
+    rows.append(("Dask LocalCluster start-up (2 workers, once)", f"{startup:.2f} s", ""))
+    rows.append((f"sweep {n:,} sims: Dask, 1 worker", f"{best_one:.2f} s "
+                 f"({per_sim * 1e3:.2f} ms/sim)", ""))
+    rows.append(("scaling, 1 -> 2 Dask workers", f"{scaling:.2f}x",
+                 f"target >= {TARGET_SCALING}x: {'met' if scaling >= TARGET_SCALING else 'NOT met'}"))
+    for workers in (8, 32, 128):
+        projected = 10_000 * per_sim / (workers * efficiency)
+        rows.append((f"projected: 10,000 sims on {workers} workers",
+                     f"{projected:.1f} s", f"{per_sim * 1e3:.2f} ms/sim / ({workers} x "
+                     f"{efficiency:.0%} efficiency)"))
+    met = overhead <= TARGET_DASK_OVERHEAD and scaling >= TARGET_SCALING
+    return rows, met
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_sim")
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only-executors", action="store_true",
+                        help="only the local-pool vs Dask rows")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.only_executors:
+        rows, _ = executor_rows(100 if args.quick else 1000, 1 if args.quick else args.repeats)
+        _print_table(rows, args.quick)
+        return 0
     calls = 20_000 if args.quick else 200_000
     sweep_points, sweep_calls = (10, 20_000) if args.quick else (100, 100_000)
     repeats = 1 if args.quick else args.repeats
@@ -131,17 +199,23 @@ def main(argv: list[str] | None = None) -> int:
         f"target <= {TARGET_SWEEP_S:.0f} s" if not args.quick else "quick run",
     ))
 
-    print(f"cblab simulator on {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
-          f"{' (quick)' if args.quick else ''}\n")
-    print("| measurement | result | note |")
-    print("|---|---|---|")
-    for label, result, note in rows:
-        print(f"| {label} | {result} | {note} |")
+    executors, _ = executor_rows(100 if args.quick else 1000, 1 if args.quick else args.repeats)
+    rows += executors
+    _print_table(rows, args.quick)
     met = headline >= TARGET_CALLS_PER_S
     print(f"\none-core target {'met' if met else 'NOT met'}: {headline:,.0f} calls/s "
           f"vs {TARGET_CALLS_PER_S:,}; sweep {elapsed:.1f} s")
     return 0
+
+
+def _print_table(rows: list[tuple[str, str, str]], quick: bool) -> None:
+    print(f"cblab simulator on {platform.python_implementation()} {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+          f"{' (quick)' if quick else ''}\n")
+    print("| measurement | result | note |")
+    print("|---|---|---|")
+    for label, result, note in rows:
+        print(f"| {label} | {result} | {note} |")
 
 
 if __name__ == "__main__":

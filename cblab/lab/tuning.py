@@ -401,23 +401,26 @@ def scenario_picks(table: pd.DataFrame, score: str | Score = "availability") -> 
     robust = robust_config(table, chosen)
     at_robust = means[(means["failure_threshold"] == robust["failure_threshold"])
                       & (means["timeout"] == robust["timeout"])].set_index("scenario")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    best_values: list[float] = []
+    robust_values: list[float] = []
     worst = min if chosen.better == "higher" else max
     for name in dict.fromkeys(map(str, table["scenario"])):
         best = _rank(means[means["scenario"] == name], chosen).iloc[0]
+        best_values.append(float(best[chosen.column]))
+        robust_values.append(float(at_robust.loc[name, chosen.column]))
         rows.append({
             "scenario": name,
             "its best setting": f"threshold {int(best['failure_threshold'])}, "
                                 f"timeout {best['timeout']:g} s",
-            f"its best {chosen.column}": float(best[chosen.column]),
-            f"robust pick's {chosen.column}": float(at_robust.loc[name, chosen.column]),
+            f"its best {chosen.column}": best_values[-1],
+            f"robust pick's {chosen.column}": robust_values[-1],
         })
     rows.append({
         "scenario": "worst case",
         "its best setting": "-",
-        f"its best {chosen.column}": worst(r[f"its best {chosen.column}"] for r in rows),
-        f"robust pick's {chosen.column}": worst(r[f"robust pick's {chosen.column}"]
-                                                 for r in rows),
+        f"its best {chosen.column}": worst(best_values),
+        f"robust pick's {chosen.column}": worst(robust_values),
     })
     out = pd.DataFrame(rows).set_index("scenario")
     out.attrs["robust"] = robust

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -207,9 +208,13 @@ class DaskExecutor(Executor):
             import logging
 
             try:
-                self._cluster = distributed.LocalCluster(
-                    n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1,
-                    processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                with warnings.catch_warnings():
+                    # "Port 8787 is already in use": its health routes move to a free port
+                    warnings.filterwarnings("ignore", message="Port .* is already in use")
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1,
+                        processes=True, host="127.0.0.1", dashboard_address=None,
+                        silence_logs=logging.ERROR)
             except RuntimeError as exc:
                 raise ExecutorError(
                     f"could not start a Dask LocalCluster ({exc}); in a script, start the "
@@ -250,7 +255,12 @@ class DaskExecutor(Executor):
         finished: set[int] = set()
         try:
             for future in as_completed(futures, loop=self.client.loop):
-                result = future.result()
+                try:
+                    result = future.result()
+                except ImportError as exc:  # raised on a worker, re-raised here
+                    raise ExecutorError(
+                        f"the Dask workers cannot import what the sweep needs ({exc}): "
+                        "install the same cblab in the workers' environment") from None
                 finished.add(index[future.key])
                 future.release()
                 yield index[future.key], result

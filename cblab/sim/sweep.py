@@ -320,14 +320,16 @@ def sweep(
                                                  runner.parallelism, chunks_per_worker)
                 batches = [pending[i:i + size] for i in range(0, len(pending), size)]
                 meta.update(runner.describe(), batch_size=size, batches=len(batches))
-                if batches:
+                try:
                     for _, done in runner.run(_run_batch, batches):
                         for index, figures in done:
                             keep(index, figures)
                         bar.update(len(done))
+                except ExecutorError as exc:
+                    raise SweepError(str(exc)) from None
     if store is not None:
         store.prune()
-    rows = [{**label, **figures} for label, figures in zip(labels, results, strict=True)]
+    rows = [{**label, **(figures or {})} for label, figures in zip(labels, results, strict=True)]
     table = pd.DataFrame(rows)
     from cblab import __version__
 

@@ -119,3 +119,10 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+def needs_a_missing_module(batch: object) -> object:
+    """A task as a worker without the right packages would run it."""
+    import cblab_no_such_module  # type: ignore[import-not-found]  # noqa: F401
+
+    return batch

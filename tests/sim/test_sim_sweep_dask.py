@@ -12,10 +12,10 @@ import pytest
 
 from cblab.sim.cache import ResultCache
 from cblab.sim.cli import sweep_main
-from cblab.sim.executors import DaskExecutor
+from cblab.sim.executors import DaskExecutor, ExecutorError
 from cblab.sim.sweep import SweepError, sweep
 
-from .sweep_helpers import DaskCluster, short, wait_for
+from .sweep_helpers import DaskCluster, needs_a_missing_module, short, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,9 @@ def test_cli_sweep_on_the_cluster_writes_parquet(cluster, tmp_path, capsys):
     table = pd.read_parquet(out)
     assert len(table) == 4 and table.attrs["sweep"]["executor"] == "dask"
     assert table.attrs["sweep"]["options"]["deadline_s"] == 1.0
+
+
+def test_workers_that_cannot_import_cblab_are_a_clear_error(cluster):
+    with DaskExecutor(cluster.address) as executor, pytest.raises(
+            ExecutorError, match=r"workers cannot import .*cblab_no_such_module"):
+        list(executor.run(needs_a_missing_module, [[1], [2]]))
