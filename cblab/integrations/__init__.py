@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .bulkhead import Bulkhead
     from .classify import Classifier, DependencyError, Verdict, classify_exception, classify_status
+    from .client import GuardedClient
     from .middleware import CircuitBreakerMiddleware
+    from .transport import BreakerTransport
 
 _LAZY = {
     "Bulkhead": ".bulkhead",
@@ -27,13 +29,17 @@ _LAZY = {
     "classify_exception": ".classify",
     "classify_status": ".classify",
     "CircuitBreakerMiddleware": ".middleware",
+    "BreakerTransport": ".transport",
+    "GuardedClient": ".client",
 }
 
 __all__ = [
+    "BreakerTransport",
     "Bulkhead",
     "CircuitBreakerMiddleware",
     "Classifier",
     "DependencyError",
+    "GuardedClient",
     "Verdict",
     "classify_exception",
     "classify_status",

@@ -68,6 +68,7 @@ from cblab import BreakerRegistry, CircuitBreaker, CircuitBreakerConfig, ConfigE
 from cblab._clock import Clock, monotonic
 
 from . import refusal
+from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
 
@@ -95,17 +96,6 @@ _SUCCESS = Outcome.SUCCESS
 _EXCLUDED = Outcome.EXCLUDED
 _FAILURE = Outcome.FAILURE
 _GLOB = frozenset("*?[")
-
-
-def _config(where: str, value: Any) -> CircuitBreakerConfig:
-    if isinstance(value, CircuitBreakerConfig):
-        return value
-    if isinstance(value, Mapping):
-        try:
-            return CircuitBreakerConfig.from_dict(dict(value))
-        except (ConfigError, TypeError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-    raise ConfigError(f"{where} must be a CircuitBreakerConfig or a dict, got {value!r}")
 
 
 def _seconds(where: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -178,11 +168,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
     ) -> None:
-        self.config = CircuitBreakerConfig() if config is None else _config("config", config)
+        self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
         configs = {} if configs is None else configs
         if not isinstance(configs, Mapping):
             raise ConfigError(f"configs must map breaker names to configs, got {configs!r}")
-        self.configs = {name: _config(f"configs[{name!r}]", c) for name, c in configs.items()}
+        self.configs = {name: as_config(f"configs[{name!r}]", c) for name, c in configs.items()}
         groups = {} if groups is None else groups
         if not isinstance(groups, Mapping):
             raise ConfigError(f"groups must map tool names or patterns to breakers, got {groups!r}")

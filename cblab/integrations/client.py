@@ -1,0 +1,203 @@
+"""A circuit-breaker guard around `fastmcp.Client`, for agents that call MCP servers.
+
+    from cblab.integrations import GuardedClient
+
+    async with GuardedClient(Client("http://127.0.0.1:8000/mcp"),
+                             config={"failure_threshold": 3, "timeout": 30}) as client:
+        result = await client.call_tool("search", {"q": "breakers"})
+
+A breaker per tool by default (named ``<server>/<tool>``), so one failing tool
+never locks the agent out of the others, including the one it needs to recover;
+``per="server"`` uses one breaker for the whole server. While a breaker refuses,
+`call_tool` raises `cblab.CircuitOpenError` without touching the network (or, with
+``on_open="result"``, returns an `isError` result carrying the refusal's
+structured content). Everything else (`list_tools`, ...) passes straight through.
+
+===========================================  ===============  ============================
+the call ends with                           breaker records  the caller gets
+===========================================  ===============  ============================
+a result                                     success          the result
+an ``isError`` result (ToolError when        excluded         as from fastmcp
+`raise_on_error`), unless the tool is in     (failure)
+`count_error_results`
+connection refused / closed (server down),   failure          the exception
+transport errors, request timeouts
+(``MCPError`` -32000, -32001), internal
+server errors (-32603), session errors
+other JSON-RPC errors (invalid params,       excluded         the exception
+unknown method: the request was wrong)
+anything else                                the `classify`   the exception
+                                             table (unknown
+                                             exceptions fail)
+breaker refuses                              rejected         CircuitOpenError, or a
+                                                              refusal result
+cancelled                                    cancelled        -
+===========================================  ===============  ============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from fastmcp import Client
+from fastmcp.client.client import CallToolResult
+from fastmcp.exceptions import ToolError
+from mcp_types import TextContent
+
+from cblab import BreakerRegistry, CircuitBreakerConfig, CircuitOpenError, ConfigError, Outcome
+from cblab._clock import Clock, monotonic
+
+from . import refusal
+from ._options import as_config
+from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+
+__all__ = ["GuardedClient", "classify_client_exception"]
+
+_FAILED_CODES = {-32000: "connection_closed", -32001: "request_timeout",
+                 -32603: "internal_error"}
+
+try:
+    from mcp.shared.exceptions import MCPError as _MCPError
+except ImportError:  # pragma: no cover - other mcp versions
+    _MCPError = None  # type: ignore[assignment,misc]
+
+
+def classify_client_exception(exc: BaseException) -> Verdict:
+    """The client side's table: MCP protocol errors by code, then the `classify` table."""
+    if _MCPError is not None and isinstance(exc, _MCPError):
+        code = exc.error.code
+        name = _FAILED_CODES.get(code)
+        if name is not None:
+            return Verdict(Outcome.FAILURE, name)
+        return Verdict(Outcome.EXCLUDED, f"jsonrpc_{code}")
+    return classify_exception(exc)
+
+
+class GuardedClient:
+    """Wrap a `fastmcp.Client` so `call_tool` goes through breakers (see the module doc).
+
+    `per`: ``"tool"`` (default) or ``"server"``; `name`: the server's name in breaker
+    names (default: the client's transport as text). `config` / `configs`: the
+    default `CircuitBreakerConfig` (or its dict) and per breaker name.
+    `count_error_results`: tool names whose ``isError`` results count as failures.
+    `on_open`: ``"raise"`` (CircuitOpenError) or ``"result"`` (an isError result).
+    `classifier`: ``(exception) -> Verdict | Outcome``.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        per: Literal["tool", "server"] = "tool",
+        name: str | None = None,
+        config: CircuitBreakerConfig | Mapping[str, Any] | None = None,
+        configs: Mapping[str, CircuitBreakerConfig | Mapping[str, Any]] | None = None,
+        count_error_results: Iterable[str] = (),
+        on_open: Literal["raise", "result"] = "raise",
+        classifier: ExceptionClassifier = classify_client_exception,
+        registry: BreakerRegistry | None = None,
+        clock: Clock = monotonic,
+    ) -> None:
+        if not isinstance(client, Client):
+            raise ConfigError(f"client must be a fastmcp.Client, got {client!r}")
+        if per not in ("tool", "server"):
+            raise ConfigError(f"per must be 'tool' or 'server', got {per!r}")
+        if on_open not in ("raise", "result"):
+            raise ConfigError(f"on_open must be 'raise' or 'result', got {on_open!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError(f"name must be a non-empty string, got {name!r}")
+        if not callable(classifier):
+            raise ConfigError(f"classifier must be callable, got {classifier!r}")
+        if isinstance(count_error_results, str):
+            raise ConfigError("count_error_results must be a list of tool names, "
+                              f"got {count_error_results!r}")
+        self.client = client
+        self.per = per
+        self.name = name if name is not None else str(client.transport)
+        self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
+        self.configs = {k: as_config(f"configs[{k!r}]", v) for k, v in (configs or {}).items()}
+        self.count_error_results = frozenset(count_error_results)
+        self.on_open = on_open
+        self.classifier = classifier
+        self.registry = registry if registry is not None else BreakerRegistry(clock=clock)
+        self._breakers: dict[str, Any] = {}
+
+    def breaker_name(self, tool: str) -> str:
+        return self.name if self.per == "server" else f"{self.name}/{tool}"
+
+    def breaker(self, tool: str) -> Any:
+        breaker = self._breakers.get(tool)
+        if breaker is None:
+            name = self.breaker_name(tool)
+            breaker = self.registry[name] if name in self.registry else self.registry.get(
+                name, self.configs.get(name, self.config))
+            self._breakers[tool] = breaker
+        return breaker
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
+                        **kwargs: Any) -> CallToolResult:
+        """`Client.call_tool` through the tool's breaker (same arguments and result)."""
+        breaker = self.breaker(name)
+        permit = breaker.admit()
+        if not permit.admitted:
+            if self.on_open == "result":
+                text, content = refusal.unavailable(
+                    breaker.name, permit.state.value, permit.retry_after)
+                return CallToolResult(content=[TextContent(type="text", text=text)],
+                                      structured_content=content, meta=None, is_error=True)
+            raise CircuitOpenError(breaker.name, permit.retry_after, permit.state)
+        counts_errors = name in self.count_error_results
+        try:
+            result = await self.client.call_tool(name, arguments, **kwargs)
+        except ToolError:  # an isError result, raised because raise_on_error is on
+            if counts_errors:
+                breaker.record(permit, Outcome.FAILURE, error_type="error_result")
+            else:
+                breaker.record(permit, Outcome.EXCLUDED, error_type="tool_error")
+            raise
+        except Exception as exc:
+            try:
+                verdict = as_verdict(self.classifier(exc))
+            except Exception:
+                verdict = Verdict(Outcome.FAILURE, type(exc).__name__)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
+            raise
+        except BaseException as exc:  # cancelled: frees a half-open slot, counts as nothing
+            breaker.record_exception(permit, exc)
+            raise
+        if result.is_error:
+            if counts_errors:
+                breaker.record(permit, Outcome.FAILURE, error_type="error_result")
+            else:
+                breaker.record(permit, Outcome.EXCLUDED, error_type="tool_error")
+        else:
+            breaker.record(permit, Outcome.SUCCESS)
+        return result
+
+    # --- status, events, metrics ----------------------------------------------------------
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Every breaker's status, by name."""
+        return self.registry.status()
+
+    def metrics(self) -> dict[str, Any]:
+        """`{"circuits": [...], "summary": {"total", "open", "closed", "half_open"}}`."""
+        return self.registry.metrics()
+
+    def events(self, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Calls and state changes since sequence number `after`, oldest first."""
+        part = self.registry.event_log.since(after, limit)
+        return [{"seq": seq, **event.to_dict()} for seq, event in part.events]
+
+    # --- the rest of the client ---------------------------------------------------------
+
+    async def __aenter__(self) -> GuardedClient:
+        await self.client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.client.__aexit__(*exc_info)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.client, attribute)
