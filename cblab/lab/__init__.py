@@ -7,13 +7,17 @@ model                         panel                           notebook
 ============================  ==============================  ==========================
 `BreakerStepper`              `StateMachinePanel`             02-state-machine
 `compare_policies`            (a figure)                      02-state-machine
-`LiveFeed`                    `LiveLab`                       01-why, 03-live-lab, 04
+`LabSession` (+ `LiveFeed`)    `LiveLab`                       01-why, 03-live-lab, 04
 `tuning` (sweeps)             (figures)                       04-tuning
 `patterns` (retries, bulkhead) (figures)                      05-related-patterns
 ============================  ==============================  ==========================
 
 Widget modules (`LiveLab`, `StateMachinePanel`) are imported lazily, so the models
-import without ipywidgets.
+import without ipywidgets. `LabSession` (`session.py`) runs a live lab without
+widgets (tests, scripts) on the lab's own event loop (`loop.py`), against a
+`LabTarget` (`target.py`); `controls.py` is the table of live controls,
+`pacing.py` paces chart updates by the browser, `record.py` saves live runs
+(`cblab record`, Export report).
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ from .stepper import BreakerStepper, Step
 
 if TYPE_CHECKING:
     from .live import LiveLab
+    from .session import LabSession
     from .state_machine import StateMachinePanel
 
 __all__ = [
     "BreakerStepper",
     "BulkheadSpec",
     "LabParams",
+    "LabSession",
     "LiveFeed",
     "LiveLab",
     "ParamError",
@@ -68,7 +74,7 @@ __all__ = [
     "trip_time_table",
 ]
 
-_LAZY = {"LiveLab": ".live", "StateMachinePanel": ".state_machine"}
+_LAZY = {"LiveLab": ".live", "LabSession": ".session", "StateMachinePanel": ".state_machine"}
 
 
 def __getattr__(name: str) -> Any:

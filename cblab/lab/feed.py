@@ -200,6 +200,20 @@ class LiveFeed:
         frame = pd.DataFrame(list(self.recording), columns=list(EVENT_COLUMNS))
         return frame.sort_values(["t"], kind="stable").reset_index(drop=True)
 
+    def recent_success(self, over_s: float) -> dict[str, float | None]:
+        """Per variant, the callers' success rate over the last `over_s` seconds of the
+        window (the status line's figure, the same window as the success chart)."""
+        since = self.now - over_s
+        ok: Counter[str] = Counter()
+        total: Counter[str] = Counter()
+        for row in self._rows:
+            if row["source"] != "load" or row["kind"] != "call" or row["t"] < since:
+                continue
+            variant = row["variant"] or "run"
+            total[variant] += 1
+            ok[variant] += row["outcome"] in ("success", "slow")
+        return {v: ok[v] / n for v, n in total.items() if n}
+
     def summary(self) -> dict[str, Any]:
         """What the run did so far, per variant (client view counts)."""
         per: dict[str, dict[str, Any]] = {}

@@ -437,7 +437,7 @@ def _rate(t: np.ndarray, edges: np.ndarray, widths: np.ndarray) -> list[float]:
 def _bin_edges(t_max: float, bin_s: float) -> np.ndarray:
     """Edges of `bin_s` bins from 0 covering `t_max`. A last partial bin ends at t_max;
     it is dropped when shorter than half a bin (too short for a meaningful rate)."""
-    full = int(np.floor(t_max / bin_s + 1e-9))
+    full = max(int(np.floor(t_max / bin_s + 1e-9)), 0)  # all rows before 0: one bin
     edges = np.arange(full + 1) * bin_s
     if full == 0:
         return np.array([0.0, max(t_max, bin_s)])

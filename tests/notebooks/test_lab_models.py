@@ -330,28 +330,59 @@ def test_live_lab_refuses_impossible_breaker_settings_with_a_message() -> None:
 
     lab = LiveLab(LabParams())
     lab.set(half_open_max_calls=2)
-    assert "breaker" in lab._pending and "applying" in lab.config_message.value
+    assert "breaker" in lab.session._pending and "applying" in lab.config_message.value
     lab.set(success_threshold=3)
     message = lab.config_message.value
     assert "Not applied" in message and "half_open_max_calls" in message
-    assert "breaker" not in lab._pending  # nothing invalid is ever sent
+    assert "breaker" not in lab.session._pending  # nothing invalid is ever sent
     with pytest.raises(KeyError, match="no control"):
         lab.set(colour="red")
 
 
-def test_live_lab_autopilot_moves_the_sliders() -> None:
+def test_session_refuses_unknown_controls_and_out_of_range_values() -> None:
+    from cblab.lab import LabSession
+
+    session = LabSession(LabParams(), controls=("rate", "error_rate"))
+    with pytest.raises(KeyError, match="no control 'timeout'"):
+        session.set(timeout=3)
+    with pytest.raises(ValueError, match="error_rate must be between 0 and 100"):
+        session.set(error_rate=150)
+    with pytest.raises(ValueError, match="unknown control"):
+        LabSession(LabParams(), controls=("colour",))
+
+
+def test_live_lab_autopilot_moves_the_controls() -> None:
     from cblab.lab import LiveLab
 
     params = LabParams.from_env({"CBLAB_AUTOPILOT": "1:error_rate=100,2:outage=hang,3:timeout=2.5"})
     lab = LiveLab(params)
     narrow = LiveLab(params, controls=("rate",))
-    narrow._play_autopilot(5.0)
+    narrow.session._play_autopilot(5.0)
     assert [s.control for s in narrow.autopilot_skipped] == ["error_rate", "outage", "timeout"]
-    lab._play_autopilot(1.5)
+    lab.session._play_autopilot(1.5)
+    lab._sync_controls()
     assert lab.controls["error_rate"].value == 100 and lab.controls["outage"].value == "up"
-    lab._play_autopilot(5.0)
+    lab.session._play_autopilot(5.0)
+    lab._sync_controls()
     assert lab.controls["outage"].value == "hang" and lab.controls["timeout"].value == 2.5
-    assert set(lab._pending) == {"error_rate", "outage", "breaker"}
+    assert set(lab.session._pending) == {"error_rate", "outage", "breaker"}
+
+
+def test_live_lab_builds_every_control_from_the_table() -> None:
+    import ipywidgets as W
+
+    from cblab.lab import LiveLab
+    from cblab.lab.controls import CONTROLS
+
+    lab = LiveLab(LabParams())
+    assert list(lab.controls) == [c.name for c in CONTROLS]
+    for c in CONTROLS:
+        widget = lab.controls[c.name]
+        assert widget.description == c.label
+        assert isinstance(widget, {"int": W.IntSlider, "float": W.FloatSlider,
+                                   "choice": W.ToggleButtons}[c.kind])
+    # the outage buttons' label sits beside them, like the sliders' labels
+    assert lab.controls["outage"].layout.flex_flow == "row"
 
 
 def test_live_lab_with_a_scenario_hides_the_fault_sliders_and_fits_the_run() -> None:

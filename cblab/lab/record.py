@@ -1,7 +1,16 @@
-"""Record live runs: play a scenario on the real stack and save each variant as a run.
+"""Record live runs: the one home for turning live rows into a saved run.
 
-    python -m cblab.report.record --scenario outage-and-recovery --time-scale 0.2 \\
-        -o data/runs
+Two producers, one way of saving (`_save`: one clock, phase labels, rounding,
+`cblab.runs.save_run`):
+
+- ``cblab record``: play a scenario on a fresh stack and save each variant::
+
+      cblab record --scenario outage-and-recovery --time-scale 0.2 -o data/runs
+
+- the live lab's *Export report* (`export_session`): save what a `LabSession`
+  recorded and write its HTML report.
+
+``cblab record``
 
 starts the backend and one demo server per variant (`cblab.stack.Stack`),
 plays the scenario on the backend (every phase lasting `time_scale` times its
@@ -25,15 +34,19 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cblab.runs import Run, RunError, RunMeta, load_run, save_run, versions
 
-__all__ = ["main", "record_live_run"]
+if TYPE_CHECKING:
+    from .session import LabSession
+
+__all__ = ["export_session", "main", "record_live_run"]
 
 #: The demo tool driven by default, and the breaker/backend service behind it.
 DEFAULT_TOOL = "github_user"
@@ -153,20 +166,27 @@ async def _record(
     return rows, missed, total
 
 
-def _label_phases(rows: list[dict[str, Any]], scaled: Any) -> None:
-    """Every row's `phase`, the server's included: the scenario phase in force at its `t`."""
-    from cblab.analysis import phase_labels
+def _finish_rows(rows: list[dict[str, Any]], scaled: Any | None, digits: int = 6) -> None:
+    """In place: every row's `phase` (the scenario phase in force at its `t`, the
+    server's rows too), times rounded, rows in time order."""
+    if scaled is not None:
+        from cblab.analysis import phase_labels
 
-    for row, phase in zip(rows, phase_labels((row.get("t") for row in rows), scaled), strict=True):
-        row["phase"] = phase
-
-
-def _round(rows: list[dict[str, Any]], digits: int = 6) -> None:
+        labels = phase_labels((row.get("t") for row in rows), scaled)
+        for row, phase in zip(rows, labels, strict=True):
+            row["phase"] = phase
     for row in rows:
         for key in ("t", "latency"):
             value = row.get(key)
             if isinstance(value, float) and math.isfinite(value):
                 row[key] = round(value, digits)
+    rows.sort(key=lambda r: (r["t"], r["source"] or "", r["seq"] or 0))
+
+
+def _save(path: Path, rows: list[dict[str, Any]], meta: RunMeta | dict[str, Any], *,
+          overwrite: bool = False) -> Run:
+    """Save and load back, so the caller holds exactly what was written."""
+    return load_run(save_run(path, rows, meta, overwrite=overwrite))
 
 
 def record_live_run(
@@ -192,12 +212,12 @@ def record_live_run(
     saved as `<out_dir>/<scenario>-<variant>/` (`overwrite` to replace) and loaded
     back, so the returned runs are exactly what was written.
     """
-    from cblab.faults.scenario import Scenario
+    from cblab.sim import resolve_scenario
     from cblab.stack import Stack
 
     if tool not in _TOOL_BREAKER:
         raise ValueError(f"tool must be one of {', '.join(_TOOL_BREAKER)}, got {tool!r}")
-    spec = Scenario.load(scenario)
+    spec = resolve_scenario(scenario)
     scaled = spec.scaled(time_scale)
     breaker_name, service = _TOOL_BREAKER[tool]
     config = _breaker_config(time_scale, breaker)
@@ -220,14 +240,12 @@ def record_live_run(
     runs: list[Run] = []
     for v in variants:
         events = rows[v]
-        _label_phases(events, scaled)
-        _round(events)
-        events.sort(key=lambda r: (r["t"], r["source"] or "", r["seq"] or 0))
+        _finish_rows(events, scaled)
         protected = not v.startswith("unprotected")
         status = statuses[v].get(breaker_name, {}) if protected else {}
         run_config = {breaker_name: status.get("config", config)} if protected else {}
         text = (
-            f"Recorded live by cblab.report.record: the backend and the {v} demo server on "
+            f"Recorded live by `cblab record`: the backend and the {v} demo server on "
             f"loopback; scenario {spec.name!r} played at time scale {time_scale:g} "
             f"({total:g} s); open-loop load on {tool} ({service} service, breaker "
             f"{breaker_name!r}{'' if protected else ', not used'}), "
@@ -255,12 +273,12 @@ def record_live_run(
                 "tool": tool,
                 "deadline_s": deadline,
                 "wall_clock_s": round(elapsed, 1),
-                "recorder": "cblab.report.record",
+                "recorder": "cblab record",
             },
         )
         if out_dir is not None:
-            path = save_run(Path(out_dir) / f"{spec.name}-{v}", events, meta, overwrite=overwrite)
-            runs.append(load_run(path))
+            runs.append(_save(Path(out_dir) / f"{spec.name}-{v}", events, meta,
+                              overwrite=overwrite))
         else:
             from cblab.runs import validate_events
 
@@ -270,7 +288,7 @@ def record_live_run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cblab.report.record",
+        prog="cblab record",
         description="Play a scenario on the live stack and record one run per variant.",
     )
     parser.add_argument("--scenario", default="outage-and-recovery", help="name or JSON file")
@@ -321,3 +339,61 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --- the live lab's export ------------------------------------------------------------------
+
+
+def export_session(session: LabSession, directory: str | Path | None = None) -> Path:
+    """Save `session`'s recording as a run under `directory/runs/` and write
+    `directory/<name>.html`; return the report's path. `directory` defaults to
+    ``$CBLAB_REPORT_DIR``, else ``reports/`` in the working directory.
+
+    The recording holds the newest rows (bounded, see `LiveFeed`) on the lab's
+    clock, t = 0 when the load (and its scenario) started; rows from before that
+    (a server's warm-up) are not part of the run."""
+    from cblab.report import write_report
+
+    frame = session.events(None)
+    if frame.empty:
+        raise RuntimeError("nothing recorded yet: let the lab run for a few seconds first")
+    frame = frame[frame["t"] >= 0]
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    _finish_rows(rows, session.scenario)
+    for i, row in enumerate(rows, 1):
+        row["seq"] = i  # rows come from several sources: renumber
+    if directory is None:
+        directory = os.environ.get("CBLAB_REPORT_DIR") or "reports"
+    directory = Path(directory)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"live-{'-'.join(session.variants)}-{stamp}"
+    run = _save(directory / "runs" / name, rows, _session_meta(session, name))
+    files = write_report([run], directory / f"{name}.html", title=f"cblab live run {stamp}")
+    return Path(files.html)
+
+
+def _session_meta(session: LabSession, name: str) -> dict[str, Any]:
+    applied = [{"t": round(t, 3), "control": c, "value": v} for t, c, v in session.applied]
+    protected = any(session.target.protected(v) for v in session.variants)
+    return {
+        "name": name,
+        "kind": "live",
+        "config": {session.breaker: session.config_dict()} if protected else {},
+        # session.scenario is already scaled to the durations it was played at
+        "scenario": None if session.scenario is None
+        else {"name": session.scenario.name, "spec": session.scenario.to_dict()},
+        "seed": session.params.seed,
+        "variants": list(session.variants),
+        "versions": versions(),
+        "notes": (
+            f"Live lab run: {', '.join(session.variants)} against the {session.service} "
+            f"service through the {session.tool} tool. Control moves are in extra.applied."
+        ),
+        "extra": {
+            "applied": applied,
+            "rate": session.params.rate,
+            "tool": session.tool,
+            "service": session.service,
+            "recorder": "cblab live lab",
+        },
+    }

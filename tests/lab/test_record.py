@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cblab.analysis import phase_kpis, phase_labels, played_scenario
-from cblab.report.record import main, record_live_run
+from cblab.lab.record import main, record_live_run
 
 SCENARIO = {
     "name": "blip",
