@@ -36,7 +36,7 @@ from .session import LabSession
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..sim import Scenario
+    from ..faults import Scenario
     from ..stack import Stack
     from .target import LabTarget
 

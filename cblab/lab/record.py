@@ -223,7 +223,9 @@ def record_live_run(
     config = _breaker_config(time_scale, breaker)
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     wall = time.monotonic()
-    with Stack(tuple(variants), seed=seed, **{breaker_name: config}) as stack:
+    configs = {breaker_name: config}
+    with Stack(tuple(variants), seed=seed, github=configs.get("github"),
+               database=configs.get("database")) as stack:
         statuses = {v: stack.server(v).status() for v in stack.variants}
         rows, missed, total = asyncio.run(
             _record(

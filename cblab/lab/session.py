@@ -11,9 +11,10 @@ Everything that talks to the servers runs on the lab's own event loop
 (`cblab.lab.loop`), in its own thread: the stack start, one `LoadGenerator` per
 variant (in a child process of its own, `cblab.lab.loadproc`), polling each
 server's events into a `LiveFeed`, debounced control changes and the autopilot.
-Nothing a notebook draws can delay a call or shift its measured latency. The view (`cblab.lab.live.LiveLab`) reads `arrays()`,
-`status()` and `note` a few times a second from the kernel's thread; every read
-and write of shared state holds the session's lock.
+Nothing a notebook draws can delay a call or shift its measured latency. The
+view (`cblab.lab.live.LiveLab`) reads `arrays()`, `status()` and `note` a few
+times a second from the kernel's thread; every read and write of shared state
+holds the session's lock.
 
 A session ends three ways, each a `phase`: "finished" (its bounded run is over),
 "stopped" (`stop()`: the Stop button) or "failed" (`error` says why). Finished and
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..load import LoadGenerator
-    from ..sim import Scenario
+    from ..faults import Scenario
     from ..stack import Stack
 
 __all__ = ["LabSession", "Note"]

@@ -118,8 +118,9 @@ class StackTarget:
             from ..stack import Stack
 
             servers = {v: {"protected": self.protected(v)} for v in self._variants}
+            configs = {breaker: dict(config)}
             self.stack = Stack(servers, seed=self.seed, deadline=self.deadline,
-                               **{breaker: dict(config)})
+                               github=configs.get("github"), database=configs.get("database"))
             await self.stack.astart()
             return
         for variant in self._variants:
