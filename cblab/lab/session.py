@@ -44,8 +44,8 @@ from .target import LabTarget, StackTarget
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..load import LoadGenerator
     from ..faults import Scenario
+    from ..load import LoadGenerator
     from ..stack import Stack
 
 __all__ = ["LabSession", "Note"]
