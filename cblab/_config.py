@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +37,40 @@ def _seconds(name: str, value: Any, *, allow_none: bool = False, allow_zero: boo
     return float(value)
 
 
+def _code_name(obj: Any) -> str:
+    """`module:qualname`: how code (an exception class, a predicate) is written in data."""
+    return f"{getattr(obj, '__module__', None)}:{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _code_from_name(field_name: str, name: Any) -> Any:
+    """The object `_code_name` wrote, looked up in modules already imported.
+
+    Nothing is imported here: a configuration may come from outside (a file, an
+    admin request), and importing a module by a name in data runs its code.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{field_name} must name code as 'module:qualname', got {name!r}")
+    module_name, _, qualname = name.rpartition(":")
+    module_name = module_name or "builtins"  # "KeyError" means builtins:KeyError
+    if "<locals>" in qualname or "<lambda>" in qualname:
+        raise ConfigError(
+            f"{field_name}: {name!r} is a lambda or defined inside a function, so it cannot "
+            "be loaded by name; define it at module level to save and replay this config"
+        )
+    module = sys.modules.get(module_name)
+    if module is None:
+        raise ConfigError(
+            f"{field_name}: module {module_name!r} (for {name!r}) is not imported; "
+            "import it before loading this configuration"
+        )
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise ConfigError(f"{field_name}: {name!r} not found in module {module_name!r}")
+    return found
+
+
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
@@ -46,6 +81,20 @@ class CircuitBreakerConfig:
     """How a breaker trips, waits and recovers. The write-up's four fields come first.
 
     Durations are float seconds; `timedelta` is accepted too and stored as seconds.
+
+    `failure_threshold` is the threshold of the consecutive and cumulative
+    policies. The window policies (`CountWindow`, `TimeWindow`) do not use it:
+    they trip on their own `failure_rate_threshold` once `minimum_calls` calls
+    are in the window (validation accepts any valid value and says so here
+    rather than refusing, so switching a breaker's policy live never fails on
+    a threshold the new policy ignores).
+
+    `to_dict()` writes everything, code included (`excluded_exceptions`,
+    `is_excluded`) as `module:qualname` names; `from_dict()` reads it back, so
+    `from_dict(json.loads(json.dumps(config.to_dict())))` equals `config` for
+    any config whose code is defined at module level. Lambdas and classes
+    defined inside functions have no such name: `from_dict` refuses them with
+    an error naming them.
     """
 
     failure_threshold: int = 5
@@ -110,6 +159,8 @@ class CircuitBreakerConfig:
             self.policy.validate()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        # failure_threshold is validated above for every policy but used only by the
+        # consecutive and cumulative ones; windows ignore it (see the class docstring).
         excluded = self.excluded_exceptions
         if isinstance(excluded, type):
             excluded = (excluded,)
@@ -143,7 +194,7 @@ class CircuitBreakerConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view (exception classes by name)."""
+        """JSON-friendly view; code (exceptions, the predicate) as `module:qualname`."""
         return {
             "failure_threshold": self.failure_threshold,
             "success_threshold": self.success_threshold,
@@ -154,22 +205,30 @@ class CircuitBreakerConfig:
             "max_trial_duration": self.max_trial_duration,
             "backoff_multiplier": self.backoff_multiplier,
             "max_timeout": self.max_timeout,
-            "excluded_exceptions": [e.__qualname__ for e in self.excluded_exceptions],
+            "excluded_exceptions": [_code_name(e) for e in self.excluded_exceptions],
+            "is_excluded": None if self.is_excluded is None else _code_name(self.is_excluded),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CircuitBreakerConfig:
-        """Build from JSON-like data (admin API, sweep grids). Unknown keys are errors.
+        """Build from JSON-like data (`to_dict()` output, admin API, sweep grids).
 
-        `excluded_exceptions` and `is_excluded` are code, not data: not accepted here.
+        Unknown keys are errors. Code is named `module:qualname` and looked up in
+        modules already imported (never imported on the strength of data).
         """
         if not isinstance(data, dict):
             raise ConfigError(f"configuration must be an object, got {type(data).__name__}")
-        allowed = {f.name for f in dataclasses.fields(cls)} - {
-            "excluded_exceptions",
-            "is_excluded",
-        }
-        unknown = set(data) - allowed
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        fields = dict(data)
+        excluded = fields.get("excluded_exceptions")
+        if isinstance(excluded, (list, tuple)):
+            fields["excluded_exceptions"] = tuple(
+                e if isinstance(e, type) else _code_from_name("excluded_exceptions", e)
+                for e in excluded
+            )
+        predicate = fields.get("is_excluded")
+        if isinstance(predicate, str):
+            fields["is_excluded"] = _code_from_name("is_excluded", predicate)
+        return cls(**fields)
