@@ -13,8 +13,11 @@ def as_config(where: str, value: Any) -> CircuitBreakerConfig:
     if isinstance(value, CircuitBreakerConfig):
         return value
     if isinstance(value, Mapping):
+        data = dict(value)
+        if data.get("excluded_exceptions") == []:  # what to_dict() writes when there are none
+            del data["excluded_exceptions"]
         try:
-            return CircuitBreakerConfig.from_dict(dict(value))
+            return CircuitBreakerConfig.from_dict(data)
         except (ConfigError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
     raise ConfigError(f"{where} must be a CircuitBreakerConfig or a dict, got {value!r}")

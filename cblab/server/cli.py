@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"bearer token for /admin routes (default: ${TOKEN_ENV}; none = admin off)")
     p.add_argument("--deadline", type=float, default=2.0,
                    help="whole-call deadline for each backend request, seconds (default: 2)")
+    p.add_argument("--max-connections", type=int, default=100,
+                   help="concurrent calls (and HTTP connections) per dependency; more wait "
+                        "up to the deadline for a slot, then are refused as local_overload "
+                        "(default: 100)")
     p.add_argument("--failure-threshold", type=int,
                    help="failure_threshold for both breakers (overrides per-breaker defaults)")
     p.add_argument("--breaker-timeout", type=float,
@@ -118,6 +122,7 @@ def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None
         database=configs["database"],
         protected=not args.unprotected,
         deadline=args.deadline,
+        max_connections=args.max_connections,
         admin_token=token or None,
         event_log_capacity=args.event_capacity,
         variant=args.variant,

@@ -1,0 +1,53 @@
+"""Every Python example in the README's "Protect your own MCP server" and "Protect your
+MCP client" sections runs as written, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("## Protect your own MCP server", "## Protect your MCP client")
+
+
+def examples() -> list[tuple[str, str]]:
+    text = (ROOT / "README.md").read_text()
+    found = []
+    for title in SECTIONS:
+        start = text.index(title + "\n")
+        end = text.find("\n## ", start + len(title))
+        section = text[start:end if end != -1 else None]
+        for i, code in enumerate(re.findall(r"```python\n(.*?)```", section, re.S)):
+            found.append((f"{title[3:]} #{i + 1}", code))
+    return found
+
+
+EXPECTED = {
+    "Protect your own MCP server #1": ["healthy: octocat", "'error': 'dependency_unavailable'",
+                                       "ping still works: pong"],
+    "Protect your own MCP server #2": ["503", "refused without a request:"],
+    "Protect your MCP client #1": ["sunny in Oslo", "refused without touching the network:",
+                                   "\nopen\n"],
+    "Protect your MCP client #2": ["loaded 4 12.5"],
+}
+
+
+def test_the_sections_have_their_examples() -> None:
+    assert [name for name, _ in examples()] == list(EXPECTED)
+
+
+@pytest.mark.parametrize(("name", "code"), examples(), ids=[n for n, _ in examples()])
+def test_readme_example_runs(name: str, code: str, tmp_path: Path) -> None:
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_ENABLE_RICH_TRACEBACKS": "false"}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for expected in EXPECTED[name]:
+        assert expected in done.stdout, (expected, done.stdout, done.stderr[-2000:])
