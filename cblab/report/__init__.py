@@ -8,16 +8,11 @@ or from a shell: `cblab report data/runs/a data/runs/b -o report.html`.
 
 from cblab.runs import Run, RunError, RunMeta, load_run, save_run
 
-from .html import (
-    PngUnavailable,
-    ReportError,
-    ReportFiles,
-    build_report,
-    export_pngs,
-    report_figures,
-    write_report,
-)
+from .figures import report_figures
+from .files import ReportFiles, write_report
+from .html import ReportError, build_report
 from .kpis import run_kpis
+from .png import PngUnavailable, export_pngs
 
 __all__ = [
     "PngUnavailable",

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from cblab.runs import RunError, load_run
 
-    from .html import ReportError, write_report
+    from .files import write_report
+    from .html import ReportError
 
     runs = []
     for path in args.runs:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cblab.cli import main as cblab_main
-from cblab.report import html as report_html
+from cblab.report import files as report_files
 from cblab.report.cli import main
 from cblab.runs import save_run
 from cblab.schema import EVENT_COLUMNS
@@ -109,11 +109,11 @@ def test_png_unavailable_prints_a_note_and_still_writes_html(
 
 def test_png_without_kaleido_is_a_note_too(tmp_path: Path, runs, capsys, monkeypatch):
     def no_kaleido(*args, **kwargs):
-        raise report_html.PngUnavailable(
+        raise report_files.PngUnavailable(
             "PNG export needs kaleido (no module); pip install kaleido"
         )
 
-    monkeypatch.setattr(report_html, "export_pngs", no_kaleido)
+    monkeypatch.setattr(report_files, "export_pngs", no_kaleido)
     assert main([str(runs[0]), "-o", str(tmp_path / "r.html"), "--cdn", "--png", "x"]) == 0
     assert "needs kaleido" in capsys.readouterr().err
 

@@ -13,6 +13,7 @@ import pytest
 
 from cblab.plots import traces as tr
 from cblab.report import ReportError, build_report, write_report
+from cblab.report import files as report_files
 from cblab.report import html as report_html
 from cblab.runs import load_run, save_run
 from tests.plots.sample import SCENARIO, sample_events
@@ -216,7 +217,7 @@ def test_a_failing_write_keeps_the_previous_report(tmp_path: Path, two_runs, mon
     def disk_full(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(report_html, "_write_run_copy", disk_full)  # while copying data
+    monkeypatch.setattr(report_files, "_write_run_copy", disk_full)  # while copying data
     with pytest.raises(OSError, match="disk full"):
         write_report(two_runs, out, plotlyjs="cdn", title="third")
     assert out.read_bytes() == before

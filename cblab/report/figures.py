@@ -1,0 +1,140 @@
+"""The report's figures: which `cblab.plots` figures a run (or a comparison of
+runs) gets, with their titles, captions, rolling windows and ids."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from cblab.plots import (
+    backend_load,
+    latency_distribution,
+    latency_scatter,
+    state_timeline,
+    success_rate,
+)
+from cblab.plots.traces import combine_events, run_end
+from cblab.runs import Run
+
+from .kpis import unprotected_variants
+
+__all__ = ["ReportFigure", "report_figures", "run_dir_name", "run_labels"]
+
+
+@dataclass
+class ReportFigure:
+    """One figure of a report: `id` is its HTML id and its PNG file name."""
+
+    id: str
+    title: str
+    figure: go.Figure
+    caption: str = ""
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return slug[:60] or "run"
+
+
+def run_labels(runs: Sequence[Run]) -> list[str]:
+    """A unique display label per run: its name, numbered when names repeat."""
+    labels: list[str] = []
+    for run in runs:
+        name = run.name
+        label, n = name, 2
+        while label in labels:
+            label, n = f"{name} ({n})", n + 1
+        labels.append(label)
+    return labels
+
+
+def run_dir_name(index: int, run: Run) -> str:
+    """The directory a run's data is copied to: `NN-<slug of its name>`."""
+    return f"{index:02d}-{_slug(run.name)}"
+
+
+def _window_s(duration: float) -> float:
+    """A rolling window (s) fit for a run of `duration` seconds: ~1/20 of it, 1-10 s."""
+    return float(min(max(round(duration / 20), 1), 10))
+
+
+def _bin_s(duration: float) -> float:
+    return 0.5 if duration <= 40 else 1.0 if duration <= 240 else 5.0
+
+
+_CAPTIONS = {
+    "state_timeline": "Breaker state over time, a band per breaker: closed (green), "
+    "half-open (amber), open (red). Shaded columns are the scenario's phases.",
+    "latency_scatter": "Every request's latency as the caller saw it, coloured by outcome. "
+    "Rejected calls fail fast: they never wait for the backend.",
+    "latency_distribution": "Latency per scenario phase as the caller saw it (box: "
+    "quartiles and median, dashed line: mean, whiskers to 1.5 IQR, dots: outliers).",
+    "success_rate": "Share of calls that returned a result, over a trailing window.",
+    "backend_load": "Requests per second that reached the backend (solid) and that "
+    "clients offered (dotted): the gap is the load the breaker shed.",
+}
+
+
+def _figures_for(
+    events: pd.DataFrame, prefix: str, duration: float, unprotected: Sequence[str] = ()
+) -> list[ReportFigure]:
+    window, bin_s = _window_s(duration), _bin_s(duration)
+    builders: list[tuple[str, str, Callable[[], go.Figure]]] = [
+        (
+            "state_timeline",
+            "Breaker state",
+            lambda: state_timeline(events, unprotected=unprotected),
+        ),
+        ("latency_scatter", "Latency over time", lambda: latency_scatter(events)),
+        (
+            "latency_distribution",
+            "Latency per phase",
+            lambda: latency_distribution(events, "phase", log_y=None),
+        ),
+        (
+            "success_rate",
+            "Success rate",
+            lambda: success_rate(events, window, title=f"Success rate ({window:g} s window)"),
+        ),
+        ("backend_load", "Backend load", lambda: backend_load(events, bin_s)),
+    ]
+    out = []
+    for name, title, build in builders:
+        fig = build()
+        fig.update_layout(title=None, margin_t=max(fig.layout.margin.t or 0, 40) - 20)
+        out.append(ReportFigure(f"{prefix}-{name}", title, fig, _CAPTIONS[name]))
+    return out
+
+
+def _run_duration(run: Run) -> float:
+    return float(run.meta.duration_s or run_end(run.events) or 1.0)
+
+
+def report_figures(runs: Sequence[Run]) -> dict[str, list[ReportFigure]]:
+    """Every figure of the report, by section id ("comparison", "run-1", "run-2"...)."""
+    sections: dict[str, list[ReportFigure]] = {}
+    if len(runs) > 1:
+        labels = run_labels(runs)
+        combined = combine_events(
+            {label: run.events for label, run in zip(labels, runs, strict=True)}
+        )
+        unprotected = [
+            label if len(run.variants) <= 1 else f"{label} · {v}"
+            for label, run in zip(labels, runs, strict=True)
+            for v in unprotected_variants(run)
+        ]
+        duration = max(_run_duration(r) for r in runs)
+        sections["comparison"] = [
+            f
+            for f in _figures_for(combined, "comparison", duration, unprotected)
+            if not f.id.endswith("latency_scatter")  # one scatter per run is enough
+        ]
+    for i, run in enumerate(runs, start=1):
+        sections[f"run-{i}"] = _figures_for(
+            run.events, f"run-{i}", _run_duration(run), unprotected_variants(run)
+        )
+    return sections
