@@ -78,6 +78,14 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
     return value
 
 
+def _shared_state(instr: Any) -> dict[str, Any]:
+    """`replica` and `shared_state` (the store's status) when breaker state is shared."""
+    store = getattr(instr, "shared_state", None)
+    if store is None:
+        return {}
+    return {"replica": store.replica, "shared_state": store.status()}
+
+
 def register_routes(mcp: FastMCP, lab: LabServer) -> None:
     settings = lab.settings
     registry = lab.registry
@@ -113,6 +121,7 @@ def register_routes(mcp: FastMCP, lab: LabServer) -> None:
             "uptime_s": instr.now(),
             "mcp_path": "/mcp",
             "backend": {"users": settings.users_url, "orders": settings.orders_url},
+            **_shared_state(instr),
         })
 
     @mcp.custom_route("/events", methods=["GET"])
@@ -146,6 +155,7 @@ def register_routes(mcp: FastMCP, lab: LabServer) -> None:
             "variant": settings.variant_label,
             "protected": settings.protected,
             "breakers": registry.status(),
+            **_shared_state(instr),
         }))
 
     @mcp.custom_route("/admin/breakers/{name}", methods=["GET", "PUT", "PATCH"])

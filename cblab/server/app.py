@@ -85,6 +85,7 @@ class ServerSettings:
     max_connections: int = 100
     name: str = "resilient-mcp"
     bare: bool = False
+    replica: str | None = None  # this replica's name; rows are labelled "variant@replica"
 
     def __post_init__(self) -> None:
         _check_url("users_url", self.users_url)
@@ -117,14 +118,20 @@ class ServerSettings:
             raise ConfigError("admin_token must be a string of at least 8 characters")
         if self.variant is not None and (not isinstance(self.variant, str) or not self.variant):
             raise ConfigError(f"variant must be a non-empty string, got {self.variant!r}")
+        if self.replica is not None and (
+            not isinstance(self.replica, str) or not self.replica or "@" in self.replica
+        ):
+            raise ConfigError(f"replica must be a non-empty string without '@', got {self.replica!r}")
 
     @property
     def variant_label(self) -> str:
         if self.variant:
-            return self.variant
-        if self.bare:
-            return "bare"
-        return "protected" if self.protected else "unprotected"
+            label = self.variant
+        elif self.bare:
+            label = "bare"
+        else:
+            label = "protected" if self.protected else "unprotected"
+        return f"{label}@{self.replica}" if self.replica else label
 
     def replace(self, **changes: Any) -> ServerSettings:
         return dataclasses.replace(self, **changes)
@@ -148,10 +155,20 @@ def lab_of(mcp: FastMCP) -> LabServer:
     return lab
 
 
-def build_server(settings: ServerSettings | None = None, *, clock: Any = monotonic) -> FastMCP:
-    """The demo server: tools behind breakers, instrumentation, custom routes."""
+def build_server(
+    settings: ServerSettings | None = None, *, clock: Any = monotonic, store: Any = None
+) -> FastMCP:
+    """The demo server: tools behind breakers, instrumentation, custom routes.
+
+    `store`: where the breakers keep their state (default: in memory); a connected
+    `cblab.stores.RedisStore` shares it with the other replicas (`cblab serve
+    --shared-state URL`).
+    """
     settings = settings if settings is not None else ServerSettings()
-    registry = BreakerRegistry(clock=clock, event_log=EventLog(10_000))
+    if store is not None and not settings.protected:
+        raise ConfigError("an unprotected server cannot share breaker state: disabling "
+                          "its breakers would disable them for every replica")
+    registry = BreakerRegistry(clock=clock, event_log=EventLog(10_000), store=store)
     instr = Instrumentation(
         variant=settings.variant_label, capacity=settings.event_log_capacity, clock=clock
     )
@@ -206,6 +223,10 @@ def build_server(settings: ServerSettings | None = None, *, clock: Any = monoton
     )
     register_tools(mcp, users_url=settings.users_url, orders_url=settings.orders_url)
     lab = LabServer(settings, registry, instr, mcp)
+    if store is not None:
+        from .replicas import watch_shared_state
+
+        watch_shared_state(lab, store)
     register_routes(mcp, lab)
     mcp._cblab_lab = lab  # type: ignore[attr-defined]
     return mcp

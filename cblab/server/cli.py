@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}-config", metavar="JSON",
                        help=f"{name} breaker config as JSON (CircuitBreakerConfig.from_dict); "
                             "the flags above apply on top")
+    p.add_argument("--shared-state", metavar="URL",
+                   help="share breaker state with the other replicas through Redis, e.g. "
+                        "redis://127.0.0.1:6379/0 (needs cblab[redis])")
+    p.add_argument("--shared-namespace", default="cblab-demo", metavar="NAME",
+                   help="key namespace of the shared breakers (default: %(default)s)")
+    p.add_argument("--replica", metavar="NAME",
+                   help="this replica's name: event rows say variant@NAME")
+    p.add_argument("--store-timeout", type=float, default=0.05, metavar="S",
+                   help="deadline of each shared-state operation, seconds (default: 0.05)")
     p.add_argument("--event-capacity", type=int, default=50_000,
                    help="rows kept by /events (default: %(default)s)")
     p.add_argument("--ready-file", type=Path, help="write URLs and pid here as JSON when ready")
@@ -127,6 +136,7 @@ def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None
         event_log_capacity=args.event_capacity,
         variant=args.variant,
         bare=args.bare,
+        replica=args.replica,
     )
 
 
@@ -172,13 +182,23 @@ async def _serve(args: argparse.Namespace) -> int:
         users, orders = backend.urls["users"], backend.urls["orders"]
         print(f"cblab serve: started an in-process backend: users={users} orders={orders} "
               f"control={backend.urls['control']}", file=sys.stderr, flush=True)
+    store = None
     try:
         try:
             settings = settings_from_args(args, users_url=users, orders_url=orders)
+            if args.shared_state:
+                from cblab.stores import RedisStore
+
+                store = await RedisStore(
+                    args.shared_state, namespace=args.shared_namespace,
+                    op_timeout=args.store_timeout,
+                    replica=settings.variant_label,
+                ).connect()
+            mcp = build_server(settings, store=store)
         except ConfigError as exc:
-            print(f"cblab serve: {exc}", file=sys.stderr)
+            flag = "--shared-state: " if type(exc).__name__ == "StoreError" else ""
+            print(f"cblab serve: {flag}{exc}", file=sys.stderr)
             return 2
-        mcp = build_server(settings)
         if args.transport == "stdio":
             print(f"cblab serve: MCP over stdio ({settings.variant_label})", file=sys.stderr,
                   flush=True)
@@ -217,6 +237,8 @@ async def _serve(args: argparse.Namespace) -> int:
                     args.ready_file.unlink()
         return 0
     finally:
+        if store is not None:
+            await store.close()
         if backend is not None:
             await backend.stop()
 

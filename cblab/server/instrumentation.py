@@ -142,6 +142,7 @@ class Instrumentation:
         self.meters: dict[str, BreakerMeter] = {}
         self.tool_calls: Counter[tuple[str, str]] = Counter()  # (tool, outcome) -> count
         self._tool_labels: set[str] = set()
+        self.shared_state: Any = None  # a shared breaker store, when replicas share state
 
     # --- breakers -------------------------------------------------------------------
 

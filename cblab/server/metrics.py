@@ -120,4 +120,9 @@ def render(registry: BreakerRegistry, instrumentation: Instrumentation) -> str:
                      "Automatic moves to OPEN.", trips)
     lines += _family("cblab_tool_calls_total", "counter",
                      "MCP tool calls by outcome, as recorded in /events.", tool_samples)
+    store = getattr(instrumentation, "shared_state", None)
+    if store is not None:  # one of several replicas sharing breaker state
+        from .replicas import shared_state_metrics
+
+        lines += shared_state_metrics(store, instrumentation.variant)
     return "\n".join(lines) + "\n"

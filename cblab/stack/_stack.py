@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
@@ -25,10 +25,15 @@ from cblab import CircuitBreakerConfig, ConfigError
 
 from ._control import BackendControl, ControlError, ServerControl
 
+if TYPE_CHECKING:
+    from cblab.stores.server import RedisServer
+
 __all__ = ["Stack", "StackError"]
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `cblab/`
-_SERVER_OPTIONS = {"protected", "github", "database", "deadline", "args"}
+_SERVER_OPTIONS = {"protected", "github", "database", "deadline", "args", "replicas",
+                   "shared_state"}
+MAX_REPLICAS = 32
 
 
 class StackError(RuntimeError):
@@ -67,8 +72,16 @@ class Stack:
     `servers` names the variants: a sequence of names, or a mapping from name to
     options: `protected` (default: False for names starting with "unprotected",
     True otherwise), `github` / `database` (breaker config dicts),
-    `deadline` (seconds), `args` (extra `cblab serve` flags).
+    `deadline` (seconds), `args` (extra `cblab serve` flags), `replicas` and
+    `shared_state` (as below, for this variant only).
     `github` / `database` / `deadline` given to `Stack` apply to every server.
+
+    Replicas: `Stack(("shared",), replicas=3, shared_state=True)` starts a real
+    `redis-server` (loopback, ephemeral port, no persistence) and three servers
+    "shared@r0".."shared@r2" whose breakers share state through it (namespace =
+    the variant). `stack.mcp_urls("shared")` lists their URLs for a load
+    generator; every row they log says which replica wrote it (variant "shared@r1").
+    Without `shared_state` each replica keeps its own breakers.
 
     Children run in their own session and exit when this process dies (even by
     SIGKILL, e.g. a Jupyter kernel restart). `stop()` sends SIGTERM, then SIGKILL
@@ -91,13 +104,16 @@ class Stack:
         startup_timeout: float = 60.0,
         stop_timeout: float = 5.0,
         python: str | None = None,
+        replicas: int = 1,
+        shared_state: bool = False,
     ) -> None:
         variants = dict(servers) if isinstance(servers, Mapping) else {n: {} for n in servers}
         if not variants:
             raise ValueError("a Stack needs at least one server variant")
         for name, options in variants.items():
-            if not isinstance(name, str) or not name or "/" in name:
-                raise ValueError(f"variant names must be non-empty strings, got {name!r}")
+            if not isinstance(name, str) or not name or "/" in name or "@" in name:
+                raise ValueError(f"variant names must be non-empty strings without '/' or "
+                                 f"'@', got {name!r}")
             unknown = set(options) - _SERVER_OPTIONS
             if unknown:
                 raise ValueError(f"variant {name!r}: unknown option(s) {sorted(unknown)}; "
@@ -112,7 +128,29 @@ class Stack:
                     CircuitBreakerConfig.from_dict(config)
                 except ConfigError as exc:
                     raise ConfigError(f"variant {name!r}, {breaker} breaker: {exc}") from None
-        self._variants = {name: dict(options) for name, options in variants.items()}
+        self._groups: dict[str, list[str]] = {}  # variant -> its replicas' names
+        self._variants: dict[str, dict[str, Any]] = {}  # one entry per server process
+        for name, options in variants.items():
+            count = options.get("replicas", replicas)
+            shared = options.get("shared_state", shared_state)
+            if isinstance(count, bool) or not isinstance(count, int) or not (
+                1 <= count <= MAX_REPLICAS
+            ):
+                raise ValueError(f"variant {name!r}: replicas must be an integer from 1 to "
+                                 f"{MAX_REPLICAS}, got {count!r}")
+            if not isinstance(shared, bool):
+                raise ValueError(f"variant {name!r}: shared_state must be True or False")
+            if shared and not options.get("protected", not name.startswith("unprotected")):
+                raise ValueError(f"variant {name!r}: an unprotected variant cannot share state")
+            if count == 1 and not shared:
+                self._groups[name] = [name]
+                self._variants[name] = dict(options)
+                continue
+            self._groups[name] = [f"{name}@r{i}" for i in range(count)]
+            for i, child in enumerate(self._groups[name]):
+                self._variants[child] = {**options, "variant": name, "replica": f"r{i}",
+                                         "shared_state": shared}
+        self.redis: RedisServer | None = None  # while shared-state variants run
         self.seed = seed
         self.admin_token = admin_token or secrets.token_urlsafe(24)
         self.host = host
@@ -134,7 +172,24 @@ class Stack:
 
     @property
     def variants(self) -> list[str]:
+        """Every server process's name ("protected", or "shared@r0", "shared@r1"...)."""
         return list(self._variants)
+
+    def replicas(self, variant: str) -> list[str]:
+        """The names of a variant's replicas (just the variant, when it has one)."""
+        try:
+            return list(self._groups[variant])
+        except KeyError:
+            raise KeyError(f"no variant {variant!r}; known: {list(self._groups)}") from None
+
+    def mcp_urls(self, variant: str) -> list[str]:
+        """MCP URLs of a variant's replicas, for `LoadGenerator([...])`."""
+        return [self.mcp_url(name) for name in self.replicas(variant)]
+
+    @property
+    def redis_url(self) -> str | None:
+        """The shared-state Redis URL (None when no variant shares state)."""
+        return self.redis.url if self.redis is not None else None
 
     @property
     def running(self) -> bool:
@@ -176,6 +231,11 @@ class Stack:
         parent = str(os.getpid())
         deadline = time.monotonic() + self.startup_timeout
 
+        if any(o.get("shared_state") for o in self._variants.values()):
+            from cblab.stores.server import RedisServer
+
+            self.redis = RedisServer(start_timeout=max(deadline - time.monotonic(), 1.0))
+            self.redis.start()  # before the servers: they connect at startup
         backend = self._backend = _Child(
             "backend",
             [self.python, "-m", "cblab.stack.child", "--parent", parent, "backend",
@@ -210,12 +270,18 @@ class Stack:
         command = [
             self.python, "-m", "cblab.server", "--host", self.host, "--port", "0",
             "--backend-ready-file", str(backend_ready),
-            "--variant", name, "--exit-with-parent", parent,
+            "--variant", options.get("variant", name), "--exit-with-parent", parent,
             "--deadline", repr(float(options.get("deadline", self._defaults["deadline"]))),
             "--ready-file", str(ready_path),
         ]
         if not protected:
             command.append("--unprotected")
+        if "replica" in options:
+            command += ["--replica", options["replica"]]
+        if options.get("shared_state"):
+            assert self.redis is not None
+            command += ["--shared-state", self.redis.url,
+                        "--shared-namespace", options["variant"]]
         for breaker in ("github", "database"):
             config = {**self._defaults[breaker], **dict(options.get(breaker) or {})}
             if config:
@@ -280,6 +346,7 @@ class Stack:
                 control.close()
         for child in children:
             self._signal(child, signal.SIGTERM)
+        redis, self.redis = self.redis, None
         deadline = time.monotonic() + self.stop_timeout
         for child in children:
             process = child.process
@@ -295,6 +362,8 @@ class Stack:
                 child.log_file.close()
             with contextlib.suppress(OSError):
                 child.ready_path.unlink()
+        if redis is not None:
+            redis.close()
 
     @staticmethod
     def _signal(child: _Child, signum: int) -> None:

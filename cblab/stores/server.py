@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL it when its parent dies (Linux), so a killed kernel or
+    test run leaves no redis-server behind."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _ping(host: str, port: int, password: str | None, timeout: float) -> bool:
@@ -96,7 +106,10 @@ class RedisServer:
         if self.password is not None:
             args += ["--requirepass", self.password]
         log = open(self._dir / "redis.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        # PR_SET_PDEATHSIG follows the parent *thread*: only from the main thread
+        main = threading.current_thread() is threading.main_thread()
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                        preexec_fn=_die_with_parent if main else None)
         log.close()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
