@@ -140,17 +140,18 @@ class RedisStore:
         self.client_time = bool(client_time)
         self.url = url
         self.safe_url = _redacted(url)
-        options = {
-            "socket_timeout": self.op_timeout,
-            "socket_connect_timeout": self.op_timeout,
-            "health_check_interval": 0,
-        }
         try:
+            # async: every operation is bounded by asyncio.timeout(op_timeout); the
+            # socket limits only back it up (and let connect() wait longer)
             self._aclient = aioredis.Redis.from_url(
-                url, retry=AsyncRetry(NoBackoff(), 0), **options
+                url, retry=AsyncRetry(NoBackoff(), 0), health_check_interval=0,
+                socket_timeout=self.connect_timeout, socket_connect_timeout=self.connect_timeout,
             )
-            self._client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0),
-                                                **options)
+            # sync (no loop): the socket limits are the deadline
+            self._client = redis.Redis.from_url(
+                url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
+                socket_timeout=self.op_timeout, socket_connect_timeout=self.op_timeout,
+            )
         except (ValueError, TypeError) as exc:
             raise StoreError(f"bad Redis URL {self.safe_url!r}: {exc}") from None
         self._ascripts = {op: self._aclient.register_script(script_text(op)) for op in OPERATIONS}
@@ -217,11 +218,18 @@ class RedisStore:
         """`connect()` for code without an event loop (no pub/sub: views refresh on use)."""
         if self.connected:
             return self
-        try:
-            self._client.ping()
-            info = self._client.info("server")
-        except Exception as exc:
-            raise self._explain(exc) from None
+        deadline = time.monotonic() + self.connect_timeout
+        while True:  # each attempt is bounded by op_timeout; retry until connect_timeout
+            try:
+                self._client.ping()
+                info = self._client.info("server")
+                break
+            except Exception as exc:
+                import redis.exceptions as errors
+
+                retry = isinstance(exc, TimeoutError | errors.TimeoutError)
+                if not retry or time.monotonic() > deadline:
+                    raise self._explain(exc) from None
         self._check_version(info)
         self.connected = self.available = True
         return self

@@ -46,8 +46,11 @@ async def replicas(redis_url, namespace):
     async def make(n: int, clocks=None, store_options=None, **config):
         breakers = []
         for i in range(n):
+            # a loaded CI machine can take tens of ms to answer: these tests are about
+            # sharing, not deadlines, so give operations room (the deadline tests below)
+            options = {"op_timeout": 2.0, **(store_options or {})}
             store = await RedisStore(redis_url, namespace=namespace, replica=f"r{i}",
-                                     **(store_options or {})).connect()
+                                     **options).connect()
             stores.append(store)
             options = {"clock": clocks[i]} if clocks else {}
             breakers.append(CircuitBreaker("dep", CircuitBreakerConfig(**config), store=store,
@@ -195,7 +198,7 @@ async def test_bad_input_is_a_clear_error_at_startup(redis_factory, redis_url):
 
 async def test_redis_killed_then_restarted(redis_factory, namespace, caplog):
     server = redis_factory()
-    stores = [await RedisStore(server.url, namespace=namespace, op_timeout=0.1,
+    stores = [await RedisStore(server.url, namespace=namespace, op_timeout=0.5,
                                retry_interval=0.1, replica=f"r{i}").connect() for i in range(2)]
     seen = []
     stores[0].on_status(lambda available, error: seen.append(available))
@@ -213,7 +216,7 @@ async def test_redis_killed_then_restarted(redis_factory, namespace, caplog):
             slowest = max(slowest, time.monotonic() - started)
         await fail_through(a, 1)
         await eventually(lambda: not stores[0].available)
-        assert slowest < 0.1 + 0.5
+        assert slowest < 0.5  # calls never waited on the dead server
         assert seen == [False] and stores[0].status()["available"] is False
         assert sum("unavailable" in r.getMessage() for r in caplog.records
                    if "r0" in r.getMessage()) == 1
@@ -233,7 +236,7 @@ async def test_redis_killed_then_restarted(redis_factory, namespace, caplog):
 async def test_a_paused_redis_never_holds_a_call_longer_than_the_deadline(redis_factory,
                                                                           namespace):
     server = redis_factory()
-    async with RedisStore(server.url, namespace=namespace, op_timeout=0.1,
+    async with RedisStore(server.url, namespace=namespace, op_timeout=0.3,
                           retry_interval=0.2) as store:
         config = CircuitBreakerConfig(failure_threshold=3, timeout=0.05,
                                       half_open_max_calls=1, success_threshold=1)
@@ -243,7 +246,7 @@ async def test_a_paused_redis_never_holds_a_call_longer_than_the_deadline(redis_
         try:
             slowest = 0.0
             started_all = time.monotonic()
-            while time.monotonic() - started_all < 1.5:
+            while time.monotonic() - started_all < 2.5:
                 for call in (ok, fail):
                     started = time.monotonic()
                     try:
@@ -253,7 +256,7 @@ async def test_a_paused_redis_never_holds_a_call_longer_than_the_deadline(redis_
                     slowest = max(slowest, time.monotonic() - started)
                 await asyncio.sleep(0.01)
             assert not store.available
-            assert slowest < 0.5  # the deadline (0.1 s), not the pause (1.5 s)
+            assert slowest < 1.0  # the deadline (0.3 s), not the pause (2.5 s)
         finally:
             server.resume()
         await eventually(lambda: store.available)

@@ -17,7 +17,9 @@ FAST = {"failure_threshold": 3, "timeout": 60}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with Stack(("shared",), replicas=3, shared_state=True, github=FAST, database=FAST,
+    # --store-timeout 1: room for a loaded CI machine (the deadline has its own tests)
+    with Stack({"shared": {"args": ["--store-timeout", "1"]}}, replicas=3, shared_state=True,
+               github=FAST, database=FAST,
                deadline=0.5, log_dir=tmp_path_factory.mktemp("replica-logs")) as stack:
         yield stack
 

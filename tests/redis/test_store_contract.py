@@ -16,6 +16,7 @@ from tests.core.store_contract import *  # noqa: F403
 
 @pytest.fixture
 def store_factory(redis_url, namespace):
-    store = RedisStore(redis_url, namespace=namespace, client_time=True).connect_sync()
+    store = RedisStore(redis_url, namespace=namespace, client_time=True,
+                       op_timeout=2.0).connect_sync()  # room for a loaded CI machine
     yield lambda: store
     store.close_sync()
