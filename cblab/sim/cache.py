@@ -82,9 +82,20 @@ class ResultCache:
     def key(self, scenario: Mapping[str, Any], config: Mapping[str, Any],
             options: Mapping[str, Any], seed: int | str) -> str:
         """The entry's name: a hash of the scenario spec, config, options, seed and version."""
-        text = _canonical({"scenario": scenario, "config": config, "options": options,
-                           "seed": [type(seed).__name__, seed], "cblab": self.version})
-        return hashlib.sha256(text.encode()).hexdigest()
+        return self.keys(scenario, config, options, [seed])[0]
+
+    def keys(self, scenario: Mapping[str, Any], config: Mapping[str, Any],
+             options: Mapping[str, Any], seeds: list[int | str]) -> list[str]:
+        """`key` for several seeds, hashing the shared parts once (10^5 keys stay fast)."""
+        shared = hashlib.sha256(_canonical(
+            {"scenario": scenario, "config": config, "options": options,
+             "cblab": self.version}).encode())
+        out = []
+        for seed in seeds:
+            digest = shared.copy()
+            digest.update(_canonical([type(seed).__name__, seed]).encode())
+            out.append(digest.hexdigest())
+        return out
 
     def _file(self, key: str) -> Path:
         return self.path / key[:2] / f"{key}.json"

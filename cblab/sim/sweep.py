@@ -284,10 +284,12 @@ def sweep(
     results: list[dict[str, Any] | None] = [None] * len(tasks)
     keys: list[str | None] = [None] * len(tasks)
     if store is not None:
-        for task in tasks:
-            index, full, options, spec, seed = task
-            keys[index] = key = store.key(spec, full, options, seed)
-            results[index] = store.get(key)
+        per_seed = len(seed_list)  # tasks come in runs of one (point, scenario), seed by seed
+        for first in range(0, len(tasks), per_seed):
+            _, full, options, spec, _ = tasks[first]
+            keys[first:first + per_seed] = store.keys(spec, full, options, seed_list)
+        for index, key in enumerate(keys):
+            results[index] = store.get(key)  # type: ignore[arg-type]
     hits = sum(r is not None for r in results)
     meta: dict[str, Any] = {}
 
