@@ -319,53 +319,51 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         if route is None:
             return await call_next(context)
         bulkhead = route.bulkhead
-        if bulkhead is None:
-            return await self._guarded(route, context, call_next)
-        started = self.registry.clock()
-        if not await bulkhead.acquire():
-            breaker = route.breaker
-            return refusal_result(*refusal.local_overload(
-                breaker.name, breaker.state.value, bulkhead.limit,
-                self.registry.clock() - started))
-        try:
-            return await self._guarded(route, context, call_next)
-        finally:
-            bulkhead.release()
-
-    async def _guarded(self, route: _Route, context: Any, call_next: Any) -> Any:
+        if bulkhead is not None:  # first a local slot (bounded wait), then the breaker
+            started = self.registry.clock()
+            if not await bulkhead.acquire():
+                breaker = route.breaker
+                return refusal_result(*refusal.local_overload(
+                    breaker.name, breaker.state.value, bulkhead.limit,
+                    self.registry.clock() - started))
+        # One frame for the whole call: this path runs on every tool call.
         breaker = route.breaker
-        permit = breaker.admit()
-        if not permit.admitted:
-            return refusal_result(*refusal.unavailable(
-                breaker.name, permit.state.value, permit.retry_after))
-        timeout = route.timeout
         try:
-            if timeout is None:
-                result = await call_next(context)
-            else:
-                async with asyncio.timeout(timeout) as scope:
+            permit = breaker.admit()
+            if not permit.admitted:
+                return refusal_result(*refusal.unavailable(
+                    breaker.name, permit.state.value, permit.retry_after))
+            timeout = route.timeout
+            try:
+                if timeout is None:
                     result = await call_next(context)
-        except Exception as exc:
-            if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
-                breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
-                raise ToolError(
-                    f"the {breaker.name} dependency did not answer within {timeout:g} s",
-                    log_level=logging.DEBUG,
-                ) from exc
-            verdict = self._classify(exc)
-            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
-            raise
-        except BaseException as exc:  # cancelled: frees the slot, counts as nothing
-            breaker.record_exception(permit, exc)
-            raise
-        if getattr(result, "is_error", False):
-            if route.count_errors:
-                breaker.record(permit, _FAILURE, error_type="error_result")
+                else:
+                    async with asyncio.timeout(timeout) as scope:
+                        result = await call_next(context)
+            except Exception as exc:
+                if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
+                    breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
+                    raise ToolError(
+                        f"the {breaker.name} dependency did not answer within {timeout:g} s",
+                        log_level=logging.DEBUG,
+                    ) from exc
+                verdict = self._classify(exc)
+                breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
+                raise
+            except BaseException as exc:  # cancelled: frees the slot, counts as nothing
+                breaker.record_exception(permit, exc)
+                raise
+            if result.is_error:
+                if route.count_errors:
+                    breaker.record(permit, _FAILURE, error_type="error_result")
+                else:
+                    breaker.record(permit, _EXCLUDED, error_type="tool_error")
             else:
-                breaker.record(permit, _EXCLUDED, error_type="tool_error")
-        else:
-            breaker.record(permit, _SUCCESS)
-        return result
+                breaker.record(permit, _SUCCESS)
+            return result
+        finally:
+            if bulkhead is not None:
+                bulkhead.release()
 
     def _classify(self, exc: BaseException) -> Verdict:
         try:
