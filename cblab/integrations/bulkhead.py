@@ -93,3 +93,77 @@ class Bulkhead:
     def status(self) -> dict[str, int | float]:
         return {"limit": self.limit, "max_wait_s": self.max_wait, "in_flight": self.in_flight,
                 "waiting": self.waiting, "refused": self.refused}
+
+
+async def queueing_lesson(
+    *, calls: int = 20, pool: int = 4, service_s: float = 0.1, deadline: float = 0.25,
+    failure_threshold: int = 3,
+) -> list[dict[str, object]]:
+    """The mistake, live: a burst of `calls` to a healthy dependency that answers in
+    `service_s`, through `pool` connections, each call with a `deadline`, behind a
+    breaker. Two ways, one row each:
+
+    - the deadline covers the wait for a connection: queued calls miss it, count as
+      the dependency failing, and the breaker opens on a healthy dependency;
+    - a bulkhead in front: wait (at most `deadline`) for a slot, refused as local
+      overload if none comes, and only then the breaker and the dependency's deadline.
+    """
+    from cblab import CircuitBreaker, CircuitBreakerConfig, Outcome
+
+    async def dependency() -> None:
+        await asyncio.sleep(service_s)  # healthy: always answers, just not instantly
+
+    async def burst(call: object) -> dict[str, int]:
+        outcomes = await asyncio.gather(*(call() for _ in range(calls)))  # type: ignore[operator]
+        return {name: outcomes.count(name) for name in
+                ("ok", "deadline_exceeded", "local_overload", "rejected")}
+
+    config = CircuitBreakerConfig(failure_threshold=failure_threshold, timeout=30)
+    rows = []
+
+    naive = CircuitBreaker("naive", config)
+    connections = asyncio.Semaphore(pool)
+
+    async def deadline_covers_the_queue() -> str:
+        permit = naive.admit()
+        if not permit.admitted:
+            return "rejected"
+        try:
+            async with asyncio.timeout(deadline):
+                async with connections:
+                    await dependency()
+        except TimeoutError:
+            naive.record(permit, Outcome.FAILURE, error_type="deadline_exceeded")
+            return "deadline_exceeded"
+        naive.record(permit, Outcome.SUCCESS)
+        return "ok"
+
+    counts = await burst(deadline_covers_the_queue)
+    rows.append({"design": "deadline covers the wait for a connection", **counts,
+                 "breaker failures": naive.failures, "breaker": naive.state.value})
+
+    guarded = CircuitBreaker("bulkhead", config)
+    slots = Bulkhead("dependency", pool, max_wait=deadline)
+
+    async def bulkhead_first() -> str:
+        if not await slots.acquire():
+            return "local_overload"  # the server is busy; the dependency is not blamed
+        try:
+            permit = guarded.admit()
+            if not permit.admitted:
+                return "rejected"
+            try:
+                async with asyncio.timeout(deadline):
+                    await dependency()
+            except TimeoutError:
+                guarded.record(permit, Outcome.FAILURE, error_type="deadline_exceeded")
+                return "deadline_exceeded"
+            guarded.record(permit, Outcome.SUCCESS)
+            return "ok"
+        finally:
+            slots.release()
+
+    counts = await burst(bulkhead_first)
+    rows.append({"design": "bulkhead first, then the breaker and the deadline", **counts,
+                 "breaker failures": guarded.failures, "breaker": guarded.state.value})
+    return rows

@@ -94,3 +94,13 @@ async def test_a_cancelled_waiter_passes_its_slot_on() -> None:
 def test_bad_bulkheads_are_refused(limit, wait, message) -> None:
     with pytest.raises(ValueError, match=message):
         Bulkhead("db", limit, wait)
+
+
+async def test_the_queueing_lesson_shows_the_mistake_and_the_fix() -> None:
+    from cblab.integrations.bulkhead import queueing_lesson
+
+    naive, bulkhead = await queueing_lesson()
+    assert naive["deadline_exceeded"] >= 3 and naive["breaker"] == "open"
+    assert bulkhead["breaker"] == "closed" and bulkhead["breaker failures"] == 0
+    assert bulkhead["deadline_exceeded"] == 0 and bulkhead["ok"] >= 4
+    assert bulkhead["ok"] + bulkhead["local_overload"] == 20
