@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 
 class CircuitState(StrEnum):
@@ -26,9 +26,7 @@ class Outcome(StrEnum):
     LATE = "late"  # finished after the breaker changed state: counted, changes nothing
 
 
-class CallRecord(NamedTuple):
-    """One call through a breaker. A tuple, because one is built for every call."""
-
+class _CallFields(NamedTuple):
     breaker: str
     admitted_at: float  # breaker clock, seconds
     duration: float  # seconds; 0.0 for a rejected call
@@ -37,7 +35,12 @@ class CallRecord(NamedTuple):
     error_type: str | None
     generation: int
 
-    kind = "call"
+
+class CallRecord(_CallFields):
+    """One call through a breaker. A tuple, because one is built for every call."""
+
+    __slots__ = ()
+    kind: ClassVar[Literal["call"]] = "call"
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "call", **self._asdict()}
@@ -52,7 +55,7 @@ class StateChange:
     reason: str
     generation: int  # the generation that starts with this change
 
-    kind = "state"
+    kind: ClassVar[Literal["state"]] = "state"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +78,7 @@ class _Boxed:
 
     __slots__ = ("value",)
 
-    def __init__(self, value: tuple) -> None:
+    def __init__(self, value: tuple[Any, ...]) -> None:
         self.value = value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -223,7 +224,7 @@ class _TimeWindowCounter(_RateVerdict):
         super().__init__(policy)
         n = policy.buckets
         self._width = policy.window / n
-        self._epochs = [None] * n  # which bucket-epoch each slot currently holds
+        self._epochs: list[int | None] = [None] * n  # which bucket-epoch each slot holds
         self._calls = [0] * n
         self._failures = [0] * n
         self._slow = [0] * n
@@ -361,7 +362,7 @@ class TimeWindow:
 
 FailurePolicy = ConsecutiveFailures | CumulativeFailures | CountWindow | TimeWindow
 
-_POLICIES: dict[str, type] = {
+_POLICIES: dict[str, Callable[..., FailurePolicy]] = {
     p.name: p for p in (ConsecutiveFailures, CumulativeFailures, CountWindow, TimeWindow)
 }
 
