@@ -9,8 +9,8 @@ count (the shape of resilience4j's metrics objects and tenacity's strategies).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
