@@ -62,13 +62,19 @@ that snapshot and logs the change. Hence:
 - a healthy CLOSED call makes no round trip; a failure makes at most one
   (`record_failure`, fire and forget); OPEN rejections read the cached
   `open_until`;
-- half-open trials stay exact across replicas when the shared store leases
-  trials server-side ahead of use and `lease_trial` hands out a lease it
-  already holds;
+- half-open trials stay exact across replicas because leases are granted by
+  the shared store: `lease_trial` hands out a lease the view already holds,
+  or refuses while one is fetched. A record may also offer the optional
+  coroutine `alease_trial(now)` (same answer as `lease_trial`, but it waits
+  for the round trip within the store's deadline); `await breaker.call()`
+  uses it when present, `admit()` never waits;
 - a window policy's counts go through `record_success`/`record_failure` like
-  the consecutive count; a shared store may batch them per bucket and send one
-  script per bucket (count and verdict together), so its verdict is as stale
-  as one bucket.
+  the consecutive count. A shared store chooses how much of a window to
+  share: `cblab.stores` keeps each replica's window locally and shares only
+  the verdict (the trip, one script); a store could instead batch counts per
+  bucket (count and verdict in one script per bucket), making its verdict as
+  stale as one bucket. Either way the state moves only through the
+  operations above.
 
 A store that has no background work (`MemoryStore`) is authoritative: what an
 operation returns is the truth.
