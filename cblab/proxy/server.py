@@ -33,9 +33,30 @@ from .inject import FaultInjector, ProxyEvents
 from .scenario import ProxyScenario
 from .upstream import ProxyError, Upstream
 
-__all__ = ["FaultProxy"]
+__all__ = ["FaultProxy", "warm_up"]
 
 log = logging.getLogger("cblab.proxy")
+_warm = False
+
+
+async def warm_up() -> None:
+    """Pay fastmcp's one-off first-call cost (lazy imports, schema building: seconds on
+    a busy 2-core machine) on a throwaway in-process server, once per process, so the
+    first call a client makes through the proxy is not the one that pays it."""
+    global _warm
+    if _warm:
+        return
+    from fastmcp import Client, FastMCP
+
+    server = FastMCP("cblab-warm-up")
+
+    @server.tool
+    def ping() -> str:
+        return "pong"
+
+    async with Client(server) as client:
+        await client.call_tool("ping", {})
+    _warm = True
 
 
 class FaultProxy:
@@ -107,6 +128,7 @@ class FaultProxy:
 
         from .control import ProxyControl
 
+        await warm_up()
         self._stack = contextlib.AsyncExitStack()
         client, self.tools = await self.upstream.connect(self._stack, self._connect_timeout)
         self.table.tools = self.tools
