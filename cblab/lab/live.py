@@ -102,7 +102,8 @@ class LiveLab:
         params: LabParams | None = None,
         *,
         stack: Stack | None = None,
-        target: LabTarget | None = None,
+        target: LabTarget | str | Sequence[str] | None = None,
+        arguments: Mapping[str, Any] | None = None,
         variants: Sequence[str] = ("protected",),
         controls: Sequence[str] = CONTROL_NAMES,
         service: str = "users",
@@ -116,7 +117,8 @@ class LiveLab:
         time_scale: float | None = None,
     ) -> None:
         self.session = LabSession(
-            params, target=target, stack=stack, variants=variants, controls=controls,
+            params, target=target, arguments=arguments, stack=stack, variants=variants,
+            controls=controls,
             service=service, tool=tool, breaker=breaker, latency_ms=latency_ms,
             deadline=deadline, config=config, scenario=scenario, time_scale=time_scale,
         )

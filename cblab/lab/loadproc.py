@@ -46,11 +46,16 @@ class ProcessLoad:
     be an MCP URL. `rate` and `stop()` may be called from any thread."""
 
     def __init__(self, target: str, tool: str, *, rate: float, variant: str, seed: int | None,
-                 deadline: float, window: int = 10_000) -> None:
+                 deadline: float, window: int = 10_000,
+                 arguments: dict[str, Any] | None = None, breaker: str | None = None) -> None:
         if not isinstance(target, str):
             raise TypeError(f"a load process needs an MCP URL, got {target!r}")
         self.options = {"tool": tool, "rate": float(rate), "variant": variant, "seed": seed,
                         "deadline": float(deadline), "window": window}
+        if arguments is not None:  # a JSON object: the tool's arguments for every call
+            self.options["arguments"] = dict(arguments)
+        if breaker is not None:
+            self.options["breaker"] = breaker
         self.target = target
         self._rate = float(rate)
         self.start_monotonic: float | None = None
@@ -164,6 +169,9 @@ async def _child() -> None:
     if "start" not in first:
         _emit({"done": True, "error": "no start message"})
         return
+    from ..proxy.server import warm_up
+
+    await warm_up()  # fastmcp's one-off first-call cost (seconds), before the clock starts
     gen = LoadGenerator(first["target"], **first["start"])
 
     def commands() -> None:  # a thread: stdin blocks

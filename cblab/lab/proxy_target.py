@@ -164,7 +164,8 @@ class _ProxyFaults:
         return fault.to_dict()
 
     async def patch_faults(self, service: str, **fields: Any) -> Any:
-        fault = await self._owner.proxy.patch_fault(self._owner.fault_target, dict(fields))
+        fault = await self._owner.proxy.patch_fault(self._owner.fault_target,
+                                                    self._fault(fields))
         return fault.to_dict()
 
     async def play_scenario(self, spec: Mapping[str, Any]) -> Any:

@@ -86,7 +86,8 @@ class LabSession:
         self,
         params: LabParams | None = None,
         *,
-        target: LabTarget | None = None,
+        target: LabTarget | str | Sequence[str] | None = None,
+        arguments: Mapping[str, Any] | None = None,
         stack: Stack | None = None,
         variants: Sequence[str] = ("protected",),
         controls: Sequence[str] = CONTROL_NAMES,
@@ -109,6 +110,12 @@ class LabSession:
         self.service, self.tool, self.breaker = service, tool, breaker
         self.deadline = deadline
         self.load_process = load_process
+        self.arguments = None if arguments is None else dict(arguments)
+        if isinstance(target, (str, list, tuple)):  # any MCP server: URL or stdio command
+            from .proxy_target import ProxyTarget
+
+            target = ProxyTarget(target, tool, variants=self.variants, seed=self.params.seed,
+                                 deadline=deadline)
         self.target: LabTarget = target or StackTarget(
             self.variants, stack=stack, seed=self.params.seed, deadline=deadline)
         self.config = CircuitBreakerConfig(
@@ -361,6 +368,9 @@ class LabSession:
             "rate": float(self.values.get("rate", self.params.rate)), "variant": variant,
             "seed": self.params.seed, "deadline": max(self.deadline * 2.5, 5.0), "window": 2_000,
         }
+        if self.arguments is not None:  # any server's tool: its arguments, our breaker
+            options["arguments"] = self.arguments
+            options["breaker"] = self.breaker
         if self.load_process and isinstance(target, str):
             return ProcessLoad(target, self.tool, **options)
         from ..load import LoadGenerator

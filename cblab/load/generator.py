@@ -96,6 +96,7 @@ class LoadGenerator:
         keep_all: bool = False,
         on_result: Callable[[dict[str, Any]], Any] | None = None,
         spread: str = "round_robin",
+        breaker: str | None = None,
     ) -> None:
         if spread not in {"round_robin", "random"}:
             raise ValueError(f"spread must be 'round_robin' or 'random', got {spread!r}")
@@ -115,7 +116,8 @@ class LoadGenerator:
         self.per_target = [0] * len(self.targets)  # calls issued to each target
         self._next_target = 0
         self.tool = tool
-        self.breaker = _TOOL_BREAKERS.get(tool)
+        # the rows' `breaker`: the one the tool's calls go through, if the caller knows it
+        self.breaker = breaker if breaker is not None else _TOOL_BREAKERS.get(tool)
         if arguments is None:
             arguments = demo_arguments(tool)
         self._arguments = arguments

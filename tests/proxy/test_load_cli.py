@@ -1,0 +1,46 @@
+"""`cblab load`: open-loop load on any MCP endpoint, saved as a recorded run."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from cblab.runs import load_run
+from cblab.server.app import ServerRunner
+
+
+async def _cblab(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cblab.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_load_writes_a_recorded_run(upstream: ServerRunner, tmp_path: Path) -> None:
+    out = tmp_path / "my-run"
+    code, stdout, stderr = await _cblab(
+        "load", upstream.mcp_url, "--tool", "users", "--args", '{"login": "s3cr3t"}',
+        "--rate", "10", "--duration", "1.5", "--out", str(out))
+    assert code == 0, stderr
+    assert "run saved to" in stdout
+    run = load_run(out)
+    assert len(run.events) >= 5
+    assert set(run.events["source"]) == {"load"} and set(run.events["tool"]) == {"users"}
+    assert run.meta.kind == "live" and run.meta.extra["tool"] == "users"
+    assert "s3cr3t" not in (out / "run.json").read_text()
+    assert "s3cr3t" not in (out / "events.csv").read_text()
+
+
+async def test_load_refuses_bad_input_with_one_line(upstream: ServerRunner,
+                                                    tmp_path: Path) -> None:
+    code, _, stderr = await _cblab("load", upstream.mcp_url, "--tool", "nope",
+                                   "--duration", "1", "--out", str(tmp_path / "r"))
+    assert code == 1 and "unknown tool 'nope'" in stderr and "echo" in stderr
+    code, _, stderr = await _cblab("load", "http://127.0.0.1:9/mcp", "--tool", "echo",
+                                   "--out", str(tmp_path / "r"))
+    assert code == 1 and "connection refused" in stderr and "Traceback" not in stderr
+    code, _, stderr = await _cblab("load", upstream.mcp_url, "--tool", "echo",
+                                   "--args", "[1]", "--out", str(tmp_path / "r"))
+    assert code == 1 and "--args must be a JSON object" in stderr
