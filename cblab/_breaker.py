@@ -481,8 +481,11 @@ class CircuitBreaker:
             if trial:
                 snap = record.settle_trial(generation, trial, outcome, now)
         self._log_call((self.name, admitted_at, duration, outcome, state, error, generation))
-        if snap is not None:
-            self._follow(snap)
+        if snap is not None:  # `_follow`, inlined: this runs for every counted outcome
+            if snap.generation != self._generation:
+                self._adopt(snap)
+            else:
+                self._success_matters = snap.success_matters
         return outcome
 
     # --- the shells: call, call_sync, decorator, protect() --------------------------------

@@ -256,22 +256,23 @@ class MemoryRecord:
         return f"slow-call rate {slow_rate:.0%} reached {slow_threshold:.0%}"
 
     def record_success(self, generation: int, now: float, slow: bool) -> Snapshot:
-        return self._count(self._counter.on_success, generation, now, slow)
-
-    def record_failure(self, generation: int, now: float, slow: bool) -> Snapshot:
-        return self._count(self._counter.on_failure, generation, now, slow)
-
-    def _count(
-        self, count: Callable[[float, bool], bool], generation: int, now: float, slow: bool
-    ) -> Snapshot:
-        """Count an outcome in the policy and trip on its verdict: one step."""
         snap = self._snap
         if generation == snap.generation and snap.state is CLOSED:
-            if count(now, slow) and snap.mode is Mode.NORMAL:
-                self._move(OPEN, now, self._why_tripped(now))
-            else:
-                snap.success_matters = self._counter.wants_success()
+            self._verdict(self._counter.on_success(now, slow), now)
         return snap
+
+    def record_failure(self, generation: int, now: float, slow: bool) -> Snapshot:
+        snap = self._snap
+        if generation == snap.generation and snap.state is CLOSED:
+            self._verdict(self._counter.on_failure(now, slow), now)
+        return snap
+
+    def _verdict(self, trip: bool, now: float) -> None:
+        """Act on the policy's verdict for an outcome just counted (same operation)."""
+        if trip and self._snap.mode is Mode.NORMAL:
+            self._move(OPEN, now, self._why_tripped(now))
+        else:
+            self._snap.success_matters = self._counter.wants_success()
 
     def half_open_if_due(self, now: float) -> Snapshot:
         snap = self._snap
