@@ -75,6 +75,8 @@ class ResultCache:
         self.hits = 0
         self.misses = 0
         self.corrupt = 0
+        self.written = 0
+        self._dirs: set[Path] = set()
 
     def __repr__(self) -> str:
         return f"ResultCache({str(self.path)!r}, max_bytes={self.max_bytes})"
@@ -127,12 +129,15 @@ class ResultCache:
         data = json.dumps({"key": key, "sha256": _digest(body), "kpis": body}).encode()
         file = self._file(key)
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            if file.parent not in self._dirs:  # one mkdir per shard, not per entry
+                file.parent.mkdir(parents=True, exist_ok=True)
+                self._dirs.add(file.parent)
             fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
                 os.replace(tmp, file)
+                self.written += 1
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise

@@ -329,8 +329,8 @@ def sweep(
                         bar.update(len(done))
                 except ExecutorError as exc:
                     raise SweepError(str(exc)) from None
-    if store is not None:
-        store.prune()
+    if store is not None and store.written:
+        store.prune()  # only a sweep that added entries can have outgrown the cap
     rows = [{**label, **(figures or {})} for label, figures in zip(labels, results, strict=True)]
     table = pd.DataFrame(rows)
     from cblab import __version__

@@ -81,7 +81,7 @@ def test_a_worker_killed_mid_sweep_loses_no_point(cluster, tmp_path):
     assert not table.duplicated(["failure_threshold", "timeout", "seed"]).any()
     local = sweep(grid, scenario, seeds, workers=2, progress=False)
     assert table.equals(local)
-    cluster.wait_workers(2)
+    wait_for(lambda: cluster.workers() == 2, 30, "the scheduler to drop the killed worker")
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(capsys):
