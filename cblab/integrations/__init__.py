@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .classify import Classifier, DependencyError, Verdict, classify_exception, classify_status
     from .client import GuardedClient
     from .middleware import CircuitBreakerMiddleware
+    from .routes import mount_routes
     from .transport import BreakerTransport
 
 _LAZY = {
@@ -31,6 +32,7 @@ _LAZY = {
     "CircuitBreakerMiddleware": ".middleware",
     "BreakerTransport": ".transport",
     "GuardedClient": ".client",
+    "mount_routes": ".routes",
 }
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "Verdict",
     "classify_exception",
     "classify_status",
+    "mount_routes",
 ]
 
 

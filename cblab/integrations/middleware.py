@@ -270,8 +270,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
 
     async def check(self, server: Any) -> None:
         """Check tool names and patterns against `server`'s tools now (ConfigError if bad)."""
-        tools = await server.list_tools(run_middleware=False)
-        self.check_tools(tool.name for tool in tools)
+        names = [tool.name for tool in await server.list_tools(run_middleware=False)]
+        self.check_tools(names)
+        for name in names:  # every breaker exists from now on (metrics, admin, status)
+            if name not in self._routes:
+                self._routes[name] = self._route(name)
 
     # --- the call path ------------------------------------------------------------------
 

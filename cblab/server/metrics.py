@@ -30,16 +30,12 @@ and past 256 distinct tools the rest are `tool="other"`; outcomes are a fixed se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from cblab import BreakerRegistry, CircuitState
+from cblab import BreakerRegistry, CircuitBreaker
+from cblab.integrations.prometheus import CONTENT_TYPE, breaker_lines, family, label
 
 from .instrumentation import KINDS, Instrumentation
 
 __all__ = ["CONTENT_TYPE", "METRIC_NAMES", "render"]
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-MODES = ("normal", "forced_open", "forced_closed", "disabled")
 
 METRIC_NAMES = (
     "cblab_circuitbreaker_state",
@@ -53,72 +49,32 @@ METRIC_NAMES = (
 )
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
-def _family(name: str, kind: str, help_: str, samples: Iterable[tuple[str, str, float]]) -> list[str]:
-    lines = [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
-    for suffix, labels, value in samples:
-        lines.append(f"{name}{suffix}{{{labels}}} {_number(value)}")
-    return lines
-
-
 def render(registry: BreakerRegistry, instrumentation: Instrumentation) -> str:
-    """The whole exposition, one scrape."""
-    breakers = list(registry)
+    """The whole exposition, one scrape: cblab.integrations.prometheus's breaker
+    families, with call durations from the instrumentation's meters, and the tool calls."""
     meters = instrumentation.meters
-    state_samples, mode_samples, call_samples = [], [], []
-    rejected, failure_rate, slow_rate, trips = [], [], [], []
-    for breaker in breakers:
-        name = f'name="{_label(breaker.name)}"'
-        current = breaker.state
-        for state in CircuitState:
-            state_samples.append(("", f'{name},state="{state.value}"', int(state is current)))
-        for mode in MODES:
-            mode_samples.append(("", f'{name},mode="{mode}"', int(breaker.mode == mode)))
+
+    def calls(breaker: CircuitBreaker, name: str) -> list[tuple[str, str, float]]:
         meter = meters.get(breaker.name)
-        if meter is not None:
-            for kind in KINDS:
-                labels = f'{name},kind="{kind}"'
-                call_samples.append(("_count", labels, meter.count[kind]))
-                call_samples.append(("_sum", labels, meter.seconds[kind]))
-        rejected.append(("", name, breaker.rejected))
-        trips.append(("", name, breaker.trips))
-        figures = breaker.get_status()["policy"]
-        if "failure_rate" in figures:
-            failure_rate.append(("", name, float(figures["failure_rate"])))
-            slow_rate.append(("", name, float(figures["slow_call_rate"])))
-        else:
-            window_rate = meter.window.rate if meter is not None else -1.0
-            failure_rate.append(("", name, float(window_rate)))
-            slow_rate.append(("", name, -1.0))
+        if meter is None:
+            return []
+        samples: list[tuple[str, str, float]] = []
+        for kind in KINDS:
+            labels = f'{name},kind="{kind}"'
+            samples.append(("_count", labels, meter.count[kind]))
+            samples.append(("_sum", labels, meter.seconds[kind]))
+        return samples
+
+    def window_rate(breaker: CircuitBreaker) -> float:
+        meter = meters.get(breaker.name)
+        return meter.window.rate if meter is not None else -1.0
+
+    lines = breaker_lines(registry, calls=calls, window_rate=window_rate)
     tool_samples = [
-        ("", f'tool="{_label(tool)}",outcome="{_label(outcome)}"', count)
+        ("", f'tool="{label(tool)}",outcome="{label(outcome)}"', count)
         for (tool, outcome), count in sorted(instrumentation.tool_calls.items())
     ]
-    lines: list[str] = []
-    lines += _family("cblab_circuitbreaker_state", "gauge",
-                     "1 for the breaker's current state, 0 otherwise.", state_samples)
-    lines += _family("cblab_circuitbreaker_mode", "gauge",
-                     "1 for the breaker's current mode, 0 otherwise.", mode_samples)
-    lines += _family("cblab_circuitbreaker_calls_seconds", "summary",
-                     "Permitted calls and their total duration, by how they ended.",
-                     call_samples)
-    lines += _family("cblab_circuitbreaker_not_permitted_calls_total", "counter",
-                     "Calls refused by the breaker.", rejected)
-    lines += _family("cblab_circuitbreaker_failure_rate", "gauge",
-                     "Failure rate of counted calls (0..1), -1 until enough calls.",
-                     failure_rate)
-    lines += _family("cblab_circuitbreaker_slow_call_rate", "gauge",
-                     "Slow-call rate from a windowed policy (0..1), -1 otherwise.", slow_rate)
-    lines += _family("cblab_circuitbreaker_trips_total", "counter",
-                     "Automatic moves to OPEN.", trips)
-    lines += _family("cblab_tool_calls_total", "counter",
+    lines += family("cblab_tool_calls_total", "counter",
                      "MCP tool calls by outcome, as recorded in /events.", tool_samples)
     store = getattr(instrumentation, "shared_state", None)
     if store is not None:  # one of several replicas sharing breaker state
