@@ -112,8 +112,8 @@ def test_the_live_check_chart_shades_the_faults_and_keeps_the_scenario_in_view()
     assert lab.feed.window_s >= 95.0  # the outage's start stays in view to the end
     assert lab.scenario.total_duration_s == 90.0
     assert "“outage-and-recovery”" in lab.title and "timeout=10" in lab.title
-    figure = lab._build_figure()
-    assert sum(1 for s in figure.layout.shapes if s.name == "fault: outage") == 4
+    lab._install_figure()  # the chart the lab shows once started
+    assert sum(1 for s in lab.figure.layout.shapes if s.name == "fault: outage") == 4
 
     bounded = live_check(replace(params, run_seconds=24.0), {"failure_threshold": 5}, scenario)
     assert bounded.params.run_seconds == 24.0
