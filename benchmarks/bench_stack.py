@@ -11,8 +11,8 @@ One `Stack` (backend + three demo servers as processes on loopback):
    Streamable HTTP, in small blocks that rotate the three variants (so machine
    noise hits all of them alike): p50/p99 latency and calls/s; then closed-loop
    throughput with 8 concurrent callers, alternated the same way. The breaker +
-   instrumentation cost is also timed in-process (the middleware around one
-   admitted and recorded call), where it is not lost in HTTP noise.
+   instrumentation cost is also timed in-process (the demo's middleware: recorder,
+   breaker, deadline and bulkhead around a no-op tool), where it is not lost in HTTP noise.
 2. Backend hangs: open-loop load (`cblab.load`, constant 40 calls/s) against
    protected and unprotected in turn (ABBA), server deadline 1 s: latency overall
    and after the trip, calls/s answered, and requests per second reaching the
@@ -63,25 +63,24 @@ def ms(seconds: float) -> str:
 
 
 async def _middleware_cost(iterations: int = 20_000) -> tuple[float, float]:
-    """Seconds per call of (middleware + admit/record) and of the bare call_next."""
+    """Seconds per call of the demo's middleware (recorder + breaker middleware with its
+    deadline and bulkhead, around a no-op tool) and of the bare call_next."""
     from types import SimpleNamespace
 
-    from cblab import Outcome
-    from cblab.server import ServerSettings, build_server, lab_of
-    from cblab.server.instrumentation import ToolCallRecorder
+    from cblab.server import ServerSettings, build_server
 
-    lab = lab_of(build_server(ServerSettings(github=GITHUB, event_log_capacity=1000)))
-    breaker = lab.registry["github"]
-    recorder = ToolCallRecorder(lab.instrumentation, {"github_user": breaker})
-    context = SimpleNamespace(message=SimpleNamespace(name="github_user", arguments={}))
+    mcp = build_server(ServerSettings(github=GITHUB, event_log_capacity=1000))
+    recorder, protection = mcp.middleware[0], mcp.middleware[1]
+    await protection.check(mcp)
+    context = SimpleNamespace(method="tools/call", fastmcp_context=None,
+                              message=SimpleNamespace(name="github_user", arguments={}))
+    ok = SimpleNamespace(is_error=False)
 
-    async def guarded_call(_: Any) -> str:
-        permit = breaker.admit()
-        breaker.record(permit, Outcome.SUCCESS)
-        return "ok"
+    async def bare_call(_: Any) -> Any:
+        return ok
 
-    async def bare_call(_: Any) -> str:
-        return "ok"
+    async def guarded_call(ctx: Any) -> Any:
+        return await protection(ctx, bare_call)
 
     async def timed(run: Any) -> float:
         best = math.inf

@@ -119,7 +119,7 @@ async def queueing_lesson(
                 ("ok", "deadline_exceeded", "local_overload", "rejected")}
 
     config = CircuitBreakerConfig(failure_threshold=failure_threshold, timeout=30)
-    rows = []
+    rows: list[dict[str, object]] = []
 
     naive = CircuitBreaker("naive", config)
     connections = asyncio.Semaphore(pool)

@@ -252,7 +252,7 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
                              ("count_error_results", self.count_error_results),
                              ("call_timeout", set(self._timeouts))):
             problems += [f"{where}: no tool named {n!r}" for n in sorted(names - tools)]
-        breakers = {self.breaker_for(t) for t in tools} - {None}
+        breakers = {b for b in map(self.breaker_for, tools) if b is not None}
         for where, names in (("configs", set(self.configs)), ("max_concurrent", set(self._slots))):
             problems += [f"{where}: no breaker named {n!r} (breakers: {sorted(breakers)})"
                          for n in sorted(names - breakers)]

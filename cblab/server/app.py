@@ -313,7 +313,7 @@ class ServerRunner:
         app = self.mcp.http_app(path=self.path, host_origin_protection="auto")
         config = uvicorn.Config(
             app, lifespan="on", log_level=self._log_level, access_log=False,
-            timeout_graceful_shutdown=self._graceful, ws="none",
+            timeout_graceful_shutdown=math.ceil(self._graceful), ws="none",
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._serve(), name=f"cblab-server-{self.port}")

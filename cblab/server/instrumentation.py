@@ -225,7 +225,8 @@ class Instrumentation:
         """`{"events": [row, ...], "last_seq": n, "missed": m, "now": t}`."""
         part = self.log.since(after, limit)
         columns = EVENT_COLUMNS
-        events = [dict(zip(columns, (seq, *row), strict=True)) for seq, row in part.events]
+        events = [dict(zip(columns, (seq, *row), strict=True))  # type: ignore[misc]
+                  for seq, row in part.events]  # rows are the tuples _append stores
         return {
             "events": events,
             "last_seq": part.last_seq,
