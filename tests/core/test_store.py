@@ -91,3 +91,42 @@ def test_a_registry_hands_its_store_to_every_breaker():
     registry.get("database")
     assert set(store.records) == {"github", "database"}
     assert registry.get("github").store is store
+
+
+def test_every_move_is_checked_against_the_legal_move_table():
+    class JumpingRecord(MemoryRecord):
+        def record_failure(self, generation, now, slow):
+            snap = super().record_failure(generation, now, slow)
+            self._move(CircuitState.HALF_OPEN, now, "skipped OPEN")  # not a legal move
+            return snap
+
+    class JumpingStore(MemoryStore):
+        def attach(self, name, config, now, on_change):
+            return JumpingRecord(config, now)
+
+    breaker = CircuitBreaker("dep", store=JumpingStore(), clock=ManualClock())
+    with pytest.raises(AssertionError, match="illegal move closed -> half_open"):
+        breaker.record(breaker.admit(), "failure")
+
+
+def test_manual_moves_are_in_the_table_and_set_the_mode_enum():
+    from cblab._breaker import _AUTOMATIC_MOVES, _MANUAL_MOVES
+
+    assert set(_AUTOMATIC_MOVES) == {
+        (CircuitState.CLOSED, CircuitState.OPEN),
+        (CircuitState.OPEN, CircuitState.HALF_OPEN),
+        (CircuitState.HALF_OPEN, CircuitState.OPEN),
+        (CircuitState.HALF_OPEN, CircuitState.CLOSED),
+    }
+    breaker = CircuitBreaker("dep", clock=ManualClock())
+    for action, mode, state in [
+        ("force_open", Mode.FORCED_OPEN, CircuitState.OPEN),
+        ("force_closed", Mode.FORCED_CLOSED, CircuitState.CLOSED),
+        ("disable", Mode.DISABLED, CircuitState.CLOSED),
+        ("reset", Mode.NORMAL, CircuitState.CLOSED),
+    ]:
+        before = breaker.state
+        getattr(breaker, action)()
+        assert (before, state) in _MANUAL_MOVES
+        assert breaker.mode is mode and breaker.mode == mode.value
+        assert breaker.get_status()["mode"] == mode.value
