@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("## Protect your own MCP server", "## Protect your MCP client")
 
@@ -41,13 +39,28 @@ def test_the_sections_have_their_examples() -> None:
     assert [name for name, _ in examples()] == list(EXPECTED)
 
 
-@pytest.mark.parametrize(("name", "code"), examples(), ids=[n for n, _ in examples()])
-def test_readme_example_runs(name: str, code: str, tmp_path: Path) -> None:
-    script = tmp_path / "example.py"
-    script.write_text(code)
+RUNNER = """
+import runpy, sys
+for path in sys.argv[1:]:
+    print(f"=== {path}", flush=True)
+    runpy.run_path(path, run_name="__main__")
+"""
+
+
+def test_readme_examples_run(tmp_path: Path) -> None:
+    """All examples in one fresh interpreter, one after the other (each imports fastmcp
+    afresh would cost seconds apiece); each must print what it promises."""
+    paths = []
+    for i, (_, code) in enumerate(examples()):
+        path = tmp_path / f"example_{i}.py"
+        path.write_text(code)
+        paths.append(str(path))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_ENABLE_RICH_TRACEBACKS": "false"}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for expected in EXPECTED[name]:
-        assert expected in done.stdout, (expected, done.stdout, done.stderr[-2000:])
+    done = subprocess.run([sys.executable, "-c", RUNNER, *paths], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    outputs = done.stdout.split("=== ")[1:]
+    assert len(outputs) == len(paths), done.stdout
+    for (name, _), output in zip(examples(), outputs, strict=True):
+        for expected in EXPECTED[name]:
+            assert expected in output, (name, expected, output)
