@@ -15,14 +15,20 @@ import contextlib
 import os
 import shlex
 import shutil
+import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastmcp import Client
 
 __all__ = ["ProxyError", "Upstream", "error_reason"]
+
+#: cblab's own secrets: never handed to an upstream command
+_SECRET_ENV = frozenset({"CBLAB_PROXY_TOKEN", "CBLAB_BACKEND_TOKEN", "CBLAB_ADMIN_TOKEN"})
 
 
 class ProxyError(RuntimeError):
@@ -90,8 +96,11 @@ class Upstream:
         from fastmcp.client.transports import StdioTransport
 
         argv = list(self.target)
-        env = {**os.environ, **self.env} if self.env else None
-        return Client(StdioTransport(argv[0], argv[1:], env=env, cwd=self.cwd, keep_alive=True))
+        # the user's own environment (their virtualenv, API keys), minus cblab's tokens
+        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+        env.update(self.env)
+        return Client(StdioTransport(argv[0], argv[1:], env=env, cwd=self.cwd, keep_alive=True,
+                                     log_file=_stderr_or_log_file()))
 
     async def connect(self, stack: contextlib.AsyncExitStack, timeout: float = 15.0
                       ) -> tuple[Client, list[str]]:
@@ -115,17 +124,36 @@ class Upstream:
         return client, [tool.name for tool in tools]
 
 
+def _stderr_or_log_file() -> Path | None:
+    """Where the server's stderr goes: ours (None) when it is a real file; in a Jupyter
+    kernel (no file descriptor behind sys.stderr) a log file in the temp directory."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return Path(tempfile.gettempdir()) / f"cblab-upstream-{os.getpid()}.log"
+    return None
+
+
 def error_reason(exc: BaseException) -> str:
-    """The innermost cause, in words (connection refused, no such file, ...)."""
+    """The innermost cause, in words (connection refused, no such file, ...).
+
+    Walks causes, contexts and exception groups (anyio wraps a failed connect in
+    one): an OS error's message wins, else the deepest non-empty message.
+    """
     seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 50:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
         seen.append(current)
-        group = getattr(current, "exceptions", None)
-        current = current.__cause__ or current.__context__ or (group[0] if group else None)
+        todo.extend(getattr(current, "exceptions", ()) or ())
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     for error in reversed(seen):
         if isinstance(error, OSError) and (error.errno or error.strerror):
             return (os.strerror(error.errno) if error.errno else str(error.strerror)).lower()
-    text = str(seen[-1]) or type(seen[-1]).__name__
-    return text.splitlines()[0][:300]
-
+    for error in reversed(seen):
+        text = str(error).strip()
+        if text and not isinstance(error, BaseExceptionGroup):
+            return text.splitlines()[0][:300]
+    return type(exc).__name__

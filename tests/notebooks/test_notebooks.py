@@ -36,6 +36,11 @@ LIVE = {
         "CBLAB_EXPECT_STATES": "open,closed",
     },
     "04-tuning.ipynb": {"CBLAB_RUN_SECONDS": "24"},
+    "08-your-server.ipynb": {
+        "CBLAB_RUN_SECONDS": "12",
+        "CBLAB_AUTOPILOT": "1:error_rate=100,5:error_rate=0",
+        "CBLAB_EXPECT_STATES": "open,closed",
+    },
 }
 
 
@@ -48,6 +53,7 @@ def test_the_notebooks_are_all_here() -> None:
         "04-tuning.ipynb",
         "05-related-patterns.ipynb",
         "06-reports.ipynb",
+        "08-your-server.ipynb",
     ]
 
 

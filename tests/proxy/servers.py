@@ -6,6 +6,8 @@ serves the same server over stdio (the proxy's stdio upstream).
 
 from __future__ import annotations
 
+import os
+
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_http_headers
@@ -33,6 +35,11 @@ def build_upstream() -> FastMCP:
     def seen_headers() -> dict[str, str]:
         """The HTTP headers this upstream received (all of them)."""
         return get_http_headers(include_all=True)
+
+    @mcp.tool
+    def seen_env(name: str) -> str:
+        """An environment variable as this server's process sees it ("" if unset)."""
+        return os.environ.get(name, "")
 
     @mcp.resource("test://greeting")
     def greeting() -> str:

@@ -124,13 +124,20 @@ def test_cli_startup_error_is_one_line_not_a_traceback() -> None:
     assert "Traceback" not in done.stderr
 
 
-async def test_stdio_upstream_forwards_and_injects() -> None:
+async def test_stdio_upstream_forwards_and_injects(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CBLAB_PROXY_TOKEN", "control-secret")
+    monkeypatch.setenv("MY_SERVER_SETTING", "kept")
     async with FaultProxy(STDIO_SERVER, seed=1) as proxy:
         assert "echo" in proxy.tools
         async with Client(proxy.mcp_url) as client:
             assert (await client.call_tool_mcp("echo", {"x": 3})).structured_content == {
                 "result": 3}
             assert (await client.read_resource("test://greeting"))[0].text.startswith("hello")
+            # the user's environment reaches their server, cblab's control token does not
+            seen = await client.call_tool_mcp("seen_env", {"name": "MY_SERVER_SETTING"})
+            assert seen.structured_content == {"result": "kept"}
+            seen = await client.call_tool_mcp("seen_env", {"name": "CBLAB_PROXY_TOKEN"})
+            assert seen.structured_content == {"result": ""}
             await proxy.set_fault("echo", {"error_rate": 1.0})
             assert (await client.call_tool_mcp("echo", {"x": 3})).is_error
 
