@@ -1,0 +1,23 @@
+"""The README's "Bring your own MCP server" example runs as printed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_python_example_runs() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Bring your own MCP server", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    runnable = [b for b in blocks if "asyncio.run(main())" in b]
+    assert len(runnable) == 1
+    done = subprocess.run([sys.executable, "-c", runnable[0]], capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "['get_forecast', 'list_cities']" in done.stdout
+    assert "True {'error': 'injected_fault', 'status': 500}" in done.stdout
