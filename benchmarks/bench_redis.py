@@ -156,7 +156,7 @@ async def closed_overhead(url: str) -> tuple[float, float]:
         return None
 
     config = CircuitBreakerConfig()
-    async with RedisStore(url, namespace="bench-overhead", staleness=60) as store:
+    async with RedisStore(url, namespace="bench-overhead", staleness=60, op_timeout=1.0) as store:
         shared = CircuitBreaker("overhead", config, store=store)
         local = CircuitBreaker("overhead", config)
         await store.drain()
@@ -180,36 +180,10 @@ async def closed_overhead(url: str) -> tuple[float, float]:
 
 
 async def live(shared: bool) -> dict[str, Any]:
-    from cblab.load import LoadGenerator
-    from cblab.stack import Stack
+    from cblab.stack.replicas import run_replicas
 
-    name = "shared" if shared else "local"
-    options = {name: {"args": ["--store-timeout", "0.2"]} if shared else {}}
-    async with Stack(options, replicas=3, shared_state=shared, github=LIVE,
-                     deadline=0.5) as stack:
-        urls = stack.mcp_urls(name)
-        stack.backend.set_faults("users", error_rate=1.0)
-        stack.backend.reset_stats()
-        gen = LoadGenerator(urls, "github_user", rate=LIVE_RATE, arrivals="constant")
-        await gen.run(duration=OUTAGE_S)
-        failing = stack.backend.stats()["users"]["received"]
-        stopped = []
-        for replica in stack.replicas(name):
-            rows = stack.server(replica).events()["events"]
-            calls = [r["t"] for r in rows if r["kind"] == "call" and r["outcome"] == "failure"]
-            stopped.append(max(calls) if calls else 0.0)
-        stack.backend.clear_faults()
-        gen = LoadGenerator(urls, "github_user", rate=LIVE_RATE, arrivals="constant")
-        await gen.run(duration=LIVE["timeout"] + 2.0)
-        probes = 0
-        closed = True
-        for replica in stack.replicas(name):
-            server = stack.server(replica)
-            rows = server.events()["events"]
-            probes += sum(1 for r in rows if r["kind"] == "call" and r["state"] == "half_open"
-                          and r["outcome"] != "rejected")
-            closed &= server.status()["github"]["state"] == "closed"
-        return {"failing": failing, "probes": probes, "closed": closed}
+    summary, _ = await run_replicas(shared, config=LIVE, rate=LIVE_RATE, outage_s=OUTAGE_S)
+    return summary
 
 
 def main() -> int:
@@ -234,11 +208,12 @@ def main() -> int:
           f"ratio {redis_s / memory_s:.2f}x (target <= 2x)\n")
     print(f"Live, 3 replicas, round robin {LIVE_RATE:g} calls/s, failure_threshold "
           f"{LIVE['failure_threshold']}, half_open_max_calls {LIVE['half_open_max_calls']}:\n")
-    print("| breakers | failing calls reaching the backend | probes during recovery | "
-          "all closed after |")
-    print("|---|---:|---:|---|")
+    print("| breakers | failing calls reaching the backend | until every replica stopped | "
+          "probes (trial calls) | all closed after |")
+    print("|---|---:|---:|---:|---|")
     for label, row in (("local (one per replica)", local), ("shared (Redis)", shared)):
-        print(f"| {label} | {row['failing']} | {row['probes']} | {row['closed']} |")
+        print(f"| {label} | {row['failing_calls']} | {row['until_all_stopped_s']:.2f} s | "
+              f"{row['probes']} | {row['all_closed']} |")
     print(f"\n(target: shared <= threshold + replicas - 1 = {LIVE['failure_threshold'] + 2}, "
           f"local ~ replicas x threshold = {3 * LIVE['failure_threshold']}; shared probes == "
           f"half_open_max_calls = {LIVE['half_open_max_calls']})")

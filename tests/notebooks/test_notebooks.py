@@ -53,6 +53,7 @@ def test_the_notebooks_are_all_here() -> None:
         "04-tuning.ipynb",
         "05-related-patterns.ipynb",
         "06-reports.ipynb",
+        "07-replicas.ipynb",
         "08-your-server.ipynb",
     ]
 
