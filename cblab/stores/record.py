@@ -55,8 +55,11 @@ OPEN, HALF_OPEN, CLOSED = CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitStat
 class Transport(Protocol):
     """How a record reaches the shared state (a Redis connection, a `SharedHub`)."""
 
-    immediate: bool  # True: `send` returns the reply; False: it arrives via `done`
     client_time: bool  # scripts use the caller's clock instead of the server's
+
+    @property
+    def immediate(self) -> bool:
+        """True: `send` returns the reply; False: it arrives later, via `done`."""
 
     def usable(self) -> bool:
         """False while the shared state is unreachable (the record runs on its view)."""
@@ -125,7 +128,7 @@ class SharedRecord:
                  or mode is not snap.mode)
         counter = view._counter
         if hasattr(counter, "count") and not self._window:
-            counter.count = shared.count
+            counter.count = shared.failure_count
         snap.opened_at = self._local(shared.opened_at)
         snap.open_until = self._local(shared.opened_at + shared.open_for)
         snap.trips_in_a_row = shared.trips_in_a_row
@@ -142,7 +145,7 @@ class SharedRecord:
         if state is CLOSED and shared.generation:
             counter.reset()
             if hasattr(counter, "count") and not self._window:
-                counter.count = shared.count
+                counter.count = shared.failure_count
         snap.success_matters = counter.wants_success()
         if self._ready:
             self._on_change(snap)

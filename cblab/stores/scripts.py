@@ -95,7 +95,7 @@ class Snapshot(NamedTuple):
     state: str
     mode: str
     generation: int
-    count: int
+    failure_count: int  # the shared consecutive or cumulative failure count
     opened_at: int
     open_for: int
     now: int
@@ -135,9 +135,10 @@ def _text(value: Any) -> str:
 
 
 def parse_snapshot(values: list[Any]) -> Snapshot:
-    return Snapshot(
-        _text(values[0]), _text(values[1]), *(int(v) for v in values[2:13]), _text(values[13])
-    )
+    fields: list[Any] = [_text(values[0]), _text(values[1])]
+    fields += [int(v) for v in values[2:13]]
+    fields.append(_text(values[13]))
+    return Snapshot._make(fields)
 
 
 def parse_reply(raw: list[Any]) -> Reply:

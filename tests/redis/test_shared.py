@@ -260,3 +260,19 @@ async def test_a_paused_redis_never_holds_a_call_longer_than_the_deadline(redis_
         finally:
             server.resume()
         await eventually(lambda: store.available)
+
+
+async def test_a_window_policy_judges_locally_and_trips_every_replica(replicas):
+    from cblab import CountWindow
+
+    policy = CountWindow(size=4, minimum_calls=4, failure_rate_threshold=0.5)
+    a, b = await replicas(2, policy=policy, timeout=60)
+    before = a.store.round_trips
+    await a.call(ok)
+    await a.call(ok)  # a window makes no round trip per call...
+    assert a.store.round_trips == before
+    await fail_through(a, 2)  # ...until this replica's window says trip: one `trip`
+    assert a.state is OPEN
+    await eventually(lambda: b.state is OPEN)
+    change = [e for _, e in b.event_log.since().events if e.kind == "state"][-1]
+    assert change.reason == "failure rate 50% reached 50%"
