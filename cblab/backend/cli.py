@@ -177,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         print("cblab backend: --time-scale must be > 0", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="cblab backend: %(levelname)s %(message)s")
-    raise_descriptor_limit()
     try:
         args.limits = Limits(
             header_timeout_s=args.header_timeout,
@@ -188,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"cblab backend: {exc}", file=sys.stderr)
         return 2
+    raise_descriptor_limit()
     try:
         return asyncio.run(_serve(args))
     except (ScenarioError, DataError) as exc:

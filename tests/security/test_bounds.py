@@ -91,3 +91,32 @@ def test_a_sampled_latency_is_capped() -> None:
         "kind": "normal", "mean_ms": MAX_LATENCY_MS, "sd_ms": MAX_LATENCY_MS}})
     rng = random.Random(3)
     assert max(plan_request(profile, rng).latency_s for _ in range(200)) <= MAX_LATENCY_MS / 1000
+
+
+def test_an_inf_that_slipped_through_is_answered_as_null() -> None:
+    from cblab.backend.http import json_response
+
+    body = json_response(200, {"a": float("inf"), "b": [float("nan"), 1.5]}).body
+    assert _strict(body.decode()) == {"a": None, "b": [None, 1.5]}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"header_timeout_s": 0}, "header_timeout_s"),
+        ({"idle_timeout_s": float("inf")}, "idle_timeout_s"),
+        ({"max_connections": 0}, "max_connections"),
+    ],
+)
+def test_connection_limits_are_validated(kwargs: dict[str, Any], field: str) -> None:
+    from cblab.backend.http import Limits
+
+    with pytest.raises(ValueError, match=field):
+        Limits(**kwargs)
+
+
+def test_backend_cli_refuses_a_bad_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    from cblab.backend.cli import main
+
+    assert main(["--header-timeout", "-1"]) == 2
+    assert "header_timeout_s" in capsys.readouterr().err
