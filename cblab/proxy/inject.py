@@ -73,7 +73,8 @@ class ProxyEvents:
 
     def rows(self, after: int = 0, limit: int | None = None) -> dict[str, Any]:
         part = self.log.since(after, limit)
-        events = [dict(zip(EVENT_COLUMNS, (seq, *row), strict=True)) for seq, row in part.events]
+        events = [dict(zip(EVENT_COLUMNS, (seq, *row), strict=True))  # type: ignore[misc]
+                  for seq, row in part.events]
         return {"events": events, "last_seq": part.last_seq, "missed": part.missed,
                 "now": self.now()}
 
@@ -179,7 +180,7 @@ class FaultInjector(Middleware):
         if retry_after_s is not None:
             text += f"; retry after {retry_after_s:g} s"
         if fault.error_as == "jsonrpc":
-            data = {"status": status, "injected": True}
+            data: dict[str, Any] = {"status": status, "injected": True}
             if retry_after_s is not None:
                 data["retry_after_s"] = retry_after_s
             raise MCPError(JSONRPC_CODES.get(status, -32603), text, data)

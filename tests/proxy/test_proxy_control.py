@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
+from mcp.shared.exceptions import MCPError
 
 from cblab.faults.profile import FaultProfile, plan_request, rng_for
 from cblab.proxy import FaultProxy, ProxyError, UnknownToolError
@@ -195,3 +199,31 @@ async def test_shipped_scenario_maps_a_service_onto_tools(proxy: FaultProxy) -> 
         await proxy.wait_scenario()
         assert (await http.get("/scenario")).json()["phase_name"] == "recovery"
         assert proxy.listening
+
+
+async def test_cli_serves_until_sigterm_and_refuses_unknown_tools(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    base = [sys.executable, "-m", "cblab.cli", "proxy", "--upstream-cmd",
+            " ".join(STDIO_SERVER)]
+    process = await asyncio.create_subprocess_exec(
+        *base, "--fault", '{"error_rate": 1.0, "error_as": "jsonrpc"}', "--ready-file",
+        str(ready), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while not ready.exists():
+            assert process.returncode is None and asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+        info = json.loads(ready.read_text())
+        async with Client(info["mcp_url"]) as client:
+            with pytest.raises(MCPError):
+                await client.call_tool_mcp("echo", {"x": 1})
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0 and not ready.exists()
+    done = await asyncio.create_subprocess_exec(
+        *base, "--tool-fault", "nope={}", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(done.communicate(), 60)
+    assert done.returncode == 1
+    assert "unknown tool 'nope'" in err.decode() and "Traceback" not in err.decode()

@@ -44,9 +44,10 @@ async def test_forwards_tools_resources_and_prompts(proxy: FaultProxy) -> None:
 
 
 async def test_latency_follows_the_profile(proxy: FaultProxy) -> None:
-    """Each call is held at least its planned latency (drawn from the profile with the
-    tool's seeded RNG), and at most 250 ms more (proxy and upstream overhead, loaded
-    machine); the planned draws' median is the profile's within 25 %."""
+    """Tolerance: each call is held at least its planned latency (drawn from the profile
+    with the tool's seeded RNG); the median of the calls' excess over plan (proxy and
+    upstream overhead) is under 200 ms, on a loaded 2-core machine; the planned draws'
+    median is the profile's within 25 %."""
     profile = FaultProfile(latency={"kind": "lognormal", "median_ms": 60, "sigma": 0.5})
     await proxy.set_fault("*", {"latency": profile.latency.to_dict()})
     rng = rng_for(7, TOOL)
@@ -59,7 +60,9 @@ async def test_latency_follows_the_profile(proxy: FaultProxy) -> None:
             observed.append(time.perf_counter() - started)
             assert not result.is_error
     for want, got in zip(planned, observed, strict=True):
-        assert want <= got <= want + 0.25
+        assert got >= want
+    excess = [got - want for want, got in zip(planned, observed, strict=True)]
+    assert statistics.median(excess) < 0.2
     assert statistics.median(planned) == pytest.approx(0.060, rel=0.25)
     rows = await rows_of(proxy, 40)
     held = [r["latency"] for r in rows]
