@@ -92,4 +92,4 @@ async def test_fitted_profile_reproduces_the_recorded_run_in_the_simulator(
         rec_err = sum(r["outcome"] == "failure" for r in rec) / len(rec)
         sim_err = sum(r["outcome"] == "failure" for r in got) / len(got)
         assert abs(sim_err - rec_err) <= 0.1, phase.name
-    assert fit.phases[1].profile.error_rate == pytest.approx(0.3, abs=0.15)
+    assert fit.phases[1].profile.error_rate == pytest.approx(0.3, abs=0.2)  # ~37 calls

@@ -227,3 +227,25 @@ async def test_cli_serves_until_sigterm_and_refuses_unknown_tools(tmp_path: Path
     _, err = await asyncio.wait_for(done.communicate(), 60)
     assert done.returncode == 1
     assert "unknown tool 'nope'" in err.decode() and "Traceback" not in err.decode()
+
+
+def test_scenario_files_name_tools_and_bad_ones_say_where(tmp_path: Path) -> None:
+    from cblab.faults.scenario import ScenarioError
+    from cblab.proxy import ProxyScenario
+
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"name": "mine", "phases": [
+        {"name": "slow", "duration_s": 5, "faults": {
+            "get_forecast": {"latency": {"kind": "constant", "ms": 300}},
+            "*": {"error_rate": 0.1, "error_as": "jsonrpc"}}}]}))
+    scenario = ProxyScenario.load(str(path))
+    assert scenario.tools() == {"get_forecast", "*"}
+    assert scenario.phases[0].faults["*"].error_as == "jsonrpc"
+    path.write_text(json.dumps({"name": "bad", "phases": [
+        {"name": "p", "duration_s": 5, "faults": {"t": {"mode": "down"}}}]}))
+    with pytest.raises(ScenarioError, match=r"mine|bad.json: phase 0 \('p'\): faults.t: .*'\*'"):
+        ProxyScenario.load(str(path))
+    with pytest.raises(ScenarioError, match="unknown scenario 'nope'"):
+        ProxyScenario.load("nope")
+    shipped = ProxyScenario.load("flapping", services={"orders": "*"})
+    assert shipped.ignored == ("users",)
