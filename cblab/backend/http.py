@@ -37,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cblab.strict_json import loads_json
 
@@ -156,6 +156,14 @@ class _Reader(asyncio.StreamReader):
     since Python 3.8: reading a head line by line costs four times as much.
     """
 
+    if TYPE_CHECKING:  # StreamReader's private fields, untyped in typeshed
+        _buffer: bytearray
+        _eof: bool
+        _exception: BaseException | None
+
+        async def _wait_for_data(self, func_name: str) -> None: ...
+        def _maybe_resume_transport(self) -> None: ...
+
     def __init__(self, limit: int) -> None:
         super().__init__(limit=limit)
         self.gone = False
@@ -165,7 +173,7 @@ class _Reader(asyncio.StreamReader):
         super().feed_eof()
         self._peer_left()
 
-    def set_exception(self, exc: BaseException) -> None:
+    def set_exception(self, exc: Exception) -> None:
         super().set_exception(exc)
         self._peer_left()
 

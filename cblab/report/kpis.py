@@ -161,10 +161,10 @@ def run_kpis(run: Any) -> pd.DataFrame:
                 reasons.update(dict.fromkeys(analysis.BREAKER_KPIS, NO_BREAKER))
         row, gaps = {}, {}
         for column in REPORT_KPIS:
-            why = reasons.get(_analysis_name(column))
-            row[column] = math.nan if why else _value(figures, column)
-            if why:
-                gaps[column] = why
+            gap = reasons.get(_analysis_name(column))
+            row[column] = math.nan if gap else _value(figures, column)
+            if gap:
+                gaps[column] = gap
         rows[view.label] = row
         if gaps:
             unavailable[view.label] = gaps
