@@ -60,10 +60,23 @@ test: venv system-deps
 lint: venv
 	$(BIN)/ruff check cblab tests benchmarks
 
+# No "get notified about official Jupyter news?" prompt and no update check: JupyterLab
+# reads defaults from <venv>/share/jupyter/lab/settings/overrides.json (merged, not replaced).
+define LAB_OVERRIDES
+import json, sys, pathlib
+path = pathlib.Path(sys.prefix, "share/jupyter/lab/settings/overrides.json")
+path.parent.mkdir(parents=True, exist_ok=True)
+data = json.loads(path.read_text()) if path.exists() else {}
+data.setdefault("@jupyterlab/apputils-extension:notification", {}).update(fetchNews="false", checkForUpdates=False)
+path.write_text(json.dumps(data, indent=2))
+endef
+export LAB_OVERRIDES
+
 lab: venv
 	@token="$(LAB_TOKEN)"; \
 	[ -n "$$token" ] || token="$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))')"; \
 	root_flag=""; [ "$$(id -u)" = 0 ] && root_flag="--allow-root"; \
+	$(BIN)/python -c "$$LAB_OVERRIDES"; \
 	echo ""; \
 	echo "  JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab?token=$$token"; \
 	echo "  (open that URL; Ctrl-C here stops the server)"; \

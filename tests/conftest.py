@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,8 @@ os.environ["FASTMCP_ENABLE_RICH_TRACEBACKS"] = "false"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "browser: drives JupyterLab in headless Chromium (slow; needs /usr/bin/chromium)"
+        "markers", "browser: drives headless Chromium (slow). Never skipped: without "
+        "/usr/bin/chromium (`make system-deps`) these tests fail"
     )
     config.addinivalue_line(
         "markers", "live: starts real servers/kernels on loopback and runs a live loop"
@@ -26,3 +29,29 @@ def artifacts_dir(pytestconfig: pytest.Config) -> Path:
     path = pytestconfig.rootpath / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # one marker for every test that uses the browser fixture
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """The system Chromium through playwright, one per test module. One policy for
+    every browser test: never skipped; a missing Chromium fails with how to get it."""
+    from playwright.sync_api import sync_playwright
+
+    from cblab.testing import chromium_path, launch_chromium
+
+    try:
+        chromium_path()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            yield browser
+        finally:
+            browser.close()

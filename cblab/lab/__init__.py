@@ -33,6 +33,7 @@ from .compare import (
 )
 from .diagram import state_diagram_svg
 from .feed import LiveFeed
+from .links import file_url, report_link_html
 from .params import LabParams, ParamError
 from .patterns import (
     BulkheadSpec,
@@ -44,6 +45,7 @@ from .patterns import (
     simulate_retries,
 )
 from .stepper import BreakerStepper, Step
+from .tables import show_table
 
 if TYPE_CHECKING:
     from .live import LiveLab
@@ -68,6 +70,9 @@ __all__ = [
     "compare_retries",
     "default_policies",
     "expected_calls_to_trip",
+    "file_url",
+    "report_link_html",
+    "show_table",
     "simulate_bulkhead",
     "simulate_retries",
     "state_diagram_svg",

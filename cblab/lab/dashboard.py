@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..plots.figures import LOG_MS_TICKS, LOG_MS_TICKTEXT
 from ..plots.style import (
     FONT_FAMILY,
     NO_BREAKER_COLOR,
@@ -70,10 +71,14 @@ def live_figure(
                 marker={"color": OUTCOME_COLORS[outcome], "size": 5, "opacity": 0.75},
                 hovertemplate=f"{outcome}: %{{y:.1f}} ms at %{{x:.1f}} s<extra>{v}</extra>",
             ), row=2 + i, col=1)
-    for v in variants:
+    # The first variant (protected) is drawn last, on top; the others dashed, so a line
+    # under an identical one still shows.
+    for i, v in reversed(list(enumerate(variants))):
         fig.add_trace(go.Scatter(
             x=[], y=[], mode="lines", name=v, legendgroup=v, legend="legend3",
-            line={"color": colours[v], "width": 2.5}, meta=["success", v], connectgaps=False,
+            line={"color": colours[v], "width": 3 if i == 0 else 2,
+                  "dash": "solid" if i == 0 else "dash"},
+            meta=["success", v], connectgaps=False,
             hovertemplate="%{y:.0%} at %{x:.1f} s<extra>" + v + "</extra>",
         ), row=2 + n, col=1)
     for v in variants:
@@ -105,7 +110,8 @@ def live_figure(
     fig.update_yaxes(categoryorder="array", categoryarray=bands[::-1], showgrid=False,
                      row=1, col=1)
     for i in range(n):
-        fig.update_yaxes(type="log", dtick=1, title_text="ms", row=2 + i, col=1)
+        fig.update_yaxes(type="log", tickvals=LOG_MS_TICKS, ticktext=LOG_MS_TICKTEXT,
+                         title_text="ms", row=2 + i, col=1)
     fig.update_yaxes(range=[-0.03, 1.05], tickformat=".0%", row=2 + n, col=1)
     fig.update_yaxes(rangemode="tozero", title_text="req/s", row=3 + n, col=1)
     fig.update_xaxes(range=list(x_range), showticklabels=True)

@@ -58,6 +58,7 @@ _CSS = """
 .cblab-title { font-weight: 700; font-size: 15px; color: #111827; margin: 0 0 4px 4px; }
 .cblab-live .cblab-live-chart { width: 100%; min-width: 640px; }
 .cblab-group-title { font-weight: 600; font-size: 13px; color: #374151; margin: 2px 0 2px 4px; }
+.cblab-live .widget-toggle-buttons > .widget-label { text-align: right; margin-right: 8px; }
 .cblab-group-title code { font-size: 12px; background: #f3f4f6; padding: 0 4px; border-radius: 3px; }
 .cblab-live .cblab-ended .noUi-handle, .cblab-live .cblab-ended .widget-readout { opacity: .45; }
 </style>
@@ -130,6 +131,7 @@ class LiveLab:
         self._start_called: float | None = None
         self._view_task: asyncio.Task[None] | None = None
         self._last: dict[int, tuple[Any, ...]] = {}
+        self._x_range: tuple[float, float] | None = None
         self._syncing = False
         self._note_serial = -1
         self._ended_drawn = False
@@ -360,9 +362,12 @@ class LiveLab:
             return
         began = time.perf_counter()
         arrays = self.session.arrays()
+        x_range = self.session.x_range
         with fig.batch_update():
             apply_arrays(fig, arrays, self._last, legend_variant=self.variants[0])
-            fig.update_xaxes(range=list(self.session.x_range))
+            if x_range != self._x_range:  # only when it steps on: a relayout is costly
+                fig.update_xaxes(range=list(x_range))
+                self._x_range = x_range
         pacer.sent()
         self.feed.mark_update(time.perf_counter() - began)
         if self.first_chart_s is None and self._start_called is not None and any(
@@ -375,9 +380,9 @@ class LiveLab:
 
     def _status_html(self, note: str | None = None, *, bad: bool = False) -> str:
         parts = []
-        for variant, info in self.session.status().items():
-            if variant not in self.variants:
-                continue
+        status = self.session.status()
+        for variant in self.variants:
+            info = status[variant]
             state = info.get("state") or "closed"
             colour = STATE_COLORS.get(state, NO_BREAKER_COLOR)
             label = STATE_NAMES.get(state, state)

@@ -386,6 +386,16 @@ def _summary(frame: pd.DataFrame, label: str) -> dict[str, Any]:
     return row
 
 
+_DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def _line(i: int, colour: str) -> dict[str, Any]:
+    """Series i's line: the first widest and solid, later ones narrower and dashed, so a
+    series drawn over an identical one (retries with and without jitter, say) still
+    lets it show."""
+    return {"color": colour, "width": max(4.5 - 1.2 * i, 1.5), "dash": _DASHES[i % len(_DASHES)]}
+
+
 @dataclass(frozen=True)
 class PatternRun:
     """One or more variants of a pattern demo: a per-second timeline and a summary."""
@@ -426,13 +436,12 @@ class PatternRun:
             titles = ("attempts reaching the backend per second", "callers' success rate")
             fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                                 subplot_titles=titles)
-            for v in variants:
+            for i, v in enumerate(variants):
                 part = frame[frame["variant"] == v]
                 fig.add_scatter(x=part["t"], y=part["attempts_sent"], name=v, legendgroup=v,
-                                line={"color": colours[v], "width": 2}, row=1, col=1)
+                                line=_line(i, colours[v]), row=1, col=1)
                 fig.add_scatter(x=part["t"], y=part["success_rate"], name=v, legendgroup=v,
-                                showlegend=False, line={"color": colours[v], "width": 2},
-                                row=2, col=1)
+                                showlegend=False, line=_line(i, colours[v]), row=2, col=1)
             fig.update_yaxes(tickformat=".0%", range=[-0.02, 1.05], row=2, col=1)
         else:
             hanging = frame.groupby("dependency")["failed"].sum().idxmax()
@@ -440,15 +449,14 @@ class PatternRun:
             titles = (f"{healthy} (healthy): success rate", f"workers held by {hanging} (hanging)")
             fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                                 subplot_titles=titles)
-            for v in variants:
+            for i, v in enumerate(variants):
                 part = frame[frame["variant"] == v]
                 ok = part[part["dependency"] == healthy]
                 bad = part[part["dependency"] == hanging]
                 fig.add_scatter(x=ok["t"], y=ok["success_rate"], name=v, legendgroup=v,
-                                line={"color": colours[v], "width": 2}, row=1, col=1)
+                                line=_line(i, colours[v]), row=1, col=1)
                 fig.add_scatter(x=bad["t"], y=bad["busy"], name=v, legendgroup=v,
-                                showlegend=False, line={"color": colours[v], "width": 2},
-                                row=2, col=1)
+                                showlegend=False, line=_line(i, colours[v]), row=2, col=1)
             fig.update_yaxes(tickformat=".0%", range=[-0.02, 1.05], row=1, col=1)
         lo, hi = self.incident
         for row in (1, 2):

@@ -30,6 +30,7 @@ from .. import (
     Permit,
     StateChange,
 )
+from .diagram import STATE_LABELS
 
 __all__ = ["BreakerStepper", "Step"]
 
@@ -62,11 +63,16 @@ class BreakerStepper:
         self, config: CircuitBreakerConfig | None = None, *, name: str = "dependency",
         history: int = 200,
     ) -> None:
+        self.name = name
+        self.history = history
+        self._fresh(config)
+
+    def _fresh(self, config: CircuitBreakerConfig | None) -> None:
         self.clock = ManualClock()
-        self.breaker = CircuitBreaker(name, config, clock=self.clock)
+        self.breaker = CircuitBreaker(self.name, config, clock=self.clock)
         self.in_flight: deque[Permit] = deque()
-        self.steps: deque[Step] = deque(maxlen=history)
-        self.transitions: deque[StateChange] = deque(maxlen=history)
+        self.steps: deque[Step] = deque(maxlen=self.history)
+        self.transitions: deque[StateChange] = deque(maxlen=self.history)
         self.breaker.add_listener(self._on_event)
 
     def _on_event(self, event: Any) -> None:
@@ -125,7 +131,8 @@ class BreakerStepper:
         change = self.last_transition
         if before == after or change is None:
             return ""
-        return f" The breaker moved {before.upper()} → {after.upper()} ({change.reason})."
+        return (f" The breaker moved {STATE_LABELS[before]} → {STATE_LABELS[after]} "
+                f"({change.reason}).")
 
     @staticmethod
     def _refusal(permit: Any) -> str:
@@ -201,8 +208,9 @@ class BreakerStepper:
         return None
 
     def reset(self) -> Step:
-        """Back to CLOSED with fresh counts (calls in flight are forgotten)."""
+        """Start over: a new breaker with the current settings, CLOSED, the clock at 0,
+        every count, the history and the calls in flight cleared."""
         before = self.state
-        self.in_flight.clear()
-        self.breaker.reset("reset by hand")
-        return self._step("reset", before, None, "Reset: CLOSED, counts cleared.")
+        self._fresh(self.breaker.config)
+        return self._step("reset", before, None,
+                          "Reset: a fresh breaker, CLOSED; clock, counts and history at 0.")

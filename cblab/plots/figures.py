@@ -46,12 +46,15 @@ __all__ = [
 LOG_FLOOR_MS = 0.1
 
 
-_DECADES = [0.1, 1, 10, 100, 1_000, 10_000, 100_000]
+#: Ticks of a log latency axis in ms: 1, 2 and 5 in every decade, so 30 ms can be
+#: read between 20 and 50 (decades alone leave one "100" tick at healthy latencies).
+LOG_MS_TICKS = [m * 10**e for e in range(-1, 6) for m in (1, 2, 5)]
+LOG_MS_TICKTEXT = [f"{v:,g}" for v in LOG_MS_TICKS]
 _LOG_LATENCY_AXIS = {
     "type": "log",
     "title": {"text": "latency (ms, log scale)"},
-    "tickvals": _DECADES,
-    "ticktext": ["0.1", "1", "10", "100", "1,000", "10,000", "100,000"],
+    "tickvals": LOG_MS_TICKS,
+    "ticktext": LOG_MS_TICKTEXT,
 }
 
 
@@ -159,7 +162,7 @@ def latency_scatter(
     variants = list(dict.fromkeys(v for v, _ in points))
     outcome_order = _ordered((o for _, o in points), OUTCOME_ORDER)
     rows = len(variants)
-    gap = 0.08 if rows > 1 else 0.0
+    gap = 0.1 if rows > 1 else 0.0
     height = (1.0 - gap * (rows - 1)) / rows
     layout = layout_dict(title=title, height=120 + 220 * rows, xaxis_title=None)
     layout["legend"]["title"]["text"] = "outcome"
@@ -168,7 +171,13 @@ def latency_scatter(
     for row, v in enumerate(variants, start=1):
         suffix = "" if row == 1 else str(row)
         top = 1.0 - (row - 1) * (height + gap)
-        ytitle = f"<b>{label(v)}</b><br>latency (ms)" if rows > 1 else "latency (ms)"
+        ytitle = "latency (ms)"
+        if rows > 1:  # the row's name above it: long run names do not fit a y title
+            layout.setdefault("annotations", []).append({
+                "text": f"<b>{label(v)}</b>", "xref": "paper", "yref": "paper", "x": 0,
+                "y": top, "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+                "font": {"size": 12},
+            })
         yaxis = {"type": "linear", "rangemode": "tozero"}
         if log_y:
             yaxis = {k: v for k, v in _LOG_LATENCY_AXIS.items() if k != "title"}

@@ -1,26 +1,30 @@
-"""Test harnesses shared by cblab's tests and benchmarks (importable without pytest)."""
+"""Test harnesses shared by cblab's tests and benchmarks (importable without pytest).
 
-from cblab.testing.jupyter import (
+- `server`: a throwaway JupyterLab process (`JupyterLabServer`);
+- `browser`: the system Chromium through playwright, and JupyterLab page helpers;
+- `nbrun`: headless notebook execution with nbclient (`execute_notebook`).
+"""
+
+from cblab.testing.browser import (
     CHROMIUM_ARGS,
     DEFAULT_CHROMIUM,
     PLOTLY_SELECTOR,
     SLIDER_HANDLE_SELECTOR,
-    JupyterLabServer,
-    JupyterLabStartError,
-    NotebookExecutionError,
     chromium_path,
     collect_console_errors,
-    execute_notebook,
     kernel_status,
     launch_chromium,
     open_notebook,
     run_all_cells,
     wait_for_kernel_idle,
 )
+from cblab.testing.nbrun import NotebookExecutionError, execute_notebook
+from cblab.testing.server import LAB_USER_SETTINGS, JupyterLabServer, JupyterLabStartError
 
 __all__ = [
     "CHROMIUM_ARGS",
     "DEFAULT_CHROMIUM",
+    "LAB_USER_SETTINGS",
     "PLOTLY_SELECTOR",
     "SLIDER_HANDLE_SELECTOR",
     "JupyterLabServer",

@@ -1,4 +1,4 @@
-"""Prove cblab.testing.jupyter on a throwaway notebook (made in tmp_path, not notebooks/).
+"""Prove cblab.testing (server, browser, nbrun) on a throwaway notebook (made in tmp_path, not notebooks/).
 
 (a) headless: nbclient runs an IntSlider + plotly FigureWidget notebook with this venv's
     kernel, the given env and the notebook's directory as cwd; failures name the cell;
@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ import nbformat
 import pytest
 
 from cblab.testing import (
-    DEFAULT_CHROMIUM,
     PLOTLY_SELECTOR,
     SLIDER_HANDLE_SELECTOR,
     JupyterLabServer,
@@ -140,10 +138,6 @@ def _y_equals_js() -> str:
 
 @pytest.mark.browser
 def test_jupyterlab_slider_drives_plotly_chart(tmp_path: Path, artifacts_dir: Path) -> None:
-    pytest.importorskip("playwright")
-    chromium = os.environ.get("CBLAB_CHROMIUM") or DEFAULT_CHROMIUM
-    if not os.path.exists(chromium) and not os.environ.get("CI"):
-        pytest.skip(f"{chromium} missing: run `make system-deps`")
     from playwright.sync_api import sync_playwright
 
     make_notebook(tmp_path / "slider.ipynb", [SETUP_CELL])

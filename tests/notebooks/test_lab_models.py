@@ -97,9 +97,20 @@ def test_configure_refuses_impossible_settings_and_keeps_the_old_ones() -> None:
 
 def test_reset_clears_everything() -> None:
     s = make_stepper()
-    s.begin(), s.fail(), s.fail()
+    s.begin(), s.fail(), s.fail(), s.succeed(), s.advance(3)
     s.reset()
     assert s.state == "closed" and not s.in_flight
+    counters = s.counters()
+    assert counters["clock"] == 0 and counters["trips"] == 0
+    assert counters["calls"] == counters["rejected"] == counters["late"] == 0
+    assert [step.action for step in s.steps] == ["reset"] and s.last_transition is None
+
+
+def test_stepper_names_states_one_way() -> None:
+    s = make_stepper()
+    moves = [s.fail().message, s.fail().message, s.advance(100).message]
+    text = " ".join(moves)
+    assert "HALF-OPEN" in text and "HALF_OPEN" not in text
 
 
 def test_history_is_bounded() -> None:
@@ -312,8 +323,11 @@ def test_feed_arrays_cover_every_chart_and_stay_window_sized() -> None:
     assert len(success.x) <= (20 + 5 + 5) * 5 + 5  # window-sized, not run-sized
     backend = arrays["backend"][("protected", "backend")]
     assert len(backend.x) <= 32 and max(backend.x) + 1.0 <= 600
-    lo, hi = feed.x_range
-    assert (lo, hi) == (580.0, 600.0)
+    assert feed.x_range == (580.0, 605.0)  # the last 20 s, on an axis moving in 5 s steps
+    feed.advance(603.0)
+    assert feed.x_range == (580.0, 605.0)  # unchanged: no relayout for the browser
+    feed.advance(605.0)
+    assert feed.x_range == (585.0, 610.0)
 
 
 def test_feed_recorded_frame_is_in_time_order() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,12 +10,8 @@ from cblab.report import export_pngs, write_report
 from cblab.runs import load_run
 
 RUNS = Path(__file__).resolve().parents[2] / "data" / "runs"
-CHROMIUM = "/usr/bin/chromium"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
-]
+pytestmark = pytest.mark.browser  # never skipped (tests/conftest.py's `chromium` policy)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,180 @@
+"""Chromium (the system's, through playwright) and JupyterLab page helpers.
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page()
+        errors = collect_console_errors(page)
+        open_notebook(page, server, "03-live-lab.ipynb")
+        run_all_cells(page)
+        page.wait_for_selector(PLOTLY_SELECTOR, timeout=60_000)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # playwright is a test extra; import it lazily
+    from playwright.sync_api import Browser, Page, Playwright
+
+    from .server import JupyterLabServer
+
+__all__ = [
+    "CHROMIUM_ARGS",
+    "DEFAULT_CHROMIUM",
+    "PLOTLY_SELECTOR",
+    "SLIDER_HANDLE_SELECTOR",
+    "chromium_path",
+    "collect_console_errors",
+    "kernel_status",
+    "launch_chromium",
+    "open_notebook",
+    "run_all_cells",
+    "wait_for_kernel_idle",
+]
+
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+)
+SLIDER_HANDLE_SELECTOR = ".widget-slider .noUi-handle"
+PLOTLY_SELECTOR = ".jp-OutputArea .js-plotly-plot"
+
+
+def chromium_path() -> str:
+    """The Chromium binary: ``$CBLAB_CHROMIUM`` or Debian's ``/usr/bin/chromium``."""
+    path = os.environ.get("CBLAB_CHROMIUM") or DEFAULT_CHROMIUM
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise FileNotFoundError(
+            f"Chromium not found at {path}: run `make system-deps` (Debian package "
+            "`chromium`) or set CBLAB_CHROMIUM. Playwright's own browsers are not used."
+        )
+    return path
+
+
+def launch_chromium(
+    playwright: Playwright, *, headless: bool = True, extra_args: Sequence[str] = ()
+) -> Browser:
+    """Launch the system Chromium through playwright (never a downloaded browser).
+
+    ``launch`` gives every browser its own fresh temporary profile (user data dir),
+    which playwright deletes when the browser closes.
+    """
+    args = list(CHROMIUM_ARGS)
+    if headless:
+        args.insert(0, "--headless")
+    args += list(extra_args)
+    return playwright.chromium.launch(
+        executable_path=chromium_path(),
+        headless=headless,
+        args=args,
+    )
+
+
+def collect_console_errors(page: Page) -> list[str]:
+    """Start collecting console errors and uncaught page errors; returns a live list.
+
+    Call it before ``page.goto`` to see errors from page load.
+    """
+    errors: list[str] = []
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error":
+            errors.append(f"console.error: {msg.text}")
+
+    def on_pageerror(exc: Any) -> None:
+        errors.append(f"pageerror: {exc}")
+
+    page.on("console", on_console)
+    page.on("pageerror", on_pageerror)
+    return errors
+
+
+_KERNEL_STATE_JS = """
+() => {
+  const app = window.jupyterapp;
+  if (!app || !app.shell) return 'no-app';
+  const w = app.shell.currentWidget;
+  if (!w || !w.sessionContext || !w.content) return 'no-notebook';
+  if (w.context && !w.context.isReady) return 'loading';
+  const s = w.sessionContext.session;
+  const k = s && s.kernel;
+  if (!k) return 'no-kernel';
+  if (k.connectionStatus && k.connectionStatus !== 'connected') return k.connectionStatus;
+  return k.status;
+}
+"""
+
+
+def kernel_status(page: Page) -> str:
+    """Status of the current notebook's kernel as JupyterLab sees it (``"idle"``,
+    ``"busy"``, ``"starting"``...), or ``"no-app"``/``"no-notebook"``/``"no-kernel"``."""
+    return str(page.evaluate(_KERNEL_STATE_JS))
+
+
+def wait_for_kernel_idle(page: Page, timeout: float = 90.0, stable_for: float = 1.0) -> None:
+    """Wait until the current notebook's kernel is connected and idle for ``stable_for``
+    seconds in a row (a kernel flickers busy/idle while it starts).
+
+    Do not use it while a live loop runs: the kernel then shows busy all the time.
+    """
+    deadline = time.monotonic() + timeout
+    idle_since: float | None = None
+    status = "unknown"
+    while True:
+        try:
+            status = kernel_status(page)
+        except Exception as e:  # navigation in progress destroys the JS context
+            if page.is_closed():
+                raise
+            status = f"evaluate failed: {e}"
+        now = time.monotonic()
+        if status == "idle":
+            idle_since = idle_since if idle_since is not None else now
+            if now - idle_since >= stable_for:
+                return
+        else:
+            idle_since = None
+        if now > deadline:
+            raise TimeoutError(f"kernel not idle after {timeout:.0f} s (last status: {status})")
+        page.wait_for_timeout(100)  # poll interval
+
+
+def open_notebook(
+    page: Page, server: JupyterLabServer, path: str | os.PathLike[str], timeout: float = 120.0
+) -> None:
+    """Open ``path`` in a fresh workspace and wait for its kernel to be idle."""
+    page.goto(server.notebook_url(path), wait_until="domcontentloaded", timeout=timeout * 1000)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell", timeout=timeout * 1000
+    )
+    wait_for_kernel_idle(page, timeout=timeout)
+
+
+def run_all_cells(page: Page) -> None:
+    """Run all cells of the current notebook (``notebook:run-all-cells``).
+
+    Returns at once: wait for what the notebook shows (a selector, widget state),
+    not for the kernel, since a live loop keeps it busy.
+    """
+    ok = page.evaluate(
+        """() => {
+            const app = window.jupyterapp;
+            if (!app || !app.commands.hasCommand('notebook:run-all-cells')) return false;
+            app.commands.execute('notebook:run-all-cells');
+            return true;
+        }"""
+    )
+    if not ok:
+        raise RuntimeError(
+            "window.jupyterapp or 'notebook:run-all-cells' missing "
+            "(was the server started with --expose-app-in-browser?)"
+        )

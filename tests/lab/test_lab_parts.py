@@ -1,0 +1,100 @@
+"""The live lab's small parts: tables for people, report links, draw pacing, chart styles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cblab.lab import links
+from cblab.lab.pacing import DrawPacer
+from cblab.lab.tables import format_figure, show_table
+
+
+def test_figures_read_as_the_report_shows_them() -> None:
+    assert format_figure("availability", 0.71683) == "71.7 %"
+    assert format_figure("latency_p99_s", 2.0) == "2,000 ms"
+    assert format_figure("latency_p50_s", 0.0229) == "22.9 ms"
+    assert format_figure("recovery_s", float("nan")) == "never"
+    assert format_figure("recovery_s", None, "no scenario") == "n/a: no scenario"
+    assert format_figure("succeeded", 3695.0) == "3,695"
+    assert format_figure("availability_pct", 76.93) == "76.9 %"
+
+
+def test_show_table_finds_the_kpi_side_and_explains_missing_figures() -> None:
+    by_row = pd.DataFrame({"unprotected": [0.756, 0.0, float("nan")],
+                           "protected": [0.717, 1.0, 1.27],
+                           "protected / unprotected": [0.948, float("nan"), float("nan")]},
+                          index=["availability", "trips", "recovery_s"])
+    text = show_table(by_row).data
+    assert text.loc["availability", "protected"] == "71.7 %"
+    assert text.loc["recovery_s", "unprotected"] == "n/a: the breaker never opened"
+    assert text.loc["recovery_s", "protected"] == "1.27 s"
+    assert text.loc["availability", "protected / unprotected"] == "× 0.95"
+    by_column = by_row.T.iloc[:2]
+    assert show_table(by_column).data.loc["protected", "availability"] == "71.7 %"
+
+
+def test_report_links_use_the_jupyter_servers_files_route(monkeypatch: Any,
+                                                          tmp_path: Path) -> None:
+    report = tmp_path / "reports" / "run.html"
+    report.parent.mkdir()
+    report.write_text("<html></html>")
+    monkeypatch.setattr(links, "_servers", lambda: [
+        {"root_dir": "/elsewhere", "base_url": "/"},
+        {"root_dir": str(tmp_path), "base_url": "/user/me/"},
+    ])
+    assert links.file_url(report) == "/user/me/files/reports/run.html"
+    html = links.report_link_html(report)
+    assert 'href="/user/me/files/reports/run.html"' in html and 'target="_blank"' in html
+    monkeypatch.setattr(links, "_servers", list)  # no Jupyter server: the file itself
+    assert links.file_url(report) == report.resolve().as_uri()
+
+
+class _Figure:
+    """What DrawPacer reads of a FigureWidget."""
+
+    def __init__(self) -> None:
+        self._last_trace_edit_id = 0
+        self.handler: Any = None
+
+    def observe(self, handler: Any, names: str) -> None:
+        assert names == "_js2py_traceDeltas"
+        self.handler = handler
+
+    def ack(self, edit_id: int) -> None:
+        self.handler({"new": {"trace_edit_id": edit_id}})
+
+
+def test_pacer_holds_draws_while_the_browser_is_behind() -> None:
+    fig = _Figure()
+    pacer = DrawPacer(fig, max_undrawn=2, max_hold_s=60)
+    fig._last_trace_edit_id = 5
+    assert pacer.ready() and pacer.drawn_rate() is None  # no browser yet: never held
+    pacer.sent()
+    fig.ack(1)
+    assert not pacer.ready() and pacer.skipped == 1  # 4 updates still to draw
+    fig.ack(3)
+    assert pacer.ready()
+    assert pacer.drawn_rate() == pytest.approx(2 / 5.0)  # two acknowledged draws in 5 s
+
+
+def test_live_success_lines_keep_the_protected_one_on_top() -> None:
+    from cblab.lab.dashboard import live_figure
+
+    fig = live_figure(["protected", "unprotected"], "github")
+    success = [t for t in fig.data if t.meta[0] == "success"]
+    assert [t.meta[1] for t in success] == ["unprotected", "protected"]  # drawn last: on top
+    assert success[0].line.dash == "dash" and success[1].line.width > success[0].line.width
+    latency_axis = fig.layout.yaxis2
+    assert 20 in latency_axis.tickvals and 50 in latency_axis.tickvals  # 30 ms readable
+
+
+def test_pattern_series_stay_visible_when_they_overlap() -> None:
+    from cblab.lab import RetrySpec, compare_retries
+
+    fig = compare_retries(RetrySpec(duration=30, seed=1)).figure()
+    styles = {(t.line.dash, t.line.width) for t in fig.data if t.name}
+    assert len(styles) == 4  # every variant drawn differently

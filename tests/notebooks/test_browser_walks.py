@@ -1,0 +1,313 @@
+"""Every notebook's interactive path, walked in a real JupyterLab and Chromium.
+
+What a person does (Run all, press buttons, move sliders with the keyboard, press
+Stop, open the report link) and what they look for on the screen: the breaker's
+state in the live chart and the status badge, a refused setting's message, the
+stepper's counters, a report with its charts drawn and no console errors. Each
+walk saves a screenshot under artifacts/walks/.
+
+One JupyterLab serves every walk (tests/notebooks/conftest.py); each walk opens
+its notebook in a fresh workspace and deletes its kernel session at the end, so
+live loops stop. Breaker timeouts are 1 s, so trips and recoveries take seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cblab.testing import (
+    JupyterLabServer,
+    collect_console_errors,
+    open_notebook,
+    run_all_cells,
+    wait_for_kernel_idle,
+)
+
+pytestmark = pytest.mark.live
+
+CHART = ".cblab-live-chart.js-plotly-plot, .cblab-live-chart .js-plotly-plot"
+
+# The state a band of the live state chart shows now: its segment that ends last.
+BAND_STATE_JS = """
+([sel, band]) => {
+  const el = document.querySelector(sel);
+  if (!el || !el.data) return null;
+  let best = null;
+  for (const trace of el.data) {
+    const meta = trace.meta;
+    if (!meta || meta[0] !== 'state' || !trace.base) continue;
+    for (let i = 0; i < trace.base.length; i++) {
+      if (band !== null && trace.y[i] !== band) continue;
+      const base = Number(trace.base[i]), end = base + Number(trace.x[i]);
+      if (best === null || end > best.end || (end === best.end && base > best.base)) {
+        best = {state: meta[1], end: end, base: base};
+      }
+    }
+  }
+  return best && best.state;
+}
+"""
+
+HAS_LATENCY_POINTS_JS = """
+(sel) => {
+  const el = document.querySelector(sel);
+  return !!(el && el.data && el.data.some((t) => t.meta && t.meta[0] === 'latency'
+            && t.x && t.x.length > 0));
+}
+"""
+
+# Every plotly chart on the page drawn (a layout and an SVG with data in it).
+CHARTS_DRAWN_JS = """
+() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  return plots.length > 0 && plots.every((d) => d._fullLayout && d.querySelector('.main-svg')
+                                          && d.data && d.data.length > 0);
+}
+"""
+
+
+@pytest.fixture
+def page(chromium: Any, lab_server: JupyterLabServer) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1400, "height": 1500})
+    page = context.new_page()
+    page.errors = collect_console_errors(page)  # type: ignore[attr-defined]
+    try:
+        yield page
+    finally:
+        context.close()
+        for session in lab_server.api("GET", "api/sessions") or []:
+            lab_server.api("DELETE", f"api/sessions/{session['id']}")
+
+
+def _shot(page: Any, name: str, artifacts_dir: Path, selector: str | None = None) -> None:
+    """A picture of what the person sees. (An element screenshot waits for the
+    element to stop changing, which a live chart never does: clip a page shot.)"""
+    folder = artifacts_dir / "walks"
+    folder.mkdir(exist_ok=True)
+    clip = None
+    if selector is not None:
+        element = page.locator(selector).first
+        element.scroll_into_view_if_needed()
+        clip = element.bounding_box()
+    page.screenshot(path=str(folder / f"{name}.png"), clip=clip, full_page=True)
+
+
+def _wait_state(page: Any, band: str | None, state: str, timeout_s: float = 60) -> None:
+    page.wait_for_function(f"(a) => ({BAND_STATE_JS})(a) === {state!r}", arg=[CHART, band],
+                           timeout=timeout_s * 1000)
+
+
+def _start_live(page: Any, lab_server: JupyterLabServer, notebook: str) -> None:
+    open_notebook(page, lab_server, notebook, timeout=120)
+    run_all_cells(page)
+    page.wait_for_selector(CHART, timeout=180_000)
+    page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=CHART, timeout=120_000)
+
+
+def _press(page: Any, selector: str, key: str) -> float:
+    handle = page.locator(f"{selector} .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    handle.press(key)
+    return float(handle.get_attribute("aria-valuenow") or "nan")
+
+
+def _open_report(page: Any, link: Any) -> tuple[Any, list[str]]:
+    """Click a report link as a person would; the report must open in a new tab
+    of the browser (not in JupyterLab) with every chart drawn."""
+    errors: list[str] = []
+    page.context.on("page", lambda p: _watch(p, errors))
+    with page.context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert "/files/" in report.url and report.url.endswith(".html"), report.url
+    report.wait_for_function(CHARTS_DRAWN_JS, timeout=60_000)
+    return report, errors
+
+
+def _watch(page: Any, errors: list[str]) -> None:
+    page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+
+
+def _run_cell_containing(page: Any, text: str) -> None:
+    page.evaluate(
+        """(text) => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            const cells = panel.content.widgets;
+            const i = cells.findIndex((c) => c.model.sharedModel.getSource().includes(text));
+            if (i < 0) throw new Error('no cell contains ' + text);
+            panel.content.activeCellIndex = i;
+            return window.jupyterapp.commands.execute('notebook:run-cell');
+        }""",
+        text,
+    )
+
+
+def _cell_output(page: Any, text: str) -> Any:
+    """The output area of the cell whose source contains `text`."""
+    return page.locator(".jp-Cell", has=page.locator(".jp-InputArea", has_text=text)).locator(
+        ".jp-OutputArea").first
+
+
+# --- 01: the hang, and recovery ------------------------------------------------------------
+
+
+def test_01_hang_button_trips_the_protected_breaker_and_it_recovers(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    _start_live(page, lab_server, "01-why-circuit-breakers.ipynb")
+    _wait_state(page, "protected · github", "closed")
+    page.locator(".cblab-outage button", has_text="hang").first.click()
+    _wait_state(page, "protected · github", "open")
+    # the status line agrees (its HTML is rewritten a few times a second: select anew)
+    page.wait_for_selector('.cblab-live-status .badge[data-state="open"], '
+                           '.cblab-live-status .badge[data-state="half_open"]', timeout=30_000)
+    page.wait_for_timeout(2000)  # a little of the hang for the picture
+    _shot(page, "01-hang", artifacts_dir, ".cblab-live")
+    page.locator(".cblab-outage button", has_text="up").first.click()
+    _wait_state(page, "protected · github", "closed")
+    status = page.locator(".cblab-live-status").first.inner_text()
+    assert "protected" in status and "unprotected" in status and "no breaker" in status
+    _shot(page, "01-recovered", artifacts_dir, ".cblab-live")
+    assert not [e for e in page.errors if e.startswith("pageerror")]
+
+
+# --- 02: the stepper through every move, and Reset -----------------------------------------
+
+
+COUNTER_JS = """
+(key) => {
+  for (const tr of document.querySelectorAll('.cblab-counters tr')) {
+    const td = tr.querySelectorAll('td');
+    if (td.length === 2 && td[0].innerText.trim() === key) return td[1].innerText.trim();
+  }
+  return null;
+}
+"""
+
+
+def _counters(page: Any) -> dict[str, str]:
+    rows = page.locator(".cblab-counters tr")
+    out = {}
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("td")
+        out[cells.nth(0).inner_text().strip()] = cells.nth(1).inner_text().strip()
+    return out
+
+
+def test_02_stepper_walks_every_move_and_reset_starts_over(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    open_notebook(page, lab_server, "02-state-machine.ipynb", timeout=120)
+    run_all_cells(page)
+    page.wait_for_selector(".cblab-counters tr", timeout=120_000)
+    wait_for_kernel_idle(page, timeout=120, stable_for=2.0)  # every cell has run
+    # Run all leaves the panel as it was built: nothing pressed yet.
+    counters = _counters(page)
+    assert counters["state"] == "CLOSED" and counters["clock"] == "0 s", counters
+    assert counters["trips"] == "0" and counters["calls admitted"] == "0", counters
+
+    def click(name: str, times: int = 1, **expect: str) -> dict[str, str]:
+        """Press a button; wait until the counters show `expect` (the kernel answers
+        each press in its own time)."""
+        for _ in range(times):
+            page.locator(f"button.cblab-{name}").first.click()
+        for key, value in expect.items():
+            page.wait_for_function(f"(a) => ({COUNTER_JS})(a[0]) === a[1]",
+                                   arg=[key.replace("_", " "), value], timeout=30_000)
+        return _counters(page)
+
+    click("fail", 3, state="OPEN", trips="1")  # CLOSED -> OPEN
+    click("succeed", rejected="1")  # refused at once, the dependency not called
+    click("advance", 2, clock="10 s", state="HALF-OPEN")  # OPEN -> HALF-OPEN (10 s timeout)
+    click("fail", state="OPEN")  # HALF-OPEN -> OPEN: the trial failed
+    click("advance", 2, clock="20 s", state="HALF-OPEN")
+    click("succeed", 2, state="CLOSED")  # HALF-OPEN -> CLOSED
+    log = page.locator(".cblab-log").first.inner_text()
+    assert "HALF-OPEN" in log and "HALF_OPEN" not in log
+    _shot(page, "02-stepper", artifacts_dir, ".cblab-state-machine")
+    reset = click("reset", clock="0 s", trips="0")
+    assert reset["state"] == "CLOSED", reset
+    assert reset["rejected"] == reset["calls admitted"] == "0", reset
+    assert "counts and history at 0" in page.locator(".cblab-log").first.inner_text()
+
+
+# --- 03: the live lab: trip, a refused setting, Stop, Export -------------------------------
+
+
+def test_03_live_lab_trip_refused_setting_stop_and_export(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    _start_live(page, lab_server, "03-live-lab.ipynb")
+    _wait_state(page, None, "closed")
+    assert _press(page, ".cblab-error-rate", "End") == 100
+    _wait_state(page, None, "open")
+    assert _press(page, ".cblab-error-rate", "Home") == 0
+    _wait_state(page, None, "closed")
+    # A setting that could never close the breaker is refused, with the reason.
+    assert _press(page, ".cblab-success-threshold", "End") == 10
+    message = page.locator(".cblab-config-message").first
+    message.locator(".bad").wait_for(timeout=10_000)
+    assert re.search(r"Not applied: .*half_open_max_calls", message.inner_text())
+    status = page.locator(".cblab-live-status").first.inner_text()
+    assert "in the last 5 s" in status and "since the start" in status
+    _shot(page, "03-live-lab", artifacts_dir, ".cblab-live")
+
+    page.locator("button.cblab-stop").first.click()
+    page.wait_for_selector(".cblab-live-status >> text=Stopped", timeout=30_000)
+    assert page.locator("button.cblab-stop").first.is_disabled()
+    assert page.locator(".cblab-error-rate.cblab-ended").count() == 1  # looks inactive
+    assert _press(page, ".cblab-error-rate", "End") == 0  # and is: the slider is disabled
+
+    page.locator("button.cblab-export").first.click()
+    link = page.locator(".cblab-export-message a").first
+    link.wait_for(timeout=90_000)
+    assert link.get_attribute("target") == "_blank"
+    report, errors = _open_report(page, link)
+    _shot(report, "03-report", artifacts_dir)
+    assert not errors, errors
+    assert not [e for e in page.errors if e.startswith("pageerror")]
+
+
+# --- 04: the live check, then the comparison after Stop ------------------------------------
+
+
+def test_04_live_check_then_compare_after_stop(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    _start_live(page, lab_server, "04-tuning.ipynb")
+    page.wait_for_timeout(3000)  # a few seconds of the scenario
+    page.locator("button.cblab-stop").first.click()
+    page.wait_for_selector(".cblab-live-status >> text=Stopped", timeout=30_000)
+    _shot(page, "04-live-check", artifacts_dir, ".cblab-live")
+    _run_cell_containing(page, "if lab.finished:")
+    output = _cell_output(page, "if lab.finished:")
+    output.locator("table").wait_for(timeout=60_000)
+    text = output.inner_text()
+    assert "still running" not in text
+    for row in ("availability", "trips"):
+        assert row in text, text
+    _shot(page, "04-compare", artifacts_dir)
+
+
+# --- 06: the recorded runs' report, opened from its link -----------------------------------
+
+
+def test_06_report_opens_from_its_link_with_charts_drawn(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    open_notebook(page, lab_server, "06-reports.ipynb", timeout=120)
+    run_all_cells(page)
+    link = page.locator("a.cblab-report-link").first
+    link.wait_for(timeout=180_000)
+    report, errors = _open_report(page, link)
+    _shot(report, "06-report", artifacts_dir)
+    assert report.locator(".js-plotly-plot").count() >= 5
+    assert not errors, errors
