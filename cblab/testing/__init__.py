@@ -6,8 +6,13 @@
 """
 
 from cblab.testing.browser import (
+    BAND_STATE_JS,
     CHROMIUM_ARGS,
+    CURRENT_STATE_JS,
     DEFAULT_CHROMIUM,
+    ERROR_RATE_HANDLE,
+    HAS_LATENCY_POINTS_JS,
+    LIVE_CHART,
     PLOTLY_SELECTOR,
     SLIDER_HANDLE_SELECTOR,
     chromium_path,
@@ -22,8 +27,13 @@ from cblab.testing.nbrun import NotebookExecutionError, execute_notebook
 from cblab.testing.server import LAB_USER_SETTINGS, JupyterLabServer, JupyterLabStartError
 
 __all__ = [
+    "BAND_STATE_JS",
     "CHROMIUM_ARGS",
+    "CURRENT_STATE_JS",
     "DEFAULT_CHROMIUM",
+    "ERROR_RATE_HANDLE",
+    "HAS_LATENCY_POINTS_JS",
+    "LIVE_CHART",
     "LAB_USER_SETTINGS",
     "PLOTLY_SELECTOR",
     "SLIDER_HANDLE_SELECTOR",

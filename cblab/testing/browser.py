@@ -22,8 +22,13 @@ if TYPE_CHECKING:  # playwright is a test extra; import it lazily
     from .server import JupyterLabServer
 
 __all__ = [
+    "BAND_STATE_JS",
     "CHROMIUM_ARGS",
+    "CURRENT_STATE_JS",
     "DEFAULT_CHROMIUM",
+    "ERROR_RATE_HANDLE",
+    "HAS_LATENCY_POINTS_JS",
+    "LIVE_CHART",
     "PLOTLY_SELECTOR",
     "SLIDER_HANDLE_SELECTOR",
     "chromium_path",
@@ -47,6 +52,42 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 )
 SLIDER_HANDLE_SELECTOR = ".widget-slider .noUi-handle"
 PLOTLY_SELECTOR = ".jp-OutputArea .js-plotly-plot"
+
+# The live lab (cblab.lab.LiveLab) as a page shows it.
+LIVE_CHART = ".cblab-live-chart.js-plotly-plot, .cblab-live-chart .js-plotly-plot"
+ERROR_RATE_HANDLE = ".cblab-error-rate .noUi-handle"
+
+#: ``([selector, band])`` -> the state a band of the live state chart shows now (its
+#: segment that ends last); band None: any band.
+BAND_STATE_JS = """
+([sel, band]) => {
+  const el = document.querySelector(sel);
+  if (!el || !el.data) return null;
+  let best = null;
+  for (const trace of el.data) {
+    const meta = trace.meta;
+    if (!meta || meta[0] !== 'state' || !trace.base) continue;
+    for (let i = 0; i < trace.base.length; i++) {
+      if (band !== null && trace.y[i] !== band) continue;
+      const base = Number(trace.base[i]), end = base + Number(trace.x[i]);
+      if (best === null || end > best.end || (end === best.end && base > best.base)) {
+        best = {state: meta[1], end: end, base: base};
+      }
+    }
+  }
+  return best && best.state;
+}
+"""
+#: ``(selector)`` -> the state the live state chart shows now (any band).
+CURRENT_STATE_JS = f"(sel) => ({BAND_STATE_JS})([sel, null])"
+#: ``(selector)`` -> whether the live latency chart has points.
+HAS_LATENCY_POINTS_JS = """
+(sel) => {
+  const el = document.querySelector(sel);
+  return !!(el && el.data && el.data.some((t) => t.meta && t.meta[0] === 'latency'
+            && t.x && t.x.length > 0));
+}
+"""
 
 
 def chromium_path() -> str:

@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 
 from cblab.testing import (
+    BAND_STATE_JS,
+    HAS_LATENCY_POINTS_JS,
+    LIVE_CHART,
     JupyterLabServer,
     collect_console_errors,
     open_notebook,
@@ -30,36 +33,7 @@ from cblab.testing import (
 
 pytestmark = pytest.mark.live
 
-CHART = ".cblab-live-chart.js-plotly-plot, .cblab-live-chart .js-plotly-plot"
-
-# The state a band of the live state chart shows now: its segment that ends last.
-BAND_STATE_JS = """
-([sel, band]) => {
-  const el = document.querySelector(sel);
-  if (!el || !el.data) return null;
-  let best = null;
-  for (const trace of el.data) {
-    const meta = trace.meta;
-    if (!meta || meta[0] !== 'state' || !trace.base) continue;
-    for (let i = 0; i < trace.base.length; i++) {
-      if (band !== null && trace.y[i] !== band) continue;
-      const base = Number(trace.base[i]), end = base + Number(trace.x[i]);
-      if (best === null || end > best.end || (end === best.end && base > best.base)) {
-        best = {state: meta[1], end: end, base: base};
-      }
-    }
-  }
-  return best && best.state;
-}
-"""
-
-HAS_LATENCY_POINTS_JS = """
-(sel) => {
-  const el = document.querySelector(sel);
-  return !!(el && el.data && el.data.some((t) => t.meta && t.meta[0] === 'latency'
-            && t.x && t.x.length > 0));
-}
-"""
+CHART = LIVE_CHART
 
 # Every plotly chart on the page drawn (a layout and an SVG with data in it).
 CHARTS_DRAWN_JS = """

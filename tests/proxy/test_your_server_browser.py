@@ -11,20 +11,18 @@ import nbformat
 import pytest
 
 from cblab.testing import (
+    CURRENT_STATE_JS,
+    ERROR_RATE_HANDLE,
+    HAS_LATENCY_POINTS_JS,
     JupyterLabServer,
     collect_console_errors,
     launch_chromium,
     open_notebook,
     run_all_cells,
 )
+from cblab.testing import LIVE_CHART as CHART
 
-from ..notebooks.test_live_lab_browser import (
-    CHART,
-    CURRENT_STATE_JS,
-    ERROR_RATE_HANDLE,
-    HAS_LATENCY_POINTS_JS,
-    LAB_ENV,
-)
+from ..notebooks.conftest import LAB_ENV
 from .conftest import STDIO_SERVER
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "08-your-server.ipynb"
