@@ -176,6 +176,48 @@ async def closed_overhead(url: str) -> tuple[float, float]:
         return statistics.median(per["redis"]), statistics.median(per["memory"])
 
 
+# --- pub/sub propagation ---------------------------------------------------------------
+
+
+async def propagation(url: str, rounds: int = 25) -> list[float]:
+    """Seconds from a trip on replica A until replica B's breaker logs OPEN."""
+    from cblab import CircuitBreaker, CircuitBreakerConfig, CircuitState
+    from cblab.stores import RedisStore
+
+    async def fail() -> None:
+        raise Boom
+
+    config = CircuitBreakerConfig(failure_threshold=1, timeout=60)
+    async with RedisStore(url, namespace="bench-prop", op_timeout=1.0) as store_a, \
+            RedisStore(url, namespace="bench-prop", op_timeout=1.0) as store_b:
+        a = CircuitBreaker("p", config, store=store_a)
+        b = CircuitBreaker("p", config, store=store_b)
+        await store_a.drain()
+        await store_b.drain()
+        samples = []
+        for _ in range(rounds):
+            seen = asyncio.Event()
+
+            def on_event(event: Any, seen: asyncio.Event = seen) -> None:
+                if event.kind == "state" and event.to_state is CircuitState.OPEN:
+                    seen.set()
+
+            b.add_listener(on_event)
+            started = time.perf_counter()
+            try:
+                await a.call(fail)
+            except Boom:
+                pass
+            await asyncio.wait_for(seen.wait(), 5)
+            samples.append(time.perf_counter() - started)
+            b.remove_listener(on_event)
+            a.reset()
+            await store_a.drain()
+            while b.state is not CircuitState.CLOSED:
+                await asyncio.sleep(0.001)
+        return samples
+
+
 # --- 3. live replicas -------------------------------------------------------------------
 
 
@@ -193,6 +235,7 @@ def main() -> int:
         ours = asyncio.run(cblab_round_trips(server.url))
         theirs = pybreaker_round_trips(server.url)
         redis_s, memory_s = asyncio.run(closed_overhead(server.url))
+        spread = sorted(asyncio.run(propagation(server.url)))
     local = asyncio.run(live(False))
     shared = asyncio.run(live(True))
     load = os.getloadavg()
@@ -206,6 +249,9 @@ def main() -> int:
     print(f"\nClosed-state cost per `await breaker.call(ok)` (median of 7 blocks of 20,000): "
           f"RedisStore {redis_s * 1e6:.2f} us, memory store {memory_s * 1e6:.2f} us, "
           f"ratio {redis_s / memory_s:.2f}x (target <= 2x)\n")
+    print(f"Pub/sub propagation, a trip on one replica until another logs OPEN "
+          f"({len(spread)} trips): median {statistics.median(spread) * 1000:.2f} ms, "
+          f"max {spread[-1] * 1000:.2f} ms\n")
     print(f"Live, 3 replicas, round robin {LIVE_RATE:g} calls/s, failure_threshold "
           f"{LIVE['failure_threshold']}, half_open_max_calls {LIVE['half_open_max_calls']}:\n")
     print("| breakers | failing calls reaching the backend | until every replica stopped | "

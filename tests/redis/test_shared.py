@@ -276,3 +276,22 @@ async def test_a_window_policy_judges_locally_and_trips_every_replica(replicas):
     await eventually(lambda: b.state is OPEN)
     change = [e for _, e in b.event_log.since().events if e.kind == "state"][-1]
     assert change.reason == "failure rate 50% reached 50%"
+
+
+async def test_keys_share_a_hash_tag_and_expire(redis_url, namespace):
+    import redis.asyncio as aioredis
+
+    async with RedisStore(redis_url, namespace=namespace, ttl=30, op_timeout=2.0) as store:
+        breaker = CircuitBreaker("git{hub}", CircuitBreakerConfig(failure_threshold=1,
+                                                                  timeout=0.05), store=store)
+        await fail_through(breaker, 1)
+        await asyncio.sleep(0.1)
+        await breaker.call(asyncio.sleep, 0)  # a half-open trial: the lease key exists
+        await store.drain()
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            keys = sorted(await client.keys(f"cblab:{namespace}:*"))
+            assert keys == [f"cblab:{namespace}:{{git%7Bhub%7D}}"]  # the lease was settled
+            assert 0 < await client.pttl(keys[0]) <= 30_000
+        finally:
+            await client.aclose()
