@@ -28,7 +28,16 @@ from typing import Any
 
 from cblab import BreakerRegistry, CircuitBreaker, CircuitState
 
-__all__ = ["CONTENT_TYPE", "KINDS", "MODES", "breaker_lines", "family", "label", "render"]
+__all__ = [
+    "CONTENT_TYPE",
+    "KINDS",
+    "MODES",
+    "breaker_lines",
+    "bulkhead_lines",
+    "family",
+    "label",
+    "render",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MODES = ("normal", "forced_open", "forced_closed", "disabled")
@@ -117,18 +126,25 @@ def breaker_lines(
     return lines
 
 
+def bulkhead_lines(bulkheads: Mapping[str, Any]) -> list[str]:
+    """The bulkhead families (`cblab.integrations.Bulkhead` by breaker name)."""
+    names = sorted(bulkheads)
+    lines: list[str] = []
+    for field, kind, help_ in (
+        ("in_flight", "gauge", "Calls holding a bulkhead slot."),
+        ("waiting", "gauge", "Calls waiting for a bulkhead slot."),
+        ("refused", "counter", "Calls refused as local overload (no slot in time)."),
+        ("limit", "gauge", "Bulkhead slots."),
+    ):
+        metric = f"cblab_bulkhead_{field}" + ("_total" if kind == "counter" else "")
+        lines += family(metric, kind, help_, [
+            ("", f'name="{label(n)}"', getattr(bulkheads[n], field)) for n in names])
+    return lines
+
+
 def render(registry: BreakerRegistry, *, bulkheads: Mapping[str, Any] | None = None) -> str:
     """The whole exposition for `registry`'s breakers (and bulkheads), one scrape."""
     lines = breaker_lines(registry)
     if bulkheads:
-        names = sorted(bulkheads)
-        for field, kind, help_ in (
-            ("in_flight", "gauge", "Calls holding a bulkhead slot."),
-            ("waiting", "gauge", "Calls waiting for a bulkhead slot."),
-            ("refused", "counter", "Calls refused as local overload (no slot in time)."),
-            ("limit", "gauge", "Bulkhead slots."),
-        ):
-            metric = f"cblab_bulkhead_{field}" + ("_total" if kind == "counter" else "")
-            lines += family(metric, kind, help_, [
-                ("", f'name="{label(n)}"', getattr(bulkheads[n], field)) for n in names])
+        lines += bulkhead_lines(bulkheads)
     return "\n".join(lines) + "\n"

@@ -203,14 +203,13 @@ def build_server(
     if settings.bare:  # the baseline: no breakers, no rows, only the status tools
         middleware = [ToolInjectionMiddleware(status_tools(registry))]
     else:
-        middleware = [
-            ToolCallRecorder(instr, breakers),
-            CircuitBreakerMiddleware(
-                registry=registry, groups=TOOL_BREAKERS, classifier=demo_classifier,
-                call_timeout=settings.deadline, max_concurrent=settings.max_connections,
-                max_wait=settings.deadline, status_tools=True,
-            ),
-        ]
+        protection = CircuitBreakerMiddleware(
+            registry=registry, groups=TOOL_BREAKERS, classifier=demo_classifier,
+            call_timeout=settings.deadline, max_concurrent=settings.max_connections,
+            max_wait=settings.deadline, status_tools=True,
+        )
+        instr.bulkheads = protection.bulkheads  # the same dict: filled as tools are first used
+        middleware = [ToolCallRecorder(instr, breakers), protection]
     mcp = FastMCP(
         settings.name,
         instructions=(

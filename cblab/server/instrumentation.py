@@ -140,6 +140,7 @@ class Instrumentation:
         self.t0 = clock()
         self.log = EventLog(capacity)
         self.meters: dict[str, BreakerMeter] = {}
+        self.bulkheads: dict[str, Any] = {}  # the middleware's, by breaker (for /metrics)
         self.tool_calls: Counter[tuple[str, str]] = Counter()  # (tool, outcome) -> count
         self._tool_labels: set[str] = set()
         self.shared_state: Any = None  # a shared breaker store, when replicas share state

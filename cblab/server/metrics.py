@@ -22,7 +22,8 @@ Metric names (every one labelled with the breaker's `name`):
 ``cblab_circuitbreaker_trips_total{name}``
     counter of automatic CLOSED/HALF_OPEN -> OPEN moves.
 
-And one server-wide counter: ``cblab_tool_calls_total{tool,outcome}`` (the call
+The bulkheads' `cblab_bulkhead_in_flight`, `_waiting`, `_refused_total` and `_limit`
+(by breaker name, see `cblab.integrations.prometheus`), and one server-wide counter: ``cblab_tool_calls_total{tool,outcome}`` (the call
 rows' outcomes, see `instrumentation`). Its label sets are bounded whatever
 clients send: a tool the server does not have is counted as `tool="unknown"`,
 and past 256 distinct tools the rest are `tool="other"`; outcomes are a fixed set.
@@ -31,7 +32,13 @@ and past 256 distinct tools the rest are `tool="other"`; outcomes are a fixed se
 from __future__ import annotations
 
 from cblab import BreakerRegistry, CircuitBreaker
-from cblab.integrations.prometheus import CONTENT_TYPE, breaker_lines, family, label
+from cblab.integrations.prometheus import (
+    CONTENT_TYPE,
+    breaker_lines,
+    bulkhead_lines,
+    family,
+    label,
+)
 
 from .instrumentation import KINDS, Instrumentation
 
@@ -46,6 +53,10 @@ METRIC_NAMES = (
     "cblab_circuitbreaker_slow_call_rate",
     "cblab_circuitbreaker_trips_total",
     "cblab_tool_calls_total",
+    "cblab_bulkhead_in_flight",
+    "cblab_bulkhead_waiting",
+    "cblab_bulkhead_refused_total",
+    "cblab_bulkhead_limit",
 )
 
 
@@ -76,6 +87,7 @@ def render(registry: BreakerRegistry, instrumentation: Instrumentation) -> str:
     ]
     lines += family("cblab_tool_calls_total", "counter",
                      "MCP tool calls by outcome, as recorded in /events.", tool_samples)
+    lines += bulkhead_lines(instrumentation.bulkheads)  # the middleware's slots (may be none)
     store = getattr(instrumentation, "shared_state", None)
     if store is not None:  # one of several replicas sharing breaker state
         from .replicas import shared_state_metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from cblab.integrations import Bulkhead
@@ -43,6 +44,11 @@ async def test_burst_larger_than_the_pool_leaves_the_breaker_closed(live_factory
         ("dropped", "local_overload")}
     metrics_status = (await _status(live))["github"]["bulkhead"]
     assert metrics_status["limit"] == 3 and metrics_status["refused"] == len(shed)
+    async with httpx.AsyncClient(base_url=live.url, trust_env=False) as http:
+        text = (await http.get("/metrics")).text
+    assert f'cblab_bulkhead_refused_total{{name="github"}} {len(shed)}' in text
+    assert 'cblab_bulkhead_limit{name="github"} 3' in text
+    assert 'cblab_bulkhead_in_flight{name="github"} 0' in text
 
 
 async def _status(live: Live) -> dict:
