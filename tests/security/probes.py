@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from typing import Any
 
+from tests.server.live import eventually
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
-    """Retry `check()` (sync or async) until truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        await asyncio.sleep(interval)
+__all__ = ["eventually", "read_until_closed", "status_of"]
 
 
 async def read_until_closed(reader: asyncio.StreamReader, timeout: float) -> bytes:
