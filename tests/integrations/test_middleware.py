@@ -138,7 +138,7 @@ async def test_call_timeout_counts_a_hang_and_recovery_closes(backend: Backend) 
             assert "get_user dependency did not answer within 0.3 s" in error_text(result)
         (mw,) = [m for m in mcp.middleware if isinstance(m, CircuitBreakerMiddleware)]
         breaker = mw.registry["get_user"]
-        assert breaker.state.value == "open"
+        assert breaker.trips == 1  # (its 0.2 s open time may already be over)
         await backend.set_profile("users", {"mode": "up"})
         await eventually(lambda: breaker.state.value == "half_open", what="half-open")
         for _ in range(2):

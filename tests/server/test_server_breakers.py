@@ -59,7 +59,9 @@ async def test_trips_when_backend_down_and_recovers(live: Live) -> None:
 
 
 async def test_trips_when_backend_hangs_past_the_deadline(live_factory) -> None:
-    live = await live_factory(deadline=0.3)
+    # open for 1 s, not 0.2: three hung calls end together and a loaded machine may take
+    # a while to hand the results back before the next call checks the refusal
+    live = await live_factory(deadline=0.3, database={"failure_threshold": 3, "timeout": 1.0})
     async with live.client() as client:
         await live.backend.set_profile("orders", {"mode": "hang"})
         results = await asyncio.gather(*(call(client, "order_lookup") for _ in range(3)))
