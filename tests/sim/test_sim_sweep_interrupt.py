@@ -52,3 +52,54 @@ def test_interrupting_a_sweep_leaves_nothing_behind(tmp_path, executor, to_group
     assert list(tmp_path.glob(".sweep.parquet*")) == []
     done = len(cache.entries())
     assert 0 < done < 6 * 4 * 50
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_a_notebook_interrupt_stops_an_in_process_sweep(tmp_path, executor):
+    """The kernel's interrupt is a KeyboardInterrupt in the main thread, mid-sweep."""
+    import _thread
+    import threading
+
+    import psutil
+
+    from cblab.sim.sweep import sweep
+
+    cache = ResultCache(tmp_path / "cache")
+    seen: dict[str, list[psutil.Process]] = {}
+
+    def interrupt_once_running() -> None:
+        wait_for(lambda: len(cache.entries()) >= 6, 120, "the sweep to make progress")
+        # multiprocessing's resource tracker serves the whole interpreter and ends with
+        # it: not one of the sweep's processes
+        seen["workers"] = [p for p in psutil.Process().children(recursive=True)
+                           if "multiprocessing.resource_tracker" not in _cmdline(p)]
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        sweep({"failure_threshold": [2, 3, 4, 5, 6, 7], "timeout": [1, 2, 4, 8]},
+              "outage-and-recovery", 50, executor=executor, workers=2, batch_size=2,
+              cache=cache, progress=False)
+    assert len(seen["workers"]) >= 2
+    wait_for(lambda: not alive(seen["workers"]), 20, "the sweep's worker processes to end")
+    assert 0 < len(cache.entries()) < 6 * 4 * 50
+
+
+def test_progress_moves_on_dask_too(capsys):
+    from cblab.sim.sweep import sweep
+
+    from .sweep_helpers import short
+
+    sweep({"failure_threshold": [2, 3, 4]}, short("hang"), 4, executor="dask", workers=2,
+          batch_size=3)
+    err = capsys.readouterr().err
+    assert "sweep (dask)" in err and "12/12" in err
+
+
+def _cmdline(process) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
