@@ -24,6 +24,13 @@ class ConfigError(ValueError):
     """Invalid breaker configuration; the message names the field."""
 
 
+# Upper bounds: a config arrives from admin routes and files too, and a value such
+# as timeout=1e300 or failure_threshold=10**17 is a typo or an attack, never a setting.
+MAX_SECONDS = 366 * 24 * 3600.0
+MAX_COUNT = 1_000_000
+MAX_BACKOFF_MULTIPLIER = 1000.0
+
+
 def _seconds(name: str, value: Any, *, allow_none: bool = False, allow_zero: bool = False) -> Any:
     if value is None and allow_none:
         return None
@@ -34,6 +41,8 @@ def _seconds(name: str, value: Any, *, allow_none: bool = False, allow_zero: boo
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be {bound} seconds, got {value!r}")
+    if value > MAX_SECONDS:
+        raise ConfigError(f"{name} must be at most {MAX_SECONDS:.0f} seconds (366 days), got {value!r}")
     return float(value)
 
 
@@ -72,8 +81,8 @@ def _code_from_name(field_name: str, name: Any) -> Any:
 
 
 def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_COUNT:
+        raise ConfigError(f"{name} must be an integer >= 1 and at most {MAX_COUNT:,}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +146,12 @@ class CircuitBreakerConfig:
         if (
             isinstance(multiplier, bool)
             or not isinstance(multiplier, (int, float))
-            or not (math.isfinite(multiplier) and multiplier >= 1)
+            or not (math.isfinite(multiplier) and 1 <= multiplier <= MAX_BACKOFF_MULTIPLIER)
         ):
-            raise ConfigError(f"backoff_multiplier must be a number >= 1, got {multiplier!r}")
+            raise ConfigError(
+                f"backoff_multiplier must be a number from 1 to {MAX_BACKOFF_MULTIPLIER:g}, "
+                f"got {multiplier!r}"
+            )
         set_(self, "backoff_multiplier", float(multiplier))
         if self.max_timeout is not None and self.max_timeout < self.timeout:
             raise ConfigError(

@@ -33,9 +33,16 @@ class FailureCounter(Protocol):
         """The numbers behind the verdict, for status and metrics."""
 
 
+# Bounds for values that arrive from admin routes and files (see _config.MAX_*).
+_MAX_COUNT = 1_000_000
+_MAX_SECONDS = 366 * 24 * 3600.0
+
+
 def _check_int(name: str, value: Any, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= _MAX_COUNT:
+        raise ValueError(
+            f"{name} must be an integer >= {minimum} and at most {_MAX_COUNT:,}, got {value!r}"
+        )
 
 
 def _check_rate(name: str, value: Any) -> None:
@@ -50,9 +57,11 @@ def _check_seconds(name: str, value: Any, *, allow_none: bool) -> None:
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
-        or value <= 0
+        or not 0 < value <= _MAX_SECONDS
     ):
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise ValueError(
+            f"{name} must be a positive number of seconds, at most 366 days, got {value!r}"
+        )
 
 
 # --- consecutive and cumulative counts ----------------------------------------------

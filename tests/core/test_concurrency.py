@@ -80,7 +80,7 @@ async def test_cancelling_many_trials_never_leaks_slots():
 
 
 def test_threads_on_the_sync_path_keep_exact_counts():
-    breaker = CircuitBreaker("dep", CircuitBreakerConfig(failure_threshold=10**9))
+    breaker = CircuitBreaker("dep", CircuitBreakerConfig(failure_threshold=10**6))
     threads, per_thread = 8, 2_000
 
     def work(i):

@@ -203,3 +203,20 @@ def test_window_policies_document_that_they_ignore_failure_threshold():
     assert a.state == "closed"  # three failures, threshold 1: a window waits for minimum_calls
     assert "failure_threshold" not in a.get_status()["policy"]
     assert "do not use it" in CircuitBreakerConfig.__doc__
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"timeout": 1e300}, "timeout must be at most"),
+        ({"call_timeout": 10.0**9}, "call_timeout must be at most"),
+        ({"failure_threshold": 10**17}, "failure_threshold must be an integer >= 1 and at most"),
+        ({"backoff_multiplier": 1e9}, "backoff_multiplier must be a number from 1 to 1000"),
+        ({"policy": {"name": "count_window", "size": 10**12}}, "policy.size must be an integer"),
+        ({"policy": {"name": "time_window", "window": 1e12}}, "policy.window must be a positive"),
+    ],
+)
+def test_absurdly_large_values_are_refused_naming_the_field(fields, message):
+    # Configs arrive from admin routes and files: a huge number is a typo or an attack.
+    with pytest.raises(ConfigError, match=message):
+        CircuitBreakerConfig.from_dict(fields)
