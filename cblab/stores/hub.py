@@ -36,6 +36,7 @@ class _Shared:
     changed_at: int = 0
     reason: str = "created"
     trials: dict[int, int] = field(default_factory=dict)  # serial -> admitted at (us)
+    window: Any = None  # a window policy's shared counts: str (count) or dict (time)
 
 
 class _Op:
@@ -71,6 +72,7 @@ class _Op:
             s.opened_at, s.open_for = at, self.open_duration(s.trips)
         elif to == "closed":
             s.trips = s.count = 0
+        s.window = None  # a shared window starts afresh
         self.announce = True
         self.moves.append(Move(came_from, to, at, reason, s.gen))
 
@@ -159,11 +161,7 @@ class SharedHub:
                     op.move("closed", op.now, "trial calls succeeded", False)
                     return op.reply("closed", 0)
             return op.reply("counted", 0)
-        if outcome == "trip":
-            if s.mode == "normal" and s.state == "closed":
-                op.move("open", op.now, reason, False)
-                return op.reply("tripped", 0)
-        elif outcome == "failure":
+        if outcome == "failure":
             s.count += 1
             if s.count == 1:
                 op.announce = True
@@ -174,6 +172,50 @@ class SharedHub:
             s.count = 0
             op.announce = True
         return op.reply("counted", 0)
+
+    def window(self, name: str, config: CircuitBreakerConfig, generation: int, kind: str,
+               calls: int, failures: int, slow: int, outcomes: str, length: int,
+               bucket_len: int, minimum: int, rate_limit: str, slow_limit: str) -> Reply:
+        """A window policy's batch (window.lua)."""
+        self.operations += 1
+        op = _Op(self, name, config)
+        s = op.s
+        if generation != s.gen or s.state != "closed":
+            return op.reply("late", 0)
+        if kind == "count":
+            seq = ((s.window or "") + outcomes)[-length:]
+            s.window = seq
+            total = len(seq)
+            failed = sum(c in "fx" for c in seq)
+            slowed = sum(c in "sx" for c in seq)
+        else:
+            bucket = math.floor(op.now / bucket_len)
+            oldest = bucket - math.floor(length / bucket_len + 0.5) + 1
+            counts: dict[int, list[int]] = s.window if isinstance(s.window, dict) else {}
+            row = counts.setdefault(bucket, [0, 0, 0])
+            row[0] += calls
+            row[1] += failures
+            row[2] += slow
+            for b in [b for b in counts if b < oldest]:
+                del counts[b]
+            s.window = counts
+            total = sum(r[0] for r in counts.values())
+            failed = sum(r[1] for r in counts.values())
+            slowed = sum(r[2] for r in counts.values())
+        result = "counted"
+        rate, slow_rate = float(rate_limit), float(slow_limit)
+        if s.mode == "normal" and total >= minimum and total > 0:
+            reason = None
+            if failed >= rate * total:
+                reason = (f"failure rate {math.floor(failed / total * 100 + 0.5)}% reached "
+                          f"{math.floor(rate * 100 + 0.5)}%")
+            elif slow_rate >= 0 and slowed >= slow_rate * total:
+                reason = (f"slow-call rate {math.floor(slowed / total * 100 + 0.5)}% reached "
+                          f"{math.floor(slow_rate * 100 + 0.5)}%")
+            if reason is not None:
+                op.move("open", op.now, reason, False)
+                result = "tripped"
+        return op.reply(result, total * 1_000_000 + failed)
 
     def control(self, name: str, config: CircuitBreakerConfig, action: str,
                 reason: str = "") -> Reply:
@@ -191,6 +233,7 @@ class SharedHub:
             op.move("closed", op.now, reason, True)
         elif action == "reconfigure":
             s.count = 0
+            s.window = None
             if s.state == "open" and s.mode == "normal":
                 s.open_for = op.open_duration(s.trips)
             op.announce = True
@@ -253,6 +296,8 @@ class HubStore:
         if op == "record":
             outcome, generation, trial, reason = extra
             return hub.record(name, config, outcome, generation, trial, reason)
+        if op == "window":
+            return hub.window(name, config, *extra)
         action, reason = extra
         return hub.control(name, config, action, reason)
 

@@ -15,8 +15,8 @@ operation                       sent to the shared store
 CLOSED success                  nothing, unless the shared consecutive count is
                                 not zero (then one `success` resets it)
 CLOSED failure                  one `failure` (counts, and trips at threshold)
-window policies                 nothing per call: the window is this replica's
-                                calls; only its verdict (`trip`) is sent
+window policies                 a failure at once, successes batched: one
+                                `window` per time bucket (or tenth of a count window)
 OPEN, not due                   nothing (the view knows `open_until`)
 HALF-OPEN trial                 one `admit` (server-side lease), one settle
 manual control, reconfigure     one `control`
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from .._config import CircuitBreakerConfig
 from .._events import CircuitState, Outcome
 from .._store import MemoryRecord, Mode, Snapshot
-from .scripts import Reply
+from .scripts import Reply, window_args
 from .scripts import Snapshot as SharedSnapshot
 
 __all__ = ["SharedRecord", "Transport"]
@@ -94,6 +94,10 @@ class SharedRecord:
         self._fetching = False
         self._waiter: asyncio.Future[None] | None = None  # resolves when a fetch answers
         self._window = config.policy.name not in ("consecutive", "cumulative")
+        self._batch = [0, 0, 0]  # a window policy's unsent calls, failures, slow calls
+        self._outcomes: list[str] = []
+        self._batch_started = 0.0
+        self._batch_generation = 0
         self.round_trips = 0
         self._shared: SharedSnapshot | None = None  # the newest shared snapshot adopted
         self._ready = False  # the breaker is told of changes only once attach() returned
@@ -142,6 +146,7 @@ class SharedRecord:
         snap.trial_successes = shared.trial_successes
         snap.leases = {}
         self._held = None
+        self._batch, self._outcomes = [0, 0, 0], []  # counts of a period that ended
         if state is CLOSED and shared.generation:
             counter.reset()
             if hasattr(counter, "count") and not self._window:
@@ -194,29 +199,66 @@ class SharedRecord:
 
     def record_success(self, generation: int, now: float, slow: bool) -> Snapshot:
         view = self._view
+        if not self._transport.usable():
+            return view.record_success(generation, now, slow)
+        if self._window:
+            return self._window_outcome(generation, now, slow, failed=False)
         before = view.snapshot().generation
         snap = view.record_success(generation, now, slow)
-        if not self._transport.usable():
-            return snap
-        if self._window:
-            if snap.generation != before:  # this replica's window says trip
-                self._send("record", ["trip", generation, 0, snap.reason], now)
-        elif self._config.policy.name == "consecutive" and generation == before:
+        if self._config.policy.name == "consecutive" and generation == before:
             self._send("record", ["success", generation, 0, ""], now)
         return snap
 
     def record_failure(self, generation: int, now: float, slow: bool) -> Snapshot:
         view = self._view
+        if not self._transport.usable():
+            return view.record_failure(generation, now, slow)
+        if self._window:
+            return self._window_outcome(generation, now, slow, failed=True)
         before = view.snapshot().generation
         snap = view.record_failure(generation, now, slow)
-        if not self._transport.usable():
-            return snap
-        if self._window:
-            if snap.generation != before:
-                self._send("record", ["trip", generation, 0, snap.reason], now)
-        elif generation == before:
+        if generation == before:
             self._send("record", ["failure", generation, 0, ""], now)
         return snap
+
+    # A window policy, shared: this replica's outcomes are batched and added to the
+    # shared window (window.lua), which alone decides to trip. A failure is sent at
+    # once (with the successes before it); successes wait for the next time bucket
+    # (TimeWindow) or a tenth of the window (CountWindow), so the shared window is at
+    # most that stale. The local counter only feeds status figures.
+
+    def _window_outcome(self, generation: int, now: float, slow: bool,
+                        failed: bool) -> Snapshot:
+        snap = self._view.snapshot()
+        if generation != snap.generation or snap.state is not CLOSED:
+            return snap  # late, or nothing to count outside CLOSED
+        counter = self._view._counter
+        (counter.on_failure if failed else counter.on_success)(now, slow)
+        batch = self._batch
+        if batch[0] == 0:
+            self._batch_started = now
+            self._batch_generation = generation
+        batch[0] += 1
+        batch[1] += failed
+        batch[2] += slow
+        self._outcomes.append("xf"[not slow] if failed else "so"[not slow])
+        policy = self._config.policy
+        if policy.name == "count_window":
+            due = batch[0] >= max(1, policy.size // 10)
+        else:
+            width = policy.window / policy.buckets
+            due = now // width != self._batch_started // width
+        if failed or due:
+            self._flush_window(now)
+        return self._view.snapshot()
+
+    def _flush_window(self, now: float) -> None:
+        batch, outcomes = self._batch, "".join(self._outcomes)
+        self._batch, self._outcomes = [0, 0, 0], []
+        if batch[0] == 0 or self._batch_generation != self._view.snapshot().generation:
+            return
+        self._send("window", window_args(self._config.policy, self._batch_generation,
+                                         batch[0], batch[1], batch[2], outcomes), now)
 
     def half_open_if_due(self, now: float) -> Snapshot:
         # Local and speculative: the server moves when a lease is asked for.
@@ -304,6 +346,7 @@ class SharedRecord:
 
     def reconfigure(self, config: CircuitBreakerConfig, now: float) -> Snapshot:
         self._config = config
+        self._batch, self._outcomes = [0, 0, 0], []
         self._window = config.policy.name not in ("consecutive", "cumulative")
         snap = self._view.reconfigure(config, now)
         self._send("control", ["reconfigure", ""], now)

@@ -430,7 +430,7 @@ class RedisStore:
 
     async def record(self, name: str, config: CircuitBreakerConfig, outcome: str,
                      generation: int, trial: int, reason: str = "") -> Reply | None:
-        """Record `success`, `failure`, `release` (a cancelled/excluded trial) or `trip`."""
+        """Record `success`, `failure` or `release` (a cancelled/excluded trial)."""
         return await self._arun("record", name, config, [outcome, generation, trial, reason])
 
     async def control(self, name: str, config: CircuitBreakerConfig, action: str,

@@ -28,7 +28,7 @@ __all__ = [
     "script_text",
 ]
 
-OPERATIONS = ("admit", "record", "control")
+OPERATIONS = ("admit", "record", "control", "window")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
@@ -54,14 +54,16 @@ def check_namespace(namespace: object) -> str:
     return namespace
 
 
-def keys_for(namespace: str, name: str) -> tuple[str, str]:
-    """The breaker's state hash and trial-lease set; `{...}` is the cluster hash tag.
+def keys_for(namespace: str, name: str) -> tuple[str, str, str]:
+    """The breaker's state hash, trial-lease set and shared window; `{...}` is the
+    cluster hash tag.
 
     The breaker name is percent-encoded, so any name (even one with braces)
     keeps both keys in one slot.
     """
     tag = "{" + quote(name, safe="") + "}"
-    return f"cblab:{namespace}:{tag}", f"cblab:{namespace}:{tag}:trials"
+    base = f"cblab:{namespace}:{tag}"
+    return base, f"{base}:trials", f"{base}:window"
 
 
 def channel_for(namespace: str) -> str:
@@ -87,6 +89,19 @@ def config_args(config: CircuitBreakerConfig) -> list[Any]:
         max(_us(config.trial_limit), 1),
         kind,
     ]
+
+
+def window_args(policy: Any, generation: int, calls: int, failures: int, slow: int,
+                outcomes: str) -> list[Any]:
+    """ARGV[13..23] of window.lua for a `CountWindow` or `TimeWindow` batch."""
+    if policy.name == "count_window":
+        kind, length, bucket = "count", policy.size, 0
+    else:
+        kind, length, bucket = "time", _us(policy.window), _us(policy.window / policy.buckets)
+    slow_limit = policy.slow_call_rate_threshold if policy.slow_call_duration is not None else -1
+    return [generation, kind, calls, failures, slow, outcomes, length, max(bucket, 1),
+            policy.minimum_calls, repr(float(policy.failure_rate_threshold)),
+            repr(float(slow_limit))]
 
 
 class Snapshot(NamedTuple):

@@ -20,11 +20,12 @@ _names = itertools.count()
 
 _op = st.one_of(
     st.tuples(st.just("admit")),
-    st.tuples(st.just("record"), st.sampled_from(["success", "failure", "release", "trip"]),
+    st.tuples(st.just("record"), st.sampled_from(["success", "failure", "release"]),
               st.integers(-1, 0), st.integers(0, 3)),
     st.tuples(st.just("control"), st.sampled_from(
         ["force_open", "force_closed", "disable", "reset", "reconfigure", "read"])),
     st.tuples(st.just("advance"), st.sampled_from([0.3, 2.0, 7.0])),
+    st.tuples(st.just("window"), st.integers(-1, 0), st.text("osfx", min_size=1, max_size=4)),
 )
 
 
@@ -38,8 +39,9 @@ def store(redis_server):
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(_op, max_size=40), cumulative=st.booleans())
-def test_the_hub_and_the_scripts_agree(store, ops, cumulative):
+@given(ops=st.lists(_op, max_size=40), cumulative=st.booleans(),
+       kind=st.sampled_from(["count", "time"]))
+def test_the_hub_and_the_scripts_agree(store, ops, cumulative, kind):
     config = CircuitBreakerConfig(
         failure_threshold=2, success_threshold=2, half_open_max_calls=2, timeout=5,
         max_trial_duration=6, backoff_multiplier=2, max_timeout=20,
@@ -59,9 +61,17 @@ def test_the_hub_and_the_scripts_agree(store, ops, cumulative):
             want = hub.admit(name, config)
         elif op[0] == "record":
             _, outcome, stale, trial = op
-            args = [outcome, generation + stale, trial, "window verdict"]
+            args = [outcome, generation + stale, trial, ""]
             got = store._run("record", name, config, args, clock())
-            want = hub.record(name, config, outcome, generation + stale, trial, "window verdict")
+            want = hub.record(name, config, outcome, generation + stale, trial, "")
+        elif op[0] == "window":
+            _, stale, outcomes = op
+            failures = sum(c in "fx" for c in outcomes)
+            slow = sum(c in "sx" for c in outcomes)
+            args = [generation + stale, kind, len(outcomes), failures, slow, outcomes,
+                    5 if kind == "count" else 10_000_000, 2_000_000, 3, "0.5", "0.75"]
+            got = store._run("window", name, config, args, clock())
+            want = hub.window(name, config, *args)
         else:
             got = store._run("control", name, config, [op[1], "by hand"], clock())
             want = hub.control(name, config, op[1], "by hand")

@@ -262,20 +262,34 @@ async def test_a_paused_redis_never_holds_a_call_longer_than_the_deadline(redis_
         await eventually(lambda: store.available)
 
 
-async def test_a_window_policy_judges_locally_and_trips_every_replica(replicas):
+async def test_a_window_counts_every_replica_and_trips_them_all(replicas):
     from cblab import CountWindow
 
-    policy = CountWindow(size=4, minimum_calls=4, failure_rate_threshold=0.5)
+    policy = CountWindow(size=10, minimum_calls=4, failure_rate_threshold=0.5)
     a, b = await replicas(2, policy=policy, timeout=60)
-    before = a.store.round_trips
-    await a.call(ok)
-    await a.call(ok)  # a window makes no round trip per call...
-    assert a.store.round_trips == before
-    await fail_through(a, 2)  # ...until this replica's window says trip: one `trip`
-    assert a.state is OPEN
-    await eventually(lambda: b.state is OPEN)
-    change = [e for _, e in b.event_log.since().events if e.kind == "state"][-1]
+    for breaker in (a, b):  # neither replica alone reaches minimum_calls
+        await breaker.call(ok)
+        await fail_through(breaker, 1)
+        await breaker.store.drain()
+    # the shared window holds 4 calls, 2 failed: 50%
+    await eventually(lambda: a.state is OPEN and b.state is OPEN)
+    change = [e for _, e in a.event_log.since().events if e.kind == "state"][-1]
     assert change.reason == "failure rate 50% reached 50%"
+
+
+async def test_a_time_window_sends_successes_once_per_bucket(replicas):
+    from cblab import TimeWindow
+
+    policy = TimeWindow(window=600, buckets=10, minimum_calls=5)  # 60 s buckets
+    (a,) = await replicas(1, policy=policy, store_options={"staleness": 600})
+    before = a.store.round_trips
+    for _ in range(200):
+        await a.call(ok)  # one bucket: batched, not sent
+    assert a.store.round_trips == before
+    await fail_through(a, 1)  # a failure goes at once, with the batch before it
+    await a.store.drain()
+    assert a.store.round_trips == before + 1
+    assert a.state is CLOSED  # 1 failure in 201 calls
 
 
 async def test_keys_share_a_hash_tag_and_expire(redis_url, namespace):

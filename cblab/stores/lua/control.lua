@@ -17,6 +17,7 @@ elseif action == 'reset' then
 elseif action == 'reconfigure' then
   -- the state is kept, the counts restart; an OPEN wait follows the new timeout
   S.count = 0
+  redis.call('DEL', KEYS[3])
   if S.state == 'open' and S.mode == 'normal' then
     S.open_for = open_duration(S.trips)
   end

@@ -1,6 +1,7 @@
 -- Shared breaker state: one hash per breaker (KEYS[1]) and its half-open trial
 -- leases (KEYS[2], a sorted set: member = trial serial, score = admitted at).
--- Both keys carry the same {hash tag}, so one breaker lives in one cluster slot.
+-- KEYS[3] is a sliding-window policy's shared counts (see window.lua). All keys
+-- carry the same {hash tag}, so one breaker lives in one cluster slot.
 -- Time comes from the Redis server (TIME, microseconds), never from a client:
 -- replicas with skewed clocks agree on open-until and lease expiry.
 -- This prelude is prepended to every operation script; epilogue.lua is appended.
@@ -62,6 +63,7 @@ local function move(to, at, reason, manual)
     S.trips = 0
     S.count = 0
   end
+  if KEYS[3] then redis.call('DEL', KEYS[3]) end  -- a shared window starts afresh
   dirty, announce = true, true
   moves[#moves + 1] = {from, to, at, reason, S.gen}
 end

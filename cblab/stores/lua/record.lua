@@ -1,7 +1,6 @@
--- Record how a permitted call ended. ARGV[13] outcome (success, failure, release,
--- or trip: a window policy judged on this replica's calls that the breaker trips),
--- ARGV[14] the permit's generation, ARGV[15] its trial serial (0 = not a trial),
--- ARGV[16] the reason of a trip.
+-- Record how a permitted call ended. ARGV[13] outcome (success, failure, or release:
+-- a cancelled or excluded trial), ARGV[14] the permit's generation, ARGV[15] its
+-- trial serial (0 = not a trial). (Window policies use window.lua.)
 -- An outcome for an older generation changes nothing: result 'late'.
 -- Result: 'late', 'counted', 'tripped' (moved to OPEN) or 'closed'.
 local outcome, gen, trial = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
@@ -24,13 +23,6 @@ elseif trial > 0 then
     end
   else
     dirty, result = true, 'counted'  -- cancelled or excluded: the slot is free again
-  end
-elseif outcome == 'trip' then
-  if S.mode == 'normal' and S.state == 'closed' then
-    move('open', NOW, ARGV[16], false)
-    result = 'tripped'
-  else
-    result = 'counted'
   end
 elseif outcome == 'failure' then
   S.count = S.count + 1
