@@ -95,7 +95,9 @@ class LiveLab:
     `variants` are server variants to run side by side ("protected" has a breaker,
     "unprotected" has it disabled); `controls` chooses which controls to show.
     Pass a running `stack` to share one between labs (it is then not stopped), or
-    any `target` (`cblab.lab.target.LabTarget`). Other arguments: `LabSession`'s.
+    any `target` (`cblab.lab.target.LabTarget`), or any MCP server's URL or stdio command
+    line with `tool` and `arguments` (`cblab.lab.proxy_target`: the fault proxy in front,
+    the client guard's breaker). Other arguments: `LabSession`'s.
     """
 
     def __init__(

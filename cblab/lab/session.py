@@ -73,7 +73,9 @@ def latency_profile(ms: float) -> dict[str, Any]:
 class LabSession:
     """One live run: see the module docstring.
 
-    `target` is what the session drives (a `LabTarget`); by default a `StackTarget`
+    `target` is what the session drives (a `LabTarget`; an MCP URL or stdio command
+    line becomes a `cblab.lab.proxy_target.ProxyTarget`, its `tool` called with
+    `arguments`); by default a `StackTarget`
     over `stack` (a running `Stack` to share, left running) or over a fresh one
     (started here and stopped at the end). `controls` names the controls this
     session has; a `scenario` (played by the backend from the start, squeezed into
