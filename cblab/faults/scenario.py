@@ -47,6 +47,7 @@ __all__ = [
     "ScenarioError",
     "UnknownServiceError",
     "available_scenarios",
+    "scenario_file",
     "scenarios_dir",
 ]
 
@@ -300,6 +301,14 @@ def scenarios_dir() -> Path:
 def available_scenarios() -> list[str]:
     """Names of the scenarios shipped in `data/scenarios/`."""
     return sorted(path.stem for path in scenarios_dir().glob("*.json"))
+
+
+def scenario_file(path_or_name: str | Path, *, shipped_only: bool = False) -> Path:
+    """A shipped scenario's file by bare name, or a path (`shipped_only`: names only,
+    never a path: for remote input). ScenarioError for an unknown or invalid name."""
+    if shipped_only:
+        return _shipped(path_or_name)  # type: ignore[arg-type]  # it refuses non-names
+    return _resolve(path_or_name)
 
 
 def _resolve(path_or_name: str | Path) -> Path:

@@ -18,21 +18,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cblab.faults.profile import ProfileError
-from cblab.faults.scenario import SERVICES, ScenarioError, available_scenarios, scenarios_dir
+from cblab.faults.scenario import SERVICES, ScenarioError, scenario_file
 
 from .faults import ALL_TOOLS, ToolFault, check_target
 
 __all__ = ["DEFAULT_SERVICES", "ProxyPhase", "ProxyScenario"]
 
 DEFAULT_SERVICES: dict[str, str] = {"users": ALL_TOOLS}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class ProxyScenario:
     @classmethod
     def load(cls, name_or_path: str | Path, services: Mapping[str, str] | None = None) -> ProxyScenario:
         """A shipped scenario by bare name, or a JSON file by path."""
-        path = _resolve(name_or_path)
+        path = scenario_file(name_or_path)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -97,7 +95,7 @@ class ProxyScenario:
     @classmethod
     def named(cls, name: str, services: Mapping[str, str] | None = None) -> ProxyScenario:
         """A shipped scenario by bare name only (never a path: safe for remote input)."""
-        return cls.load(_shipped(name), services)
+        return cls.load(scenario_file(name, shipped_only=True), services)
 
     def tools(self) -> set[str]:
         """Every target named by some phase."""
@@ -149,23 +147,3 @@ def _phase(data: Any, where: str, services: Mapping[str, str], ignored: set[str]
             raise ScenarioError(f"{where}: faults.{key}: {exc}") from None
         faults[target] = fault
     return ProxyPhase(name, float(duration), faults)
-
-
-def _resolve(name_or_path: str | Path) -> Path:
-    if isinstance(name_or_path, Path):
-        return name_or_path
-    text = str(name_or_path)
-    if "/" in text or "\\" in text or text.endswith(".json"):
-        return Path(text)
-    return _shipped(text)
-
-
-def _shipped(name: str) -> Path:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ScenarioError(f"invalid scenario name {name!r}")
-    path = scenarios_dir() / f"{name}.json"
-    if not path.is_file():
-        raise ScenarioError(
-            f"unknown scenario {name!r}; available: {', '.join(available_scenarios()) or 'none'}"
-        )
-    return path
