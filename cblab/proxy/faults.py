@@ -29,8 +29,10 @@ down     only on ``"*"``: the proxy closes its MCP listener (connections refused
 Latency is *added* to the upstream's own: a profile without ``latency`` adds none
 (the backend's default of 1 ms is a service time, not a delay on top of one).
 
-Capacity limits (`max_concurrency`) are not modelled by the proxy: a profile that
-sets one is refused with a message saying so.
+Capacity (`max_concurrency`, per tool): a call over the limit is refused as an
+injected 503 (overflow "reject") or waits in line (overflow "queue"), as the
+backend's services do; the slot is held through the latency, a hang and the
+upstream call.
 """
 
 from __future__ import annotations
@@ -78,11 +80,6 @@ class ToolFault:
     def __post_init__(self) -> None:
         if self.error_as not in ERROR_AS:
             raise ProfileError(f"error_as must be one of {', '.join(ERROR_AS)}, got {self.error_as!r}")
-        if self.profile.max_concurrency is not None:
-            raise ProfileError(
-                "max_concurrency is not modelled by the proxy (it limits the backend's "
-                "services only); leave it null"
-            )
 
     @classmethod
     def from_dict(cls, data: Any) -> ToolFault:

@@ -13,6 +13,7 @@ forwarded, upstream failed             failure      the exception class name
 injected error as ``isError``          failure      injected_is_error
 injected error as JSON-RPC error       failure      injected_jsonrpc_error
 injected reset                         failure      injected_reset
+over max_concurrency (reject)          failure      injected_overload (a 503)
 client gave up (hang, latency)         cancelled    hang, or CancelledError
 =====================================  ===========  ==============================
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import TextContent
 
 from cblab import EventLog
+from cblab.faults.profile import capacity_verdict
 from cblab.schema import EVENT_COLUMNS
 
 from .faults import FaultTable, ToolFault
@@ -98,6 +100,8 @@ class FaultInjector(Middleware):
         self.events = events
         self.phase = phase
         self._hung: dict[asyncio.Future[None], str] = {}  # held call -> its tool
+        self._busy: dict[str, int] = {}  # tool -> slots held (max_concurrency)
+        self._line: dict[str, deque[asyncio.Future[None]]] = {}  # tool -> calls queued
 
     # --- hang control -----------------------------------------------------------------
 
@@ -125,6 +129,39 @@ class FaultInjector(Middleware):
         finally:
             del self._hung[waiter]
 
+    # --- capacity (max_concurrency, overflow), as the backend's services ---------------
+
+    async def _take_slot(self, tool: str, fault: ToolFault) -> bool:
+        """A slot for the call (after waiting in line with overflow "queue"); False:
+        refused (overflow "reject"). A held or hung call keeps its slot."""
+        busy, line = self._busy.get(tool, 0), self._line.setdefault(tool, deque())
+        verdict = capacity_verdict(fault.profile, busy, len(line))
+        if verdict == "reject":
+            return False
+        if verdict == "queue":
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            line.append(turn)
+            try:
+                await turn  # _free_slot hands its slot over: busy stays counted
+                return True
+            except BaseException:
+                if turn in line:
+                    line.remove(turn)
+                elif turn.done() and not turn.cancelled():
+                    self._free_slot(tool)  # handed a slot we will not use
+                raise
+        self._busy[tool] = busy + 1
+        return True
+
+    def _free_slot(self, tool: str) -> None:
+        line = self._line.get(tool)
+        while line:
+            turn = line.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot passes to the next in line
+                return
+        self._busy[tool] = self._busy.get(tool, 1) - 1
+
     # --- the call ---------------------------------------------------------------------
 
     async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
@@ -133,11 +170,17 @@ class FaultInjector(Middleware):
         started = events.clock()
         phase = self.phase()
         plan, fault = self.table.plan(tool)
-        kind = plan.kind
+        kind: str = plan.kind
         if log.isEnabledFor(logging.DEBUG):
             log.debug("call %s: %s after %.3f s", tool, kind, plan.latency_s)
         outcome, error_type = "success", None
+        held = False
         try:
+            if fault.profile.max_concurrency is not None:
+                if not await self._take_slot(tool, fault):
+                    kind, outcome, error_type = "overload", "failure", "injected_overload"
+                    return self._inject_error(fault, 503, None)
+                held = True
             if kind == "hang":
                 error_type = "hang"
                 await self._hang(tool)
@@ -168,6 +211,8 @@ class FaultInjector(Middleware):
             outcome, error_type = "failure", type(exc).__name__
             raise
         finally:
+            if held:
+                self._free_slot(tool)
             if kind == "error":
                 error_type = (
                     "injected_is_error" if fault.error_as == "is_error" else "injected_jsonrpc_error"

@@ -163,3 +163,23 @@ async def test_down_refuses_connections_then_comes_back_on_the_same_port(
     assert proxy.port == port and not _refused(port)
     async with Client(proxy.mcp_url) as client:
         assert not (await client.call_tool_mcp(TOOL, {"x": 1})).is_error
+
+
+async def test_max_concurrency_rejects_or_queues_per_tool(proxy: FaultProxy) -> None:
+    slow = {"latency": {"kind": "constant", "ms": 300}, "max_concurrency": 1}
+    await proxy.set_fault("echo", slow)
+    async with Client(proxy.mcp_url) as client:
+        results = await asyncio.gather(*(client.call_tool_mcp(TOOL, {"x": i})
+                                         for i in range(3)))
+        refused = [r for r in results if r.is_error]
+        assert len(refused) == 2
+        assert refused[0].structured_content == {"error": "injected_fault", "status": 503}
+        assert not (await client.call_tool_mcp("users", {})).is_error  # other tools: no limit
+        await proxy.set_fault("echo", {**slow, "overflow": "queue"})
+        started = time.perf_counter()
+        results = await asyncio.gather(*(client.call_tool_mcp(TOOL, {"x": i})
+                                         for i in range(3)))
+        assert not any(r.is_error for r in results)
+        assert time.perf_counter() - started >= 0.9  # one at a time
+    rows = await rows_of(proxy, 7)
+    assert sum(r["error_type"] == "injected_overload" for r in rows) == 2
