@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from .._config import CircuitBreakerConfig
 from .._events import CircuitState, Outcome
+from .._policies import CountWindow, TimeWindow
 from .._store import MemoryRecord, Mode, Snapshot
 from .scripts import Reply, window_args
 from .scripts import Snapshot as SharedSnapshot
@@ -243,9 +244,10 @@ class SharedRecord:
         batch[2] += slow
         self._outcomes.append("xf"[not slow] if failed else "so"[not slow])
         policy = self._config.policy
-        if policy.name == "count_window":
+        if isinstance(policy, CountWindow):
             due = batch[0] >= max(1, policy.size // 10)
         else:
+            assert isinstance(policy, TimeWindow)
             width = policy.window / policy.buckets
             due = now // width != self._batch_started // width
         if failed or due:
