@@ -12,7 +12,7 @@ A row is a dict with these keys (missing keys mean None):
     t            float  seconds since the run started: when the call was admitted
                         (or, for the load generator, its *intended* start); when the
                         state changed
-    source       str    "server", "load" or "sim"
+    source       str    "server", "load", "sim" or "proxy" (the fault-injecting MCP proxy)
     variant      str    which side of a comparison: "protected", "unprotected", a config label
     breaker      str    breaker name ("github", "database")
     tool         str    MCP tool name (calls through the server or load generator)
