@@ -30,7 +30,8 @@ A row is a dict with these keys (missing keys mean None):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 #: The pandas dtype of each column of an events frame, by name (plain strings, so
 #: this module needs no pandas): `cblab.analysis.events_frame` and
@@ -75,6 +76,30 @@ CALL_OUTCOMES = (
 )
 #: Every breaker state a `state` / `state_after` may name (`cblab.CircuitState` values).
 STATES = ("closed", "open", "half_open")
+
+
+#: Layout of a compact row tuple (see `CompactRun`): the call and state columns
+#: that vary within one run, with `outcome` a `cblab.Outcome` and `state` /
+#: `state_after` `cblab.CircuitState` members rather than their string values.
+COMPACT_ROW_FIELDS: tuple[str, ...] = (
+    "kind", "t", "latency", "outcome", "state", "state_after", "error_type", "reason",
+    "generation",
+)
+
+
+@runtime_checkable
+class CompactRun(Protocol):
+    """A run of one breaker that keeps its events as compact tuples, as the simulator
+    does (`cblab.sim.SimRun`): analyses read `rows` directly instead of building a
+    DataFrame. `rows` follow `COMPACT_ROW_FIELDS`; `scenario` is the
+    `cblab.faults.Scenario` it played, `service` the backend service it called."""
+
+    rows: Sequence[tuple[Any, ...]]
+    scenario: Any
+    service: str
+
+    @property
+    def duration_s(self) -> float: ...
 
 
 def event_row(**fields: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cblab.sim.run import SimRun
+from cblab.schema import CompactRun
 
 from .frames import AnalysisError, _shown, events_frame
 from .kpis import KPI_COLUMNS, kpis, phase_kpis, run_kpis
@@ -33,7 +33,7 @@ def _figures(events: Any, scenario: Any, per_phase: bool,
         return events.astype("float64"), None
     if isinstance(events, Mapping):
         return pd.Series(dict(events), dtype="float64"), None
-    if isinstance(events, SimRun) and scenario is None:
+    if isinstance(events, CompactRun) and scenario is None:
         frame = None  # its own scenario: the fast path, no frame needed
         source = events
     else:

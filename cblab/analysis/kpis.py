@@ -56,9 +56,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cblab.demo import BREAKER_SERVICE
 from cblab.faults.scenario import Scenario
-from cblab.sim.model import SERVICE_ROUTES
-from cblab.sim.run import SimRun
+from cblab.schema import CompactRun
 
 from .frames import AnalysisError, _shown, events_frame
 from .scenarios import Window, _episodes, as_scenario, phase_windows
@@ -125,7 +125,7 @@ FAULT_KPIS: tuple[str, ...] = ("wasted", "wasted_share", "fault_episodes", *_EPI
 
 _SUCCESS_OUTCOMES = ("success", "slow")
 _ANSWERED_ERRORS = ("not_found",)  # a late call with this error_type still got its answer
-_BREAKER_SERVICE = {breaker: service for service, (breaker, _) in SERVICE_ROUTES.items()}
+
 
 
 def succeeded(outcome: Any, error_type: Any) -> np.ndarray:
@@ -202,8 +202,9 @@ class _Run:
         )
 
     @classmethod
-    def from_sim(cls, run: SimRun) -> _Run:
-        """Straight from a SimRun's compact rows (`ROW_FIELDS`), skipping the frame."""
+    def from_sim(cls, run: CompactRun) -> _Run:
+        """Straight from a simulated run's compact rows (`COMPACT_ROW_FIELDS`), skipping
+        the frame."""
         calls = [row for row in run.rows if row[0] == "call"]
         changes = sorted((row for row in run.rows if row[0] == "state"), key=lambda r: r[1])
         calls.sort(key=lambda r: r[1])  # stable: ties keep their log order
@@ -333,7 +334,7 @@ def _prepare(frame: pd.DataFrame, scenario: Scenario | None, *, service: str | N
     if service is None:
         breakers = frame["breaker"].dropna().unique()
         if len(breakers) == 1:
-            service = _BREAKER_SERVICE.get(str(breakers[0]))
+            service = BREAKER_SERVICE.get(str(breakers[0]))
     if scenario is not None:
         windows = phase_windows(scenario, service=service, fault_phases=fault_phases)
     else:
@@ -411,7 +412,7 @@ def _check_flap_window(flap_window_s: Any) -> float:
 
 def _sim_run(events: Any, scenario: Any, options: Mapping[str, Any]) -> tuple[_Run, list[Window]] | None:
     """The fast path for a SimRun analysed against its own scenario: no frame at all."""
-    if not isinstance(events, SimRun) or scenario is not None or options.get("duration_s"):
+    if not isinstance(events, CompactRun) or scenario is not None or options.get("duration_s"):
         return None
     service = options.get("service") or events.service
     windows = phase_windows(events.scenario, service=service,
@@ -481,7 +482,7 @@ def run_kpis(events: Any, scenario: Any = None, **options: Any) -> dict[str, Any
     A `SimRun` analysed against its own scenario skips the DataFrame (fast path
     for sweeps); the figures are the same.
     """
-    if isinstance(events, SimRun) and scenario is None:
+    if isinstance(events, CompactRun) and scenario is None:
         table = kpis(events, None, by=(), **options)
     else:
         frame, scenario = _inputs(events, scenario)
@@ -499,7 +500,7 @@ def _plain(value: Any) -> Any:
 
 def phase_kpis(events: Any, scenario: Any = None, **options: Any) -> pd.DataFrame:
     """The KPIs of one run, one row per scenario phase (`phase`, `start`, `end`, `fault`, ...)."""
-    if isinstance(events, SimRun) and scenario is None:
+    if isinstance(events, CompactRun) and scenario is None:
         return kpis(events, None, by=(), per_phase=True, **options)
     frame, scenario = _inputs(events, scenario)
     _single(frame)

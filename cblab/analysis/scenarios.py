@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cblab.faults.profile import FaultProfile
-from cblab.faults.scenario import SERVICES, Scenario, ScenarioError
-from cblab.sim.workload import resolve_scenario
+from cblab.faults.scenario import SERVICES, Scenario, ScenarioError, resolve_scenario
 
 from .frames import AnalysisError, _shown
 

@@ -35,6 +35,7 @@ from .scenario import (
     ScenarioError,
     UnknownServiceError,
     available_scenarios,
+    resolve_scenario,
 )
 
 __all__ = [
@@ -61,5 +62,6 @@ __all__ = [
     "data_dir",
     "latency_from_dict",
     "plan_request",
+    "resolve_scenario",
     "rng_for",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "ScenarioError",
     "UnknownServiceError",
     "available_scenarios",
+    "resolve_scenario",
     "scenario_file",
     "scenarios_dir",
 ]
@@ -328,3 +329,19 @@ def _shipped(name: str) -> Path:
         known = ", ".join(available_scenarios()) or "none"
         raise ScenarioError(f"unknown scenario {name!r}; available: {known}")
     return path
+
+
+def resolve_scenario(scenario: Scenario | str | Path | Mapping[str, Any]) -> Scenario:
+    """A `Scenario` from a Scenario, a shipped name, a file path or a JSON-shaped dict.
+
+    Raises ScenarioError with a clear message for anything else.
+    """
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, (str, Path)):
+        return Scenario.load(scenario)
+    if isinstance(scenario, Mapping):
+        return Scenario.from_dict(dict(scenario))
+    raise ScenarioError(
+        f"scenario must be a Scenario, a scenario name, a path or a dict, got {scenario!r}"
+    )

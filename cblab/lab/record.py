@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cblab.demo import ROUTES
 from cblab.runs import Run, RunError, RunMeta, load_run, save_run, versions
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ __all__ = ["export_session", "main", "record_live_run"]
 
 #: The demo tool driven by default, and the breaker/backend service behind it.
 DEFAULT_TOOL = "github_user"
-_TOOL_BREAKER = {"github_user": ("github", "users"), "order_lookup": ("database", "orders")}
+_TOOL_BREAKER = {route.tool: (route.breaker, route.service) for route in ROUTES}
 
 
 def _breaker_config(time_scale: float, override: Mapping[str, Any] | None) -> dict[str, Any]:

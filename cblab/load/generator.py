@@ -17,7 +17,9 @@ seconds from intended start to the answer, and ``outcome``:
 answer                              outcome      error_type
 ==================================  ===========  ===========================
 tool result                         success      -
-isError, dependency_unavailable     rejected     dependency_unavailable
+isError, breaker refused            rejected     dependency_unavailable
+isError, bulkhead full              dropped      local_overload (as the server
+                                                 records it; see `cblab.codes`)
 other isError (ToolError, ...)      failure      tool_error
 exception from the client           failure      the exception class name
 deadline passed                     timeout      deadline_exceeded
@@ -38,32 +40,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from cblab import EventLog
+from cblab.codes import DEADLINE_EXCEEDED, IN_FLIGHT_CAP, LOCAL_OVERLOAD, TOOL_ERROR, Refusal
+from cblab.demo import DEMO_ORDER_IDS, DEMO_USERNAMES, TOOL_BREAKERS, demo_arguments
 from cblab.schema import EVENT_COLUMNS, event_row
 
 __all__ = ["DEMO_ORDER_IDS", "DEMO_USERNAMES", "LoadGenerator", "demo_arguments"]
 
-#: Logins present in the backend's users fixture (data/users.json).
-DEMO_USERNAMES = (
-    "octocat", "turing91", "adelehamilton", "cberners-lee", "kkare", "katherineknuth",
-    "wirth24", "brian-raman", "anitakare", "gnagpal", "pgosling", "hamilton18",
-    "marylamport", "dgoldberg", "amatsumoto", "brianhopper",
-)
-#: Order ids present in the backend's orders fixture (data/orders.csv).
-DEMO_ORDER_IDS = range(1001, 1201)
-
-#: The breaker behind each demo tool (fills the rows' `breaker` column).
-_TOOL_BREAKERS = {"github_user": "github", "order_lookup": "database"}
-
 Arguments = Mapping[str, Any] | Callable[[random.Random], Mapping[str, Any]] | None
-
-
-def demo_arguments(tool: str) -> Callable[[random.Random], dict[str, Any]]:
-    """Arguments that exist in the backend's data, drawn with the generator's RNG."""
-    if tool == "github_user":
-        return lambda rng: {"username": rng.choice(DEMO_USERNAMES)}
-    if tool == "order_lookup":
-        return lambda rng: {"order_id": rng.choice(DEMO_ORDER_IDS)}
-    return lambda rng: {}
 
 
 class LoadGenerator:
@@ -117,7 +100,7 @@ class LoadGenerator:
         self._next_target = 0
         self.tool = tool
         # the rows' `breaker`: the one the tool's calls go through, if the caller knows it
-        self.breaker = breaker if breaker is not None else _TOOL_BREAKERS.get(tool)
+        self.breaker = breaker if breaker is not None else TOOL_BREAKERS.get(tool)
         if arguments is None:
             arguments = demo_arguments(tool)
         self._arguments = arguments
@@ -302,7 +285,7 @@ class LoadGenerator:
         self.sent += 1
         seq = self.sent
         if self.in_flight >= self.max_in_flight:
-            self._finish(seq, t, "dropped", None, "in_flight_cap")
+            self._finish(seq, t, "dropped", None, IN_FLIGHT_CAP)
             return
         client = self._pick(clients)
         arguments = self._arguments
@@ -321,14 +304,15 @@ class LoadGenerator:
             async with asyncio.timeout(self.deadline):
                 result = await client.call_tool_mcp(self.tool, args)
             if result.is_error:
-                structured = result.structured_content
-                if isinstance(structured, dict) and structured.get("error") == "dependency_unavailable":
-                    outcome, error_type = "rejected", "dependency_unavailable"
-                    breaker = structured.get("breaker")
+                refusal = Refusal.parse(result.structured_content)
+                if refusal is not None:
+                    outcome = "dropped" if refusal.error == LOCAL_OVERLOAD else "rejected"
+                    error_type = refusal.error
+                    breaker = refusal.breaker or None
                 else:
-                    outcome, error_type = "failure", "tool_error"
+                    outcome, error_type = "failure", TOOL_ERROR
         except TimeoutError:
-            outcome, error_type = "timeout", "deadline_exceeded"
+            outcome, error_type = "timeout", DEADLINE_EXCEEDED
         except asyncio.CancelledError:
             outcome, error_type = "cancelled", "CancelledError"
             raise

@@ -20,11 +20,12 @@ from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
 
 from cblab import BreakerRegistry, CircuitBreakerConfig, ConfigError, EventLog, monotonic
+from cblab.demo import BREAKER_DEFAULTS, BREAKERS, DATABASE, GITHUB, TOOL_BREAKERS
 from cblab.integrations.middleware import CircuitBreakerMiddleware, status_tools
 
 from .admin import register_routes
 from .instrumentation import Instrumentation, ToolCallRecorder
-from .tools import TOOL_BREAKERS, demo_classifier, register_tools
+from .tools import demo_classifier, register_tools
 
 __all__ = [
     "MCP_PATH",
@@ -39,11 +40,11 @@ MCP_PATH = "/mcp"
 
 
 def _github_default() -> CircuitBreakerConfig:
-    return CircuitBreakerConfig(failure_threshold=3, timeout=60.0)  # the write-up's numbers
+    return CircuitBreakerConfig.from_dict(dict(BREAKER_DEFAULTS[GITHUB]))  # the write-up's numbers
 
 
 def _database_default() -> CircuitBreakerConfig:
-    return CircuitBreakerConfig(failure_threshold=5, timeout=30.0)
+    return CircuitBreakerConfig.from_dict(dict(BREAKER_DEFAULTS[DATABASE]))
 
 
 def _check_url(name: str, url: Any) -> None:
@@ -90,7 +91,7 @@ class ServerSettings:
     def __post_init__(self) -> None:
         _check_url("users_url", self.users_url)
         _check_url("orders_url", self.orders_url)
-        for name in ("github", "database"):
+        for name in BREAKERS:
             value = getattr(self, name)
             if isinstance(value, dict):
                 try:
@@ -172,8 +173,8 @@ def build_server(
     instr = Instrumentation(
         variant=settings.variant_label, capacity=settings.event_log_capacity, clock=clock
     )
-    for name, config in (("github", settings.github), ("database", settings.database)):
-        breaker = registry.get(name, config)
+    for name in BREAKERS:
+        breaker = registry.get(name, getattr(settings, name))
         instr.attach(breaker)
         if not settings.protected:
             breaker.disable("unprotected mode: metrics only")

@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cblab.demo import BREAKER_DEFAULTS, DATABASE, GITHUB
+
 TOKEN_ENV = "CBLAB_ADMIN_TOKEN"
 
 __all__ = ["TOKEN_ENV", "breaker_configs", "build_parser", "main", "settings_from_args"]
@@ -58,11 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="failure_threshold for both breakers (overrides per-breaker defaults)")
     p.add_argument("--breaker-timeout", type=float,
                    help="open timeout in seconds for both breakers")
-    for name, threshold, timeout in (("github", 3, 60.0), ("database", 5, 30.0)):
+    for name, defaults in BREAKER_DEFAULTS.items():
         p.add_argument(f"--{name}-failure-threshold", type=int,
-                       help=f"{name} breaker failure_threshold (default: {threshold})")
+                       help=f"{name} breaker failure_threshold "
+                            f"(default: {defaults['failure_threshold']})")
         p.add_argument(f"--{name}-timeout", type=float,
-                       help=f"{name} breaker open timeout, seconds (default: {timeout:g})")
+                       help=f"{name} breaker open timeout, seconds "
+                            f"(default: {defaults['timeout']:g})")
         p.add_argument(f"--{name}-config", metavar="JSON",
                        help=f"{name} breaker config as JSON (CircuitBreakerConfig.from_dict); "
                             "the flags above apply on top")
@@ -90,8 +94,7 @@ def breaker_configs(args: argparse.Namespace) -> dict[str, Any]:
     from cblab import CircuitBreakerConfig, ConfigError
 
     configs = {}
-    for name, defaults in (("github", {"failure_threshold": 3, "timeout": 60.0}),
-                           ("database", {"failure_threshold": 5, "timeout": 30.0})):
+    for name, defaults in BREAKER_DEFAULTS.items():
         data: dict[str, Any] = dict(defaults)
         raw = getattr(args, f"{name}_config")
         if raw:
@@ -127,8 +130,8 @@ def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None
     return ServerSettings(
         users_url=users_url or args.backend_users,
         orders_url=orders_url or args.backend_orders,
-        github=configs["github"],
-        database=configs["database"],
+        github=configs[GITHUB],
+        database=configs[DATABASE],
         protected=not args.unprotected,
         deadline=args.deadline,
         max_connections=args.max_connections,

@@ -41,7 +41,7 @@ from fastmcp.exceptions import DisabledError, NotFoundError
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 
 from cblab import CallRecord, CircuitBreaker, Event, EventLog, Outcome, StateChange
-from cblab.integrations.refusal import LOCAL_OVERLOAD
+from cblab.codes import LOCAL_OVERLOAD, TOOL_ERROR
 from cblab.schema import EVENT_COLUMNS
 
 __all__ = ["CallNote", "Instrumentation", "ToolCallRecorder", "note_error"]
@@ -265,7 +265,7 @@ class ToolCallRecorder(Middleware):
                 # A refusal names itself (dependency_unavailable, local_overload).
                 content = getattr(result, "structured_content", None)
                 code = content.get("error") if isinstance(content, dict) else None
-                error_type = code if isinstance(code, str) else "tool_error"
+                error_type = code if isinstance(code, str) else TOOL_ERROR
                 outcome = "dropped" if code == LOCAL_OVERLOAD else Outcome.EXCLUDED.value
             return result
         except asyncio.CancelledError:

@@ -47,6 +47,8 @@ from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from cblab import Outcome
+from cblab.codes import NOT_FOUND
+from cblab.demo import TOOL_BREAKERS
 from cblab.integrations.classify import DependencyError, Verdict, classify_exception
 from cblab.integrations.middleware import unavailable_result
 
@@ -61,9 +63,6 @@ __all__ = [
     "register_tools",
     "unavailable_result",
 ]
-
-#: Which breaker each dependency-calling tool goes through.
-TOOL_BREAKERS = {"github_user": "github", "order_lookup": "database"}
 
 #: Order ids are positive and at most this (a 32-bit signed integer, like the table's key).
 MAX_ORDER_ID = 2**31 - 1
@@ -114,7 +113,7 @@ class NotFound(_Refusal):
 def demo_classifier(exc: BaseException) -> Verdict:
     """The middleware's default table, plus `NotFound` counted as the dependency working."""
     if isinstance(exc, NotFound):
-        return Verdict(Outcome.SUCCESS, "not_found")
+        return Verdict(Outcome.SUCCESS, NOT_FOUND)
     return classify_exception(exc)
 
 

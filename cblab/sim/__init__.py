@@ -8,8 +8,10 @@ Standard library only; pandas is imported by `SimRun.to_frame` and `sweep`
 (and tqdm by `sweep`), when they are called.
 """
 
+from cblab.demo import SERVICE_ROUTES
+
 from .engine import EmptySchedule, Engine
-from .model import SERVICE_ROUTES, Simulation
+from .model import Simulation
 from .run import DEFAULT_DEADLINE_S, SimRun, simulate, simulate_pair
 from .sweep import SweepError, grid_points, sweep
 from .theory import calls_until_trip, expected_calls_until_trip

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from cblab import CircuitBreakerConfig, ConfigError
+from cblab.demo import SERVICE_ROUTES
 from cblab.faults.scenario import ARRIVALS, ScenarioError, available_scenarios
 
 from .cache import DEFAULT_MAX_BYTES
-from .model import SERVICE_ROUTES
 from .run import DEFAULT_DEADLINE_S, simulate
 from .workload import resolve_scenario
 

@@ -33,8 +33,17 @@ from collections import deque
 from typing import Any
 
 from cblab import CircuitBreaker, CircuitBreakerConfig, CircuitState, EventLog, Outcome, StateChange
+from cblab.codes import (
+    CONNECT_ERROR,
+    DEADLINE_EXCEEDED,
+    DEPENDENCY_UNAVAILABLE,
+    READ_ERROR,
+    http_error,
+)
+from cblab.demo import SERVICE_ROUTES
 from cblab.faults.profile import FaultProfile, plan_request, rng_for
 from cblab.faults.scenario import Scenario
+from cblab.schema import COMPACT_ROW_FIELDS
 
 from .engine import Engine
 from .workload import LoadPhase, arrival_rng, arrival_times
@@ -46,32 +55,21 @@ __all__ = [
     "ERROR_RESET",
     "FAST_FAIL_S",
     "ROW_FIELDS",
-    "SERVICE_ROUTES",
     "Simulation",
 ]
-
-#: Backend service -> (breaker name, MCP tool) as the demo server wires them
-#: (cblab/server/tools.py, TOOL_BREAKERS).
-SERVICE_ROUTES: dict[str, tuple[str, str]] = {
-    "users": ("github", "github_user"),
-    "orders": ("database", "order_lookup"),
-}
 
 #: How long a refused connection or a capacity 503 takes on loopback.
 FAST_FAIL_S = 0.0005
 
-# error_type codes, as the demo server records them
-ERROR_REFUSED = "ConnectError"  # httpx.ConnectError: the service is down
-ERROR_RESET = "ReadError"  # connection reset mid-answer (a "reset" fault, or going down)
-ERROR_DEADLINE = "deadline_exceeded"  # no answer within the whole-call deadline
-ERROR_REJECTED = "dependency_unavailable"  # the breaker refused the call
-_HTTP_ERROR = {status: f"http_{status}" for status in (429, 500, 502, 503, 504)}
+# error_type codes, as the demo server records them (cblab.codes)
+ERROR_REFUSED = CONNECT_ERROR  # httpx.ConnectError: the service is down
+ERROR_RESET = READ_ERROR  # connection reset mid-answer (a "reset" fault, or going down)
+ERROR_DEADLINE = DEADLINE_EXCEEDED  # no answer within the whole-call deadline
+ERROR_REJECTED = DEPENDENCY_UNAVAILABLE  # the breaker refused the call
+_HTTP_ERROR = {status: http_error(status) for status in (429, 500, 502, 503, 504)}
 
-#: Layout of the compact row tuples in `Simulation.rows`.
-ROW_FIELDS = (
-    "kind", "t", "latency", "outcome", "state", "state_after", "error_type", "reason",
-    "generation",
-)
+#: Layout of the compact row tuples in `Simulation.rows` (see `cblab.schema.CompactRun`).
+ROW_FIELDS = COMPACT_ROW_FIELDS
 
 CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
 SUCCESS, FAILURE, REJECTED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.REJECTED
@@ -348,7 +346,7 @@ class Simulation:
 def _plan_error(plan: Any) -> str | None:
     kind = plan.kind
     if kind == "error":
-        return _HTTP_ERROR.get(plan.status, f"http_{plan.status}")
+        return _HTTP_ERROR.get(plan.status, http_error(plan.status))
     if kind == "reset":
         return ERROR_RESET
     return None

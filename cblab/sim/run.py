@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cblab import CircuitBreakerConfig, CircuitState, Outcome
+from cblab.demo import SERVICE_ROUTES
 from cblab.faults.scenario import Scenario
 from cblab.schema import EVENT_COLUMNS, EVENT_DTYPES
 
 from .engine import gc_paused
-from .model import ROW_FIELDS, SERVICE_ROUTES, Simulation
+from .model import ROW_FIELDS, Simulation
 from .workload import load_phases, resolve_scenario
 
 if TYPE_CHECKING:

@@ -16,12 +16,11 @@ import math
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from cblab.faults.profile import FaultProfile
-from cblab.faults.scenario import ARRIVALS, SERVICES, LoadSpec, Phase, Scenario, ScenarioError
+from cblab.faults import ARRIVALS, SERVICES, FaultProfile, LoadSpec, Phase, Scenario, ScenarioError
+from cblab.faults import resolve_scenario as resolve_scenario  # re-exported: its old home
 
 __all__ = [
     "LoadPhase",
@@ -42,22 +41,6 @@ class LoadPhase:
     end: float
     rate_per_s: float
     arrivals: str  # "poisson" or "constant"
-
-
-def resolve_scenario(scenario: Scenario | str | Path | Mapping[str, Any]) -> Scenario:
-    """A `Scenario` from a Scenario, a shipped name, a file path or a JSON-shaped dict.
-
-    Raises ScenarioError with a clear message for anything else.
-    """
-    if isinstance(scenario, Scenario):
-        return scenario
-    if isinstance(scenario, (str, Path)):
-        return Scenario.load(scenario)
-    if isinstance(scenario, Mapping):
-        return Scenario.from_dict(dict(scenario))
-    raise ScenarioError(
-        f"scenario must be a Scenario, a scenario name, a path or a dict, got {scenario!r}"
-    )
 
 
 def load_phases(

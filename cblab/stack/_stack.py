@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 
 from cblab import CircuitBreakerConfig, ConfigError
+from cblab.demo import BREAKERS
 
 from ._control import BackendControl, ControlError, ServerControl
 
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Stack", "StackError"]
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `cblab/`
-_SERVER_OPTIONS = {"protected", "github", "database", "deadline", "args", "replicas",
-                   "shared_state"}
+_SERVER_OPTIONS = {"protected", *BREAKERS, "deadline", "args", "replicas", "shared_state"}
 MAX_REPLICAS = 32
 
 
@@ -121,7 +121,7 @@ class Stack:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         for name, options in variants.items():  # fail here, not in a child's log
-            for breaker in ("github", "database"):
+            for breaker in BREAKERS:
                 config = {**dict((github if breaker == "github" else database) or {}),
                           **dict(options.get(breaker) or {})}
                 try:
@@ -282,7 +282,7 @@ class Stack:
             assert self.redis is not None
             command += ["--shared-state", self.redis.url,
                         "--shared-namespace", options["variant"]]
-        for breaker in ("github", "database"):
+        for breaker in BREAKERS:
             config = {**self._defaults[breaker], **dict(options.get(breaker) or {})}
             if config:
                 command += [f"--{breaker}-config", json.dumps(config)]

@@ -136,3 +136,17 @@ def test_bad_settings_are_refused() -> None:
     gen = LoadGenerator("http://127.0.0.1:1/mcp")
     with pytest.raises(ValueError, match="rate"):
         gen.rate = float("nan")
+
+
+async def test_bulkhead_refusals_are_recorded_as_the_server_records_them(live_factory) -> None:
+    live = await live_factory(max_connections=2, deadline=0.3)
+    await live.backend.set_profile("users", {"latency": {"kind": "constant", "ms": 400}})
+    gen = LoadGenerator(live.mcp_url, "github_user", rate=200, arrivals="constant",
+                        deadline=5.0, keep_all=True)
+    await gen.run(count=8)
+    assert_one_record_per_arrival(gen)
+    shed = [r for r in gen.records() if r["error_type"] == "local_overload"]
+    assert shed, gen.counts
+    assert {(r["outcome"], r["breaker"]) for r in shed} == {("dropped", "github")}
+    server = [r for r in live.rows() if r["kind"] == "call" and r["error_type"] == "local_overload"]
+    assert len(server) == len(shed)
