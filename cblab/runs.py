@@ -56,6 +56,7 @@ from typing import Any
 import pandas as pd
 
 from cblab.analysis import AnalysisError, events_frame
+from cblab.faults.paths import data_dir
 from cblab.schema import EVENT_COLUMNS
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "RunMeta",
     "load_run",
     "save_run",
+    "shipped_runs",
     "validate_events",
     "versions",
 ]
@@ -350,6 +352,14 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     if not meta.variants:
         meta.variants = list(dict.fromkeys(events["variant"].dropna()))
     return Run(meta=meta, events=events, path=path)
+
+
+def shipped_runs() -> list[Path]:
+    """The run directories shipped with cblab (`data/runs/`, or `$CBLAB_DATA_DIR/runs`),
+    sorted by name: the live runs recorded on the real stack that the reports
+    notebook and the README use."""
+    root = data_dir() / "runs"
+    return sorted(path for path in root.iterdir() if (path / META_FILE).is_file())
 
 
 # --- writing -------------------------------------------------------------------------
