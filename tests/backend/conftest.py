@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -11,6 +9,7 @@ import httpx
 import pytest
 
 from cblab.backend import Backend
+from tests.helpers import eventually
 
 Poll = Callable[..., Awaitable[Any]]
 
@@ -40,19 +39,5 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def poll() -> Poll:
-    """`await poll(check, timeout=2.0)`: retry `check()` (sync or async) until it returns
-    a truthy value or the deadline passes; returns that value."""
-
-    async def _poll(check: Callable[[], Any], timeout: float = 2.0, interval: float = 0.005) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-            await asyncio.sleep(interval)
-
-    return _poll
+    """`await poll(check)`: `tests.helpers.eventually`, the suite's one poll helper."""
+    return eventually

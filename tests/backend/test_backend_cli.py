@@ -7,24 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from cblab.backend.cli import main
+from tests.helpers import eventually_sync
 
 
-def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return json.loads(path.read_text())
+def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 30.0) -> dict:
+    def ready() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"backend exited early: {process.communicate()}")
-        time.sleep(0.02)
-    raise AssertionError(f"no ready file within {timeout} s")
+        return path.exists()
+
+    eventually_sync(ready, timeout, "the backend's ready file")
+    return json.loads(path.read_text())
 
 
 def test_subprocess_ready_file_serves_and_exits_on_sigterm(tmp_path: Path) -> None:

@@ -14,19 +14,17 @@ from mcp.shared.exceptions import MCPError
 from cblab.faults.profile import FaultProfile, plan_request, rng_for
 from cblab.proxy import FaultProxy
 from cblab.proxy.upstream import error_reason
+from tests.helpers import eventually
 
 TOOL = "echo"
 
 
 async def rows_of(proxy: FaultProxy, count: int, timeout: float = 10.0) -> list[dict]:
-    """The proxy's rows once it logged at least `count` (polled with a deadline)."""
-    assert proxy.events is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = proxy.events.rows()["events"]
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        await asyncio.sleep(0.02)
+    """The proxy's rows once it logged at least `count`."""
+    events = proxy.events
+    assert events is not None
+    await eventually(lambda: len(events.rows()["events"]) >= count, timeout, f"{count} proxy rows")
+    return events.rows()["events"]
 
 
 async def test_forwards_tools_resources_and_prompts(proxy: FaultProxy) -> None:
@@ -129,10 +127,9 @@ async def test_a_held_call_goes_on_when_the_hang_ends(proxy: FaultProxy) -> None
     await proxy.set_fault("*", {"mode": "hang"})
     async with Client(proxy.mcp_url) as client:
         call = asyncio.create_task(client.call_tool_mcp(TOOL, {"x": 9}))
-        deadline = time.monotonic() + 10
-        while proxy.injector.hung == 0:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline and not call.done()
-            await asyncio.sleep(0.01)
+        await eventually(lambda: proxy.injector.hung or call.done(),  # type: ignore[union-attr]
+                         what="the proxy to hold the call")
+        assert not call.done()
         await proxy.set_fault("*", {})
         result = await asyncio.wait_for(call, 10)
     assert result.structured_content == {"result": 9}

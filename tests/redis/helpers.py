@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from cblab.stores.scripts import keys_for
+from tests.helpers import eventually  # noqa: F401  (the suite's one poll helper)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,15 +59,3 @@ def results(processes: list[subprocess.Popen[str]], timeout: float = 60) -> list
         assert process.returncode == 0, stderr[-2000:]
         out.append(json.loads(stdout.strip().splitlines()[-1]))
     return out
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.005) -> Any:
-    """Poll `check()` until it returns something truthy, or fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(every)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.server.live import eventually
+from tests.helpers import eventually
 
 __all__ = ["eventually", "read_until_closed", "status_of"]
 

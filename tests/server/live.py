@@ -3,9 +3,6 @@ real Streamable HTTP), shared by the server and load tests."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +10,7 @@ from fastmcp import Client, FastMCP
 
 from cblab.backend import Backend
 from cblab.server import LabServer, ServerRunner, ServerSettings, build_server, lab_of
+from tests.helpers import eventually  # noqa: F401  (re-exported for the server and load tests)
 
 TOKEN = "test-admin-token-0123456789"
 FAST_GITHUB = {"failure_threshold": 3, "timeout": 0.2}
@@ -70,21 +68,6 @@ async def start_live(**settings: Any) -> Live:
 async def stop_live(live: Live) -> None:
     await live.runner.stop()
     await live.backend.stop()
-
-
-async def eventually(predicate: Callable[[], Any | Awaitable[Any]], timeout: float = 10.0,
-                     what: str = "condition") -> Any:
-    """Poll `predicate` (sync or async) until truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def error_text(result: Any) -> str:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from cblab.sim import resolve_scenario
+from tests.helpers import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,13 +28,7 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return eventually_sync(check, timeout, what, every=0.05)
 
 
 class DaskCluster:

@@ -9,7 +9,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 from cblab import ConfigError
 from cblab.load import LoadGenerator
 from cblab.stack import ControlError, Stack, StackError
+from tests.helpers import eventually, eventually_sync
 
 FAST = {"failure_threshold": 3, "timeout": 0.3}
 
@@ -49,11 +49,7 @@ def alive(pid: int) -> bool:
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
+    eventually_sync(predicate, timeout, what)
 
 
 def test_urls_health_and_backend(clean: Stack) -> None:
@@ -125,12 +121,15 @@ async def test_outage_through_both_variants(clean: Stack) -> None:
 
     # recovery: healthy backend, the protected breaker closes again through trial calls
     await stack.backend.aset_faults("users", mode="up")
-    deadline = time.monotonic() + 10
     async with stack.server("protected").client() as client:
-        while (await stack.server("protected").astatus())["github"]["state"] != "closed":
-            assert time.monotonic() < deadline, "the breaker never closed again"
+
+        async def closed_after_a_trial() -> bool:
+            if (await stack.server("protected").astatus())["github"]["state"] == "closed":
+                return True
             await client.call_tool("github_user", {"username": "octocat"}, raise_on_error=False)
-            await asyncio.sleep(0.05)
+            return False
+
+        await eventually(closed_after_a_trial, what="the breaker to close again", every=0.05)
 
 
 def test_bad_breaker_settings_fail_before_anything_starts() -> None:
