@@ -16,12 +16,12 @@ LAB_TOKEN   ?=
 .PHONY: help venv system-deps test lab serve bench lint clean
 
 help:
-	@echo "make test         ruff + the whole pytest suite (installs venv and chromium if needed)"
+	@echo "make test         ruff + mypy + the whole pytest suite (installs venv and chromium if needed)"
 	@echo "                  PYTEST_ARGS='-k slider -x' to pass options to pytest"
 	@echo "make lab          JupyterLab on notebooks/ at 127.0.0.1:\$$LAB_PORT (default 8888)"
 	@echo "make serve        the demo MCP server (cblab serve \$$SERVE_ARGS)"
 	@echo "make bench        benchmarks/bench_*.py (BENCH='name ...' for some)"
-	@echo "make lint         ruff check"
+	@echo "make lint         ruff check + mypy (config in pyproject.toml; strict on the core)"
 	@echo "make system-deps  Debian chromium + fonts (browser tests, static images), redis-server"
 	@echo "make clean        remove .venv, caches and artifacts/"
 
@@ -55,10 +55,12 @@ system-deps:
 
 test: venv system-deps
 	$(BIN)/ruff check cblab tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check cblab tests benchmarks
+	$(BIN)/mypy
 
 # No "get notified about official Jupyter news?" prompt and no update check: JupyterLab
 # reads defaults from <venv>/share/jupyter/lab/settings/overrides.json (merged, not replaced).

@@ -10,7 +10,7 @@ order_lookup   database    orders            failure_threshold 5, timeout 30 s
 =============  ==========  ================  ======================================
 
 The demo server (`cblab.server`), the load generator (`cblab.load`), the
-simulator (`cblab.sim`), the run recorder (`cblab.report.record`), the stack and
+simulator (`cblab.sim`), the run recorder (`cblab.lab.record`), the stack and
 the analyses read these tables instead of spelling the names themselves.
 Standard library only. The error codes and the refusal shape live in
 `cblab.codes`.

@@ -310,7 +310,7 @@ class FaultProfile:
 
         _choice(self.mode, "mode", MODES)
         put("error_rate", _fraction(self.error_rate, "error_rate"))
-        mix = self.status_mix
+        mix: Any = self.status_mix
         if isinstance(mix, tuple):
             try:
                 mix = dict(mix)

@@ -28,7 +28,7 @@ from .compare import (
     PolicyComparison,
     compare_policies,
     default_policies,
-    expected_calls_to_trip,
+    expected_calls_until_trip,
     trip_time_table,
 )
 from .diagram import state_diagram_svg
@@ -69,7 +69,7 @@ __all__ = [
     "compare_policies",
     "compare_retries",
     "default_policies",
-    "expected_calls_to_trip",
+    "expected_calls_until_trip",
     "file_url",
     "report_link_html",
     "show_table",

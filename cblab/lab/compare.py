@@ -27,6 +27,7 @@ from .. import (
     StateChange,
     TimeWindow,
 )
+from ..sim.theory import expected_calls_until_trip
 from .diagram import STATE_COLORS, STATE_LABELS
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ __all__ = [
     "PolicyComparison",
     "compare_policies",
     "default_policies",
-    "expected_calls_to_trip",
+    "expected_calls_until_trip",
     "trip_time_table",
 ]
 
@@ -52,26 +53,6 @@ def default_policies(failure_threshold: int = 5) -> dict[str, FailurePolicy]:
         "last 30 s ≥ 50% failed": TimeWindow(window=30, buckets=10, failure_rate_threshold=0.5,
                                              minimum_calls=20),
     }
-
-
-def expected_calls_to_trip(error_rate: float, failure_threshold: int, policy: str = "consecutive") -> float:
-    """Mean number of calls before a healthy-but-imperfect service trips the breaker.
-
-    consecutive: (1 - p^k) / ((1 - p) p^k), the waiting time for k failures in a row;
-    cumulative: k / p, the waiting time for the k-th failure. Infinite when p = 0.
-    """
-    p, k = float(error_rate), int(failure_threshold)
-    if not 0 <= p <= 1 or k < 1:
-        raise ValueError(f"need 0 <= error_rate <= 1 and failure_threshold >= 1, got {p}, {k}")
-    if p == 0:
-        return math.inf
-    if policy == "cumulative":
-        return k / p
-    if policy != "consecutive":
-        raise ValueError(f"policy must be 'consecutive' or 'cumulative', got {policy!r}")
-    if p == 1:
-        return float(k)
-    return (1 - p**k) / ((1 - p) * p**k)
 
 
 def _human(seconds: float) -> str:
@@ -97,7 +78,7 @@ def trip_time_table(
     table = {
         f"{p:.0%} errors": {
             f"{policy}, failure_threshold={k}": _human(
-                expected_calls_to_trip(p, k, policy) / rate)
+                expected_calls_until_trip(p, k, policy) / rate)
             for policy, k in rows
         }
         for p in error_rates
@@ -182,7 +163,7 @@ def compare_policies(
             CircuitBreakerConfig(failure_threshold=failure_threshold, timeout=timeout,
                                  success_threshold=1, half_open_max_calls=1, policy=policy),
             clock=clock,
-            listeners=[lambda e, changes=changes: changes.append(e)
+            listeners=[lambda e, changes=changes: changes.append(e)  # type: ignore[misc]
                        if isinstance(e, StateChange) else None],
         )
         first_trip: float | None = None

@@ -120,7 +120,7 @@ class ProcessLoad:
                     message = json.loads(line)
                     if "rows" in message:
                         for row in message["rows"]:
-                            self._log.append(row)  # type: ignore[arg-type]  # stores any object
+                            self._log.append(row)  # stores any object
                         self.in_flight = int(message.get("in_flight", 0))
                         self._missed += int(message.get("missed", 0))
                     elif "started" in message:

@@ -18,6 +18,7 @@ Both return a `PatternRun` whose `timeline` has one row per second and variant.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -73,14 +74,14 @@ class _Seconds:
     def __init__(self, duration: float, names: Iterable[str]) -> None:
         self.n = math.ceil(duration)
         self.counts = {name: [0] * self.n for name in names}
-        self.samples: dict[str, list[float | None]] = {}
+        self.samples: dict[str, list[float | str | None]] = {}
 
     def add(self, name: str, t: float, amount: int = 1) -> None:
         i = int(t)
         if 0 <= i < self.n:
             self.counts[name][i] += amount
 
-    def sample(self, name: str, t: float, value: float | None) -> None:
+    def sample(self, name: str, t: float, value: float | str | None) -> None:
         series = self.samples.setdefault(name, [None] * self.n)
         i = int(t)
         if 0 <= i < self.n:
@@ -149,7 +150,7 @@ def simulate_retries(
         while busy[0] < spec.workers and queue:
             attempt = queue.popleft()
             busy[0] += 1
-            loop.after(service_time(), lambda a=attempt: finish_work(a))
+            loop.after(service_time(), functools.partial(finish_work, attempt))
 
     def finish_work(attempt: dict[str, Any]) -> None:
         busy[0] -= 1
@@ -314,7 +315,7 @@ def simulate_bulkhead(
         loop.after(rng.expovariate(spec.rate[name]), lambda: arrivals(name))
 
     for name in names:
-        loop.at(rng.expovariate(spec.rate[name]), lambda name=name: arrivals(name))
+        loop.at(rng.expovariate(spec.rate[name]), functools.partial(arrivals, name))
 
     def sample(t: float) -> None:
         for name in names:

@@ -118,8 +118,8 @@ class LabSession:
 
             target = ProxyTarget(target, tool, variants=self.variants, seed=self.params.seed,
                                  deadline=deadline)
-        self.target: LabTarget = target or StackTarget(
-            self.variants, stack=stack, seed=self.params.seed, deadline=deadline)
+        self.target: LabTarget = target or StackTarget(  # type: ignore[assignment]  # str/list
+            self.variants, stack=stack, seed=self.params.seed, deadline=deadline)  # -> ProxyTarget
         self.config = CircuitBreakerConfig(
             failure_threshold=self.params.failure_threshold,
             timeout=self.params.breaker_timeout,

@@ -57,8 +57,8 @@ class StateMachinePanel:
         }
         self._actions = {name: act for name, (_, _, _, act) in actions.items()}
         self.buttons: dict[str, W.Button] = {}
-        for name, (label, style, icon, _) in actions.items():
-            button = W.Button(description=label, button_style=style, icon=icon,
+        for name, (label, button_style, icon, _) in actions.items():
+            button = W.Button(description=label, button_style=button_style, icon=icon,
                               layout=W.Layout(width="auto"))
             button.add_class(f"cblab-{name.replace('_', '-')}")
             button.on_click(lambda _b, name=name: self.click(name))

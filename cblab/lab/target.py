@@ -137,7 +137,7 @@ class StackTarget:
 
     async def events(self, variant: str, after: int, limit: int | None) -> Mapping[str, Any]:
         assert self.stack is not None
-        return await self.stack.server(variant).aevents(after=after, limit=limit)  # type: ignore[no-any-return]
+        return await self.stack.server(variant).aevents(after=after, limit=limit)
 
     async def configure_breaker(self, variant: str, breaker: str, **fields: Any) -> Any:
         assert self.stack is not None

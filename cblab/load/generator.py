@@ -181,7 +181,7 @@ class LoadGenerator:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiter = waiter
-        handle = loop.call_at(when, lambda: waiter.done() or waiter.set_result(False))
+        handle = loop.call_at(when, lambda: None if waiter.done() else waiter.set_result(False))
         try:
             return await waiter
         finally:
@@ -333,7 +333,7 @@ class LoadGenerator:
         self._window.append(row)
         if self._all is not None:
             self._all.append(row)
-        self._log.append(row)  # type: ignore[arg-type]  # the log stores any object
+        self._log.append(row)  # the log stores any object
         for queue in list(self._subscribers):
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):

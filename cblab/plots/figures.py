@@ -178,7 +178,7 @@ def latency_scatter(
                 "y": top, "xanchor": "left", "yanchor": "bottom", "showarrow": False,
                 "font": {"size": 12},
             })
-        yaxis = {"type": "linear", "rangemode": "tozero"}
+        yaxis: dict[str, Any] = {"type": "linear", "rangemode": "tozero"}
         if log_y:
             yaxis = {k: v for k, v in _LOG_LATENCY_AXIS.items() if k != "title"}
         layout[f"yaxis{suffix}"] = yaxis | {

@@ -487,7 +487,7 @@ def backend_rate_series(
     return out
 
 
-def set_trace_data(fig: Any, arrays: Mapping[Any, tuple[Any, ...]]) -> None:
+def set_trace_data(fig: Any, arrays: Mapping[Any, Any]) -> None:
     """Assign fresh arrays to the traces of `fig` built by a cblab builder, in place.
 
     Each trace is matched by the key in its `meta` (as the trace-array functions key

@@ -200,7 +200,7 @@ class Simulation:
                     outcome, error = SUCCESS, None
                 else:
                     outcome = FAILURE
-                    error = http_error[plan.status] if kind == "error" else ERROR_RESET
+                    error = http_error[plan.status] if kind == "error" else ERROR_RESET  # type: ignore[index]  # set for errors
                 if end <= later and finish_inline(end):
                     outcome = record(permit, outcome, error_type=error)
                     if breaker.generation != self._gen or self._state is OPEN:

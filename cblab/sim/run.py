@@ -28,8 +28,8 @@ SOURCE = "sim"
 #: The whole-call deadline the simulated server gives each backend call, seconds.
 DEFAULT_DEADLINE_S = 2.0
 
-_TEXT = {member: member.value for member in (*Outcome, *CircuitState)}
-_TEXT[None] = None  # type: ignore[index]
+_TEXT: dict[Any, str | None] = {member: member.value for member in (*Outcome, *CircuitState)}
+_TEXT[None] = None
 
 
 def _config(config: CircuitBreakerConfig | Mapping[str, Any] | None) -> CircuitBreakerConfig:
@@ -76,7 +76,7 @@ class SimRun:
         with gc_paused():
             return self._columns(with_phase=True)
 
-    def _columns(self, *, with_phase: bool) -> dict[str, list[Any]]:
+    def _columns(self, *, with_phase: bool) -> dict[str, Any]:
         rows = self.rows
         n = len(rows)
         if n:

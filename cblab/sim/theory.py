@@ -13,16 +13,24 @@ from .workload import single_phase
 __all__ = ["calls_until_trip", "expected_calls_until_trip"]
 
 
-def expected_calls_until_trip(p: float, k: int) -> float:
-    """Mean number of calls until `k` failures in a row, each failing with probability `p`.
+def expected_calls_until_trip(p: float, k: int, policy: str = "consecutive") -> float:
+    """Mean number of calls until a breaker with `failure_threshold` `k` trips, each call
+    failing independently with probability `p`.
 
-    (1 - p^k) / ((1 - p) p^k): the waiting time for a run of k successes in
-    Bernoulli trials, read with "failure" as the success.
+    consecutive (the default policy): (1 - p^k) / ((1 - p) p^k), the waiting time for
+    a run of k successes in Bernoulli trials, read with "failure" as the success.
+    cumulative: k / p, the waiting time for the k-th failure. Infinite when p = 0.
     """
-    if not 0 < p <= 1:
-        raise ValueError(f"p must be in (0, 1], got {p!r}")
-    if not isinstance(k, int) or k < 1:
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if policy not in ("consecutive", "cumulative"):
+        raise ValueError(f"policy must be 'consecutive' or 'cumulative', got {policy!r}")
+    if p == 0:
+        return math.inf
+    if policy == "cumulative":
+        return k / p
     if p == 1:
         return float(k)
     return (1 - p**k) / ((1 - p) * p**k)
@@ -38,7 +46,7 @@ def calls_until_trip(p: float, k: int, *, trips: int = 1000, seed: int | str = 0
     after one successful trial (`timeout=0`), so each CLOSED spell is an independent
     sample of the waiting time `expected_calls_until_trip(p, k)` estimates.
     """
-    settings = {"failure_threshold": k, "timeout": 0.0, "half_open_max_calls": 1,
+    settings: dict[str, Any] = {"failure_threshold": k, "timeout": 0.0, "half_open_max_calls": 1,
                 "success_threshold": 1, "policy": ConsecutiveFailures()}
     settings.update(config)
     breaker_config = CircuitBreakerConfig(**settings)

@@ -8,12 +8,18 @@ and `await aset_faults(...)` (async, for live loops). Non-2xx answers raise
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
-__all__ = ["BackendControl", "ControlError", "ServerControl"]
+if TYPE_CHECKING:
+    from fastmcp import Client
+
+__all__ = ["BackendControl", "ControlError", "JSONObject", "ServerControl"]
+
+#: A JSON object as the control and admin routes answer it.
+JSONObject = dict[str, Any]
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -72,7 +78,7 @@ class _Endpoint:
             return response.json()
         return response.text
 
-    def _do(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _do(self, method: str, path: str, **kwargs: Any) -> Any:  # JSON, or text
         response = self._client().request(method, self.base_url + path, **kwargs)
         return self._result(method, response)
 
@@ -113,31 +119,31 @@ class BackendControl(_Endpoint):
             raise KeyError(f"no service {service!r}; known: {sorted(self.urls)}") from None
 
     # faults
-    def faults(self, service: str | None = None) -> Any:
+    def faults(self, service: str | None = None) -> JSONObject:
         return self._do("GET", "/faults" + (f"/{_segment(service)}" if service else ""))
 
-    async def afaults(self, service: str | None = None) -> Any:
+    async def afaults(self, service: str | None = None) -> JSONObject:
         return await self._ado("GET", "/faults" + (f"/{_segment(service)}" if service else ""))
 
-    def set_faults(self, service: str, **profile: Any) -> Any:
+    def set_faults(self, service: str, **profile: Any) -> JSONObject:
         """Replace `service`'s fault profile (absent fields: healthy defaults)."""
         return self._do("PUT", f"/faults/{_segment(service)}", json=profile)
 
-    async def aset_faults(self, service: str, **profile: Any) -> Any:
+    async def aset_faults(self, service: str, **profile: Any) -> JSONObject:
         return await self._ado("PUT", f"/faults/{_segment(service)}", json=profile)
 
-    def patch_faults(self, service: str, **fields: Any) -> Any:
+    def patch_faults(self, service: str, **fields: Any) -> JSONObject:
         """Change some fields of `service`'s fault profile."""
         return self._do("PATCH", f"/faults/{_segment(service)}", json=fields)
 
-    async def apatch_faults(self, service: str, **fields: Any) -> Any:
+    async def apatch_faults(self, service: str, **fields: Any) -> JSONObject:
         return await self._ado("PATCH", f"/faults/{_segment(service)}", json=fields)
 
-    def clear_faults(self) -> Any:
+    def clear_faults(self) -> JSONObject:
         """Every service healthy again."""
         return self._do("DELETE", "/faults")
 
-    async def aclear_faults(self) -> Any:
+    async def aclear_faults(self) -> JSONObject:
         return await self._ado("DELETE", "/faults")
 
     # scenarios
@@ -147,37 +153,37 @@ class BackendControl(_Endpoint):
             return {"scenario": name, "time_scale": time_scale}
         return {"name": name, "time_scale": time_scale}
 
-    def play_scenario(self, name: str | dict[str, Any], time_scale: float = 1.0) -> Any:
+    def play_scenario(self, name: str | dict[str, Any], time_scale: float = 1.0) -> JSONObject:
         """Play a shipped scenario by name (or a scenario dict) live, replacing any other."""
         return self._do("POST", "/scenario", json=self._scenario_body(name, time_scale))
 
-    async def aplay_scenario(self, name: str | dict[str, Any], time_scale: float = 1.0) -> Any:
+    async def aplay_scenario(self, name: str | dict[str, Any], time_scale: float = 1.0) -> JSONObject:
         return await self._ado("POST", "/scenario", json=self._scenario_body(name, time_scale))
 
-    def stop_scenario(self) -> Any:
+    def stop_scenario(self) -> JSONObject:
         return self._do("DELETE", "/scenario")
 
-    async def astop_scenario(self) -> Any:
+    async def astop_scenario(self) -> JSONObject:
         return await self._ado("DELETE", "/scenario")
 
-    def scenario(self) -> Any:
+    def scenario(self) -> JSONObject:
         return self._do("GET", "/scenario")
 
-    async def ascenario(self) -> Any:
+    async def ascenario(self) -> JSONObject:
         return await self._ado("GET", "/scenario")
 
     # stats
-    def stats(self) -> Any:
+    def stats(self) -> JSONObject:
         """`{"users": {...}, "orders": {...}}`: requests received, answered, in flight."""
         return self._do("GET", "/stats")
 
-    async def astats(self) -> Any:
+    async def astats(self) -> JSONObject:
         return await self._ado("GET", "/stats")
 
-    def reset_stats(self) -> Any:
+    def reset_stats(self) -> JSONObject:
         return self._do("POST", "/stats/reset")
 
-    async def areset_stats(self) -> Any:
+    async def areset_stats(self) -> JSONObject:
         return await self._ado("POST", "/stats/reset")
 
 
@@ -190,23 +196,23 @@ class ServerControl(_Endpoint):
         self.url = self.base_url
         self.mcp_url = self.base_url + mcp_path
 
-    def client(self, **kwargs: Any) -> Any:
+    def client(self, **kwargs: Any) -> Client[Any]:
         """A fastmcp `Client` for this server's MCP endpoint (use `async with`)."""
         from fastmcp import Client
 
         return Client(self.mcp_url, **kwargs)
 
-    def health(self) -> Any:
+    def health(self) -> JSONObject:
         return self._do("GET", "/health")
 
-    async def ahealth(self) -> Any:
+    async def ahealth(self) -> JSONObject:
         return await self._ado("GET", "/health")
 
-    def events(self, after: int = 0, limit: int | None = None) -> Any:
+    def events(self, after: int = 0, limit: int | None = None) -> JSONObject:
         """`{"events": [rows], "last_seq", "missed", "now"}`: rows after sequence `after`."""
         return self._do("GET", "/events", params=_events_params(after, limit))
 
-    async def aevents(self, after: int = 0, limit: int | None = None) -> Any:
+    async def aevents(self, after: int = 0, limit: int | None = None) -> JSONObject:
         return await self._ado("GET", "/events", params=_events_params(after, limit))
 
     def metrics(self) -> str:
@@ -215,35 +221,35 @@ class ServerControl(_Endpoint):
     async def ametrics(self) -> str:
         return await self._ado("GET", "/metrics")
 
-    def status(self) -> Any:
+    def status(self) -> JSONObject:
         """Every breaker's status, by name."""
         return self._do("GET", "/admin/breakers")["breakers"]
 
-    async def astatus(self) -> Any:
+    async def astatus(self) -> JSONObject:
         return (await self._ado("GET", "/admin/breakers"))["breakers"]
 
-    def configure_breaker(self, name: str, **fields: Any) -> Any:
+    def configure_breaker(self, name: str, **fields: Any) -> JSONObject:
         """Change some of breaker `name`'s settings live (PATCH); returns its status."""
         return self._do("PATCH", f"/admin/breakers/{_segment(name)}", json=fields)["breaker"]
 
-    async def aconfigure_breaker(self, name: str, **fields: Any) -> Any:
+    async def aconfigure_breaker(self, name: str, **fields: Any) -> JSONObject:
         path = f"/admin/breakers/{_segment(name)}"
         return (await self._ado("PATCH", path, json=fields))["breaker"]
 
-    def replace_breaker_config(self, name: str, config: dict[str, Any]) -> Any:
+    def replace_breaker_config(self, name: str, config: dict[str, Any]) -> JSONObject:
         """Replace breaker `name`'s whole config (PUT; absent fields take defaults)."""
         return self._do("PUT", f"/admin/breakers/{_segment(name)}", json=config)["breaker"]
 
-    async def areplace_breaker_config(self, name: str, config: dict[str, Any]) -> Any:
+    async def areplace_breaker_config(self, name: str, config: dict[str, Any]) -> JSONObject:
         path = f"/admin/breakers/{_segment(name)}"
         return (await self._ado("PUT", path, json=config))["breaker"]
 
-    def force(self, name: str, action: str) -> Any:
+    def force(self, name: str, action: str) -> JSONObject:
         """`action`: force_open, force_closed, disable or reset. Returns the status."""
         path = f"/admin/breakers/{_segment(name)}/{_segment(action)}"
         return self._do("POST", path)["breaker"]
 
-    async def aforce(self, name: str, action: str) -> Any:
+    async def aforce(self, name: str, action: str) -> JSONObject:
         path = f"/admin/breakers/{_segment(name)}/{_segment(action)}"
         return (await self._ado("POST", path))["breaker"]
 

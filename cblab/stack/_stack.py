@@ -154,7 +154,7 @@ class Stack:
         self.seed = seed
         self.admin_token = admin_token or secrets.token_urlsafe(24)
         self.host = host
-        self._defaults = {"github": dict(github or {}), "database": dict(database or {}),
+        self._defaults: dict[str, Any] = {"github": dict(github or {}), "database": dict(database or {}),
                           "deadline": deadline}
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout

@@ -15,7 +15,7 @@ from cblab.lab import (
     ParamError,
     RetrySpec,
     compare_policies,
-    expected_calls_to_trip,
+    expected_calls_until_trip,
     simulate_bulkhead,
     simulate_retries,
     state_diagram_svg,
@@ -137,14 +137,14 @@ def test_diagram_highlights_the_state_and_the_last_move() -> None:
 # --- policy comparison ------------------------------------------------------------------
 
 
-def test_expected_calls_to_trip_matches_the_formula() -> None:
+def test_expected_calls_until_trip_matches_the_formula() -> None:
     p, k = 0.5, 2
-    assert expected_calls_to_trip(p, k) == pytest.approx((1 - p**k) / ((1 - p) * p**k))
-    assert expected_calls_to_trip(0.02, 5, "cumulative") == pytest.approx(250)
-    assert expected_calls_to_trip(0.0, 5) == math.inf
-    assert expected_calls_to_trip(1.0, 5) == 5
+    assert expected_calls_until_trip(p, k) == pytest.approx((1 - p**k) / ((1 - p) * p**k))
+    assert expected_calls_until_trip(0.02, 5, "cumulative") == pytest.approx(250)
+    assert expected_calls_until_trip(0.0, 5) == math.inf
+    assert expected_calls_until_trip(1.0, 5) == 5
     with pytest.raises(ValueError):
-        expected_calls_to_trip(1.5, 5)
+        expected_calls_until_trip(1.5, 5)
 
 
 def test_compare_policies_cumulative_trips_a_healthy_service_consecutive_does_not() -> None:
@@ -159,7 +159,7 @@ def test_compare_policies_cumulative_trips_a_healthy_service_consecutive_does_no
 
 def test_compare_policies_simulated_trip_time_agrees_with_theory() -> None:
     # 30% errors, 3 in a row: theory says (1 - p^k) / ((1 - p) p^k) ~ 51 calls.
-    theory = expected_calls_to_trip(0.3, 3)
+    theory = expected_calls_until_trip(0.3, 3)
     firsts = []
     for seed in range(40):
         r = compare_policies(0.3, rate=100, duration=20, failure_threshold=3, seed=seed,

@@ -18,10 +18,11 @@ def test_expected_calls_until_trip_closed_form():
     assert expected_calls_until_trip(1.0, 4) == 4.0
     assert expected_calls_until_trip(0.5, 1) == pytest.approx(2.0)  # geometric
     assert expected_calls_until_trip(0.5, 2) == pytest.approx(6.0)  # the textbook HH wait
-    with pytest.raises(ValueError):
-        expected_calls_until_trip(0.0, 3)
-    with pytest.raises(ValueError):
-        expected_calls_until_trip(0.5, 0)
+    assert expected_calls_until_trip(0.0, 3) == math.inf  # a healthy service never trips it
+    assert expected_calls_until_trip(0.02, 5, "cumulative") == pytest.approx(250)
+    for p, k, policy in ((1.5, 3, "consecutive"), (0.5, 0, "consecutive"), (0.5, 3, "sliding")):
+        with pytest.raises(ValueError):
+            expected_calls_until_trip(p, k, policy)
 
 
 @pytest.mark.parametrize(("p", "k"), [(0.5, 3), (0.3, 2), (0.8, 5), (0.5, 5)])
