@@ -38,7 +38,9 @@ class DrawPacer:
         self.acked_id = 0
         self.frontend_seen = False
         self.skipped = 0  # draws held back while the browser caught up
-        self.drawn: deque[float] = deque(maxlen=600)  # perf_counter() of each acknowledgement
+        # (perf_counter(), acknowledged id): the browser acknowledges some edits, each
+        # acknowledgement covering every edit up to its id.
+        self.drawn: deque[tuple[float, int]] = deque(maxlen=600)
         self._last_sent = 0.0
         try:
             figure.observe(self._on_ack, names="_js2py_traceDeltas")
@@ -52,7 +54,7 @@ class DrawPacer:
         edit_id = int(message.get("trace_edit_id") or 0)
         if edit_id > self.acked_id:
             self.acked_id = edit_id
-            self.drawn.append(time.perf_counter())
+            self.drawn.append((time.perf_counter(), edit_id))
         self.frontend_seen = True
 
     def in_flight(self) -> int:
@@ -76,4 +78,9 @@ class DrawPacer:
         if not self.frontend_seen:
             return None
         now = time.perf_counter()
-        return sum(1 for t in self.drawn if now - t <= over_s) / over_s
+        recent = [edit_id for t, edit_id in self.drawn if now - t <= over_s]
+        older = [edit_id for t, edit_id in self.drawn if now - t > over_s]
+        if not recent:
+            return 0.0
+        since = older[-1] if older else recent[0] - 1
+        return (recent[-1] - since) / over_s
