@@ -162,7 +162,7 @@ def latency_scatter(
     variants = list(dict.fromkeys(v for v, _ in points))
     outcome_order = _ordered((o for _, o in points), OUTCOME_ORDER)
     rows = len(variants)
-    gap = 0.1 if rows > 1 else 0.0
+    gap = 0.12 if rows > 1 else 0.0
     height = (1.0 - gap * (rows - 1)) / rows
     layout = layout_dict(title=title, height=120 + 220 * rows, xaxis_title=None)
     layout["legend"]["title"]["text"] = "outcome"
@@ -176,7 +176,7 @@ def latency_scatter(
             layout.setdefault("annotations", []).append({
                 "text": f"<b>{label(v)}</b>", "xref": "paper", "yref": "paper", "x": 0,
                 "y": top, "xanchor": "left", "yanchor": "bottom", "showarrow": False,
-                "font": {"size": 12},
+                "font": {"size": 12}, "yshift": 14,  # above the phase labels
             })
         yaxis: dict[str, Any] = {"type": "linear", "rangemode": "tozero"}
         if log_y:

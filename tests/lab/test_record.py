@@ -65,3 +65,12 @@ def test_record_cli_refuses_bad_arguments(capsys):
     assert main(["--breaker", "[1]"]) == 2
     assert "--breaker must be a JSON object" in capsys.readouterr().err
     assert main(["--breaker", "{not json"]) == 2
+
+
+def test_cblab_record_is_a_subcommand(capsys):
+    from cblab.cli import main as cblab
+
+    assert cblab(["record", "--breaker", "[1]"]) == 2
+    assert "--breaker must be a JSON object" in capsys.readouterr().err
+    assert cblab(["--help"]) == 0
+    assert "record" in capsys.readouterr().out
