@@ -5,7 +5,7 @@ backend (`cblab.backend.Backend`) on ephemeral loopback ports, so `cblab serve`
 works on its own. Prints the MCP URL; `--ready-file` gets
 `{"url", "mcp_url", "pid", "variant", "protected", "backend": {...}}` as JSON
 once the server answers. `--exit-with-parent PID` stops the server when that
-process dies (used by `cblab.Stack` so children die with a Jupyter kernel).
+process dies (used by `cblab.stack.Stack` so children die with a Jupyter kernel).
 """
 
 from __future__ import annotations
