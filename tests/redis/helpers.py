@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from cblab.stores.scripts import keys_for
-from tests.helpers import eventually  # noqa: F401  (the suite's one poll helper)
+from tests.helpers import eventually, eventually_sync  # noqa: F401  (eventually: re-exported)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,13 +39,13 @@ def start_together(url: str, namespace: str, processes: list[subprocess.Popen[st
     """Wait until every replica process is ready, then let them all go at once."""
     client = redis.Redis.from_url(url)
     try:
-        deadline = time.monotonic() + timeout
-        while int(client.get(f"{namespace}:ready") or 0) < len(processes):
+        def all_ready() -> bool:
             for process in processes:
                 if process.poll() is not None:
                     raise AssertionError(f"a replica exited early: {process.stderr.read()[-2000:]}")
-            assert time.monotonic() < deadline, "replicas not ready in time"
-            time.sleep(0.01)
+            return int(client.get(f"{namespace}:ready") or 0) >= len(processes)
+
+        eventually_sync(all_ready, timeout, "every replica to be ready", every=0.01)
         client.set(f"{namespace}:go", 1)
     finally:
         client.close()

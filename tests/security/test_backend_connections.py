@@ -16,6 +16,7 @@ import pytest
 
 from cblab.backend import Backend
 from cblab.backend.http import Limits
+from tests.helpers import eventually_sync
 
 from .probes import eventually, read_until_closed, status_of
 
@@ -150,11 +151,12 @@ def start_backend(tmp_path: Path):  # type: ignore[no-untyped-def]
             preexec_fn=_low_nofile,
         )
         procs.append(proc)
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
+        def started() -> bool:
+            if proc.poll() is not None:
                 raise AssertionError(f"backend did not start: {proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.02)
+            return ready.exists()
+
+        eventually_sync(started, 30, "the backend's ready file")
         return proc, json.loads(ready.read_text())
 
     yield start
