@@ -62,3 +62,20 @@ async def test_the_demo_server_wires_its_tools_as_the_table_says():
         tools = {tool.name for tool in await client.list_tools()}
     assert set(TOOL_BREAKERS) <= tools
     assert tuple(lab_of(mcp).registry.names()) == BREAKERS
+
+
+def test_no_other_module_spells_the_wiring_again():
+    """The tool -> breaker -> service tables and the breaker defaults live in cblab.demo only."""
+    import re
+    from pathlib import Path
+
+    import cblab
+
+    root = Path(cblab.__file__).parent
+    pattern = re.compile(
+        r"""["']github_user["']\s*:\s*\(?["']github|["']users["']\s*:\s*\(["']github"""
+        r"""|["']order_lookup["']\s*:\s*\(?["']database|\(["']github["'],\s*3,\s*60"""
+    )
+    offenders = [str(path.relative_to(root)) for path in root.rglob("*.py")
+                 if path.name != "demo.py" and pattern.search(path.read_text())]
+    assert not offenders, f"import the wiring from cblab.demo instead: {offenders}"
