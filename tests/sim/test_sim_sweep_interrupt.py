@@ -66,13 +66,17 @@ def test_a_notebook_interrupt_stops_an_in_process_sweep(tmp_path, executor):
 
     cache = ResultCache(tmp_path / "cache")
     seen: dict[str, list[psutil.Process]] = {}
+    # Children started before the sweep (session fixtures of other test modules, such as a
+    # redis-server or JupyterLab) are not the sweep's and outlive it on purpose.
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
 
     def interrupt_once_running() -> None:
         wait_for(lambda: len(cache.entries()) >= 6, 120, "the sweep to make progress")
         # multiprocessing's resource tracker serves the whole interpreter and ends with
         # it: not one of the sweep's processes
         seen["workers"] = [p for p in psutil.Process().children(recursive=True)
-                           if "multiprocessing.resource_tracker" not in _cmdline(p)]
+                           if p.pid not in before
+                           and "multiprocessing.resource_tracker" not in _cmdline(p)]
         _thread.interrupt_main()
 
     threading.Thread(target=interrupt_once_running, daemon=True).start()
