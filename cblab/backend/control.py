@@ -26,50 +26,34 @@ a port could not be re-bound.
 
 from __future__ import annotations
 
-import hmac
-import math
 import re
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cblab.faults.profile import FaultProfile, ProfileError
 from cblab.faults.scenario import Scenario, ScenarioError, UnknownServiceError, available_scenarios
 
 from .guard import HostGuard
-from .http import Connection, HttpError, Request, Response, json_response
+from .http import Request, Response, json_response
+from .jsonapi import Invalid, JsonApi, body_object, scenario_fields, scenario_name, time_scale_field
 
 if TYPE_CHECKING:
     from .app import Backend
 
 __all__ = ["ControlApi"]
 
-Route = Callable[[Request, dict[str, str]], Awaitable[Response]]
 
-
-def _error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
-    return json_response(status, {"error": message}, headers)
-
-
-class _Invalid(Exception):
-    """Bad input in a well-formed request: answered 422."""
-
-
-def _body_object(request: Request) -> dict[str, Any]:
-    data = request.json()  # HttpError 400 on invalid JSON
-    if not isinstance(data, dict):
-        raise _Invalid(f"request body must be a JSON object, got {type(data).__name__}")
-    return data
-
-
-class ControlApi:
+class ControlApi(JsonApi):
     def __init__(
         self, backend: Backend, token: str | None = None, guard: HostGuard | None = None
     ) -> None:
+        super().__init__(token, guard, [
+            ((Invalid, ProfileError, ScenarioError), 422, "{}"),
+            (UnknownServiceError, 404, "{}"),
+            (OSError, 503, "could not re-bind the service's port: {}"),
+        ])
         self._backend = backend
-        self._guard = guard if guard is not None else HostGuard("127.0.0.1")
-        self._token = token.encode() if token else None
         service = r"(?P<service>[^/]+)"
-        self._routes: list[tuple[re.Pattern[str], dict[str, Route]]] = [
+        self._routes = [
             (re.compile(r"^/health$"), {"GET": self._health}),
             (re.compile(r"^/faults$"), {"GET": self._get_faults, "DELETE": self._clear_faults}),
             (
@@ -88,47 +72,6 @@ class ControlApi:
             (re.compile(r"^/stats$"), {"GET": self._get_stats}),
             (re.compile(r"^/stats/reset$"), {"POST": self._reset_stats}),
         ]
-
-    async def handle(self, request: Request, conn: Connection) -> Response:
-        refusal = self._guard.refusal(request.headers)
-        if refusal is not None:
-            return _error(*refusal)
-        path = request.path.rstrip("/") or "/"
-        for pattern, methods in self._routes:
-            match = pattern.match(path)
-            if match is None:
-                continue
-            route = methods.get(request.method)
-            if route is None:
-                allow = ", ".join(methods)
-                return _error(
-                    405,
-                    f"{request.method} not allowed on {path}; allowed: {allow}",
-                    [("Allow", allow)],
-                )
-            if route != self._health and not self._authorized(request):
-                return _error(
-                    401, "missing or invalid bearer token", [("WWW-Authenticate", "Bearer")]
-                )
-            try:
-                return await route(request, match.groupdict())
-            except HttpError as exc:
-                return _error(exc.status, exc.message)
-            except (_Invalid, ProfileError, ScenarioError) as exc:
-                return _error(422, str(exc))
-            except UnknownServiceError as exc:
-                return _error(404, str(exc))
-            except OSError as exc:
-                return _error(503, f"could not re-bind the service's port: {exc}")
-        return _error(404, f"no route for {request.method} {path}")
-
-    def _authorized(self, request: Request) -> bool:
-        if self._token is None:
-            return True
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode(), self._token
-        )
 
     # --- routes -----------------------------------------------------------------------
 
@@ -152,14 +95,14 @@ class ControlApi:
     async def _put_fault(self, request: Request, params: dict[str, str]) -> Response:
         service = params["service"]
         self._backend.profile(service)  # 404 before a 422 for an unknown service
-        profile = FaultProfile.from_dict(_body_object(request))
+        profile = FaultProfile.from_dict(body_object(request))
         await self._backend.set_profile(service, profile)
         return json_response(200, profile.to_dict())
 
     async def _patch_fault(self, request: Request, params: dict[str, str]) -> Response:
         service = params["service"]
         self._backend.profile(service)
-        profile = await self._backend.patch_profile(service, _body_object(request))
+        profile = await self._backend.patch_profile(service, body_object(request))
         return json_response(200, profile.to_dict())
 
     async def _list_scenarios(self, request: Request, params: dict[str, str]) -> Response:
@@ -169,31 +112,13 @@ class ControlApi:
         return json_response(200, self._backend.scenario_status())
 
     async def _post_scenario(self, request: Request, params: dict[str, str]) -> Response:
-        body = _body_object(request)
-        unknown = sorted(set(body) - {"name", "scenario", "time_scale"})
-        if unknown:
-            raise _Invalid(
-                f"unknown field {unknown[0]!r}; known fields: name, scenario, time_scale"
-            )
-        if ("name" in body) == ("scenario" in body):
-            raise _Invalid(
-                "give exactly one of 'name' (a shipped scenario) or 'scenario' "
-                "(an inline scenario object)"
-            )
+        body = body_object(request)
+        scenario_fields(body, ("name", "scenario", "time_scale"))
         if "name" in body:
-            name = body["name"]
-            if not isinstance(name, str):
-                raise _Invalid(f"name must be a string, got {name!r}")
-            scenario = Scenario.named(name)
+            scenario = Scenario.named(scenario_name(body))
         else:
             scenario = Scenario.from_dict(body["scenario"])
-        time_scale = body.get("time_scale", 1.0)
-        if (
-            isinstance(time_scale, bool)
-            or not isinstance(time_scale, (int, float))
-            or not (math.isfinite(time_scale) and time_scale > 0)
-        ):
-            raise _Invalid(f"time_scale must be a finite number > 0, got {time_scale!r}")
+        time_scale = time_scale_field(body)
         await self._backend.play(scenario, time_scale)
         return json_response(200, self._backend.scenario_status())
 

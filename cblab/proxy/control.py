@@ -29,15 +29,20 @@ A <fault> is a backend fault profile plus ``"error_as"``: ``"is_error"`` or
 
 from __future__ import annotations
 
-import hmac
-import math
 import re
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from cblab.backend.guard import HostGuard
-from cblab.backend.http import Connection, HttpError, Request, Response, json_response
+from cblab.backend.http import HttpError, Request, Response, json_response
+from cblab.backend.jsonapi import (
+    Invalid,
+    JsonApi,
+    body_object,
+    scenario_fields,
+    scenario_name,
+    time_scale_field,
+)
 from cblab.faults.profile import ProfileError
 from cblab.faults.scenario import ScenarioError, available_scenarios
 
@@ -51,22 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_EVENTS_LIMIT", "ProxyControl"]
 
 MAX_EVENTS_LIMIT = 10_000
-Route = Callable[[Request, dict[str, str]], Awaitable[Response]]
-
-
-def _error(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
-    return json_response(status, {"error": message}, headers)
-
-
-class _Invalid(Exception):
-    """Bad input in a well-formed request: answered 422."""
-
-
-def _body_object(request: Request) -> dict[str, Any]:
-    data = request.json()
-    if not isinstance(data, dict):
-        raise _Invalid(f"request body must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _int_param(query: dict[str, list[str]], name: str, default: int | None, high: int) -> int | None:
@@ -82,14 +71,17 @@ def _int_param(query: dict[str, list[str]], name: str, default: int | None, high
     return value
 
 
-class ProxyControl:
+class ProxyControl(JsonApi):
     def __init__(self, proxy: FaultProxy, token: str | None = None,
                  guard: HostGuard | None = None) -> None:
+        super().__init__(token, guard, [
+            ((Invalid, ProfileError, ScenarioError), 422, "{}"),
+            (UnknownToolError, 404, "{}"),
+            ((OSError, ProxyError), 503, "could not re-open the proxy's listener: {}"),
+        ], unquote_params=True)
         self._proxy = proxy
-        self._guard = guard if guard is not None else HostGuard("127.0.0.1")
-        self._token = token.encode() if token else None
         target = r"(?P<target>[^/]+)"
-        self._routes: list[tuple[re.Pattern[str], dict[str, Route]]] = [
+        self._routes = [
             (re.compile(r"^/health$"), {"GET": self._health}),
             (re.compile(r"^/tools$"), {"GET": self._tools}),
             (re.compile(r"^/faults$"), {"GET": self._get_faults, "DELETE": self._clear_faults}),
@@ -105,44 +97,6 @@ class ProxyControl:
             (re.compile(r"^/events$"), {"GET": self._events}),
             (re.compile(r"^/stats$"), {"GET": self._stats}),
         ]
-
-    async def handle(self, request: Request, conn: Connection) -> Response:
-        refusal = self._guard.refusal(request.headers)
-        if refusal is not None:
-            return _error(*refusal)
-        path = request.path.rstrip("/") or "/"
-        for pattern, methods in self._routes:
-            match = pattern.match(path)
-            if match is None:
-                continue
-            route = methods.get(request.method)
-            if route is None:
-                allow = ", ".join(methods)
-                return _error(405, f"{request.method} not allowed on {path}; allowed: {allow}",
-                              [("Allow", allow)])
-            if route != self._health and not self._authorized(request):
-                return _error(401, "missing or invalid bearer token",
-                              [("WWW-Authenticate", "Bearer")])
-            params = {key: unquote(value) for key, value in match.groupdict().items()}
-            try:
-                return await route(request, params)
-            except HttpError as exc:
-                return _error(exc.status, exc.message)
-            except (_Invalid, ProfileError, ScenarioError) as exc:
-                return _error(422, str(exc))
-            except UnknownToolError as exc:
-                return _error(404, str(exc))
-            except (OSError, ProxyError) as exc:
-                return _error(503, f"could not re-open the proxy's listener: {exc}")
-        return _error(404, f"no route for {request.method} {path}")
-
-    def _authorized(self, request: Request) -> bool:
-        if self._token is None:
-            return True
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode(), self._token
-        )
 
     # --- routes -----------------------------------------------------------------------
 
@@ -166,12 +120,12 @@ class ProxyControl:
 
     async def _put_fault(self, request: Request, params: dict[str, str]) -> Response:
         target = self._proxy.table.check_name(params["target"])  # 404 before 422
-        fault = await self._proxy.set_fault(target, _body_object(request))
+        fault = await self._proxy.set_fault(target, body_object(request))
         return json_response(200, fault.to_dict())
 
     async def _patch_fault(self, request: Request, params: dict[str, str]) -> Response:
         target = self._proxy.table.check_name(params["target"])
-        fault = await self._proxy.patch_fault(target, _body_object(request))
+        fault = await self._proxy.patch_fault(target, body_object(request))
         return json_response(200, fault.to_dict())
 
     async def _delete_fault(self, request: Request, params: dict[str, str]) -> Response:
@@ -186,29 +140,17 @@ class ProxyControl:
         return json_response(200, self._proxy.scenario_status())
 
     async def _post_scenario(self, request: Request, params: dict[str, str]) -> Response:
-        body = _body_object(request)
-        known = ("name", "scenario", "time_scale", "services")
-        unknown = sorted(set(body) - set(known))
-        if unknown:
-            raise _Invalid(f"unknown field {unknown[0]!r}; known fields: {', '.join(known)}")
-        if ("name" in body) == ("scenario" in body):
-            raise _Invalid("give exactly one of 'name' (a shipped scenario) or 'scenario' "
-                           "(an inline scenario object)")
+        body = body_object(request)
+        scenario_fields(body, ("name", "scenario", "time_scale", "services"))
         services = body.get("services")
         if services is not None and not isinstance(services, dict):
-            raise _Invalid(f"services must map a backend service to a tool or '*', got {services!r}")
+            raise Invalid(f"services must map a backend service to a tool or '*', got {services!r}")
         if "name" in body:
-            name = body["name"]
-            if not isinstance(name, str):
-                raise _Invalid(f"name must be a string, got {name!r}")
-            scenario = ProxyScenario.named(name, services)  # never a path: remote input
+            # never a path: remote input
+            scenario = ProxyScenario.named(scenario_name(body), services)
         else:
             scenario = ProxyScenario.from_dict(body["scenario"], services)
-        time_scale = body.get("time_scale", 1.0)
-        if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
-            math.isfinite(time_scale) and time_scale > 0
-        ):
-            raise _Invalid(f"time_scale must be a finite number > 0, got {time_scale!r}")
+        time_scale = time_scale_field(body)
         await self._proxy.play(scenario, time_scale)
         return json_response(200, self._proxy.scenario_status())
 
