@@ -11,6 +11,7 @@ import os
 import resource
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cblab.faults.scenario import Scenario, ScenarioError
@@ -129,6 +130,34 @@ def write_ready_file(path: Path, payload: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+async def serve_until_signal(
+    started: Callable[[], Awaitable[None]],
+    wait: Callable[[], Awaitable[object]],
+    on_signal: Callable[[], None],
+    shutdown: Callable[[], Awaitable[None]],
+    ready_file: Path | None,
+) -> None:
+    """Run a started service until SIGTERM/SIGINT (`on_signal`) ends `wait`.
+
+    `started` announces the service (ready file, banner); on the way out, even on
+    error, the default signal handlers come back first (a second Ctrl-C kills a
+    stuck shutdown), then `shutdown` runs and the ready file is removed.
+    """
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await started()
+        await wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await shutdown()
+        if ready_file is not None:
+            with contextlib.suppress(OSError):
+                ready_file.unlink()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     scenario = Scenario.load(args.scenario) if args.scenario else None
     backend = Backend(
@@ -146,10 +175,8 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     await backend.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
+
+    async def started() -> None:
         if scenario is not None:
             await backend.play(scenario, args.time_scale)
         urls = backend.urls
@@ -160,14 +187,8 @@ async def _serve(args: argparse.Namespace) -> int:
             f"control={urls['control']} pid={os.getpid()}",
             flush=True,
         )
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await backend.stop()
-        if args.ready_file is not None:
-            with contextlib.suppress(OSError):
-                args.ready_file.unlink()
+
+    await serve_until_signal(started, stop.wait, stop.set, backend.stop, args.ready_file)
     return 0
 
 

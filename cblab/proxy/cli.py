@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,7 +85,7 @@ def _faults(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from cblab.backend.cli import write_ready_file
+    from cblab.backend.cli import serve_until_signal, write_ready_file
 
     from .server import FaultProxy
 
@@ -99,10 +97,8 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     await proxy.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
+
+    async def started() -> None:
         for target, fault in faults:
             await proxy.set_fault(target, fault)
         if args.scenario:
@@ -114,14 +110,8 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"cblab proxy: {proxy.mcp_url} -> {proxy.upstream.describe()}", flush=True)
         print(f"cblab proxy: control API {proxy.control_url}; tools: "
               f"{', '.join(proxy.tools) or 'none'}", flush=True)
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await proxy.stop()
-        if args.ready_file is not None:
-            with contextlib.suppress(OSError):
-                args.ready_file.unlink()
+
+    await serve_until_signal(started, stop.wait, stop.set, proxy.stop, args.ready_file)
     return 0
 
 

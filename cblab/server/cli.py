@@ -16,7 +16,6 @@ import contextlib
 import gc
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,12 +142,6 @@ def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None
     )
 
 
-def _write_ready(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 async def _read_when_ready(path: Path, timeout: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -217,27 +210,21 @@ async def _serve(args: argparse.Namespace) -> int:
         # collector's way, so a full collection does not stall calls for tens of ms.
         gc.collect()
         gc.freeze()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, runner.request_stop)
-        try:
+        from cblab.backend.cli import serve_until_signal, write_ready_file
+
+        async def started() -> None:
             print(f"cblab serve: MCP endpoint {runner.mcp_url} ({settings.variant_label})",
                   flush=True)
             if args.ready_file is not None:
-                _write_ready(args.ready_file, {
+                write_ready_file(args.ready_file, {
                     "url": runner.url, "mcp_url": runner.mcp_url, "pid": os.getpid(),
                     "variant": settings.variant_label, "protected": settings.protected,
                     "backend": {"users": users, "orders": orders,
                                 "control": backend.urls["control"] if backend else control},
                 })
-            await runner.wait()
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-            await runner.stop()
-            if args.ready_file is not None:
-                with contextlib.suppress(OSError):
-                    args.ready_file.unlink()
+
+        await serve_until_signal(started, runner.wait, runner.request_stop, runner.stop,
+                                 args.ready_file)
         return 0
     finally:
         if store is not None:
