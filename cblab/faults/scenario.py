@@ -29,11 +29,11 @@ import bisect
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .paths import data_dir
 from .profile import HEALTHY, FaultProfile, ProfileError
@@ -45,6 +45,9 @@ __all__ = [
     "Phase",
     "Scenario",
     "ScenarioError",
+    "check_fields",
+    "load_scenario_file",
+    "scenario_header",
     "UnknownServiceError",
     "available_scenarios",
     "resolve_scenario",
@@ -82,7 +85,8 @@ def _finite(value: Any, where: str) -> float:
     return float(value)
 
 
-def _keys(data: Any, known: tuple[str, ...], where: str) -> Mapping[str, Any]:
+def check_fields(data: Any, known: tuple[str, ...], where: str) -> Mapping[str, Any]:
+    """`data` as an object with only `known` fields, else a ScenarioError naming `where`."""
     if not isinstance(data, Mapping):
         raise ScenarioError(f"{where} must be an object, got {data!r}")
     unknown = sorted(str(key) for key in data if key not in known)
@@ -91,6 +95,40 @@ def _keys(data: Any, known: tuple[str, ...], where: str) -> Mapping[str, Any]:
             f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(known)}"
         )
     return data
+
+
+def scenario_header(data: Any) -> tuple[str, str, list[Any]]:
+    """A scenario object's name, description and raw (non-empty) phase list."""
+    data = check_fields(data, ("name", "description", "phases"), "scenario")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ScenarioError(f"scenario name must be a non-empty string, got {name!r}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ScenarioError(f"scenario description must be a string, got {description!r}")
+    phases = data.get("phases")
+    if not isinstance(phases, list) or not phases:
+        raise ScenarioError(f"scenario phases must be a non-empty list, got {phases!r}")
+    return name, description, phases
+
+
+_T = TypeVar("_T")
+
+
+def load_scenario_file(path: Path, parse: Callable[[Any], _T]) -> _T:
+    """Read a JSON scenario file and `parse` it; errors name the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{path.name}: invalid JSON: {exc}") from None
+    try:
+        return parse(data)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path.name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -102,7 +140,7 @@ class LoadSpec:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "load") -> LoadSpec:
-        data = _keys(data, ("rate_per_s", "arrivals"), where)
+        data = check_fields(data, ("rate_per_s", "arrivals"), where)
         if "rate_per_s" not in data:
             raise ScenarioError(f"{where}.rate_per_s is required")
         rate = _finite(data["rate_per_s"], f"{where}.rate_per_s")
@@ -149,7 +187,7 @@ class Phase:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Phase:
-        data = _keys(data, ("name", "duration_s", "faults", "load"), where)
+        data = check_fields(data, ("name", "duration_s", "faults", "load"), where)
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ScenarioError(f"{where}: name must be a non-empty string, got {name!r}")
@@ -162,7 +200,7 @@ class Phase:
                 f"{where}: duration_s must be > 0 and at most {MAX_PHASE_S:g} (30 days), "
                 f"got {data['duration_s']!r}"
             )
-        raw_faults = _keys(data.get("faults", {}), SERVICES, f"{where}: faults")
+        raw_faults = check_fields(data.get("faults", {}), SERVICES, f"{where}: faults")
         faults: dict[str, FaultProfile] = {}
         for service, profile in raw_faults.items():
             try:
@@ -242,16 +280,7 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: Any) -> Scenario:
-        data = _keys(data, ("name", "description", "phases"), "scenario")
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ScenarioError(f"scenario name must be a non-empty string, got {name!r}")
-        description = data.get("description", "")
-        if not isinstance(description, str):
-            raise ScenarioError(f"scenario description must be a string, got {description!r}")
-        phases = data.get("phases")
-        if not isinstance(phases, list) or not phases:
-            raise ScenarioError(f"scenario phases must be a non-empty list, got {phases!r}")
+        name, description, phases = scenario_header(data)
         parsed = tuple(Phase.from_dict(phase, f"phase {i}") for i, phase in enumerate(phases))
         total = sum(phase.duration_s for phase in parsed)
         if total > MAX_TOTAL_S:
@@ -279,20 +308,7 @@ class Scenario:
 
     @classmethod
     def _load_file(cls, path: Path) -> Scenario:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError(
-                f"cannot read scenario file {str(path)!r}: {exc.strerror}"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(f"{path.name}: invalid JSON: {exc}") from None
-        try:
-            return cls.from_dict(data)
-        except ScenarioError as exc:
-            raise ScenarioError(f"{path.name}: {exc}") from None
+        return load_scenario_file(path, cls.from_dict)
 
 
 def scenarios_dir() -> Path:

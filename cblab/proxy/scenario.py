@@ -16,7 +16,6 @@ scenario is played.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from cblab.faults.profile import ProfileError
-from cblab.faults.scenario import SERVICES, ScenarioError, scenario_file
+from cblab.faults.scenario import (
+    SERVICES,
+    ScenarioError,
+    check_fields,
+    load_scenario_file,
+    scenario_file,
+    scenario_header,
+)
 
 from .faults import ALL_TOOLS, ToolFault, check_target
 
@@ -59,16 +65,7 @@ class ProxyScenario:
                 raise ScenarioError(f"services: unknown service {service!r}; services: {', '.join(SERVICES)}")
             if not isinstance(target, str) or not target:
                 raise ScenarioError(f"services.{service} must be a tool name or '*', got {target!r}")
-        data = _object(data, ("name", "description", "phases"), "scenario")
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ScenarioError(f"scenario name must be a non-empty string, got {name!r}")
-        description = data.get("description", "")
-        if not isinstance(description, str):
-            raise ScenarioError(f"scenario description must be a string, got {description!r}")
-        raw_phases = data.get("phases")
-        if not isinstance(raw_phases, list) or not raw_phases:
-            raise ScenarioError(f"scenario phases must be a non-empty list, got {raw_phases!r}")
+        name, description, raw_phases = scenario_header(data)
         ignored: set[str] = set()
         phases = tuple(
             _phase(raw, f"phase {i}", services, ignored) for i, raw in enumerate(raw_phases)
@@ -78,19 +75,7 @@ class ProxyScenario:
     @classmethod
     def load(cls, name_or_path: str | Path, services: Mapping[str, str] | None = None) -> ProxyScenario:
         """A shipped scenario by bare name, or a JSON file by path."""
-        path = scenario_file(name_or_path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(f"{path.name}: invalid JSON: {exc}") from None
-        try:
-            return cls.from_dict(data, services)
-        except ScenarioError as exc:
-            raise ScenarioError(f"{path.name}: {exc}") from None
+        return load_scenario_file(scenario_file(name_or_path), lambda data: cls.from_dict(data, services))
 
     @classmethod
     def named(cls, name: str, services: Mapping[str, str] | None = None) -> ProxyScenario:
@@ -102,17 +87,8 @@ class ProxyScenario:
         return {target for phase in self.phases for target in phase.faults}
 
 
-def _object(data: Any, known: tuple[str, ...], where: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ScenarioError(f"{where} must be an object, got {data!r}")
-    unknown = sorted(str(key) for key in data if key not in known)
-    if unknown:
-        raise ScenarioError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(known)}")
-    return data
-
-
 def _phase(data: Any, where: str, services: Mapping[str, str], ignored: set[str]) -> ProxyPhase:
-    data = _object(data, ("name", "duration_s", "faults", "load"), where)
+    data = check_fields(data, ("name", "duration_s", "faults", "load"), where)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ScenarioError(f"{where}: name must be a non-empty string, got {name!r}")
