@@ -114,7 +114,8 @@ def raise_descriptor_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(target, 1 << 20), hard))
 
 
-def _seed(text: str) -> int | str | None:
+def parse_seed(text: str) -> int | str | None:
+    """A --seed value: 'none' (OS entropy), an integer, else the text itself."""
     if text.lower() == "none":
         return None
     try:
@@ -165,7 +166,7 @@ async def _serve(args: argparse.Namespace) -> int:
         users_port=args.users_port,
         orders_port=args.orders_port,
         control_port=args.control_port,
-        seed=_seed(args.seed),
+        seed=parse_seed(args.seed),
         token=args.token or os.environ.get(TOKEN_ENV) or None,
         data_dir=args.data_dir,
         db_path=args.db_path,

@@ -56,15 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seed(text: str) -> int | str | None:
-    if text.lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
 def _json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
@@ -85,14 +76,14 @@ def _faults(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from cblab.backend.cli import serve_until_signal, write_ready_file
+    from cblab.backend.cli import parse_seed, serve_until_signal, write_ready_file
 
     from .server import FaultProxy
 
     faults = _faults(args)
     proxy = FaultProxy(
         args.upstream or args.upstream_cmd, host=args.host, port=args.port,
-        control_port=args.control_port, seed=_seed(args.seed),
+        control_port=args.control_port, seed=parse_seed(args.seed),
         token=args.token or os.environ.get(TOKEN_ENV) or None,
     )
     await proxy.start()
