@@ -63,6 +63,8 @@ def test_the_notebooks_are_all_here() -> None:
 def test_notebook_is_committed_clean(name: str) -> None:
     book = json.loads((NOTEBOOKS_DIR / name).read_text(encoding="utf-8"))
     for i, cell in enumerate(book["cells"]):
+        # nbformat 4.5 cells carry ids; without one, nbformat warns and will refuse the file
+        assert cell.get("id"), f"{name} cell {i} has no id"
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [], f"{name} cell {i} has outputs"
             assert cell["execution_count"] is None, f"{name} cell {i} has an execution count"
