@@ -27,6 +27,7 @@ from typing import Any
 from cblab.backend.http import HttpServer
 from cblab.faults.profile import ProfileError
 from cblab.faults.scenario import ScenarioError
+from cblab.server.app import http_url
 
 from .faults import FaultTable, ToolFault
 from .inject import FaultInjector, ProxyEvents
@@ -199,8 +200,7 @@ class FaultProxy:
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("the proxy is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     @property
     def mcp_url(self) -> str:
@@ -210,8 +210,7 @@ class FaultProxy:
     def control_url(self) -> str:
         if self.control_port is None:
             raise RuntimeError("the proxy is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.control_port}"
+        return http_url(self.host, self.control_port)
 
     # --- faults -----------------------------------------------------------------------
 

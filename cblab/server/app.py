@@ -33,6 +33,7 @@ __all__ = [
     "ServerRunner",
     "ServerSettings",
     "build_server",
+    "http_url",
     "lab_of",
 ]
 
@@ -232,6 +233,11 @@ def build_server(
     return mcp
 
 
+def http_url(host: str, port: int) -> str:
+    """The base URL of a listener (an IPv6 literal goes in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its signal capture: in a Jupyter kernel SIGINT belongs to the
     kernel, and the CLI installs its own handlers."""
@@ -280,8 +286,7 @@ class ServerRunner:
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("the server is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     @property
     def mcp_url(self) -> str:
