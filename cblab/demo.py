@@ -56,6 +56,8 @@ ROUTES: tuple[Route, ...] = (
     Route("order_lookup", DATABASE, "orders"),
 )
 
+#: The route the live lab drives unless told otherwise (github_user -> github -> users).
+LAB_ROUTE: Route = ROUTES[0]
 #: The breaker names, in the order the server creates them.
 BREAKERS: tuple[str, ...] = tuple(route.breaker for route in ROUTES)
 #: Tool -> its route.

@@ -26,6 +26,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from .. import CircuitBreakerConfig
+from ..demo import LAB_ROUTE
 from ..plots.style import FONT_FAMILY, NO_BREAKER_COLOR, STATE_COLORS
 from .controls import BREAKER_FIELDS, CONTROL_NAMES, ControlSpec, spec
 from .dashboard import STATE_NAMES, apply_arrays, live_figure
@@ -109,9 +110,9 @@ class LiveLab:
         arguments: Mapping[str, Any] | None = None,
         variants: Sequence[str] = ("protected",),
         controls: Sequence[str] = CONTROL_NAMES,
-        service: str = "users",
-        tool: str = "github_user",
-        breaker: str = "github",
+        service: str = LAB_ROUTE.service,
+        tool: str = LAB_ROUTE.tool,
+        breaker: str = LAB_ROUTE.breaker,
         title: str = "Live lab",
         latency_ms: float = 20.0,
         deadline: float = 2.0,

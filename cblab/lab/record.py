@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cblab.demo import ROUTES
+from cblab.demo import LAB_ROUTE, ROUTES
 from cblab.runs import Run, RunError, RunMeta, load_run, save_run, versions
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["export_session", "main", "record_live_run"]
 
 #: The demo tool driven by default, and the breaker/backend service behind it.
-DEFAULT_TOOL = "github_user"
+DEFAULT_TOOL = LAB_ROUTE.tool
 _TOOL_BREAKER = {route.tool: (route.breaker, route.service) for route in ROUTES}
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import CircuitBreakerConfig, ConfigError
+from ..demo import LAB_ROUTE
 from .controls import BREAKER_FIELDS, CONTROL_NAMES, FAULT_FIELDS, check_value, select
 from .feed import LiveFeed
 from .loadproc import ProcessLoad
@@ -93,9 +94,9 @@ class LabSession:
         stack: Stack | None = None,
         variants: Sequence[str] = ("protected",),
         controls: Sequence[str] = CONTROL_NAMES,
-        service: str = "users",
-        tool: str = "github_user",
-        breaker: str = "github",
+        service: str = LAB_ROUTE.service,
+        tool: str = LAB_ROUTE.tool,
+        breaker: str = LAB_ROUTE.breaker,
         latency_ms: float = 20.0,
         deadline: float = 2.0,
         config: CircuitBreakerConfig | Mapping[str, Any] | None = None,
