@@ -89,7 +89,10 @@ class SharedRecord:
         self._on_change = on_change
         self._offset = 0.0  # local clock - server clock, seconds (from the last answer)
         self._last_now = now
-        self._seen = -1  # server time of the newest shared snapshot adopted
+        # (server time, generation) of the newest shared snapshot adopted. Time alone does
+        # not order two answers from one instant (a manual clock, a coarse server clock);
+        # every transition bumps the generation, so it breaks the tie.
+        self._seen = (-1, -1)
         self._held: tuple[int, int] | None = None  # (lease, generation) fetched, not used
         self._held_at = 0.0
         self._fetching = False
@@ -120,9 +123,10 @@ class SharedRecord:
         `sent_at`: the local time the operation answered here was sent; it
         re-estimates the local - server clock offset (to within a round trip).
         """
-        if shared.now < self._seen:
-            return  # older than what this view already holds (a delayed announcement)
-        self._seen = shared.now
+        seen = (shared.now, shared.generation)
+        if seen < self._seen:
+            return  # older than what this view already holds (a delayed answer or announcement)
+        self._seen = seen
         self._shared = shared
         if sent_at is not None and not self._transport.client_time:
             self._offset = sent_at - shared.now / 1e6

@@ -309,3 +309,22 @@ async def test_keys_share_a_hash_tag_and_expire(redis_url, namespace):
             assert 0 < await client.pttl(keys[0]) <= 30_000
         finally:
             await client.aclose()
+
+
+async def test_an_older_answer_from_the_same_instant_does_not_undo_a_trip(redis_url, namespace):
+    # Two answers stamped with the same time can arrive out of order (pooled connections):
+    # the one with the older generation must not overwrite the trip.
+    from cblab.stores.scripts import Snapshot
+
+    async with RedisStore(redis_url, namespace=namespace, client_time=True) as store:
+        record = store.attach("dep", CircuitBreakerConfig(failure_threshold=1), 100.0,
+                              lambda snap: None)
+        await record.flush()
+
+        def shared(state: str, generation: int) -> Snapshot:
+            return Snapshot(state, "normal", generation, 0, 100_000_000, 30_000_000,
+                            100_000_000, 0, 0, 1, generation, 0, 100_000_000, "test")
+
+        record.adopt(shared("open", 1))
+        record.adopt(shared("closed", 0))  # the attach-time read, answered late
+        assert (record.snapshot().state, record.snapshot().generation) == (OPEN, 1)
