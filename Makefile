@@ -13,7 +13,7 @@ BENCH       ?=
 LAB_PORT    ?= 8888
 LAB_TOKEN   ?=
 
-.PHONY: help venv system-deps test lab serve bench lint clean
+.PHONY: help venv system-deps ref-servers test lab serve bench lint clean
 
 help:
 	@echo "make test         ruff + mypy + the whole pytest suite (installs venv and chromium if needed)"
@@ -22,7 +22,8 @@ help:
 	@echo "make serve        the demo MCP server (cblab serve \$$SERVE_ARGS)"
 	@echo "make bench        benchmarks/bench_*.py (BENCH='name ...' for some)"
 	@echo "make lint         ruff check + mypy (config in pyproject.toml; strict on the core)"
-	@echo "make system-deps  Debian chromium + fonts (browser tests, static images), redis-server"
+	@echo "make system-deps  Debian chromium + fonts (browser tests, static images), redis-server, prometheus"
+	@echo "make ref-servers  the official reference MCP servers (registry packages) the tests run against"
 	@echo "make clean        remove .venv, caches and artifacts/"
 
 # The venv is (re)installed only when pyproject.toml is newer than the stamp.
@@ -42,6 +43,7 @@ system-deps:
 	@missing=""; \
 	[ -x $(CHROMIUM) ] || missing="chromium fonts-liberation"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
 	  elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
@@ -51,9 +53,32 @@ system-deps:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi; \
 	[ -x $(CHROMIUM) ] || { echo "system-deps: $(CHROMIUM) still missing" >&2; exit 1; }; \
-	command -v redis-server >/dev/null 2>&1 || { echo "system-deps: redis-server still missing" >&2; exit 1; }
+	command -v redis-server >/dev/null 2>&1 || { echo "system-deps: redis-server still missing" >&2; exit 1; }; \
+	command -v promtool >/dev/null 2>&1 || { echo "system-deps: prometheus still missing" >&2; exit 1; }
 
-test: venv system-deps
+# Reference MCP servers nobody here wrote, installed from the registries into their own
+# environments (their pins must not move the project's mcp/fastmcp): PyPI's time, git
+# and fetch servers, one venv each, and npm's "everything" server. Tests find them
+# with cblab.testing.reference (REF_DIR); never installed at test time.
+REF_DIR     := $(VENV)/ref
+REF_STAMP   := $(REF_DIR)/.stamp
+REF_PYPI    := mcp-server-time mcp-server-git mcp-server-fetch
+REF_NPM     := @modelcontextprotocol/server-everything@2026.8.31
+
+ref-servers: $(REF_STAMP)
+
+$(REF_STAMP): Makefile
+	@mkdir -p $(REF_DIR)
+	@for pkg in $(REF_PYPI); do \
+	  [ -x $(REF_DIR)/$$pkg/bin/$$pkg ] || { \
+	    $(BOOTSTRAP_PYTHON) -m venv $(REF_DIR)/$$pkg && \
+	    $(REF_DIR)/$$pkg/bin/python -m pip install --quiet $$pkg; } || exit 1; \
+	done
+	@command -v npm >/dev/null 2>&1 || { echo "ref-servers: npm missing (Debian: nodejs npm)" >&2; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix $(REF_DIR)/npm $(REF_NPM)
+	@touch $@
+
+test: venv system-deps ref-servers
 	$(BIN)/ruff check cblab tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
