@@ -45,7 +45,8 @@ that caused the event.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 try:
@@ -191,23 +192,111 @@ class BreakerTelemetry:
         self.calls.add(1, {NAME: breaker.name, OUTCOME: LOCAL_OVERLOAD})
 
     @contextlib.contextmanager
-    def client_span(self, name: str, attributes: dict[str, Any]) -> Iterator[Any]:
-        """A CLIENT span around one guarded call: the breaker's attributes land on it.
+    def guard_span(self, client: Any, tool: str) -> Iterator[Any]:
+        """The CLIENT span ``tools/call <tool>`` around one `GuardedClient` call.
 
-        Exceptions are recorded on it (``error.type`` the exception's class unless the
-        breaker already set one) and re-raised.
+        It carries fastmcp's MCP attributes and replaces fastmcp's own client span
+        (suppressed inside, so a trace has one CLIENT span per call; the trace context
+        still travels in ``params._meta``). An in-process client keeps fastmcp's span:
+        suppressing it there would suppress the server's spans too.
         """
+        from fastmcp.telemetry import suppress_fastmcp_telemetry
+
+        attributes = {"mcp.method.name": "tools/call", "gen_ai.tool.name": tool,
+                      "gen_ai.operation.name": "execute_tool"}
+        in_process = type(client.transport).__name__ == "FastMCPTransport"
         with self.tracer.start_as_current_span(
-            name, kind=SpanKind.CLIENT, attributes=attributes,
+            f"tools/call {tool}", kind=SpanKind.CLIENT, attributes=attributes,
             record_exception=False, set_status_on_exception=False,
         ) as span:
             try:
-                yield span
+                if in_process:
+                    yield span
+                else:
+                    with suppress_fastmcp_telemetry():
+                        yield span
             except Exception as exc:
-                if span.is_recording():
-                    attrs = getattr(span, "attributes", None) or {}
-                    if ERROR_TYPE not in attrs:
-                        span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+                _record_error(span, exc)
                 raise
+
+    async def traced_request(
+        self, send: Callable[[Any], Awaitable[Any]], request: Any
+    ) -> Any:
+        """`BreakerTransport`: `send(request)` under a CLIENT span that ends with the body
+        (the breaker records the outcome when the body ends, under this span)."""
+        url = request.url
+        span = self.tracer.start_span(request.method, kind=SpanKind.CLIENT, attributes={
+            "http.request.method": request.method, "server.address": url.host,
+            "server.port": url.port or {"https": 443}.get(url.scheme, 80),
+            "url.full": str(url.copy_with(query=None))})
+        try:
+            with _current(span):
+                response = await send(request)
+        except BaseException as exc:
+            _record_error(span, exc)
+            span.end()
+            raise
+        span.set_attribute("http.response.status_code", response.status_code)
+        response.stream = _span_stream_type()(response.stream, span)
+        return response
+
+
+def _current(span: Any) -> Any:
+    """`span` current for a block; errors are recorded by `_record_error`, not here."""
+    return trace.use_span(span, end_on_exit=False, record_exception=False,
+                          set_status_on_exception=False)
+
+
+def _record_error(span: Any, exc: BaseException) -> None:
+    """Record `exc` on `span` (``error.type`` its class, unless the breaker set one)."""
+    if not span.is_recording():
+        return
+    if ERROR_TYPE not in (getattr(span, "attributes", None) or {}):
+        span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, str(exc)))
+
+
+@functools.cache
+def _span_stream_type() -> type[Any]:
+    import httpx  # only the transport needs it
+
+    class _SpanStream(httpx.AsyncByteStream):
+        """A response body read with its request's span current (so the breaker's record,
+        made when the body ends, lands on it); the span ends with the body."""
+
+        def __init__(self, stream: Any, span: Any) -> None:
+            self._stream = stream
+            self._span = span
+            self._ended = False
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            chunks = self._stream.__aiter__()
+            while True:
+                # The span is current only while the wrapped stream runs, never across a
+                # yield: a context change inside a generator would leak to its consumer.
+                try:
+                    with _current(self._span):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except BaseException as exc:
+                    _record_error(self._span, exc)
+                    self._end()
+                    raise
+                yield chunk
+            self._end()
+
+        def _end(self) -> None:
+            if not self._ended:
+                self._ended = True
+                self._span.end()
+
+        async def aclose(self) -> None:
+            try:
+                with _current(self._span):
+                    await self._stream.aclose()
+            finally:
+                self._end()
+
+    return _SpanStream
