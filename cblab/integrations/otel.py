@@ -72,6 +72,8 @@ __all__ = [
     "STATE_CHANGE",
     "TRANSITIONS",
     "BreakerTelemetry",
+    "SpanCapture",
+    "capture_spans",
 ]
 
 PREFIX = "resilience.circuit_breaker"
@@ -379,3 +381,59 @@ def _span_stream_type() -> type[Any]:
                 self._end()
 
     return _SpanStream
+
+
+# --- looking at spans (README, notebooks) ---------------------------------------------
+
+class SpanCapture:
+    """Finished spans kept in memory by `capture_spans()`."""
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+
+    def spans(self) -> list[Any]:
+        return list(self._exporter.get_finished_spans())
+
+    def rows(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """One dict per span (oldest first): what an operator reads off a trace view.
+        `kind`: only SERVER, CLIENT, ... spans."""
+        rows = []
+        for span in self.spans():
+            if kind is not None and span.kind.name != kind:
+                continue
+            attrs = span.attributes or {}
+            changes = [f"{e.attributes['from']}->{e.attributes['to']}"
+                       for e in span.events if e.name == STATE_CHANGE]
+            rows.append({
+                "span": span.name, "kind": span.kind.name,
+                "trace": f"{span.context.trace_id:032x}"[:8],
+                "breaker": attrs.get(NAME), "state": attrs.get(STATE),
+                "outcome": attrs.get(OUTCOME), "error.type": attrs.get(ERROR_TYPE),
+                "status": span.status.status_code.name, "state_change": " ".join(changes),
+            })
+        return rows
+
+
+@contextlib.contextmanager
+def capture_spans() -> Iterator[SpanCapture]:
+    """Keep the spans finished inside the block in memory (OpenTelemetry SDK).
+
+    Uses the global TracerProvider, installing an SDK one first if the application has
+    none (a global provider can be set once per process)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):  # pragma: no cover - set elsewhere, not SDK
+        raise RuntimeError(f"the global tracer provider is not the SDK's: {provider!r}")
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    try:
+        yield SpanCapture(exporter)
+    finally:
+        exporter.shutdown()  # a processor cannot be removed: it stops exporting instead
