@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry import trace
 
-from cblab import CircuitBreaker, CircuitBreakerConfig
+from cblab import CircuitBreaker, CircuitBreakerConfig, CountWindow
 from cblab._clock import ManualClock
 from cblab.integrations.otel import CALLS, DURATION, NAME, OUTCOME, BreakerTelemetry
 
@@ -80,3 +80,36 @@ def test_two_telemetries_on_one_meter_provider_both_report(otel: Otel) -> None:
     drive(second.watch(CircuitBreaker("second", clock=clock)), clock, [("failure", 1)])
     assert otel.values(CALLS, NAME, OUTCOME) == {("first", "success"): 1,
                                                  ("second", "failure"): 1}
+
+
+def test_every_outcome_on_the_span(otel: Otel) -> None:
+    """success, slow (a success with `slow`), failure, excluded, cancelled, late and
+    rejected, each on the span current when the breaker recorded it."""
+    clock = ManualClock()
+    window = CountWindow(size=10, minimum_calls=1, slow_call_duration=5.0)
+    breaker = otel.telemetry.watch(CircuitBreaker(
+        "dep", CircuitBreakerConfig(policy=window), clock=clock))
+    tracer = trace.get_tracer("test")
+    seen = {}
+    for outcome, seconds in [("success", 1), ("success", 6), ("excluded", 1),
+                             ("cancelled", 1)]:
+        with tracer.start_as_current_span(outcome) as span:
+            drive(breaker, clock, [(outcome, seconds)])
+        seen[outcome, seconds] = dict(span.attributes)
+    with tracer.start_as_current_span("late") as span:
+        permit = breaker.admit()
+        breaker.force_open("maintenance")  # the call in flight is now late
+        breaker.record(permit, "failure")
+    seen["late"] = dict(span.attributes)
+    with tracer.start_as_current_span("refused") as span:
+        assert not breaker.admit().admitted
+    seen["refused"] = dict(span.attributes)
+    out = {k: v["resilience.circuit_breaker.outcome"] for k, v in seen.items()}
+    assert out == {("success", 1): "success", ("success", 6): "success",
+                   ("excluded", 1): "excluded", ("cancelled", 1): "cancelled",
+                   "late": "late", "refused": "rejected"}
+    assert seen["success", 6]["resilience.circuit_breaker.slow"] is True
+    assert "resilience.circuit_breaker.slow" not in seen["success", 1]
+    assert seen["refused"]["resilience.circuit_breaker.state"] == "open"
+    assert seen["refused"]["error.type"] == "circuit_open"
+    assert "error.type" not in seen["late"]
