@@ -298,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="protected,unprotected", help="comma-separated")
     parser.add_argument("--time-scale", type=float, default=0.2, help="phase duration factor")
     parser.add_argument("--rate-scale", type=float, default=1.0, help="load rate factor")
-    parser.add_argument("--tool", default=DEFAULT_TOOL, choices=sorted(_TOOL_BREAKER))
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tool", default=DEFAULT_TOOL, choices=sorted(_TOOL_BREAKER),
+                        help="the demo tool the load calls")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the load and the faults")
     parser.add_argument("--deadline", type=float, default=5.0, help="per-call deadline, s")
     parser.add_argument("--breaker", help="breaker config fields as JSON, e.g. '{\"timeout\": 2}'")
     parser.add_argument("--notes", default="", help="free text stored in run.json")

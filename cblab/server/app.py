@@ -19,6 +19,7 @@ from fastmcp.server.lifespan import lifespan
 from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
 
+import cblab
 from cblab import BreakerRegistry, CircuitBreakerConfig, ConfigError, EventLog, monotonic
 from cblab.demo import BREAKER_DEFAULTS, BREAKERS, DATABASE, GITHUB, TOOL_BREAKERS
 from cblab.integrations.middleware import CircuitBreakerMiddleware, status_tools
@@ -214,6 +215,7 @@ def build_server(
         middleware = [ToolCallRecorder(instr, breakers), protection]
     mcp = FastMCP(
         settings.name,
+        version=cblab.__version__,  # serverInfo.version: the package's, as the docs say
         instructions=(
             "Demo MCP server for the cblab circuit-breaker lab: GitHub-style users and "
             "orders behind circuit breakers."

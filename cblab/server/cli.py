@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port; 0 = ephemeral (default: %(default)s)")
-    p.add_argument("--transport", choices=("http", "stdio"), default="http")
+    p.add_argument("--transport", choices=("http", "stdio"), default="http",
+                   help="MCP over Streamable HTTP (default) or stdio")
     p.add_argument("--backend-users", metavar="URL", help="users service base URL")
     p.add_argument("--backend-orders", metavar="URL", help="orders service base URL")
     p.add_argument("--backend-ready-file", type=Path, metavar="PATH",
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exit-with-parent", type=int, metavar="PID",
                    help="exit when process PID is no longer our parent")
     p.add_argument("--log-level", default="warning",
-                   choices=("critical", "error", "warning", "info", "debug"))
+                   choices=("critical", "error", "warning", "info", "debug"),
+                   help="the server's log level (default: warning)")
     return p
 
 
