@@ -34,6 +34,7 @@ from .kpis import (
 from .scenarios import (
     Window,
     as_scenario,
+    baseline_phase,
     fault_phase_names,
     phase_labels,
     phase_windows,
@@ -51,6 +52,7 @@ __all__ = [
     "AnalysisError",
     "Window",
     "as_scenario",
+    "baseline_phase",
     "compare",
     "compare_variants",
     "episodes",

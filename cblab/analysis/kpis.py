@@ -25,7 +25,9 @@ flaps             trips within `flap_window_s` (default 10 s) of the breaker's
 time_<state>_s    seconds spent in each state within the window (from the state
                   rows; the state before the first change is the first row's `state`)
 fault episode     a run of consecutive fault phases (`cblab.analysis.scenarios.
-                  fault_phase_names` says which phases are faults)
+                  fault_phase_names` says which phases are faults: the service is
+                  down or hangs, or differs from its baseline phase; background
+                  errors every healthy phase has are not a fault)
 detection_s       episode start -> first move to OPEN during the episode (0 when
                   the breaker is already open at the start; NaN when it never
                   opens before the episode ends). Run value: mean over detected
