@@ -71,6 +71,8 @@ __all__ = [
     "FAULT_KPIS",
     "GROUP_COLUMNS",
     "KPI_COLUMNS",
+    "PROBE_FAILURE",
+    "TRIP",
     "episodes",
     "kpis",
     "phase_kpis",
@@ -125,6 +127,12 @@ BREAKER_KPIS: tuple[str, ...] = (
 #: KPIs that need to know which phases are faults (the scenario, or `fault_phases=`).
 FAULT_KPIS: tuple[str, ...] = ("wasted", "wasted_share", "fault_episodes", *_EPISODE_KPIS)
 
+#: A trip: the breaker's move from CLOSED to OPEN (state left, state entered).
+TRIP: tuple[str, str] = ("closed", "open")
+#: A failed probe: a trial in HALF_OPEN failed and the breaker went back to OPEN.
+#: Counted apart from trips: "moves to OPEN" = trips + failed probes.
+PROBE_FAILURE: tuple[str, str] = ("half_open", "open")
+
 _SUCCESS_OUTCOMES = ("success", "slow")
 _ANSWERED_ERRORS = ("not_found",)  # a late call with this error_type still got its answer
 
@@ -172,8 +180,8 @@ class _Run:
             duration = max(ends)
         self.duration = float(duration)
         # trips and the breaker's moves to CLOSED, for flaps
-        self.trip = (change_from == "closed") & (change_to == "open")
-        self.probe_failure = (change_from == "half_open") & (change_to == "open")
+        self.trip = (change_from == TRIP[0]) & (change_to == TRIP[1])
+        self.probe_failure = (change_from == PROBE_FAILURE[0]) & (change_to == PROBE_FAILURE[1])
         self.closing = (change_to == "closed") & (change_from != "closed")
 
     @classmethod
