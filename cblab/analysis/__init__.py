@@ -42,9 +42,12 @@ from .scenarios import (
     phase_windows,
     played_scenario,
 )
+from .waits import BREAKER_SOURCES, CALLER_SOURCES, refusal_waits
 
 __all__ = [
     "BREAKER_KPIS",
+    "BREAKER_SOURCES",
+    "CALLER_SOURCES",
     "DEFAULT_FLAP_WINDOW_S",
     "EVENT_DTYPES",
     "FAULT_KPIS",
@@ -68,6 +71,7 @@ __all__ = [
     "phase_windows",
     "played_scenario",
     "read_events",
+    "refusal_waits",
     "run_kpis",
     "state_intervals",
     "succeeded",

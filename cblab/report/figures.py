@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
+from cblab.analysis import refusal_waits
 from cblab.plots import (
     backend_load,
     latency_distribution,
@@ -22,7 +23,7 @@ from cblab.runs import Run
 
 from .kpis import unprotected_variants
 
-__all__ = ["ReportFigure", "report_figures", "run_dir_name", "run_labels"]
+__all__ = ["ReportFigure", "refusal_caption", "report_figures", "run_dir_name", "run_labels"]
 
 
 @dataclass
@@ -69,8 +70,8 @@ def _bin_s(duration: float) -> float:
 _CAPTIONS = {
     "state_timeline": "Breaker state over time, a band per breaker: closed (green), "
     "half-open (amber), open (red). Shaded columns are the scenario's phases.",
-    "latency_scatter": "Every request's latency as the caller saw it, coloured by outcome. "
-    "Rejected calls fail fast: they never wait for the backend.",
+    "latency_scatter": "Every request's latency as the caller saw it, from when the call "
+    "was due, coloured by outcome.",
     "latency_distribution": "Latency per scenario phase as the caller saw it (box: "
     "quartiles and median, dashed line: mean, whiskers to 1.5 IQR, dots: outliers).",
     "success_rate": "Share of calls that returned a result, over a trailing window.",
@@ -106,8 +107,44 @@ def _figures_for(
     for name, title, build in builders:
         fig = build()
         fig.update_layout(title=None, margin_t=max(fig.layout.margin.t or 0, 40) - 20)
-        out.append(ReportFigure(f"{prefix}-{name}", title, fig, _CAPTIONS[name]))
+        caption = _CAPTIONS[name]
+        if name == "latency_scatter":
+            caption = f"{caption} {refusal_caption(events)}".strip()
+        out.append(ReportFigure(f"{prefix}-{name}", title, fig, caption))
     return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 0.1 else f"{seconds:.2f} s"
+
+
+def refusal_caption(events: pd.DataFrame) -> str:
+    """What the rejected calls' points mean, measured (`cblab.analysis.refusal_waits`):
+    the breaker refuses in microseconds; a caller's wait beyond that is queueing before
+    the refusal reached it, and the caption says so when it is most of the wait."""
+    waits = refusal_waits(events)
+    waits = waits[waits["refusals"] > 0]
+    if waits.empty:
+        return ""
+    parts = []
+    queued = False
+    for row in waits.itertuples():
+        who = "" if len(waits) == 1 else f"{row.variant}: "
+        if row.breaker_p50_s == row.breaker_p50_s:  # the breaker's own rows are there
+            text = (f"{who}the breaker refused in a median {_ms(row.breaker_p50_s)}, callers "
+                    f"waited a median {_ms(row.caller_p50_s)} for the refusal")
+            queued = queued or (row.outside_share > 0.5 and row.caller_p50_s > 0.05)
+        else:
+            text = f"{who}callers waited a median {_ms(row.caller_p50_s)} for a refusal"
+        parts.append(text)
+    caption = "Rejected calls: " + "; ".join(parts) + "."
+    if queued:
+        caption += (" Most of that wait is queueing before the refusal reached the caller "
+                    "(the load generator's own backlog of due calls, the network and the "
+                    "server's HTTP stack), not the breaker: it fails fast.")
+    else:
+        caption += " They fail fast: they never wait for the backend."
+    return caption
 
 
 def _run_duration(run: Run) -> float:
