@@ -18,6 +18,7 @@ from .frames import (
     read_events,
     write_events,
 )
+from .glossary import GLOSSARY, glossary_markdown
 from .kpis import (
     BREAKER_KPIS,
     DEFAULT_FLAP_WINDOW_S,
@@ -51,6 +52,7 @@ __all__ = [
     "DEFAULT_FLAP_WINDOW_S",
     "EVENT_DTYPES",
     "FAULT_KPIS",
+    "GLOSSARY",
     "GROUP_COLUMNS",
     "KPI_COLUMNS",
     "PROBE_FAILURE",
@@ -65,6 +67,7 @@ __all__ = [
     "episodes",
     "events_frame",
     "fault_phase_names",
+    "glossary_markdown",
     "kpis",
     "phase_kpis",
     "phase_labels",

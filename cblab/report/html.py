@@ -75,6 +75,8 @@ def build_report(
         toc.append((f"run-{i}", label))
         href = data_dirs[i - 1] if data_dirs is not None else None
         body.append(sections.run_section(i, run, label, frame, figures[f"run-{i}"], href))
+    toc.append(("glossary", "What the figures mean"))
+    body.append(sections.glossary_html())
     return render(
         "page.html",
         title=html.escape(title),

@@ -11,7 +11,7 @@ from typing import Literal
 
 import pandas as pd
 
-from cblab.analysis import AnalysisError, played_scenario
+from cblab.analysis import GLOSSARY, AnalysisError, played_scenario
 from cblab.runs import EVENTS_FILE, META_FILE, Run
 
 from .figures import ReportFigure
@@ -21,6 +21,7 @@ from .templates import render
 __all__ = [
     "comparison_section",
     "figure_html",
+    "glossary_html",
     "meta_html",
     "nav_html",
     "plotlyjs_html",
@@ -158,3 +159,11 @@ def run_section(
         source=kpi_source_html(kpis),
         figures=_figures_html(figures),
     )
+
+
+def glossary_html() -> str:
+    """What the figures mean: `cblab.analysis.GLOSSARY`, the README's list."""
+    items = "".join(f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>"
+                    for term, text in GLOSSARY)
+    return (f'<section id="glossary"><h2>What the figures mean</h2>'
+            f'<dl class="glossary">{items}</dl></section>')
