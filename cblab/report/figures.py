@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from cblab.analysis import refusal_waits
+from cblab.analysis import AnalysisError, refusal_waits
 from cblab.plots import (
     backend_load,
     latency_distribution,
@@ -23,7 +23,15 @@ from cblab.runs import Run
 
 from .kpis import unprotected_variants
 
-__all__ = ["ReportFigure", "refusal_caption", "report_figures", "run_dir_name", "run_labels"]
+__all__ = [
+    "ReportFigure",
+    "comparison_groups",
+    "comparison_id",
+    "refusal_caption",
+    "report_figures",
+    "run_dir_name",
+    "run_labels",
+]
 
 
 @dataclass
@@ -122,7 +130,10 @@ def refusal_caption(events: pd.DataFrame) -> str:
     """What the rejected calls' points mean, measured (`cblab.analysis.refusal_waits`):
     the breaker refuses in microseconds; a caller's wait beyond that is queueing before
     the refusal reached it, and the caption says so when it is most of the wait."""
-    waits = refusal_waits(events)
+    try:
+        waits = refusal_waits(events)
+    except AnalysisError:  # rows analysis refuses: the KPI table says why
+        return ""
     waits = waits[waits["refusals"] > 0]
     if waits.empty:
         return ""
@@ -151,23 +162,47 @@ def _run_duration(run: Run) -> float:
     return float(run.meta.duration_s or run_end(run.events) or 1.0)
 
 
+def comparison_groups(runs: Sequence[Run]) -> list[tuple[str | None, list[int]]]:
+    """Which runs a report compares: those that played the same scenario, in order of
+    first appearance, as (scenario name or None, run indices). Figures of runs of
+    different scenarios side by side would compare the scenarios, not the breakers.
+    Runs that record no scenario go with the others when at most one scenario is
+    named (nothing says they differ), else form a group of their own."""
+    groups: dict[str | None, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.meta.scenario_name, []).append(i)
+    if len([name for name in groups if name is not None]) <= 1:
+        return [(next((n for n in groups if n is not None), None), list(range(len(runs))))]
+    return list(groups.items())
+
+
+def comparison_id(k: int, groups: int) -> str:
+    """The section id of the k-th comparison (0-based): "comparison" when there is one."""
+    return "comparison" if groups == 1 else f"comparison-{k + 1}"
+
+
 def report_figures(runs: Sequence[Run]) -> dict[str, list[ReportFigure]]:
-    """Every figure of the report, by section id ("comparison", "run-1", "run-2"...)."""
+    """Every figure of the report, by section id ("comparison" or "comparison-1",
+    "comparison-2"... for runs of several scenarios, then "run-1", "run-2"...)."""
     sections: dict[str, list[ReportFigure]] = {}
-    if len(runs) > 1:
-        labels = run_labels(runs)
+    labels = run_labels(runs)
+    groups = [(name, members) for name, members in comparison_groups(runs) if len(members) > 1]
+    for k, (_, members) in enumerate(groups):
+        chosen = [runs[i] for i in members]
+        names = [labels[i] for i in members]
         combined = combine_events(
-            {label: run.events for label, run in zip(labels, runs, strict=True)}
+            {label: run.events for label, run in zip(names, chosen, strict=True)}
         )
         unprotected = [
             label if len(run.variants) <= 1 else f"{label} · {v}"
-            for label, run in zip(labels, runs, strict=True)
+            for label, run in zip(names, chosen, strict=True)
             for v in unprotected_variants(run)
         ]
-        duration = max(_run_duration(r) for r in runs)
-        sections["comparison"] = [
+        duration = max(_run_duration(r) for r in chosen)
+        sid = comparison_id(k, len(groups))
+        sections[sid] = [
             f
-            for f in _figures_for(combined, "comparison", duration, unprotected)
+            for f in _figures_for(combined, sid, duration, unprotected)
             if not f.id.endswith("latency_scatter")  # one scatter per run is enough
         ]
     for i, run in enumerate(runs, start=1):

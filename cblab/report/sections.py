@@ -130,12 +130,27 @@ def meta_html(run: Run, index: int, data_href: str | None) -> str:
     return render("meta.html", id=f"run-{index}-meta", items=items, notes=notes, config=config)
 
 
-def comparison_section(kpis: pd.DataFrame, figures: Sequence[ReportFigure]) -> str:
-    """Every run side by side: one KPI table (`tables.combined_kpis`), shared figures."""
+def comparison_section(kpis: pd.DataFrame, figures: Sequence[ReportFigure], *,
+                       section_id: str = "comparison", scenario: str | None = None,
+                       elsewhere: Sequence[str | None] = ()) -> str:
+    """Runs of one scenario side by side: one KPI table (`tables.combined_kpis`),
+    shared figures. `elsewhere` names the scenarios of the report's other runs, which
+    this comparison leaves out (and says so)."""
+    heading = "Comparison" + (f": {scenario}" if scenario and elsewhere else "")
+    note = ""
+    if elsewhere:
+        others = ", ".join(html.escape(str(name or "no scenario")) for name in elsewhere)
+        note = (f'<p class="lead">Only the runs that played the same scenario'
+                f'{f" ({html.escape(scenario)})" if scenario else ""} are compared here; runs '
+                f"of other scenarios ({others}) are compared with their own, since figures of "
+                f"different scenarios side by side compare the scenarios, not the breakers.</p>")
     return render(
         "comparison.html",
+        id=html.escape(section_id),
+        heading=html.escape(heading),
+        note=note,
         legend=render("legend.html"),
-        table=kpi_table_html(kpis, table_id="comparison-kpis"),
+        table=kpi_table_html(kpis, table_id=f"{section_id}-kpis"),
         figures=_figures_html(figures),
     )
 
