@@ -75,6 +75,7 @@ __all__ = [
     "TRIP",
     "episodes",
     "kpis",
+    "missing_reasons",
     "phase_kpis",
     "run_kpis",
     "state_intervals",
@@ -401,6 +402,36 @@ def _windows_from_rows(frame: pd.DataFrame, duration: float,
     names, starts = list(firsts.index), [0.0, *firsts.to_numpy()[1:].tolist()]
     ends = [*starts[1:], duration]
     return [Window(str(n), s, e, str(n) in faults) for n, s, e in zip(names, starts, ends, strict=True)]
+
+
+# --- why a figure is missing ----------------------------------------------------------------
+
+NO_FAULT = "no fault phase in this run"
+NEVER_OPENED = "the breaker never opened"
+NEVER_OPENED_IN_FAULT = "the breaker never opened during a fault"
+NOT_CLOSED = "the breaker did not close again before the run ended (or the fault lasts to the end)"
+
+
+def _nan(value: Any) -> bool:
+    try:
+        return value is None or math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def missing_reasons(figures: Mapping[str, Any]) -> dict[str, str]:
+    """Why `detection_s` / `recovery_s` are missing (NaN) in one run's KPIs (a
+    `run_kpis` dict or a row of `kpis`; averaged rows work too): {kpi: reason}."""
+    reasons: dict[str, str] = {}
+    no_fault = not figures.get("fault_episodes")
+    opened = any(not _nan(figures.get(k)) and float(figures[k]) > 0
+                 for k in ("trips", "probe_failures", "time_open_s", "time_half_open_s"))
+    if _nan(figures.get("detection_s")):
+        reasons["detection_s"] = NO_FAULT if no_fault else NEVER_OPENED_IN_FAULT
+    if _nan(figures.get("recovery_s")):
+        reasons["recovery_s"] = (NO_FAULT if no_fault else NOT_CLOSED if opened
+                                 else NEVER_OPENED)
+    return reasons
 
 
 # --- public API -------------------------------------------------------------------------
