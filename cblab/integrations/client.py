@@ -83,6 +83,8 @@ class GuardedClient:
     `count_error_results`: tool names whose ``isError`` results count as failures.
     `on_open`: ``"raise"`` (CircuitOpenError) or ``"result"`` (an isError result).
     `classifier`: ``(exception) -> Verdict | Outcome``.
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    each call gets a CLIENT span carrying its breaker's attributes and events.
     """
 
     def __init__(
@@ -98,7 +100,9 @@ class GuardedClient:
         classifier: ExceptionClassifier = classify_client_exception,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
     ) -> None:
+        self.telemetry = telemetry
         if not isinstance(client, Client):
             raise ConfigError(f"client must be a fastmcp.Client, got {client!r}")
         if per not in ("tool", "server"):
@@ -133,11 +137,20 @@ class GuardedClient:
             breaker = self.registry[name] if name in self.registry else self.registry.get(
                 name, self.configs.get(name, self.config))
             self._breakers[tool] = breaker
+            if self.telemetry is not None:
+                self.telemetry.watch(breaker)
         return breaker
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
                         **kwargs: Any) -> CallToolResult:
         """`Client.call_tool` through the tool's breaker (same arguments and result)."""
+        if self.telemetry is not None:
+            with self.telemetry.guard_span(self.client, name):
+                return await self._call_tool(name, arguments, **kwargs)
+        return await self._call_tool(name, arguments, **kwargs)
+
+    async def _call_tool(self, name: str, arguments: dict[str, Any] | None,
+                         **kwargs: Any) -> CallToolResult:
         breaker = self.breaker(name)
         permit = breaker.admit()
         if not permit.admitted:

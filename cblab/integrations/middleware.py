@@ -150,6 +150,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
     ``{breaker: slots}``; `max_wait`: seconds to wait for a slot.
     `status_tools`: add the `circuit_status` / `circuit_metrics` tools.
     `registry`: use these breakers (a `BreakerRegistry`; one is made otherwise).
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    breaker attributes and events on fastmcp's span, and OpenTelemetry metrics.
     """
 
     def __init__(
@@ -167,7 +169,9 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         status_tools: bool = False,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
     ) -> None:
+        self.telemetry = telemetry
         self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
         configs = {} if configs is None else configs
         if not isinstance(configs, Mapping):
@@ -291,6 +295,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         if bulkhead is None and slots is not None:
             bulkhead = self.bulkheads[name] = Bulkhead(name, slots, self.max_wait)
         timeout = self._timeouts.get(tool, self._default_timeout)
+        if self.telemetry is not None:
+            self.telemetry.watch(breaker)
         return _Route(breaker, bulkhead, timeout, tool in self.count_error_results)
 
     async def _resolve(self, tool: str, context: Any) -> _Route | None:
@@ -326,6 +332,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
             started = self.registry.clock()
             if not await bulkhead.acquire():
                 breaker = route.breaker
+                if self.telemetry is not None:
+                    self.telemetry.local_overload(breaker)
                 return refusal_result(*refusal.local_overload(
                     breaker.name, breaker.state.value, bulkhead.limit,
                     self.registry.clock() - started))

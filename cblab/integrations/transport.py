@@ -54,6 +54,9 @@ class BreakerTransport(httpx.AsyncBaseTransport):
     scheme's default). `per`: ``"host"`` or ``"client"`` (one breaker, named
     `name`). `classify_response`: ``(status) -> Verdict`` (default: 429/5xx fail);
     `classifier`: for exceptions (default: the `classify` table).
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    each request gets a CLIENT span (until its body ends) carrying its breaker's
+    attributes and events.
     """
 
     def __init__(
@@ -68,7 +71,9 @@ class BreakerTransport(httpx.AsyncBaseTransport):
         classifier: ExceptionClassifier = classify_exception,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
     ) -> None:
+        self.telemetry = telemetry
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
         if per not in ("host", "client"):
@@ -97,10 +102,19 @@ class BreakerTransport(httpx.AsyncBaseTransport):
 
     def breaker(self, name: str) -> Any:
         if name in self.registry:
-            return self.registry[name]
-        return self.registry.get(name, self.configs.get(name, self.config))
+            breaker = self.registry[name]
+        else:
+            breaker = self.registry.get(name, self.configs.get(name, self.config))
+        if self.telemetry is not None:
+            self.telemetry.watch(breaker)
+        return breaker
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.telemetry is not None:
+            return await self.telemetry.traced_request(self._handle, request)  # type: ignore[no-any-return]
+        return await self._handle(request)
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         breaker = self.breaker(self.breaker_name(request.url))
         permit = breaker.admit()
         if not permit.admitted:
