@@ -179,15 +179,22 @@ class GuardedClient:
             return await self._call_once(name, arguments, **kwargs)
         breaker = self.breaker(name)
         counts_errors = name in self.count_error_results
+        raise_on_error = kwargs.pop("raise_on_error", True)
 
         def judge(result: Any, error: BaseException | None) -> Any:
             if error is not None:
                 return judge_exception(error, self.classifier)
             return judge_tool_result(result, counts_errors)
 
-        return await policy.call(
-            lambda: self._call_once(name, arguments, **kwargs), judge, key=breaker.name,
-            breaker_open=lambda: breaker.state.value == "open")
+        # Attempts keep isError results (a refusal is told apart by its structured
+        # content); the last one is raised as fastmcp would have.
+        result = await policy.call(
+            lambda: self._call_once(name, arguments, raise_on_error=False, **kwargs), judge,
+            key=breaker.name, breaker_open=lambda: breaker.state.value == "open")
+        if result.is_error and raise_on_error:
+            text = next((c.text for c in result.content if isinstance(c, TextContent)), "")
+            raise ToolError(text)
+        return result
 
     async def _call_once(self, name: str, arguments: dict[str, Any] | None,
                          **kwargs: Any) -> CallToolResult:

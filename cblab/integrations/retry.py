@@ -375,9 +375,11 @@ def idempotent_tool(annotations: Any) -> bool:
     """True when a tool's annotations say re-issuing it is safe (readOnly or idempotent)."""
     if annotations is None:
         return False
-    get = annotations.get if isinstance(annotations, dict) else (
-        lambda key: getattr(annotations, key, None))
-    return bool(get("readOnlyHint") or get("idempotentHint"))
+    if isinstance(annotations, dict):
+        return bool(annotations.get("readOnlyHint") or annotations.get("idempotentHint"))
+    # mcp 2.x names the fields in snake case (the camel-case names are deprecated)
+    return bool(getattr(annotations, "read_only_hint", None)
+                or getattr(annotations, "idempotent_hint", None))
 
 
 def tool_names(where: str, value: Iterable[str] | None) -> frozenset[str] | None:

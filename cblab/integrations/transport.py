@@ -117,7 +117,10 @@ class BreakerTransport(httpx.AsyncBaseTransport):
         async def attempt() -> httpx.Response:
             response = await self._send_once(request)
             if self.classify_response(response.status_code).outcome is Outcome.FAILURE:
-                await response.aread()  # settle the attempt now; the body stays readable
+                await response.aread()  # the body stays readable for the caller
+                await response.aclose()
+                if isinstance(response.stream, _SettlingStream):
+                    response.stream._settle()  # recorded now, even for a preloaded body
             return response
 
         def judge(response: httpx.Response | None, error: BaseException | None) -> Judgement:
