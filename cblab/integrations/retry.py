@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -57,6 +56,8 @@ from typing import Any, TypeVar
 from cblab import CircuitOpenError, ConfigError, Outcome
 from cblab.codes import DEPENDENCY_UNAVAILABLE, LOCAL_OVERLOAD
 
+from .budget import RetryBudget, backoff_limit
+from .budget import seconds as _number
 from .classify import ExceptionClassifier, as_verdict, classify_exception, exception_chain
 
 __all__ = [
@@ -95,44 +96,6 @@ class Judgement:
 SUCCESS = Judgement("success")
 FINAL = Judgement("final")
 REFUSED = Judgement("refused")
-
-
-class RetryBudget:
-    """A token bucket: `deposit()` per call adds `ratio` tokens (at most `burst` held),
-    `withdraw()` per retry takes one if there is one. Starts full. Retries over any
-    stretch are at most ``burst + ratio * calls`` made in it."""
-
-    __slots__ = ("ratio", "burst", "tokens", "denied")
-
-    def __init__(self, ratio: float = 0.1, burst: float = 10.0) -> None:
-        self.ratio = _number("budget_ratio", ratio, allow_zero=True)
-        self.burst = _number("budget_burst", burst, allow_zero=True)
-        self.tokens = self.burst
-        self.denied = 0
-
-    def deposit(self) -> None:
-        self.tokens = min(self.burst, self.tokens + self.ratio)
-
-    def withdraw(self) -> bool:
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        self.denied += 1
-        return False
-
-    def __repr__(self) -> str:
-        return f"RetryBudget(ratio={self.ratio}, burst={self.burst}, tokens={self.tokens:.2f})"
-
-
-def _number(where: str, value: Any, *, allow_zero: bool = False,
-            allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or value < 0 or (value == 0 and not allow_zero)):
-        need = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{where} must be a finite number {need}, got {value!r}")
-    return float(value)
 
 
 class RetryPolicy:
@@ -205,7 +168,7 @@ class RetryPolicy:
 
     def backoff_limit(self, retry: int) -> float:
         """The longest wait before retry number `retry` (1-based)."""
-        return min(self.max_backoff, self.backoff * 2 ** (retry - 1))
+        return backoff_limit(self.backoff, self.max_backoff, retry)
 
     def delay(self, retry: int) -> float:
         """The wait before retry number `retry`: full jitter, or the whole limit."""

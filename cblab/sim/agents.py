@@ -17,8 +17,7 @@ kind            after a failure                               after a refusal
 ``framework``   waits ``backoff * 2**n`` (no jitter: every    the same: a framework
                 agent on the same schedule), up to `retries`  retries every error
 ``budgeted``    cblab's `RetryPolicy`: full jitter, a retry   gives up: a refusal is
-                budget per breaker, no retry once the         never retried
-                breaker is open
+                budget shared by the agents                   never retried
 ``patient``     calls again after `think_s`                   waits the refusal's
                                                               ``retry_after_s``, then
                                                               calls again
@@ -47,6 +46,7 @@ from typing import Any
 from cblab import CircuitBreakerConfig
 from cblab.faults.profile import plan_request
 from cblab.faults.scenario import Scenario
+from cblab.integrations.budget import RetryBudget, backoff_limit, full_jitter
 
 from .engine import gc_paused
 from .model import (
@@ -55,7 +55,6 @@ from .model import (
     ERROR_REJECTED,
     FAILURE,
     FAST_FAIL_S,
-    OPEN,
     REJECTED,
     SUCCESS,
     Simulation,
@@ -131,6 +130,32 @@ class Agent:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def budget(self) -> RetryBudget | None:
+        """A fresh budget for one population of these agents (budgeted agents only)."""
+        return RetryBudget(self.budget_ratio, self.budget_burst) if self.kind == "budgeted" else None
+
+    def next_delay(self, retries: int, *, refused: bool, retry_after: float | None,
+                   rng: random.Random, budget: RetryBudget | None) -> float | None:
+        """Seconds until this agent re-issues a call that failed (or was refused) after
+        `retries` retries, or None: it gives up. The live lab's agents use it too."""
+        kind = self.kind
+        if kind == "none" or retries >= self.retries:
+            return None
+        if kind == "model":
+            return self.think_s
+        if kind == "framework":
+            return backoff_limit(self.backoff, self.max_backoff, retries + 1)
+        if kind == "patient":
+            if not refused:
+                return self.think_s
+            if retry_after is None or not retry_after <= self.max_wait_s:
+                return None
+            return retry_after
+        # budgeted (cblab's RetryPolicy): never a refusal, and only with a token
+        if refused or (budget is not None and not budget.withdraw()):
+            return None
+        return full_jitter(rng, self.backoff, self.max_backoff, retries + 1)
+
 
 class _Request:
     __slots__ = ("t", "retries", "done")
@@ -149,7 +174,7 @@ class AgentSimulation(Simulation):
         super().__init__(scenario, phases, config, seed=seed, **options)
         self.agent = agent
         self._agent_rng = random.Random(f"cblab-sim:{seed}:agents")
-        self._tokens = agent.budget_burst
+        self._budget = agent.budget()
         self._inflight: dict[Any, _Request] = {}
         self.requests = 0
         self.attempts = 0
@@ -179,8 +204,8 @@ class AgentSimulation(Simulation):
         if nxt < math.inf:
             self.env.schedule_at(nxt, self._arrive)
         self.requests += 1
-        if self.agent.kind == "budgeted":
-            self._tokens = min(self.agent.budget_burst, self._tokens + self.agent.budget_ratio)
+        if self._budget is not None:
+            self._budget.deposit()
         self._attempt(_Request(self.env.now))
 
     def _attempt(self, request: _Request) -> None:
@@ -237,27 +262,8 @@ class AgentSimulation(Simulation):
         self.env.schedule(delay, self._attempt, request)
 
     def _delay(self, request: _Request, refused: bool, retry_after: float | None) -> float | None:
-        agent = self.agent
-        n = request.retries
-        if agent.kind == "none" or n >= agent.retries:
-            return None
-        if agent.kind == "model":
-            return agent.think_s
-        if agent.kind == "framework":
-            return min(agent.max_backoff, agent.backoff * 2 ** n)
-        if agent.kind == "patient":
-            if not refused:
-                return agent.think_s
-            if retry_after is None or not retry_after <= agent.max_wait_s:
-                return None
-            return retry_after
-        # budgeted: never a refusal, never into an open breaker, only with a token
-        if refused or self.breaker.state is OPEN:
-            return None
-        if self._tokens < 1.0:
-            return None
-        self._tokens -= 1.0
-        return self._agent_rng.uniform(0.0, min(agent.max_backoff, agent.backoff * 2 ** n))
+        return self.agent.next_delay(request.retries, refused=refused, retry_after=retry_after,
+                                     rng=self._agent_rng, budget=self._budget)
 
 
 @dataclass(eq=False)

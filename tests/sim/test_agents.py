@@ -57,7 +57,7 @@ def test_framework_retries_follow_the_fixed_exponential_schedule() -> None:
     assert times == pytest.approx(expected)
 
 
-def test_budgeted_retries_use_full_jitter_and_stop_at_an_open_breaker() -> None:
+def test_budgeted_retries_use_full_jitter_and_stop_at_a_refusal() -> None:
     run = simulate_agents(one_request_on_a_dead_service(), Agent.budgeted(3, backoff=1.0),
                           {"failure_threshold": 10, "timeout": 30}, seed=2)
     times = attempt_times(run)
@@ -66,7 +66,9 @@ def test_budgeted_retries_use_full_jitter_and_stop_at_an_open_breaker() -> None:
     assert all(0 <= g <= 1.0 * 2 ** n for n, g in enumerate(gaps))
     tripped = simulate_agents(one_request_on_a_dead_service(), Agent.budgeted(5),
                               {"failure_threshold": 2, "timeout": 30}, seed=2)
-    assert tripped.attempts == 2  # the second failure opened it: no refused attempt follows
+    # the second failure opened it; the next attempt is refused, and that ends it
+    outcomes = [row[3].value for row in tripped.run.rows if row[0] == "call"]
+    assert outcomes == ["failure", "failure", "rejected"]
 
 
 def test_the_budget_bounds_retries_by_requests() -> None:
@@ -83,7 +85,7 @@ def test_a_refusal_is_retried_only_by_agents_that_ignore_it() -> None:
     outcomes = [row[3].value for row in model.run.rows if row[0] == "call"]
     assert outcomes == ["failure", "rejected", "rejected", "rejected"]  # burned on refusals
     budgeted = simulate_agents(scenario, Agent.budgeted(3), config, seed=1)
-    assert budgeted.attempts == 1
+    assert budgeted.attempts == 2  # its retry met the open breaker: not retried again
 
 
 def test_the_patient_agent_waits_the_refusals_retry_after() -> None:
