@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from .bulkhead import Bulkhead
     from .classify import Classifier, DependencyError, Verdict, classify_exception, classify_status
     from .client import GuardedClient
+    from .fallback import Fallback
     from .middleware import CircuitBreakerMiddleware
+    from .retry import RetryBudget, RetryPolicy, should_retry
     from .routes import mount_routes
     from .transport import BreakerTransport
 
@@ -32,6 +34,10 @@ _LAZY = {
     "CircuitBreakerMiddleware": ".middleware",
     "BreakerTransport": ".transport",
     "GuardedClient": ".client",
+    "Fallback": ".fallback",
+    "RetryBudget": ".retry",
+    "RetryPolicy": ".retry",
+    "should_retry": ".retry",
     "mount_routes": ".routes",
 }
 
@@ -41,11 +47,15 @@ __all__ = [
     "CircuitBreakerMiddleware",
     "Classifier",
     "DependencyError",
+    "Fallback",
     "GuardedClient",
+    "RetryBudget",
+    "RetryPolicy",
     "Verdict",
     "classify_exception",
     "classify_status",
     "mount_routes",
+    "should_retry",
 ]
 
 

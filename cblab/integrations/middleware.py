@@ -71,6 +71,8 @@ from . import refusal
 from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
+from .retry import tool_names as _tool_names
 
 try:  # which pass of the chain runs (fastmcp 4.2); an "outer" pass never calls a tool
     from fastmcp.server.middleware.middleware import _dispatch_phase
@@ -152,6 +154,9 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
     `registry`: use these breakers (a `BreakerRegistry`; one is made otherwise).
     `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
     breaker attributes and events on fastmcp's span, and OpenTelemetry metrics.
+    `retry`: a `RetryPolicy` (or True, or a number of attempts) re-running failed calls
+    of tools annotated ``readOnlyHint`` or ``idempotentHint`` (`retry_tools`: an
+    explicit allow-list instead); each attempt is one breaker call.
     """
 
     def __init__(
@@ -170,8 +175,13 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
         telemetry: Any = None,
+        retry: RetryPolicy | bool | int | None = None,
+        retry_tools: Iterable[str] | None = None,
     ) -> None:
         self.telemetry = telemetry
+        self.retry = as_policy("retry", retry)
+        self.retry_tools = _tool_names("retry_tools", retry_tools)
+        self._retryable: dict[str, bool] = {}
         self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
         configs = {} if configs is None else configs
         if not isinstance(configs, Mapping):
@@ -337,44 +347,75 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
                 return refusal_result(*refusal.local_overload(
                     breaker.name, breaker.state.value, bulkhead.limit,
                     self.registry.clock() - started))
-        # One frame for the whole call: this path runs on every tool call.
-        breaker = route.breaker
         try:
-            permit = breaker.admit()
-            if not permit.admitted:
-                return refusal_result(*refusal.unavailable(
-                    breaker.name, permit.state.value, permit.retry_after))
-            timeout = route.timeout
-            try:
-                if timeout is None:
-                    result = await call_next(context)
-                else:
-                    async with asyncio.timeout(timeout) as scope:
-                        result = await call_next(context)
-            except Exception as exc:
-                if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
-                    breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
-                    raise ToolError(
-                        f"the {breaker.name} dependency did not answer within {timeout:g} s",
-                        log_level=logging.DEBUG,
-                    ) from exc
-                verdict = self._classify(exc)
-                breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
-                raise
-            except BaseException as exc:  # cancelled: frees the slot, counts as nothing
-                breaker.record_exception(permit, exc)
-                raise
-            if result.is_error:
-                if route.count_errors:
-                    breaker.record(permit, _FAILURE, error_type="error_result")
-                else:
-                    breaker.record(permit, _EXCLUDED, error_type="tool_error")
-            else:
-                breaker.record(permit, _SUCCESS)
-            return result
+            if self.retry is not None and await self._retries(tool, context):
+                return await self._call_retrying(route, context, call_next)
+            return await self._call_once(route, context, call_next)
         finally:
             if bulkhead is not None:
                 bulkhead.release()
+
+    async def _retries(self, tool: str, context: Any) -> bool:
+        known = self._retryable.get(tool)
+        if known is None:
+            if self.retry_tools is not None:
+                known = tool in self.retry_tools
+            else:
+                server = getattr(context.fastmcp_context, "fastmcp", None)
+                found = None if server is None else await server.get_tool(tool)
+                known = found is not None and idempotent_tool(found.annotations)
+            self._retryable[tool] = known
+        return known
+
+    async def _call_retrying(self, route: _Route, context: Any, call_next: Any) -> Any:
+        breaker = route.breaker
+        policy = self.retry
+        assert policy is not None
+
+        def judge(result: Any, error: BaseException | None) -> Any:
+            if error is not None:
+                return judge_exception(error, self.classifier)
+            return judge_tool_result(result, route.count_errors)
+
+        return await policy.call(lambda: self._call_once(route, context, call_next), judge,
+                                 key=breaker.name,
+                                 breaker_open=lambda: breaker.state.value == "open")
+
+    async def _call_once(self, route: _Route, context: Any, call_next: Any) -> Any:
+        """One attempt: one breaker admission, one record."""
+        breaker = route.breaker
+        permit = breaker.admit()
+        if not permit.admitted:
+            return refusal_result(*refusal.unavailable(
+                breaker.name, permit.state.value, permit.retry_after))
+        timeout = route.timeout
+        try:
+            if timeout is None:
+                result = await call_next(context)
+            else:
+                async with asyncio.timeout(timeout) as scope:
+                    result = await call_next(context)
+        except Exception as exc:
+            if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
+                breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
+                raise ToolError(
+                    f"the {breaker.name} dependency did not answer within {timeout:g} s",
+                    log_level=logging.DEBUG,
+                ) from exc
+            verdict = self._classify(exc)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
+            raise
+        except BaseException as exc:  # cancelled: frees the slot, counts as nothing
+            breaker.record_exception(permit, exc)
+            raise
+        if result.is_error:
+            if route.count_errors:
+                breaker.record(permit, _FAILURE, error_type="error_result")
+            else:
+                breaker.record(permit, _EXCLUDED, error_type="tool_error")
+        else:
+            breaker.record(permit, _SUCCESS)
+        return result
 
     def _classify(self, exc: BaseException) -> Verdict:
         try:
