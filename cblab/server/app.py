@@ -70,7 +70,12 @@ class ServerSettings:
     variant: the same breakers, disabled (metrics only, they never refuse a call).
     `deadline` is the whole-call limit for each backend request, in seconds; it
     starts once the call has one of `max_connections` slots for its dependency
-    (a call waits at most `deadline` for a slot, then is refused as local overload).
+    (a call waits at most `deadline` for a slot, then is refused as local overload;
+    at most `max_connections` calls wait, more are refused at once). While the event
+    loop lags more than `max_lag` seconds new calls are refused as local overload,
+    and a call's deadline is extended by the time the loop was behind during it
+    (`cblab.integrations.bulkhead`): a busy server sheds its own load instead of
+    blaming a healthy dependency.
     `bare=True` is the benchmark baseline: tools call the backend with neither
     breakers nor instrumentation (no event rows, breakers untouched).
     Without an `admin_token` the admin routes answer 403.
@@ -89,6 +94,7 @@ class ServerSettings:
     name: str = "resilient-mcp"
     bare: bool = False
     replica: str | None = None  # this replica's name; rows are labelled "variant@replica"
+    max_lag: float | None = 0.25  # shed new calls while the event loop lags this much (s)
 
     def __post_init__(self) -> None:
         _check_url("users_url", self.users_url)
@@ -111,6 +117,11 @@ class ServerSettings:
             math.isfinite(deadline) and deadline > 0
         ):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        lag = self.max_lag
+        if lag is not None and (isinstance(lag, bool) or not isinstance(lag, int | float) or not (
+            math.isfinite(lag) and lag > 0
+        )):
+            raise ConfigError(f"max_lag must be a positive number of seconds or None, got {lag!r}")
         for name in ("event_log_capacity", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -209,7 +220,8 @@ def build_server(
         protection = CircuitBreakerMiddleware(
             registry=registry, groups=TOOL_BREAKERS, classifier=demo_classifier,
             call_timeout=settings.deadline, max_concurrent=settings.max_connections,
-            max_wait=settings.deadline, status_tools=True,
+            max_wait=settings.deadline, max_lag=settings.max_lag,
+            max_waiting=settings.max_connections, status_tools=True,
         )
         instr.bulkheads = protection.bulkheads  # the same dict: filled as tools are first used
         middleware = [ToolCallRecorder(instr, breakers), protection]
