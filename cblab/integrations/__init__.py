@@ -3,6 +3,7 @@
     from cblab.integrations import CircuitBreakerMiddleware   # server side
     from cblab.integrations import BreakerTransport           # any httpx.AsyncClient
     from cblab.integrations import GuardedClient              # agents calling MCP servers
+    from cblab.integrations import ReconnectingClient         # a client that survives restarts
 
 One module per integration; `classify` holds the table of what counts against a
 breaker, `refusal` the shape of a refused call, `bulkhead` the local-slot limit.
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from .classify import Classifier, DependencyError, Verdict, classify_exception, classify_status
     from .client import GuardedClient
     from .middleware import CircuitBreakerMiddleware
+    from .reconnect import ReconnectingClient
     from .routes import mount_routes
     from .transport import BreakerTransport
 
@@ -32,6 +34,7 @@ _LAZY = {
     "CircuitBreakerMiddleware": ".middleware",
     "BreakerTransport": ".transport",
     "GuardedClient": ".client",
+    "ReconnectingClient": ".reconnect",
     "mount_routes": ".routes",
 }
 
@@ -42,6 +45,7 @@ __all__ = [
     "Classifier",
     "DependencyError",
     "GuardedClient",
+    "ReconnectingClient",
     "Verdict",
     "classify_exception",
     "classify_status",

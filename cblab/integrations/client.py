@@ -37,6 +37,7 @@ cancelled                                    cancelled        -
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -45,17 +46,31 @@ from fastmcp.client.client import CallToolResult
 from fastmcp.exceptions import ToolError
 from mcp_types import TextContent
 
-from cblab import BreakerRegistry, CircuitBreakerConfig, CircuitOpenError, ConfigError, Outcome
+from cblab import (
+    BreakerRegistry,
+    CircuitBreakerConfig,
+    CircuitOpenError,
+    CircuitState,
+    ConfigError,
+    Outcome,
+)
 from cblab._clock import Clock, monotonic
 
 from . import refusal
 from ._options import as_config
-from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .classify import (
+    ExceptionClassifier,
+    Verdict,
+    as_verdict,
+    classify_exception,
+    classify_status,
+)
+from .reconnect import ReconnectingClient, is_local_connection_closed, is_session_terminated
 
 __all__ = ["GuardedClient", "classify_client_exception"]
 
-_FAILED_CODES = {-32000: "connection_closed", -32001: "request_timeout",
-                 -32603: "internal_error"}
+_FAILED_CODES = {-32001: "request_timeout", -32603: "internal_error"}
+_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate.?limit", re.IGNORECASE)
 
 try:
     from mcp.shared.exceptions import MCPError as _MCPError
@@ -63,13 +78,36 @@ except ImportError:  # pragma: no cover - other mcp versions
     _MCPError = None  # type: ignore[assignment,misc]
 
 
+def _http_status(error: Any) -> int | None:
+    """The HTTP status a JSON-RPC error stands for: ``data.status``, or a 429 in the text."""
+    data = error.data
+    if isinstance(data, Mapping):
+        status = data.get("status", data.get("http_status"))
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            return status
+    if isinstance(error.message, str) and _RATE_LIMITED.search(error.message):
+        return 429
+    return None
+
+
 def classify_client_exception(exc: BaseException) -> Verdict:
     """The client side's table: MCP protocol errors by code, then the `classify` table."""
     if _MCPError is not None and isinstance(exc, _MCPError):
+        if is_local_connection_closed(exc):
+            return Verdict(Outcome.FAILURE, "connection_closed")
+        if is_session_terminated(exc):
+            return Verdict(Outcome.FAILURE, "session_terminated")
         code = exc.error.code
+        status = _http_status(exc.error)
+        if status is not None:  # say a rate limit sent as -32000 with data.status 429
+            verdict = classify_status(status)
+            return verdict if verdict.outcome is Outcome.FAILURE else Verdict(
+                Outcome.EXCLUDED, f"http_{status}")
         name = _FAILED_CODES.get(code)
         if name is not None:
             return Verdict(Outcome.FAILURE, name)
+        if -32019 <= code <= -32000:  # implementation-defined server errors
+            return Verdict(Outcome.FAILURE, "server_error")
         return Verdict(Outcome.EXCLUDED, f"jsonrpc_{code}")
     return classify_exception(exc)
 
@@ -87,7 +125,7 @@ class GuardedClient:
 
     def __init__(
         self,
-        client: Client,
+        client: Client | ReconnectingClient,
         *,
         per: Literal["tool", "server"] = "tool",
         name: str | None = None,
@@ -99,8 +137,13 @@ class GuardedClient:
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
     ) -> None:
-        if not isinstance(client, Client):
+        if isinstance(client, ReconnectingClient):
+            self.connection = client
+        elif isinstance(client, Client):
+            self.connection = ReconnectingClient(client)
+        else:
             raise ConfigError(f"client must be a fastmcp.Client, got {client!r}")
+        client = self.connection.client
         if per not in ("tool", "server"):
             raise ConfigError(f"per must be 'tool' or 'server', got {per!r}")
         if on_open not in ("raise", "result"):
@@ -148,15 +191,22 @@ class GuardedClient:
                                       structured_content=content, meta=None, is_error=True)
             raise CircuitOpenError(breaker.name, permit.retry_after, permit.state)
         counts_errors = name in self.count_error_results
+        connection = self.connection
         try:
+            # A half-open trial must reach the real server: reopen a session that died
+            # (or may have) while the breaker was open; a reconnect that fails is this
+            # call failing.
+            await connection.ensure(trial=permit.state is CircuitState.HALF_OPEN)
             result = await self.client.call_tool(name, arguments, **kwargs)
         except ToolError:  # an isError result, raised because raise_on_error is on
+            connection.note_success()
             if counts_errors:
                 breaker.record(permit, Outcome.FAILURE, error_type="error_result")
             else:
                 breaker.record(permit, Outcome.EXCLUDED, error_type="tool_error")
             raise
         except Exception as exc:
+            connection.note_failure(exc)
             try:
                 verdict = as_verdict(self.classifier(exc))
             except Exception:
@@ -166,6 +216,7 @@ class GuardedClient:
         except BaseException as exc:  # cancelled: frees a half-open slot, counts as nothing
             breaker.record_exception(permit, exc)
             raise
+        connection.note_success()
         if result.is_error:
             if counts_errors:
                 breaker.record(permit, Outcome.FAILURE, error_type="error_result")
@@ -193,11 +244,11 @@ class GuardedClient:
     # --- the rest of the client ---------------------------------------------------------
 
     async def __aenter__(self) -> GuardedClient:
-        await self.client.__aenter__()
+        await self.connection.connect()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self.client.__aexit__(*exc_info)
+        await self.connection.close()
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(self.client, attribute)
+        return getattr(self.connection, attribute)  # requests reconnect too

@@ -71,6 +71,7 @@ from . import refusal
 from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .reconnect import as_trial
 
 try:  # which pass of the chain runs (fastmcp 4.2); an "outer" pass never calls a tool
     from fastmcp.server.middleware.middleware import _dispatch_phase
@@ -336,6 +337,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
             if not permit.admitted:
                 return refusal_result(*refusal.unavailable(
                     breaker.name, permit.state.value, permit.retry_after))
+            if permit.trial:  # a dependency client in the tool must reach the real server
+                call_next = as_trial(call_next)
             timeout = route.timeout
             try:
                 if timeout is None:
