@@ -37,6 +37,7 @@ cancelled                                    cancelled        -
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -65,7 +66,12 @@ from .classify import (
     classify_exception,
     classify_status,
 )
-from .reconnect import ReconnectingClient, is_local_connection_closed, is_session_terminated
+from .reconnect import (
+    ReconnectingClient,
+    is_local_connection_closed,
+    is_session_terminated,
+    is_stream_broken,
+)
 
 __all__ = ["GuardedClient", "classify_client_exception"]
 
@@ -76,6 +82,10 @@ try:
     from mcp.shared.exceptions import MCPError as _MCPError
 except ImportError:  # pragma: no cover - other mcp versions
     _MCPError = None  # type: ignore[assignment,misc]
+try:
+    from mcp.client._input_required import InputRequiredRoundsExceededError as _ROUNDS_EXCEEDED
+except ImportError:  # pragma: no cover - other mcp versions
+    _ROUNDS_EXCEEDED = None  # type: ignore[assignment,misc]
 
 
 def _http_status(error: Any) -> int | None:
@@ -97,6 +107,8 @@ def classify_client_exception(exc: BaseException) -> Verdict:
             return Verdict(Outcome.FAILURE, "connection_closed")
         if is_session_terminated(exc):
             return Verdict(Outcome.FAILURE, "session_terminated")
+        if is_stream_broken(exc):  # the call was sent; it may have run: never a success
+            return Verdict(Outcome.FAILURE, "stream_broken")
         code = exc.error.code
         status = _http_status(exc.error)
         if status is not None:  # say a rate limit sent as -32000 with data.status 429
@@ -109,6 +121,8 @@ def classify_client_exception(exc: BaseException) -> Verdict:
         if -32019 <= code <= -32000:  # implementation-defined server errors
             return Verdict(Outcome.FAILURE, "server_error")
         return Verdict(Outcome.EXCLUDED, f"jsonrpc_{code}")
+    if _ROUNDS_EXCEEDED is not None and isinstance(exc, _ROUNDS_EXCEEDED):
+        return Verdict(Outcome.EXCLUDED, "input_required")  # asking for input is no outage
     return classify_exception(exc)
 
 
@@ -121,6 +135,10 @@ class GuardedClient:
     `count_error_results`: tool names whose ``isError`` results count as failures.
     `on_open`: ``"raise"`` (CircuitOpenError) or ``"result"`` (an isError result).
     `classifier`: ``(exception) -> Verdict | Outcome``.
+    `deadline`: seconds one `call_tool` may take in all (a reconnect, the call, a task
+    or input rounds the client resolves inside it); past it the call fails with
+    TimeoutError, recorded as ``deadline_exceeded``. Default: none (the client's own
+    request timeout still applies to each request).
     """
 
     def __init__(
@@ -134,9 +152,14 @@ class GuardedClient:
         count_error_results: Iterable[str] = (),
         on_open: Literal["raise", "result"] = "raise",
         classifier: ExceptionClassifier = classify_client_exception,
+        deadline: float | None = None,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
     ) -> None:
+        if deadline is not None and (isinstance(deadline, bool) or not isinstance(
+                deadline, int | float) or not 0 < deadline < float("inf")):
+            raise ConfigError(f"deadline must be seconds > 0, got {deadline!r}")
+        self.deadline = None if deadline is None else float(deadline)
         if isinstance(client, ReconnectingClient):
             self.connection = client
         elif isinstance(client, Client):
@@ -196,8 +219,9 @@ class GuardedClient:
             # A half-open trial must reach the real server: reopen a session that died
             # (or may have) while the breaker was open; a reconnect that fails is this
             # call failing.
-            await connection.ensure(trial=permit.state is CircuitState.HALF_OPEN)
-            result = await self.client.call_tool(name, arguments, **kwargs)
+            async with asyncio.timeout(self.deadline) as scope:
+                await connection.ensure(trial=permit.state is CircuitState.HALF_OPEN)
+                result = await self.client.call_tool(name, arguments, **kwargs)
         except ToolError:  # an isError result, raised because raise_on_error is on
             connection.note_success()
             if counts_errors:
@@ -207,10 +231,13 @@ class GuardedClient:
             raise
         except Exception as exc:
             connection.note_failure(exc)
-            try:
-                verdict = as_verdict(self.classifier(exc))
-            except Exception:
-                verdict = Verdict(Outcome.FAILURE, type(exc).__name__)
+            if isinstance(exc, TimeoutError) and scope.expired():
+                verdict = Verdict(Outcome.FAILURE, "deadline_exceeded")
+            else:
+                try:
+                    verdict = as_verdict(self.classifier(exc))
+                except Exception:
+                    verdict = Verdict(Outcome.FAILURE, type(exc).__name__)
             breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
             raise
         except BaseException as exc:  # cancelled: frees a half-open slot, counts as nothing

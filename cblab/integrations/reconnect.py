@@ -46,6 +46,7 @@ __all__ = [
     "half_open_trial",
     "in_half_open_trial",
     "is_connection_failure",
+    "is_stream_broken",
 ]
 
 #: Set by the breaker integrations around a half-open trial call, so a dependency
@@ -118,6 +119,13 @@ def is_session_terminated(exc: BaseException) -> bool:
             and exc.error.message == "Session terminated")
 
 
+def is_stream_broken(exc: BaseException) -> bool:
+    """The response stream of a call in flight broke (HTTP): the call may or may not have run."""
+    return (_MCPError is not None and isinstance(exc, _MCPError)
+            and exc.error.code == -32000 and exc.error.data is None
+            and "stream" in exc.error.message.lower())
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     """Did this call fail because the session or connection is gone (not merely slow)?"""
     for link in exception_chain(exc):
@@ -125,7 +133,8 @@ def is_connection_failure(exc: BaseException) -> bool:
             return False  # a slow server still holds the session
         if isinstance(link, _TRANSPORT):
             return True
-        if is_local_connection_closed(link) or is_session_terminated(link):
+        if is_local_connection_closed(link) or is_session_terminated(link) or (
+                is_stream_broken(link)):
             return True
         if isinstance(link, RuntimeError) and str(link).startswith(_DEAD_SESSION):
             return True
@@ -285,5 +294,5 @@ def _is_answer(exc: BaseException) -> bool:
         return True
     if _MCPError is not None and isinstance(exc, _MCPError):
         return not (is_local_connection_closed(exc) or is_session_terminated(exc)
-                    or exc.error.code == -32001)  # -32001: our own request timeout
+                    or is_stream_broken(exc) or exc.error.code == -32001)  # -32001: our timeout
     return False
