@@ -19,11 +19,23 @@ the call ends with                           breaker records  the caller gets
 a result                                     success          the result
 an ``isError`` result (ToolError when        excluded         as from fastmcp
 `raise_on_error`), unless the tool is in     (failure)
-`count_error_results`
-connection refused / closed (server down),   failure          the exception
-transport errors, request timeouts
-(``MCPError`` -32000, -32001), internal
-server errors (-32603), session errors
+`count_error_results`; also a task-required
+tool called without task support
+connection refused / closed (server down:    failure          the exception
+``connection_closed``), a stale session
+(``session_terminated``), transport errors,
+request timeouts (-32001), internal server
+errors (-32603), other server errors in
+-32000..-32019 (``server_error``)
+a JSON-RPC error standing for an HTTP        429/5xx:         the exception
+status (``data.status``, or 429 / "too many  failure; other
+requests" in the message): ``http_<code>``   statuses:
+                                             excluded
+the response stream broke mid-call           failure          the exception
+(``stream_broken``: the call may have run)
+past `deadline` (``deadline_exceeded``)      failure          TimeoutError
+more input rounds than the client allows     excluded         the exception
+(``input_required``)
 other JSON-RPC errors (invalid params,       excluded         the exception
 unknown method: the request was wrong)
 anything else                                the `classify`   the exception
@@ -33,6 +45,11 @@ breaker refuses                              rejected         CircuitOpenError, 
                                                               refusal result
 cancelled                                    cancelled        -
 ===========================================  ===============  ============================
+
+Restarts: the client is held through a `ReconnectingClient`, so a session that died
+(server killed, restarted, a stdio server crashed) is reopened before the next call,
+and before a half-open trial unless it answered since its last failure (see
+`cblab.integrations.reconnect`).
 """
 
 from __future__ import annotations

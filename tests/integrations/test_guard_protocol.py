@@ -6,7 +6,6 @@ cblab's fault proxy in front of it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,18 +18,6 @@ from cblab.integrations import GuardedClient
 from cblab.integrations.classify import Verdict
 from cblab.integrations.client import classify_client_exception
 from cblab.proxy import FaultProxy
-
-from .reference_servers import EverythingHttp
-
-
-@pytest.fixture
-async def everything(tmp_path) -> AsyncIterator[EverythingHttp]:
-    server = EverythingHttp(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def _failures(guard: GuardedClient) -> list[str]:

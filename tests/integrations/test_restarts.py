@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from fastmcp import Client, Context, FastMCP
 from fastmcp.client.transports import StdioTransport
 from fastmcp.server.lifespan import lifespan
@@ -26,7 +25,7 @@ from cblab.server import ServerRunner
 from cblab.testing.reference import time_server_command
 
 from ..helpers import eventually
-from .reference_servers import EverythingHttp, StdioServer
+from .reference_servers import StdioServer
 
 TIMEOUT = 0.5  # the breaker's open period
 BREAKER = {"failure_threshold": 2, "success_threshold": 1, "timeout": TIMEOUT}
@@ -34,16 +33,6 @@ BACK_WITHIN = TIMEOUT + 8.0  # "a few seconds" on a loaded 2-core machine
 # How a dead server shows on the client side (the guard's error_type column).
 CONNECTION_FAILURES = {"connection_closed", "session_terminated", "ConnectError",
                        "RemoteProtocolError", "ReadError", "RuntimeError"}
-
-
-@pytest.fixture
-async def everything(tmp_path) -> AsyncIterator[EverythingHttp]:
-    server = EverythingHttp(tmp_path)
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 async def _outcome(call: Any) -> str:
