@@ -3,6 +3,7 @@
     from cblab.integrations import CircuitBreakerMiddleware   # server side
     from cblab.integrations import BreakerTransport           # any httpx.AsyncClient
     from cblab.integrations import GuardedClient              # agents calling MCP servers
+    from cblab.integrations import ReconnectingClient         # a client that survives restarts
 
 One module per integration; `classify` holds the table of what counts against a
 breaker, `refusal` the shape of a refused call, `bulkhead` the local-slot limit.
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from .client import GuardedClient
     from .fallback import Fallback
     from .middleware import CircuitBreakerMiddleware
+    from .reconnect import ReconnectingClient
     from .retry import RetryBudget, RetryPolicy, should_retry
     from .routes import mount_routes
     from .transport import BreakerTransport
@@ -38,6 +40,7 @@ _LAZY = {
     "RetryBudget": ".retry",
     "RetryPolicy": ".retry",
     "should_retry": ".retry",
+    "ReconnectingClient": ".reconnect",
     "mount_routes": ".routes",
 }
 
@@ -49,6 +52,7 @@ __all__ = [
     "DependencyError",
     "Fallback",
     "GuardedClient",
+    "ReconnectingClient",
     "RetryBudget",
     "RetryPolicy",
     "Verdict",

@@ -76,6 +76,7 @@ from . import refusal
 from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .reconnect import as_trial
 from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
 from .retry import tool_names as _tool_names
 
@@ -401,6 +402,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         if not permit.admitted:
             return refusal_result(*refusal.unavailable(
                 breaker.name, permit.state.value, permit.retry_after))
+        if permit.trial:  # a dependency client in the tool must reach the real server
+            call_next = as_trial(call_next)
         timeout = route.timeout
         bulkhead = route.bulkhead
         try:
