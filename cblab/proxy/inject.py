@@ -20,6 +20,11 @@ over max_concurrency (reject)          failure      injected_overload (a 503)
 client gave up (hang, latency)         cancelled    hang, or CancelledError
 =====================================  ===========  ==============================
 
+A task-augmented call (``params.task``) is forwarded like any other; its row is
+written when the upstream answers with the created task (``reason``
+``task_created``): the proxy does not follow the task to its end (``tasks/get`` and
+``tasks/result`` pass through untouched).
+
 A tool the upstream does not list is forwarded without a fault (the upstream
 answers it); its name is cut to 64 characters in its row and it is counted under
 the label ``unknown`` (at most 256 labels in all, then ``other``), so a caller
@@ -64,6 +69,8 @@ JSONRPC_CODES = {429: -32000, 500: -32603, 502: -32603, 503: -32603, 504: -32603
 RESET_CODE = -32603
 #: error_type of a JSON-RPC error answered by the upstream itself
 JSONRPC_ERROR = "jsonrpc_error"
+#: reason of a task-augmented call's row: the task was created, its outcome comes later
+TASK_CREATED = "task_created"
 
 Forward = Callable[[Inbound], Awaitable[Reply]]
 Deliver = Callable[[Reply], Awaitable[None]]
@@ -91,12 +98,12 @@ class ProxyEvents:
         return self.clock() - self.t0
 
     def record(self, tool: str, started: float, outcome: str, error_type: str | None,
-               phase: str | None, known: bool = True) -> None:
+               phase: str | None, known: bool = True, reason: str | None = None) -> None:
         self.counts[(self._label(tool, known), outcome)] += 1
         # EVENT_COLUMNS without "seq" (the log numbers rows itself)
         self.log.append((
             "call", started - self.t0, SOURCE, None, None, _short(tool), outcome,
-            self.clock() - started, None, None, error_type, None, None, phase,
+            self.clock() - started, None, None, error_type, reason, None, phase,
         ))
 
     def _label(self, tool: str, known: bool) -> str:
@@ -212,7 +219,7 @@ class FaultInjector:
         if plan is not None and log.isEnabledFor(logging.DEBUG):
             log.debug("call %s: %s after %.3f s", _short(tool), kind, plan.latency_s)
         request_id = inbound.request_id
-        outcome, error_type = "success", None
+        outcome, error_type, reason = "success", None, None
         held = False
         try:
             reply: Reply | None = None
@@ -250,6 +257,7 @@ class FaultInjector:
                 outcome = "failure"
             else:
                 outcome, error_type = outcome_of(reply)
+                reason = TASK_CREATED if _task_created(reply.answer) else None
         except _Reset:
             outcome, error_type = "failure", "injected_reset"
             await deliver(json_reply(error_message(
@@ -263,7 +271,7 @@ class FaultInjector:
         finally:
             if held:
                 self._free_slot(tool)
-            events.record(tool, started, outcome, error_type, phase, known)
+            events.record(tool, started, outcome, error_type, phase, known, reason)
 
     @staticmethod
     def _inject_error(inbound: Inbound, fault: ToolFault, status: int,
@@ -281,6 +289,11 @@ class FaultInjector:
         if retry_after_s is not None:
             structured["retry_after_s"] = retry_after_s
         return json_reply(is_error_result(request_id, text, structured, inbound.modern))
+
+
+def _task_created(answer: Any) -> bool:
+    result = answer.get("result") if isinstance(answer, dict) else None
+    return isinstance(result, dict) and isinstance(result.get("task"), dict)
 
 
 def outcome_of(reply: Reply) -> tuple[str, str | None]:

@@ -213,6 +213,11 @@ class FaultProxy:
             await runner.stop()
 
     @property
+    def upstream_pid(self) -> int | None:
+        """The stdio server's process id (None for an HTTP upstream, or while respawning)."""
+        return getattr(self._link, "pid", None)
+
+    @property
     def listening(self) -> bool:
         return self._runner is not None
 

@@ -1,17 +1,19 @@
 """A stdio upstream: one server process, bridged message for message.
 
-The proxy starts the command, initializes it once (``initialize``, then
-``notifications/initialized``) and then relays each client request as it came,
-only renumbering its id (clients' ids may collide; the answer gets the client's id
-back). Nothing is re-modelled: listings, schemas, results and task messages pass
-through as the server wrote them.
+The proxy starts the command, finds the protocol era it speaks as a client does
+(``server/discover``; if that fails, the ``initialize`` handshake) and then relays
+each client request as it came, only renumbering its id (clients' ids may collide;
+the answer gets the client's id back). Nothing is re-modelled: listings, schemas,
+results and task messages pass through as the server wrote them.
 
-What the bridge answers itself:
+What the bridge answers itself, for a server of the handshake era only:
 
 - ``initialize``: the server's own answer to the proxy's handshake (its
   ``serverInfo``, capabilities and instructions), so every client sees the server;
-- ``server/discover``: "method not found", so clients speak the handshake era the
-  server was initialized in;
+- ``server/discover``: "method not found", as the server itself said, so clients
+  fall back to the handshake;
+and for every server:
+
 - ``ping`` from the server: an empty result. Other server-to-client requests
   (sampling, elicitation, roots) have no way back to a client over this bridge: the
   server gets "method not found". Server notifications (progress, logs, list
@@ -50,6 +52,8 @@ __all__ = ["StdioLink", "UpstreamUnavailable"]
 log = logging.getLogger("cblab.proxy")
 
 PROTOCOL_VERSION = "2025-11-25"
+MODERN_VERSION = "2026-07-28"
+DISCOVER_TIMEOUT = 10.0
 _CHUNK = 1 << 16
 _EDGE = 4096  # bytes of an oversized line kept at each end, to find its id
 
@@ -83,7 +87,12 @@ class StdioLink:
         self._respawn: asyncio.Task[None] | None = None
         self._stopping = False
         self.initialize_result: dict[str, Any] = {}
+        self.modern = False  # the server speaks 2026-07-28: relay server/discover too
         self.tools: list[str] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self._live.pid if self._live is not None else None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -131,11 +140,7 @@ class StdioLink:
         self._reader = asyncio.get_running_loop().create_task(self._read(process))
         try:
             async with asyncio.timeout(self.init_timeout):
-                result = await self._send_request("initialize", {
-                    "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                    "clientInfo": {"name": "cblab-proxy", "version": _version()}})
-                await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
-                self.initialize_result = result
+                await self._handshake()
                 self.tools = await self._list_tools()
                 self._live = process
         except TimeoutError:
@@ -146,11 +151,39 @@ class StdioLink:
             await self._kill()
             raise
 
+    async def _handshake(self) -> None:
+        """The era the server speaks, as a client finds it: ``server/discover`` first
+        (2026-07-28: no handshake, every request carries its own ``_meta``), else the
+        ``initialize`` handshake."""
+        try:  # as long as fastmcp's client waits: a slow server may answer late
+            async with asyncio.timeout(min(DISCOVER_TIMEOUT, self.init_timeout)):
+                found = await self._send_request("server/discover", {"_meta": self._meta()})
+        except (TimeoutError, UpstreamUnavailable) as exc:
+            if self._process is None:
+                raise UpstreamUnavailable(str(exc) or "the server exited") from None
+            found = {}
+        if any(v >= MODERN_VERSION for v in found.get("supportedVersions", ()) if isinstance(v, str)):
+            self.modern = True
+            return
+        self.modern = False
+        self.initialize_result = await self._send_request("initialize", {
+            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+            "clientInfo": _CLIENT_INFO})
+        await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _meta(self) -> dict[str, Any]:
+        return {"io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+                "io.modelcontextprotocol/clientInfo": _CLIENT_INFO,
+                "io.modelcontextprotocol/clientCapabilities": {}}
+
     async def _list_tools(self) -> list[str]:
         names: list[str] = []
         cursor = None
         for _ in range(100):
-            result = await self._send_request("tools/list", {"cursor": cursor} if cursor else {})
+            params: dict[str, Any] = {"cursor": cursor} if cursor else {}
+            if self.modern:
+                params["_meta"] = self._meta()
+            result = await self._send_request("tools/list", params)
             names += [t["name"] for t in result.get("tools", [])
                       if isinstance(t, dict) and isinstance(t.get("name"), str)]
             cursor = result.get("nextCursor")
@@ -214,9 +247,9 @@ class StdioLink:
                 await self.notify(message)
             return Reply(202, [(b"content-length", b"0")], one_chunk(b""))
         request_id, method = message["id"], message["method"]
-        if method == "initialize":
+        if method == "initialize" and not self.modern:
             return json_reply({"jsonrpc": "2.0", "id": request_id, "result": self.initialize_result})
-        if method == "server/discover":
+        if method == "server/discover" and not self.modern:
             return json_reply(error_message(request_id, METHOD_NOT_FOUND, "Method not found"))
         try:
             return json_reply(await self.request(message))
@@ -342,4 +375,7 @@ def _version() -> str:
         return version("cblab")
     except Exception:
         return "0"
+
+
+_CLIENT_INFO = {"name": "cblab-proxy", "version": _version()}
 
