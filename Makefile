@@ -8,6 +8,9 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.stamp
 CHROMIUM    := /usr/bin/chromium
 PYTEST_ARGS ?=
+# Workers for pytest-xdist: most tests wait on servers, kernels and browsers, so three
+# keep 2 cores busy; modules stay whole on a worker, browser modules share one.
+PYTEST_WORKERS ?= 3
 SERVE_ARGS  ?=
 BENCH       ?=
 LAB_PORT    ?= 8888
@@ -84,7 +87,7 @@ $(REF_STAMP): Makefile
 test: venv system-deps ref-servers
 	$(BIN)/ruff check cblab tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check cblab tests benchmarks
