@@ -6,6 +6,7 @@ A page asks for one with an HTML comment on a line of its own:
     <!-- cblab:config -->                 CircuitBreakerConfig's fields, defaults and bounds
     <!-- cblab:docstring cblab.codes -->  a module's docstring (its tables), verbatim
     <!-- cblab:version -->                the package version
+    <!-- cblab:glossary -->               the KPI glossary (`cblab.analysis.GLOSSARY`)
 
 `tests/docs` imports the same functions to check the site against the code.
 """
@@ -140,6 +141,10 @@ def _render(kind: str, arg: str | None) -> str:
         return config_reference()
     if kind == "docstring" and arg:
         return module_docstring(arg)
+    if kind == "glossary":
+        from cblab.analysis import glossary_markdown
+
+        return glossary_markdown()
     if kind == "version":
         import cblab
 
