@@ -24,7 +24,9 @@ Metric names (every one labelled with the breaker's `name`):
 ``cblab_circuitbreaker_trips_total{name}``
     counter of automatic CLOSED/HALF_OPEN -> OPEN moves.
 
-The bulkheads' `cblab_bulkhead_in_flight`, `_waiting`, `_refused_total` and `_limit`
+The bulkheads' `cblab_bulkhead_in_flight`, `_waiting`, `_refused_total`, `_limit`,
+`_shed_total` (refused while the event loop lagged), `_local_misses_total` (deadlines
+missed while the loop was behind: local overload, not failures) and `_loop_lag_seconds`
 (by breaker name, see `cblab.integrations.prometheus`), and one server-wide counter: ``cblab_tool_calls_total{tool,outcome}`` (the call
 rows' outcomes, see `instrumentation`). Its label sets are bounded whatever
 clients send: a tool the server does not have is counted as `tool="unknown"`,
@@ -60,6 +62,9 @@ METRIC_NAMES = (
     "cblab_bulkhead_waiting",
     "cblab_bulkhead_refused_total",
     "cblab_bulkhead_limit",
+    "cblab_bulkhead_shed_total",
+    "cblab_bulkhead_local_misses_total",
+    "cblab_bulkhead_loop_lag_seconds",
 )
 
 
