@@ -201,6 +201,7 @@ class BreakerTelemetry:
         self.duration = instruments.duration
         self.transitions = instruments.transitions
         self._local_overloads: dict[str, int] = {}
+        self._recounted: dict[str, int] = {}  # excluded calls counted as local_overload
         self._durations: list[tuple[dict[str, str], float]] = []
         self._watches: dict[str, tuple[CircuitBreaker, _Watch]] = {}
 
@@ -215,7 +216,8 @@ class BreakerTelemetry:
         for breaker, _ in list(self._watches.values()):
             name = breaker.name
             counts = ((_SUCCESS, breaker.successes), (_FAILURE, breaker.failures),
-                      (_EXCLUDED, breaker.excluded), (_REJECTED, breaker.rejected),
+                      (_EXCLUDED, breaker.excluded - self._recounted.get(name, 0)),
+                      (_REJECTED, breaker.rejected),
                       (_CANCELLED, breaker.cancelled), (_LATE, breaker.late),
                       (LOCAL_OVERLOAD, self._local_overloads.get(name, 0)))
             for outcome, count in counts:
@@ -263,14 +265,20 @@ class BreakerTelemetry:
 
     # --- what the integrations call ----------------------------------------------------
 
-    def local_overload(self, breaker: CircuitBreaker) -> None:
-        """A call refused before the breaker saw it: no bulkhead slot in time."""
+    def local_overload(self, breaker: CircuitBreaker, *, recorded: bool = False) -> None:
+        """A call refused as local overload: no bulkhead slot in time, or (`recorded`)
+        a call the breaker already recorded as excluded because this process, not the
+        dependency, was too slow; it is counted as local_overload only."""
         span = trace.get_current_span() if self.spans else _NO_SPAN
         if span.is_recording():
             span.set_attributes({NAME: breaker.name, STATE: breaker.state.value,
                                  OUTCOME: LOCAL_OVERLOAD, ERROR_TYPE: LOCAL_OVERLOAD})
-            span.set_status(Status(StatusCode.ERROR, f"no bulkhead slot for {breaker.name!r}"))
-        self._local_overloads[breaker.name] = self._local_overloads.get(breaker.name, 0) + 1
+            span.set_status(Status(StatusCode.ERROR, f"local overload in front of "
+                                   f"{breaker.name!r}"))
+        name = breaker.name
+        self._local_overloads[name] = self._local_overloads.get(name, 0) + 1
+        if recorded:
+            self._recounted[name] = self._recounted.get(name, 0) + 1
 
     @contextlib.contextmanager
     def guard_span(self, client: Any, tool: str) -> Iterator[Any]:

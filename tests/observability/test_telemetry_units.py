@@ -113,3 +113,14 @@ def test_every_outcome_on_the_span(otel: Otel) -> None:
     assert seen["refused"]["resilience.circuit_breaker.state"] == "open"
     assert seen["refused"]["error.type"] == "circuit_open"
     assert "error.type" not in seen["late"]
+
+
+def test_a_recorded_local_overload_is_counted_once(otel: Otel) -> None:
+    """The middleware records a call its own process was too slow for as excluded, then
+    reports local overload: the calls metric counts it once, as local_overload."""
+    clock = ManualClock()
+    breaker = otel.telemetry.watch(CircuitBreaker("dep", clock=clock))
+    drive(breaker, clock, [("excluded", 1), ("excluded", 1)])
+    otel.telemetry.local_overload(breaker, recorded=True)  # the second one was that
+    otel.telemetry.local_overload(breaker)  # and one never reached the breaker
+    assert otel.values(CALLS, OUTCOME) == {("excluded",): 1, ("local_overload",): 2}
