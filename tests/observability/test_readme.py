@@ -50,5 +50,5 @@ def test_the_shell_lines_check_the_rules(tmp_path: Path) -> None:
     done = subprocess.run(["bash", "-c", commands], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 11 rules found" in done.stdout
+    assert "SUCCESS: 12 rules found" in done.stdout
     assert done.stdout.rstrip().endswith("SUCCESS")
