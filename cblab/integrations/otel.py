@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -74,6 +75,8 @@ __all__ = [
     "BreakerTelemetry",
     "SpanCapture",
     "capture_spans",
+    "check_exporter",
+    "configure_sdk",
 ]
 
 PREFIX = "resilience.circuit_breaker"
@@ -445,3 +448,64 @@ def capture_spans() -> Iterator[SpanCapture]:
         yield SpanCapture(exporter)
     finally:
         exporter.shutdown()  # a processor cannot be removed: it stops exporting instead
+
+
+# --- a process without its own OpenTelemetry setup (cblab serve --otel) ---------------
+
+#: `configure_sdk` exporters and the module each one needs.
+EXPORTERS = {"console": "opentelemetry.sdk", "otlp": "opentelemetry.exporter.otlp.proto.http"}
+
+
+def check_exporter(exporter: str) -> None:
+    """Raise ImportError (one line naming the package) if `exporter` cannot be used."""
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {sorted(EXPORTERS)}, got {exporter!r}")
+    try:
+        importlib.import_module(EXPORTERS[exporter])
+    except ImportError:
+        package = ("opentelemetry-exporter-otlp-proto-http" if exporter == "otlp"
+                   else "opentelemetry-sdk (pip install 'cblab[otel]')")
+        raise ImportError(f"the {exporter} exporter needs {package}") from None
+
+
+def configure_sdk(exporter: str, *, service_name: str = "cblab") -> None:
+    """Global SDK tracer and meter providers sending to `exporter`: ``console`` (stdout)
+    or ``otlp`` (OTLP over HTTP to ``$OTEL_EXPORTER_OTLP_ENDPOINT``, default
+    localhost:4318). Providers an application (or ``opentelemetry-instrument``) already
+    set stay as they are."""
+    check_exporter(exporter)
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        ConsoleMetricExporter,
+        PeriodicExportingMetricReader,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+    )
+
+    resource = Resource.create({"service.name": service_name})
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[import-not-found]
+            OTLPMetricExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+            OTLPSpanExporter,
+        )
+
+        spans: Any = BatchSpanProcessor(OTLPSpanExporter())
+        metric_exporter: Any = OTLPMetricExporter()
+    else:  # console: each span as it ends
+        spans = SimpleSpanProcessor(ConsoleSpanExporter())
+        metric_exporter = ConsoleMetricExporter()
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider.add_span_processor(spans)
+        trace.set_tracer_provider(tracer_provider)
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        metrics.set_meter_provider(MeterProvider(
+            resource=resource,
+            metric_readers=[PeriodicExportingMetricReader(metric_exporter)]))
