@@ -77,6 +77,7 @@ __all__ = [
     "capture_spans",
     "check_exporter",
     "configure_sdk",
+    "traced_calls",
 ]
 
 PREFIX = "resilience.circuit_breaker"
@@ -509,3 +510,25 @@ def configure_sdk(exporter: str, *, service_name: str = "cblab") -> None:
         metrics.set_meter_provider(MeterProvider(
             resource=resource,
             metric_readers=[PeriodicExportingMetricReader(metric_exporter)]))
+
+
+async def traced_calls(url: str, tool: str, arguments: dict[str, Any] | None = None, *,
+                       calls: int = 5, config: Any = None) -> list[dict[str, Any]]:
+    """Call `tool` on the MCP server at `url` `calls` times through a traced
+    `GuardedClient` and return its CLIENT spans as `SpanCapture.rows` (a notebook shows
+    them with ``pandas.DataFrame(await traced_calls(url, "github_user", {...}))``)."""
+    if isinstance(calls, bool) or not isinstance(calls, int) or not 1 <= calls <= 1000:
+        raise ValueError(f"calls must be an integer in 1..1000, got {calls!r}")
+    from fastmcp import Client
+
+    from .client import GuardedClient
+
+    with capture_spans() as captured:
+        async with GuardedClient(Client(url), name="traced", config=config,
+                                 on_open="result", telemetry=BreakerTelemetry()) as guard:
+            for _ in range(calls):
+                try:
+                    await guard.call_tool(tool, arguments or {}, raise_on_error=False)
+                except Exception:  # a failure is on its span: that is what is shown
+                    pass
+    return captured.rows(kind="CLIENT")

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cblab(*args: str, stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_ENABLE_RICH_TRACEBACKS": "false"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_ENABLE_RICH_TRACEBACKS": "false",
+           "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "cblab.cli", *args], env=env, text=True,
                             stdout=stdout, stderr=subprocess.PIPE)
 

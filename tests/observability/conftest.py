@@ -2,7 +2,9 @@
 
 fastmcp takes its tracer from the global provider, and a global provider can be set
 once per process: one session-wide provider with an in-memory exporter, cleared
-before each test.
+before each test. Its sampler records only while a test here runs, so the other test
+modules sharing this worker process get fastmcp's cheap non-recording spans and
+leave nothing in memory.
 """
 
 from __future__ import annotations
@@ -18,8 +20,29 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 from cblab.integrations.otel import BreakerTelemetry
+
+
+class Switch(Sampler):
+    """Record every span while `on`, none otherwise."""
+
+    on = False
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                      attributes: Any = None, links: Any = None,
+                      trace_state: Any = None) -> SamplingResult:
+        state = trace.get_current_span(parent_context).get_span_context().trace_state
+        if self.on:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, state)
+        return SamplingResult(Decision.DROP, None, state)
+
+    def get_description(self) -> str:
+        return "cblab tests: record while a test in tests/observability runs"
+
+
+SWITCH = Switch()
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +50,10 @@ def span_exporter() -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):  # first in this process: install ours
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
+        trace.set_tracer_provider(TracerProvider(sampler=SWITCH))
         provider = trace.get_tracer_provider()
+    else:  # someone else's SDK provider: its sampler decides
+        SWITCH.on = True
     assert isinstance(provider, TracerProvider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
@@ -70,5 +94,10 @@ def otel(span_exporter: InMemorySpanExporter) -> Iterator[Otel]:
     span_exporter.clear()
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    yield Otel(span_exporter, reader, BreakerTelemetry(meter_provider=provider), provider)
-    provider.shutdown()
+    was, SWITCH.on = SWITCH.on, True
+    try:
+        yield Otel(span_exporter, reader, BreakerTelemetry(meter_provider=provider), provider)
+    finally:
+        SWITCH.on = was
+        span_exporter.clear()
+        provider.shutdown()

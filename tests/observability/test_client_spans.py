@@ -17,7 +17,7 @@ from cblab import CircuitOpenError
 from cblab._clock import ManualClock
 from cblab.backend import Backend
 from cblab.integrations import BreakerTransport, CircuitBreakerMiddleware, GuardedClient
-from cblab.integrations.otel import STATE_CHANGE
+from cblab.integrations.otel import STATE_CHANGE, traced_calls
 from cblab.server import ServerRunner
 
 from ..helpers import eventually
@@ -148,3 +148,12 @@ async def test_one_trace_crosses_the_fault_proxy(
     # The proxy process records no spans (no SDK there); the upstream's span descends
     # from the guard's through it.
     assert client_span.context.span_id in ancestors(otel, server_span)
+
+
+async def test_traced_calls_rows_for_a_notebook(upstream: ServerRunner, otel: Otel) -> None:
+    rows = await traced_calls(upstream.mcp_url, "echo", {"text": "x"}, calls=3,
+                              config={"failure_threshold": 1})
+    tool_rows = [r for r in rows if r["span"] == "tools/call echo"]
+    assert [(r["breaker"], r["state"], r["outcome"]) for r in tool_rows] == [
+        ("traced/echo", "closed", "success")] * 3
+    assert len({r["trace"] for r in tool_rows}) == 3  # one trace per call

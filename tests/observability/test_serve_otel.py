@@ -5,27 +5,41 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 from fastmcp import Client
 
+from ..helpers import eventually
 from .cli_process import cblab, ready
+from .conftest import Otel
 
 
 def serve(*args: str) -> subprocess.Popen[str]:
     return cblab("serve", "--port", "0", *args)
 
 
-async def test_console_spans_name_the_breaker(tmp_path: Path) -> None:
+async def test_console_spans_name_the_breaker(tmp_path: Path, otel: Otel) -> None:
+    # `otel`: this process's client spans are sampled, so the server (parent-based
+    # sampling, the SDK's default) records the call's span too.
     ready_file = tmp_path / "ready.json"
     server = serve("--otel", "console", "--ready-file", str(ready_file))
+    lines: list[str] = []
+    assert server.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(server.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
         async with Client((await ready(server, ready_file))["mcp_url"]) as client:
             result = await client.call_tool("github_user", {"username": "octocat"})
             assert result.data["login"] == "octocat"
+        await eventually(lambda: any('"tools/call github_user"' in line for line in lines),
+                         timeout=60, what="the call's span printed")
     finally:
         server.terminate()
-        out, _ = server.communicate(timeout=30)
+        server.wait(timeout=30)
+        reader.join(timeout=30)
+    out = "".join(lines)
     spans = [json.loads(chunk) for chunk in _json_objects(out)]
     (call,) = [s for s in spans if s.get("name") == "tools/call github_user"]
     assert call["kind"] == "SpanKind.SERVER"
