@@ -97,8 +97,10 @@ LOCAL_OVERLOAD = "local_overload"
 _SUCCESS, _FAILURE, _EXCLUDED, _REJECTED, _CANCELLED, _LATE = (o.value for o in (
     Outcome.SUCCESS, Outcome.FAILURE, Outcome.EXCLUDED, Outcome.REJECTED, Outcome.CANCELLED,
     Outcome.LATE))
-_REFUSALS = {Outcome.REJECTED: "circuit_open"}
+CIRCUIT_OPEN = "circuit_open"
+_SLOW_OUTCOME, _REJECTED_OUTCOME = Outcome.SLOW, Outcome.REJECTED
 _NO_SPAN = trace.INVALID_SPAN
+_get_current_span = trace.get_current_span
 
 
 class _Watch:
@@ -116,29 +118,29 @@ class _Watch:
             for s in CircuitState for o, v in _OUTCOMES.items()}
 
     def __call__(self, event: Any) -> None:
-        if type(event) is CallRecord:
-            self.call(event)
-        elif isinstance(event, StateChange):
-            self.telemetry._state_change(event)
-
-    def call(self, record: CallRecord) -> None:
-        outcome = record.outcome
-        span = trace.get_current_span() if self.telemetry.spans else _NO_SPAN
-        if span.is_recording():
-            span.set_attributes(self._span_attrs[record.state, outcome])
-            if outcome is Outcome.SLOW:
-                span.set_attribute(SLOW, True)
-            refusal = _REFUSALS.get(outcome)
-            if refusal is not None:
-                span.set_attribute(ERROR_TYPE, refusal)
-                span.set_status(Status(StatusCode.ERROR, f"circuit breaker {self.name!r} "
-                                       f"refused the call ({record.state.value})"))
-        if outcome is not Outcome.REJECTED:  # counts come from the breaker (see _observe)
-            telemetry = self.telemetry
-            if len(telemetry._durations) < telemetry.pending_durations:
-                telemetry._durations.append((self._call_attrs[outcome], record.duration))
+        # One frame per call: this runs on every protected call.
+        if type(event) is not CallRecord:
+            if isinstance(event, StateChange):
+                self.telemetry._state_change(event)
+            return
+        outcome = event.outcome
+        telemetry = self.telemetry
+        if telemetry.spans:
+            span = _get_current_span()
+            if span.is_recording():
+                span.set_attributes(self._span_attrs[event.state, outcome])
+                if outcome is _SLOW_OUTCOME:
+                    span.set_attribute(SLOW, True)
+                elif outcome is _REJECTED_OUTCOME:
+                    span.set_attribute(ERROR_TYPE, CIRCUIT_OPEN)
+                    span.set_status(Status(StatusCode.ERROR, f"circuit breaker {self.name!r} "
+                                           f"refused the call ({event.state.value})"))
+        if outcome is not _REJECTED_OUTCOME:  # counts come from the breaker (see _observe)
+            durations = telemetry._durations
+            if len(durations) < telemetry.pending_durations:
+                durations.append((self._call_attrs[outcome], event.duration))
             else:  # no collection for a while: record at once (bounded memory, no stall)
-                telemetry.duration.record(record.duration, self._call_attrs[outcome])
+                telemetry.duration.record(event.duration, self._call_attrs[outcome])
 
 
 class _Instruments:
