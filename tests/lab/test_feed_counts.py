@@ -56,3 +56,16 @@ def test_status_success_is_availability():
     assert feed.summary()["protected"]["success_rate"] == availability == 3 / 7
     assert feed.recent_success(5.0)["protected"] == availability
     assert np.isclose(availability, 3 / 7)
+
+
+def test_policy_comparison_counts_trips_and_failed_probes_apart():
+    from cblab.lab.compare import compare_policies
+
+    result = compare_policies(0.5, rate=50, duration=30, failure_threshold=2, timeout=1, seed=1)
+    for row, spans in zip(result.summary.itertuples(), [result.spans[result.spans["policy"] == p]
+                                                        for p in result.summary["policy"]],
+                          strict=True):
+        opens = int((spans["state"] == "open").sum())  # one open span per move to OPEN
+        assert row.trips + row.probe_failures == opens, row.policy
+        assert row.trips <= opens
+    assert result.summary["probe_failures"].sum() > 0  # the case that used to be a "trip"
