@@ -73,6 +73,7 @@ __all__ = [
     "KPI_COLUMNS",
     "PROBE_FAILURE",
     "TRIP",
+    "call_succeeded",
     "episodes",
     "kpis",
     "missing_reasons",
@@ -154,6 +155,16 @@ def succeeded(outcome: Any, error_type: Any) -> np.ndarray:
         error = pd.Series(error_type, dtype=object, copy=False)[late]
         ok[late] = (error.isna() | error.isin(_ANSWERED_ERRORS)).to_numpy()
     return ok
+
+
+def call_succeeded(outcome: Any, error_type: Any = None) -> bool:
+    """`succeeded` for one call, without numpy (the live status line counts with it)."""
+    if outcome in _SUCCESS_OUTCOMES:
+        return True
+    if outcome != "late":
+        return False
+    return error_type is None or error_type in _ANSWERED_ERRORS or (
+        isinstance(error_type, float) and math.isnan(error_type))
 
 
 # --- one run ----------------------------------------------------------------------------

@@ -75,15 +75,30 @@ def reference(rows: list[dict], scenario: Scenario, faults: set[str]) -> dict[st
         "probe_failures": sum(c["state"] == "half_open" and c["state_after"] == "open"
                               for c in changes),
     }
-    # seconds in OPEN: walk the timeline
-    open_s, state, since = 0.0, (changes[0]["state"] if changes else "closed"), 0.0
+    out["availability"] = out["successful"] / len(calls) if calls else math.nan
+    waits = sorted(r["latency"] for r in calls if r["latency"] is not None
+                   and not math.isnan(r["latency"]))
+    for q in (50, 95, 99):  # linear between closest ranks
+        pos = (len(waits) - 1) * q / 100
+        lo = int(pos)
+        hi = min(lo + 1, len(waits) - 1)
+        out[f"latency_p{q}_s"] = waits[lo] + (waits[hi] - waits[lo]) * (pos - lo)
+    # seconds in each state: walk the timeline
+    spent = {"closed": 0.0, "open": 0.0, "half_open": 0.0}
+    state, since = (changes[0]["state"] if changes else "closed"), 0.0
     for c in changes:
-        if state == "open":
-            open_s += min(c["t"], duration) - since
-        state, since = c["state_after"], max(c["t"], 0.0)
-    if state == "open":
-        open_s += duration - since
-    out["time_open_s"] = open_s
+        spent[state] += max(min(c["t"], duration) - since, 0.0)
+        state, since = c["state_after"], min(max(c["t"], 0.0), duration)
+    spent[state] += duration - since
+    out.update({f"time_{name}_s": seconds for name, seconds in spent.items()})
+    # flaps: trips within 10 s of the previous move to CLOSED
+    last_close, flaps = -math.inf, 0
+    for c in changes:
+        if (c["state"], c["state_after"]) == ("closed", "open") and c["t"] - last_close <= 10:
+            flaps += 1
+        if c["state_after"] == "closed" and c["state"] != "closed":
+            last_close = c["t"]
+    out["flaps"] = flaps
     detections, recoveries = [], []
     for start, end in episodes:
         if state_at(start) != "closed":
