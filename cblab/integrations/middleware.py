@@ -419,7 +419,7 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
                     # this process could not run the call in time: not the dependency
                     breaker.record(permit, _EXCLUDED, error_type=refusal.LOCAL_OVERLOAD)
                     if self.telemetry is not None:
-                        self.telemetry.local_overload(breaker)
+                        self.telemetry.local_overload(breaker, recorded=True)
                     return _overload_result(bulkhead, breaker)
                 breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
                 raise ToolError(

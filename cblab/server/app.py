@@ -171,13 +171,15 @@ def lab_of(mcp: FastMCP) -> LabServer:
 
 
 def build_server(
-    settings: ServerSettings | None = None, *, clock: Any = monotonic, store: Any = None
+    settings: ServerSettings | None = None, *, clock: Any = monotonic, store: Any = None,
+    telemetry: Any = None,
 ) -> FastMCP:
     """The demo server: tools behind breakers, instrumentation, custom routes.
 
     `store`: where the breakers keep their state (default: in memory); a connected
     `cblab.stores.RedisStore` shares it with the other replicas (`cblab serve
-    --shared-state URL`).
+    --shared-state URL`). `telemetry`: the middleware's
+    `cblab.integrations.otel.BreakerTelemetry` (`cblab serve --otel`).
     """
     settings = settings if settings is not None else ServerSettings()
     if store is not None and not settings.protected:
@@ -222,7 +224,7 @@ def build_server(
             registry=registry, groups=TOOL_BREAKERS, classifier=demo_classifier,
             call_timeout=settings.deadline, max_concurrent=settings.max_connections,
             max_wait=settings.deadline, max_lag=settings.max_lag,
-            max_waiting=settings.max_connections, status_tools=True,
+            max_waiting=settings.max_connections, status_tools=True, telemetry=telemetry,
         )
         instr.bulkheads = protection.bulkheads  # the same dict: filled as tools are first used
         middleware = [ToolCallRecorder(instr, breakers), protection]

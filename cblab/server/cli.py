@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     listener.add_argument("--max-open-connections", type=int, default=None, metavar="N",
                           help="open client connections before new ones get 503 (default: "
                                "half the descriptor limit, less a reserve)")
+    p.add_argument("--otel", choices=("console", "otlp"), default=None,
+                   help="report the breakers to OpenTelemetry (attributes and events on each "
+                        "tools/call span, resilience.circuit_breaker.* metrics): console "
+                        "prints them, otlp sends them to $OTEL_EXPORTER_OTLP_ENDPOINT "
+                        "(needs cblab[otel]; otlp also opentelemetry-exporter-otlp-proto-http)")
     p.add_argument("--event-capacity", type=int, default=50_000,
                    help="rows kept by /events (default: %(default)s)")
     p.add_argument("--ready-file", type=Path, help="write URLs and pid here as JSON when ready")
@@ -180,6 +185,16 @@ async def _read_when_ready(path: Path, timeout: float) -> dict[str, Any]:
         await asyncio.sleep(0.02)
 
 
+def _telemetry(exporter: str | None) -> Any:
+    """`--otel`: the SDK set up to export there, and the telemetry for the middleware."""
+    if exporter is None:
+        return None
+    from cblab.integrations.otel import BreakerTelemetry, configure_sdk
+
+    configure_sdk(exporter, service_name="cblab-serve")
+    return BreakerTelemetry()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from cblab import ConfigError
 
@@ -217,7 +232,7 @@ async def _serve(args: argparse.Namespace) -> int:
                     op_timeout=args.store_timeout,
                     replica=settings.variant_label,
                 ).connect()
-            mcp = build_server(settings, store=store)
+            mcp = build_server(settings, store=store, telemetry=_telemetry(args.otel))
         except ConfigError as exc:
             flag = "--shared-state: " if type(exc).__name__ == "StoreError" else ""
             print(f"cblab serve: {flag}{exc}", file=sys.stderr)
@@ -278,8 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         breaker_configs(args)
         listener_limits(args)
+        if args.otel is not None:
+            from cblab.integrations.otel import check_exporter
+
+            check_exporter(args.otel)
     except (ConfigError, ValueError) as exc:
         print(f"cblab serve: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # the otel extra (or the OTLP exporter) is missing
+        print(f"cblab serve: --otel {args.otel}: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("FASTMCP_ENABLE_RICH_TRACEBACKS", "false")
     os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")

@@ -40,6 +40,7 @@ class Otel:
     spans: InMemorySpanExporter
     reader: InMemoryMetricReader
     telemetry: BreakerTelemetry
+    telemetry_meter_provider: MeterProvider
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -69,5 +70,5 @@ def otel(span_exporter: InMemorySpanExporter) -> Iterator[Otel]:
     span_exporter.clear()
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    yield Otel(span_exporter, reader, BreakerTelemetry(meter_provider=provider))
+    yield Otel(span_exporter, reader, BreakerTelemetry(meter_provider=provider), provider)
     provider.shutdown()

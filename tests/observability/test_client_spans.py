@@ -3,10 +3,7 @@ proxy (`cblab proxy`, a real process) from a guarded client to a protected serve
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,12 +21,12 @@ from cblab.integrations.otel import STATE_CHANGE
 from cblab.server import ServerRunner
 
 from ..helpers import eventually
+from .cli_process import cblab, ready
 from .conftest import Otel
 
 NAME, ST, OUT = ("resilience.circuit_breaker." + k for k in ("name", "state", "outcome"))
 CONFIG = {"failure_threshold": 1, "success_threshold": 1, "half_open_max_calls": 1,
           "timeout": 30}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def server(otel: Otel | None = None) -> FastMCP:
@@ -130,21 +127,11 @@ async def test_transport_span_lasts_until_the_body_and_carries_the_trip(otel: Ot
 async def test_one_trace_crosses_the_fault_proxy(
     upstream: ServerRunner, otel: Otel, tmp_path: Path,
 ) -> None:
-    ready = tmp_path / "proxy.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FASTMCP_ENABLE_RICH_TRACEBACKS": "false"}
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "cblab.cli", "proxy", "--upstream", upstream.mcp_url,
-         "--ready-file", str(ready)], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+    ready_file = tmp_path / "proxy.json"
+    proxy = cblab("proxy", "--upstream", upstream.mcp_url, "--ready-file", str(ready_file),
+                  stdout=subprocess.DEVNULL)
     try:
-        def started() -> bool:
-            if proxy.poll() is not None:
-                raise AssertionError(f"cblab proxy exited: {proxy.communicate()[1][-2000:]!r}")
-            return ready.is_file() and ready.stat().st_size > 0
-
-        # async: the proxy lists the upstream's tools (served by this loop) as it starts
-        await eventually(started, timeout=60, what="cblab proxy ready")
-        proxy_url = json.loads(ready.read_text())["mcp_url"]
+        proxy_url = (await ready(proxy, ready_file))["mcp_url"]
         guard = GuardedClient(Client(proxy_url), name="via-proxy", config=CONFIG,
                               telemetry=otel.telemetry)
         async with guard:

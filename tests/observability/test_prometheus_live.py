@@ -180,6 +180,33 @@ def test_dashboard_names_only_metrics_that_exist(stack: Stack) -> None:
         assert not missing, f"{expr!r} names {missing}: not on /metrics nor recorded"
 
 
+def test_rules_name_only_metrics_that_exist(stack: Stack) -> None:
+    """Every raw metric in the rules is served by `cblab serve`, by `mount_routes` (a
+    user's server: `cblab.integrations.prometheus`) or by a replica sharing state."""
+    from cblab import BreakerRegistry
+    from cblab.integrations import Bulkhead, prometheus
+    from cblab.server.replicas import shared_state_metrics
+
+    class Store:
+        def status(self) -> dict[str, Any]:
+            return {"available": True, "fallbacks": 0}
+
+    registry = BreakerRegistry()
+    registry.get("dep")
+    texts = [stack.server("protected").metrics(),
+             prometheus.render(registry, bulkheads={"dep": Bulkhead("dep", 1, 0.0)}),
+             "\n".join(shared_state_metrics(Store(), "v"))]
+    exposed = set()
+    for text in texts:
+        for line in text.splitlines():
+            if line.startswith("# TYPE"):
+                family = line.split()[2]
+                exposed |= {family, *(family + s for s in ("_bucket", "_count", "_sum"))}
+    raw = set(re.findall(r"(?<![\w:])cblab_[a-z_]+", RULES.read_text()))
+    assert raw, "no metric names found in the rules"
+    assert raw <= exposed, f"not served anywhere: {sorted(raw - exposed)}"
+
+
 def test_every_dashboard_query_runs_on_prometheus(prometheus: Prometheus) -> None:
     for expr in dashboard_exprs():
         prometheus.query(as_promql(expr))  # a parse error fails: status "error"
