@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,9 @@ class LiveAgentRun:
     attempts: int  # as the agents counted them
     succeeded: int
     events: list[dict[str, Any]] = field(repr=False)
+    #: median seconds from sending an attempt to reading its failure or refusal, as the
+    #: agents saw it (pass it to `simulate_agents(round_trip_s=...)` to compare)
+    round_trip_s: float = 0.0
 
     def kpis(self) -> dict[str, Any]:
         return retry_kpis(self.events, self.scenario, requests=self.requests)
@@ -105,6 +109,7 @@ async def run_agents_live(
     budget = agent.budget()
     server = stack.server(variant)
     counts = {"requests": 0, "attempts": 0, "succeeded": 0}
+    trips: list[float] = []
     loop = asyncio.get_running_loop()
     async with Client(server.mcp_url, timeout=call_timeout) as client:
         for _ in range(5):  # warm up: imports, the session, the server's first calls
@@ -121,14 +126,16 @@ async def run_agents_live(
             while True:
                 counts["attempts"] += 1
                 refused, retry_after = False, None
+                sent = loop.time()
                 try:
                     result = await client.call_tool(tool, args, raise_on_error=False)
                 except Exception:  # the session failed: a failure like any other
-                    pass
+                    trips.append(loop.time() - sent)
                 else:
                     if not result.is_error:
                         counts["succeeded"] += 1
                         return
+                    trips.append(loop.time() - sent)
                     content = result.structured_content or {}
                     refused = content.get("error") in REFUSAL_CODES
                     retry_after = content.get("retry_after_s")
@@ -158,4 +165,5 @@ async def run_agents_live(
     for row in events:
         row["variant"] = name
     return LiveAgentRun(name, agent, scenario, counts["requests"], counts["attempts"],
-                        counts["succeeded"], events)
+                        counts["succeeded"], events,
+                        statistics.median(trips) if trips else 0.0)

@@ -135,3 +135,11 @@ def test_retry_kpis_by_hand() -> None:
 def test_bad_agents_are_refused_naming_the_field(bad) -> None:
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         Agent(**{"kind": "model", **bad})
+
+
+def test_a_round_trip_delays_each_retry_by_that_much() -> None:
+    run = simulate_agents(one_request_on_a_dead_service(), Agent.framework(2, backoff=0.1),
+                          seed=1, protected=False, round_trip_s=0.25)
+    fail = 0.0005
+    assert attempt_times(run) == pytest.approx([0.0, fail + 0.1 + 0.25,
+                                                2 * fail + 0.3 + 0.5])
