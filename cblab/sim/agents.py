@@ -15,7 +15,8 @@ kind            after a failure                               after a refusal
 ``model``       calls again after `think_s` (the model's      the same: it does not read
                 turn), up to `retries` times                  the refusal
 ``framework``   waits ``backoff * 2**n`` (no jitter: every    the same: a framework
-                agent on the same schedule), up to `retries`  retries every error
+                agent on the same schedule; ``jitter=True``:  retries every error
+                a uniform draw below it), up to `retries`
 ``budgeted``    cblab's `RetryPolicy`: full jitter, a retry   gives up: a refusal is
                 budget shared by the agents                   never retried
 ``patient``     calls again after `think_s`                   waits the refusal's
@@ -81,6 +82,7 @@ class Agent:
     budget_ratio: float = 0.1  # budgeted: retries per call, token bucket
     budget_burst: float = 10.0
     max_wait_s: float = 60.0  # patient: the longest retry_after_s it will wait
+    jitter: bool = False  # framework: full jitter instead of the fixed schedule
 
     def __post_init__(self) -> None:
         if self.kind not in AGENT_KINDS:
@@ -89,6 +91,8 @@ class Agent:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or not (
                 0 <= self.retries <= 100):
             raise ValueError(f"retries must be an integer from 0 to 100, got {self.retries!r}")
+        if not isinstance(self.jitter, bool):
+            raise ValueError(f"jitter must be True or False, got {self.jitter!r}")
         for name in ("think_s", "backoff", "max_backoff", "budget_ratio", "budget_burst",
                      "max_wait_s"):
             value = getattr(self, name)
@@ -105,8 +109,8 @@ class Agent:
         return cls("model", retries=retries, think_s=think_s)
 
     @classmethod
-    def framework(cls, retries: int = 3, backoff: float = 0.1) -> Agent:
-        return cls("framework", retries=retries, backoff=backoff)
+    def framework(cls, retries: int = 3, backoff: float = 0.1, jitter: bool = False) -> Agent:
+        return cls("framework", retries=retries, backoff=backoff, jitter=jitter)
 
     @classmethod
     def budgeted(cls, retries: int = 3, backoff: float = 0.1, budget_ratio: float = 0.1,
@@ -123,7 +127,8 @@ class Agent:
         if self.kind == "none" or self.retries == 0:
             return "no retries"
         return {"model": f"model re-calls ×{self.retries}",
-                "framework": f"framework {self.retries} retries, no jitter",
+                "framework": f"framework {self.retries} retries, "
+                             + ("full jitter" if self.jitter else "no jitter"),
                 "budgeted": f"budgeted {self.retries} retries",
                 "patient": f"waits retry_after ×{self.retries}"}[self.kind]
 
@@ -144,6 +149,8 @@ class Agent:
         if kind == "model":
             return self.think_s
         if kind == "framework":
+            if self.jitter:
+                return full_jitter(rng, self.backoff, self.max_backoff, retries + 1)
             return backoff_limit(self.backoff, self.max_backoff, retries + 1)
         if kind == "patient":
             if not refused:

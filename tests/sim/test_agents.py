@@ -143,3 +143,32 @@ def test_a_round_trip_delays_each_retry_by_that_much() -> None:
     fail = 0.0005
     assert attempt_times(run) == pytest.approx([0.0, fail + 0.1 + 0.25,
                                                 2 * fail + 0.3 + 0.5])
+
+
+def test_framework_jitter_draws_below_the_fixed_schedule() -> None:
+    run = simulate_agents(one_request_on_a_dead_service(),
+                          Agent.framework(3, backoff=1.0, jitter=True), seed=5, protected=False)
+    times = attempt_times(run)
+    gaps = [b - a - 0.0005 for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 3 and all(0 <= g <= 2 ** n for n, g in enumerate(gaps))
+    assert gaps != [1.0, 2.0, 4.0]
+
+
+def test_load_timeline_by_hand() -> None:
+    from cblab.analysis.retries import load_timeline
+
+    rows = [(0.2, "a", "success"), (0.7, "a", "failure"), (1.5, "a", "rejected"),
+            (1.6, "b", "failure"), (3.9, "a", "success"), (-0.5, "a", "success")]
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "sim", "variant": v,
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": 0.0,
+               "state": "closed", "state_after": "closed", "error_type": None}
+              for i, (t, v, o) in enumerate(rows)]
+    timeline = load_timeline(events, duration=4.0)
+    a = timeline[timeline["variant"] == "a"]
+    assert a["t"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert a["sent"].tolist() == [2, 0, 0, 1] and a["refused"].tolist() == [0, 1, 0, 0]
+    assert a["succeeded"].tolist() == [1, 0, 0, 1]
+    b = timeline[timeline["variant"] == "b"]
+    assert b["sent"].tolist() == [0, 1, 0, 0] and b["succeeded"].sum() == 0
+    halves = load_timeline(events, bin_s=0.5, duration=2.0)
+    assert halves[halves["variant"] == "a"]["sent"].tolist() == [1, 1, 0, 0]
