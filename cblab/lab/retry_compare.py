@@ -159,7 +159,6 @@ def retry_explorer(knobs: RetryKnobs = RetryKnobs(), *, seed: int = 1) -> Any:
     and the table redraw when a slider moves."""
     import ipywidgets as W
     import plotly.graph_objects as go
-    from IPython.display import display
 
     retries = W.IntSlider(value=knobs.retries, min=0, max=8, description="retries",
                           continuous_update=False)
@@ -168,9 +167,8 @@ def retry_explorer(knobs: RetryKnobs = RetryKnobs(), *, seed: int = 1) -> Any:
                            description="budget", continuous_update=False)
     first = compare_agents(knobs, seed=seed)
     figure = go.FigureWidget(first.figure())
-    table = W.Output()
-    with table:
-        display(first.table())
+    # an HTML widget, not an Output widget: headless runners (nbclient) mishandle those
+    table = W.HTML(first.table().to_html(float_format="{:.3g}".format))
 
     def redraw(_: Any = None) -> None:
         now = compare_agents(RetryKnobs(retries.value, jitter.value, budget.value), seed=seed)
@@ -178,9 +176,7 @@ def retry_explorer(knobs: RetryKnobs = RetryKnobs(), *, seed: int = 1) -> Any:
         with figure.batch_update():
             for trace, new in zip(figure.data, fresh.data, strict=True):
                 trace.x, trace.y = new.x, new.y
-        table.clear_output(wait=True)
-        with table:
-            display(now.table())
+        table.value = now.table().to_html(float_format="{:.3g}".format)
 
     for widget in (retries, jitter, budget):
         widget.observe(redraw, names="value")

@@ -49,3 +49,4 @@ def test_sliders_change_the_comparison() -> None:
     assert after < before / 2
     plain = simulate_agents(CHECK_SCENARIO, Agent.none(), CHECK_CONFIG, seed=1, protected=False)
     assert after == sum(sent_per_second(plain.run.rows).values())
+    assert "agent retries, no breaker" in box.children[2].value  # the table redrew too
