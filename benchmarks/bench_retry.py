@@ -17,7 +17,8 @@ success; `wasted` = calls that gave the agent nothing. Simulated: mean over seed
 Live: one run per variant on the real stack, with the scenario and the breaker's
 timeout scaled by `--live-scale` (default 0.2: 18 s per run instead of 90 s), next
 to the simulator's range over seeds for the same scaled world, whose agents pay the
-MCP round trip the live agents measured (`simulate_agents(round_trip_s=...)`).
+MCP round trip the live agents measured and whose server fails a call as slowly as
+the live one did (`simulate_agents(round_trip_s=..., fail_fast_s=...)`).
 
 Target: budgeted retries + breaker keep the load during the outage within 1.1x of
 no retries + breaker, while recovering at least as fast.
@@ -50,12 +51,18 @@ def _kpis(run: Any) -> dict[str, Any]:
 
 
 def simulated(scenario: Scenario, config: dict[str, Any], seeds: range,
-              round_trips: dict[tuple[str, bool], float] | None = None,
+              measured: dict[tuple[str, bool], dict[str, float]] | None = None,
               ) -> dict[tuple[str, bool], list[dict[str, Any]]]:
-    trips = round_trips or {}
-    return {(name, breaker): [_kpis(simulate_agents(
-                scenario, agent, config, seed=seed, protected=breaker,
-                round_trip_s=trips.get((name, breaker), 0.0))) for seed in seeds]
+    """`measured`: per variant, the live run's round trip and fail-fast time to model."""
+    timing = measured or {}
+
+    def run(name: str, agent: Agent, breaker: bool, seed: int) -> dict[str, Any]:
+        options = {k: v for k, v in timing.get((name, breaker), {}).items()
+                   if k in ("round_trip_s", "fail_fast_s")}
+        return _kpis(simulate_agents(scenario, agent, config, seed=seed, protected=breaker,
+                                     **options))
+
+    return {(name, breaker): [run(name, agent, breaker, seed) for seed in seeds]
             for breaker in (False, True) for name, agent in CALLERS}
 
 
@@ -109,7 +116,8 @@ async def live(scale: float, seed: int) -> dict[tuple[str, bool], dict[str, floa
                 out[(name, breaker)] = {"load": k["load_during_fault"],
                                         "recovery_s": k["recovery_s"], "wasted": k["wasted"],
                                         "success": k["success_rate"],
-                                        "round_trip_s": run.round_trip_s}
+                                        "round_trip_s": run.round_trip_s,
+                                        "fail_fast_s": run.fail_fast_s}
     return out
 
 
@@ -134,19 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     scaled_scenario = resolve_scenario(SCENARIO).scaled(scale)
     scaled_config = {**CONFIG, "timeout": CONFIG["timeout"] * scale}
     live_figures = asyncio.run(live(scale, seed=1))
-    trips = {key: f["round_trip_s"] for key, f in live_figures.items()}
-    sim_runs = simulated(scaled_scenario, scaled_config, seeds, trips)
+    sim_runs = simulated(scaled_scenario, scaled_config, seeds, live_figures)
     print_table(f"live, {SCENARIO} at time scale {scale} (breaker timeout "
                 f"{scaled_config['timeout']:g} s), one run each", live_figures)
     print("  live load vs the simulator's range over seeds (same scaled world; the simulated\n"
-          "  agents pay the round trip the live ones measured for a failed call):")
+          "  agents pay the round trip, and the server the fail-fast time, measured live):")
     for key, rows in sim_runs.items():
         loads = [r["load_during_fault"] for r in rows]
         inside = min(loads) <= live_figures[key]["load"] <= max(loads)
         print(f"    {key[0]:22s} breaker={'yes' if key[1] else 'no ':3s} live "
               f"{live_figures[key]['load']:6.0f}  sim {min(loads):5.0f}..{max(loads):<5.0f} "
               f"{'inside' if inside else 'OUTSIDE'}  (round trip "
-              f"{live_figures[key]['round_trip_s'] * 1000:.0f} ms)")
+              f"{live_figures[key]['round_trip_s'] * 1000:.0f} ms, fail-fast "
+              f"{live_figures[key]['fail_fast_s'] * 1000:.0f} ms)")
     ok = verdict(live_figures, "live") and ok
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0 if ok else 1

@@ -66,6 +66,9 @@ class LiveAgentRun:
     #: median seconds from sending an attempt to reading its failure or refusal, as the
     #: agents saw it (pass it to `simulate_agents(round_trip_s=...)` to compare)
     round_trip_s: float = 0.0
+    #: median seconds the server took to fail a call while the dependency was down
+    #: (`simulate_agents(fail_fast_s=...)`)
+    fail_fast_s: float = 0.0
 
     def kpis(self) -> dict[str, Any]:
         return retry_kpis(self.events, self.scenario, requests=self.requests)
@@ -164,6 +167,9 @@ async def run_agents_live(
                                    else " + breaker")
     for row in events:
         row["variant"] = name
+    failed = [row["latency"] for row in events
+              if row.get("kind") == "call" and row.get("outcome") == "failure"]
     return LiveAgentRun(name, agent, scenario, counts["requests"], counts["attempts"],
                         counts["succeeded"], events,
-                        statistics.median(trips) if trips else 0.0)
+                        statistics.median(trips) if trips else 0.0,
+                        statistics.median(failed) if failed else 0.0)

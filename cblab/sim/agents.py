@@ -178,10 +178,11 @@ class AgentSimulation(Simulation):
 
     def __init__(self, scenario: Scenario, phases: list[Any], config: CircuitBreakerConfig,
                  agent: Agent, *, seed: int | str, round_trip_s: float = 0.0,
-                 **options: Any) -> None:
+                 fail_fast_s: float = FAST_FAIL_S, **options: Any) -> None:
         super().__init__(scenario, phases, config, seed=seed, **options)
         self.agent = agent
         self.round_trip_s = round_trip_s
+        self.fail_fast_s = fail_fast_s
         self._agent_rng = random.Random(f"cblab-sim:{seed}:agents")
         self._budget = agent.budget()
         self._inflight: dict[Any, _Request] = {}
@@ -235,14 +236,16 @@ class AgentSimulation(Simulation):
         self._inflight[permit] = request
         profile = self._profile
         if profile.mode == "down":
-            env.schedule_at(t + FAST_FAIL_S, self._finish, permit, t, FAILURE, ERROR_REFUSED)
+            env.schedule_at(t + self.fail_fast_s, self._finish, permit, t, FAILURE,
+                            ERROR_REFUSED)
             return
         plan = plan_request(profile, self._rng)
         call = _Call(permit, t, plan.kind, plan.latency_s, _plan_error(plan))
         limit = self._limit
         if self._queue or (limit is not None and self._busy >= limit):
             if profile.overflow == "reject":
-                env.schedule_at(t + FAST_FAIL_S, self._finish, permit, t, FAILURE, "http_503")
+                env.schedule_at(t + self.fail_fast_s, self._finish, permit, t, FAILURE,
+                                "http_503")
                 return
             call.backend = _QUEUED
             self._queue.append(call)
@@ -311,24 +314,28 @@ def simulate_agents(
     service: str = "users",
     variant: str | None = None,
     round_trip_s: float = 0.0,
+    fail_fast_s: float = FAST_FAIL_S,
 ) -> AgentRun:
     """Play `scenario` with `agent`s as the callers; `protected=False` disables the breaker.
 
     `round_trip_s`: what each attempt costs the agent beyond the server's call (the
     MCP round trip; on a busy machine it dwarfs a refused connection's 0.5 ms): its
-    next attempt starts that much later.
+    next attempt starts that much later. `fail_fast_s`: how long the server takes to
+    report a refused connection (or a capacity 503) as a failure (default: loopback's
+    0.5 ms; a loaded server takes longer, and calls in flight meanwhile still go out).
     """
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be a cblab.sim.agents.Agent, got {agent!r}")
-    if isinstance(round_trip_s, bool) or not isinstance(round_trip_s, int | float) or not (
-            math.isfinite(round_trip_s) and round_trip_s >= 0):
-        raise ValueError(f"round_trip_s must be a finite number of seconds >= 0, "
-                         f"got {round_trip_s!r}")
+    for name, value in (("round_trip_s", round_trip_s), ("fail_fast_s", fail_fast_s)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
     scenario = resolve_scenario(scenario)
     config = _config(config)
     phases = load_phases(scenario, rate=rate)
     sim = AgentSimulation(scenario, phases, config, agent, seed=seed, deadline_s=deadline_s,
-                          protected=protected, service=service, round_trip_s=round_trip_s)
+                          protected=protected, service=service, round_trip_s=round_trip_s,
+                          fail_fast_s=fail_fast_s)
     with gc_paused():
         rows = sim.run()
     if variant is None:

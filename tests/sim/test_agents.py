@@ -172,3 +172,16 @@ def test_load_timeline_by_hand() -> None:
     assert b["sent"].tolist() == [0, 1, 0, 0] and b["succeeded"].sum() == 0
     halves = load_timeline(events, bin_s=0.5, duration=2.0)
     assert halves[halves["variant"] == "a"]["sent"].tolist() == [1, 1, 0, 0]
+
+
+def test_a_slow_failure_lets_more_calls_out_before_the_breaker_trips() -> None:
+    config = {"failure_threshold": 5, "timeout": 30}
+    scenario = single_phase({"mode": "down"}, duration_s=5, rate_per_s=50)
+    quick = simulate_agents(scenario, Agent.none(), config, seed=1)
+    slow = simulate_agents(scenario, Agent.none(), config, seed=1, fail_fast_s=0.2)
+    sent = [sum(1 for r in run.run.rows if r[0] == "call" and r[3].value != "rejected")
+            for run in (quick, slow)]
+    assert sent[0] == 5  # one at a time: exactly the threshold
+    assert sent[1] > 5  # calls admitted while the first five were failing
+    first_failure = next(r for r in slow.run.rows if r[0] == "call")
+    assert first_failure[2] == pytest.approx(0.2)

@@ -6,7 +6,8 @@ inside the range 20 simulated seeds give (arrivals are Poisson, so one live run 
 one draw; the live run's own seed is among them). The simulated agents pay the
 round trip the live agents measured for a failed call (on a loaded 2-core machine
 an MCP call that fails takes 0.1-0.3 s, not the 0.5 ms of a refused connection):
-it decides how many retries fit inside the outage.
+it decides how many retries fit inside the outage; and so does the time the live
+server took to fail a call (`fail_fast_s`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ async def test_the_live_retry_storm_is_inside_the_simulated_range(tmp_path) -> N
     simulated = []
     for seed in range(20):
         run = simulate_agents(scenario, agent, CHECK_CONFIG, seed=seed, protected=False,
-                              round_trip_s=live.round_trip_s)
+                              round_trip_s=live.round_trip_s, fail_fast_s=live.fail_fast_s)
         simulated.append(retry_kpis(run.to_frame(), scenario, requests=run.requests))
     loads = sorted(k["load_during_fault"] for k in simulated)
     report = (live_kpis, loads)
