@@ -76,6 +76,7 @@ from . import refusal
 from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .fallback import Fallbacks
 from .reconnect import as_trial
 from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
 from .retry import tool_names as _tool_names
@@ -165,6 +166,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
     `retry`: a `RetryPolicy` (or True, or a number of attempts) re-running failed calls
     of tools annotated ``readOnlyHint`` or ``idempotentHint`` (`retry_tools`: an
     explicit allow-list instead); each attempt is one breaker call.
+    `fallback`: ``{tool: Fallback}`` answers for refused or failed calls, marked in the
+    result's meta (see `cblab.integrations.fallback`).
     """
 
     def __init__(
@@ -187,9 +190,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         telemetry: Any = None,
         retry: RetryPolicy | bool | int | None = None,
         retry_tools: Iterable[str] | None = None,
+        fallback: Mapping[str, Any] | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.retry = as_policy("retry", retry)
+        self.fallbacks = Fallbacks(fallback, clock=clock, server_side=True)
         self.retry_tools = _tool_names("retry_tools", retry_tools)
         self._retryable: dict[str, bool] = {}
         self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
@@ -280,7 +285,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
                 problems.append(f"groups: pattern {key!r} matches no tool")
         for where, names in (("unprotected", self.unprotected),
                              ("count_error_results", self.count_error_results),
-                             ("call_timeout", set(self._timeouts))):
+                             ("call_timeout", set(self._timeouts)),
+                             ("fallback", set(self.fallbacks.by_tool))):
             problems += [f"{where}: no tool named {n!r}" for n in sorted(names - tools)]
         breakers = {b for b in map(self.breaker_for, tools) if b is not None}
         for where, names in (("configs", set(self.configs)), ("max_concurrent", set(self._slots))):
@@ -354,6 +360,20 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
             route = await self._resolve(tool, context)
         if route is None:
             return await call_next(context)
+        if tool in self.fallbacks.by_tool:
+            server = context.fastmcp_context.fastmcp
+
+            async def other(name: str, arguments: Any, **_: Any) -> Any:
+                return await server.call_tool(name, arguments)
+
+            return await self.fallbacks.serve(
+                tool, context.message.arguments, lambda: self._protected(route, context,
+                                                                         call_next), other)
+        return await self._protected(route, context, call_next)
+
+    async def _protected(self, route: _Route, context: Any, call_next: Any) -> Any:
+        """The call through its bulkhead and breaker (with retries if the tool has them)."""
+        tool = context.message.name
         bulkhead = route.bulkhead
         breaker = route.breaker
         # first a local slot (bounded wait), then the breaker
