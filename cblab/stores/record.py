@@ -58,6 +58,7 @@ shared record) when the transport is back.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -113,6 +114,8 @@ class SharedRecord:
         self._on_change = on_change
         self._offset = 0.0  # local clock - server clock, seconds (from the last answer)
         self._last_now = now
+        self._last_now_at = time.monotonic()  # when _last_now was read (to extrapolate it)
+        self._offset_known = False  # no timed answer yet: the offset is a guess
         # (server time, generation) of the newest shared snapshot adopted. Time alone does
         # not order two answers from one instant (a manual clock, a coarse server clock);
         # every transition bumps the generation, so it breaks the tie.
@@ -136,7 +139,7 @@ class SharedRecord:
         self._ready = False  # the breaker is told of changes only once attach() returned
         if sibling is not None and sibling._shared is not None:
             # another breaker of this name in this process: start from what it knows
-            self._offset = sibling._offset
+            self._offset, self._offset_known = sibling._offset, sibling._offset_known
             self.adopt(sibling._shared)
         self._sync(now)  # a replica that just started learns the shared state at once
         self._ready = True
@@ -159,6 +162,12 @@ class SharedRecord:
         replica knows is not adopted (the view keeps its generation, and restores
         it to the shared record when nothing it sent can still bring it forward).
         """
+        if not self._transport.client_time:
+            if sent_at is not None:
+                self._offset = sent_at - shared.now / 1e6
+                self._offset_known = True
+            elif not self._offset_known:  # no answer timed yet: the snapshot is fresh news
+                self._offset = self._estimated_now() - shared.now / 1e6
         seen = (shared.now, shared.generation)
         if seen < self._seen:
             return  # older than what this view already holds (a delayed answer or announcement)
@@ -172,8 +181,6 @@ class SharedRecord:
         self._seen = seen
         self._seen_gen = shared.generation
         self._shared = shared
-        if sent_at is not None and not self._transport.client_time:
-            self._offset = sent_at - shared.now / 1e6
         view = self._view
         snap = view.snapshot()
         state, mode = _STATES[shared.state], _MODES[shared.mode]
@@ -205,6 +212,10 @@ class SharedRecord:
         if self._ready:
             self._on_change(snap)
 
+    def _estimated_now(self) -> float:
+        """The breaker's clock now, extrapolated from its last reading."""
+        return self._last_now + time.monotonic() - self._last_now_at
+
     def _speculative(self, shared: SharedSnapshot) -> bool:
         """The view moved OPEN -> HALF_OPEN on its own (its wait is over) and `shared` is
         that OPEN period: the store makes the same move when asked for a trial."""
@@ -234,12 +245,15 @@ class SharedRecord:
             return None
         self.round_trips += 1
         if timed:
-            self._last_now = now
+            self._last_now, self._last_now_at = now, time.monotonic()
+            sent_at: float | None = now
+        else:  # until one timed answer came, estimate when this was sent: better than none
+            sent_at = None if self._offset_known else self._estimated_now()
 
         def answered(reply: Reply | None) -> None:
             self._pending -= 1
             if reply is not None:
-                self.adopt(reply.snapshot, now if timed else None)
+                self.adopt(reply.snapshot, sent_at)
             if done is not None:
                 done(reply)
 
@@ -248,7 +262,7 @@ class SharedRecord:
             self._pending += 1
         reply = transport.send(self.name, self._config, op, extra, now, answered)
         if reply is not None and immediate:
-            self.adopt(reply.snapshot, now if timed else None, own=True)
+            self.adopt(reply.snapshot, sent_at, own=True)
         return reply
 
     def _sync(self, now: float, timed: bool = True) -> None:

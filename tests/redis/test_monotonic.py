@@ -126,3 +126,30 @@ async def test_a_restarted_redis_continues_from_the_highest_generation(redis_fac
     finally:
         for w in reps:
             await w.store.close()
+
+
+async def test_times_stay_sane_when_the_first_read_timed_out(redis_factory, namespace):
+    # The attach-time read (the one that learns the server's clock) times out; later
+    # reads were untimed re-reads, so a trip seen afterwards was stamped with the
+    # server's clock as if it were this process's: rows at t = +1.8e9.
+    server = redis_factory()
+    config = CircuitBreakerConfig(failure_threshold=1, timeout=60)
+    (other,) = await replicas(server.url, namespace, 1, config)
+    store = await RedisStore(server.url, namespace=namespace, op_timeout=0.05, staleness=0.1,
+                             ping_timeout=5.0, retry_interval=0.1).connect()
+    try:
+        server.pause()
+        asyncio.get_running_loop().call_later(0.3, server.resume)
+        started = time.monotonic()
+        late = Watched(store, config)  # its first read times out
+        await store.drain()
+        await eventually(lambda: store.available and store.round_trips >= 2,
+                         what="a re-read after the stall")
+        await store.drain()
+        await call(other.breaker, fail)
+        await eventually(lambda: late.breaker.state.value == "open")
+        change = late.changes[-1]
+        assert started - 1 <= change.at <= time.monotonic() + 1, change
+    finally:
+        await store.close()
+        await other.store.close()
