@@ -123,6 +123,7 @@ class LoopLag:
         finally:
             self._due = 0.0
             self._smoothed = 0.0
+            self._task = None  # holds no reference to a loop that may be closed next
 
     def status(self) -> dict[str, float]:
         return {"lag_s": round(self.lag(), 4), "stall_s": round(self._stall, 4),
