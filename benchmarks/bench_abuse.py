@@ -302,7 +302,14 @@ async def probe_generations(cycles: int = 100, replicas: int = 3) -> dict[str, A
     half-open -> close cycles, then Redis is killed (-9) and restarted empty, then
     10 more cycles. Counts every time a replica's logged generation went down, and
     whether the restarted Redis continued from the highest generation known."""
-    from cblab import CircuitBreaker, CircuitBreakerConfig, CircuitOpenError, StateChange
+    from cblab import (
+        CircuitBreaker,
+        CircuitBreakerConfig,
+        CircuitOpenError,
+        EventLog,
+        Outcome,
+        StateChange,
+    )
     from cblab.stores import RedisServer, RedisStore
     from cblab.stores.scripts import keys_for
 
@@ -323,9 +330,10 @@ async def probe_generations(cycles: int = 100, replicas: int = 3) -> dict[str, A
         stores = [await RedisStore(server.url, namespace="bench-gen", replica=f"r{i}",
                                    op_timeout=1.0, retry_interval=0.1).connect()
                   for i in range(replicas)]
-        breakers = [CircuitBreaker("dep", config, store=store, listeners=[
-            lambda e, seen=seen: seen.append(e) if isinstance(e, StateChange) else None])
-            for store, seen in zip(stores, changes, strict=True)]
+        breakers = [CircuitBreaker("dep", config, store=store, event_log=EventLog(1_000_000),
+                                   listeners=[lambda e, seen=seen: seen.append(e)
+                                              if isinstance(e, StateChange) else None])
+                    for store, seen in zip(stores, changes, strict=True)]
 
         async def call(breaker: CircuitBreaker, func: Any) -> None:
             with contextlib.suppress(Boom, CircuitOpenError):
@@ -364,9 +372,19 @@ async def probe_generations(cycles: int = 100, replicas: int = 3) -> dict[str, A
         gens = [c.generation for c in seen]
         return sum(b < a for a, b in itertools.pairwise(gens))
 
+    def stale_rejections(breaker: CircuitBreaker) -> int:
+        """Calls refused at a generation older than one this replica had already logged."""
+        newest, stale = -1, 0
+        for _, event in breaker.event_log.since().events:
+            if event.kind == "call" and event.outcome is Outcome.REJECTED:
+                stale += event.generation < newest
+            newest = max(newest, event.generation)
+        return stale
+
     return {"cycles": cycles, "replicas": replicas,
             "changes": [len(c) for c in changes],
             "backwards": [backwards(c) for c in changes],
+            "stale_rejections": [stale_rejections(b) for b in breakers],
             "known_before_restart": known, "shared_after_restart": after_restart,
             "final_generation": max(b.generation for b in breakers),
             "insane_times": sum(not (started - 1 <= c.at <= ended + 1)
@@ -389,9 +407,11 @@ def saturation_report() -> int:
           f"in {burst['seconds']} s | {'ok' if burst_ok else 'FAILED'} |")
     g = generations
     generations_ok = (sum(g["backwards"]) == 0 and g["insane_times"] == 0
+                      and sum(g["stale_rejections"]) == 0
                       and g["shared_after_restart"] >= g["known_before_restart"])
     print(f"| generations, {g['replicas']} replicas, {g['cycles']} half-open cycles + Redis "
-          f"restart | went back {g['backwards']} times ({g['changes']} changes); generation "
+          f"restart | went back {g['backwards']} times ({g['changes']} changes), "
+          f"{sum(g['stale_rejections'])} stale rejections; generation "
           f"{g['known_before_restart']} before the restart, shared {g['shared_after_restart']} "
           f"after, {g['final_generation']} at the end; {g['insane_times']} insane times | "
           f"{'ok' if generations_ok else 'FAILED'} |")
