@@ -3,6 +3,7 @@
     from cblab.integrations import CircuitBreakerMiddleware   # server side
     from cblab.integrations import BreakerTransport           # any httpx.AsyncClient
     from cblab.integrations import GuardedClient              # agents calling MCP servers
+    from cblab.integrations import ReconnectingClient         # a client that survives restarts
 
 One module per integration; `classify` holds the table of what counts against a
 breaker, `refusal` the shape of a refused call, `bulkhead` the local-slot limit.
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
     from .bulkhead import Bulkhead
     from .classify import Classifier, DependencyError, Verdict, classify_exception, classify_status
     from .client import GuardedClient
+    from .fallback import Fallback
     from .middleware import CircuitBreakerMiddleware
+    from .reconnect import ReconnectingClient
+    from .retry import RetryBudget, RetryPolicy, should_retry
     from .routes import mount_routes
     from .transport import BreakerTransport
 
@@ -32,6 +36,11 @@ _LAZY = {
     "CircuitBreakerMiddleware": ".middleware",
     "BreakerTransport": ".transport",
     "GuardedClient": ".client",
+    "Fallback": ".fallback",
+    "RetryBudget": ".retry",
+    "RetryPolicy": ".retry",
+    "should_retry": ".retry",
+    "ReconnectingClient": ".reconnect",
     "mount_routes": ".routes",
 }
 
@@ -41,11 +50,16 @@ __all__ = [
     "CircuitBreakerMiddleware",
     "Classifier",
     "DependencyError",
+    "Fallback",
     "GuardedClient",
+    "ReconnectingClient",
+    "RetryBudget",
+    "RetryPolicy",
     "Verdict",
     "classify_exception",
     "classify_status",
     "mount_routes",
+    "should_retry",
 ]
 
 

@@ -19,11 +19,23 @@ the call ends with                           breaker records  the caller gets
 a result                                     success          the result
 an ``isError`` result (ToolError when        excluded         as from fastmcp
 `raise_on_error`), unless the tool is in     (failure)
-`count_error_results`
-connection refused / closed (server down),   failure          the exception
-transport errors, request timeouts
-(``MCPError`` -32000, -32001), internal
-server errors (-32603), session errors
+`count_error_results`; also a task-required
+tool called without task support
+connection refused / closed (server down:    failure          the exception
+``connection_closed``), a stale session
+(``session_terminated``), transport errors,
+request timeouts (-32001), internal server
+errors (-32603), other server errors in
+-32000..-32019 (``server_error``)
+a JSON-RPC error standing for an HTTP        429/5xx:         the exception
+status (``data.status``, or 429 / "too many  failure; other
+requests" in the message): ``http_<code>``   statuses:
+                                             excluded
+the response stream broke mid-call           failure          the exception
+(``stream_broken``: the call may have run)
+past `deadline` (``deadline_exceeded``)      failure          TimeoutError
+more input rounds than the client allows     excluded         the exception
+(``input_required``)
 other JSON-RPC errors (invalid params,       excluded         the exception
 unknown method: the request was wrong)
 anything else                                the `classify`   the exception
@@ -33,10 +45,17 @@ breaker refuses                              rejected         CircuitOpenError, 
                                                               refusal result
 cancelled                                    cancelled        -
 ===========================================  ===============  ============================
+
+Restarts: the client is held through a `ReconnectingClient`, so a session that died
+(server killed, restarted, a stdio server crashed) is reopened before the next call,
+and before a half-open trial unless it answered since its last failure (see
+`cblab.integrations.reconnect`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -45,32 +64,85 @@ from fastmcp.client.client import CallToolResult
 from fastmcp.exceptions import ToolError
 from mcp_types import TextContent
 
-from cblab import BreakerRegistry, CircuitBreakerConfig, CircuitOpenError, ConfigError, Outcome
+from cblab import (
+    BreakerRegistry,
+    CircuitBreakerConfig,
+    CircuitOpenError,
+    CircuitState,
+    ConfigError,
+    Outcome,
+)
 from cblab._clock import Clock, monotonic
 
 from . import refusal
 from ._options import as_config
-from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .classify import (
+    ExceptionClassifier,
+    Verdict,
+    as_verdict,
+    classify_exception,
+    classify_status,
+)
+from .fallback import Fallbacks
+from .reconnect import (
+    ReconnectingClient,
+    is_local_connection_closed,
+    is_session_terminated,
+    is_stream_broken,
+)
+from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
+from .retry import tool_names as _tool_names
 
 __all__ = ["GuardedClient", "classify_client_exception"]
 
-_FAILED_CODES = {-32000: "connection_closed", -32001: "request_timeout",
-                 -32603: "internal_error"}
+_FAILED_CODES = {-32001: "request_timeout", -32603: "internal_error"}
+_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate.?limit", re.IGNORECASE)
 
 try:
     from mcp.shared.exceptions import MCPError as _MCPError
 except ImportError:  # pragma: no cover - other mcp versions
     _MCPError = None  # type: ignore[assignment,misc]
+try:
+    from mcp.client._input_required import InputRequiredRoundsExceededError as _ROUNDS_EXCEEDED
+except ImportError:  # pragma: no cover - other mcp versions
+    _ROUNDS_EXCEEDED = None  # type: ignore[assignment,misc]
+
+
+def _http_status(error: Any) -> int | None:
+    """The HTTP status a JSON-RPC error stands for: ``data.status``, or a 429 in the text."""
+    data = error.data
+    if isinstance(data, Mapping):
+        status = data.get("status", data.get("http_status"))
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            return status
+    if isinstance(error.message, str) and _RATE_LIMITED.search(error.message):
+        return 429
+    return None
 
 
 def classify_client_exception(exc: BaseException) -> Verdict:
     """The client side's table: MCP protocol errors by code, then the `classify` table."""
     if _MCPError is not None and isinstance(exc, _MCPError):
+        if is_local_connection_closed(exc):
+            return Verdict(Outcome.FAILURE, "connection_closed")
+        if is_session_terminated(exc):
+            return Verdict(Outcome.FAILURE, "session_terminated")
+        if is_stream_broken(exc):  # the call was sent; it may have run: never a success
+            return Verdict(Outcome.FAILURE, "stream_broken")
         code = exc.error.code
+        status = _http_status(exc.error)
+        if status is not None:  # say a rate limit sent as -32000 with data.status 429
+            verdict = classify_status(status)
+            return verdict if verdict.outcome is Outcome.FAILURE else Verdict(
+                Outcome.EXCLUDED, f"http_{status}")
         name = _FAILED_CODES.get(code)
         if name is not None:
             return Verdict(Outcome.FAILURE, name)
+        if -32019 <= code <= -32000:  # implementation-defined server errors
+            return Verdict(Outcome.FAILURE, "server_error")
         return Verdict(Outcome.EXCLUDED, f"jsonrpc_{code}")
+    if _ROUNDS_EXCEEDED is not None and isinstance(exc, _ROUNDS_EXCEEDED):
+        return Verdict(Outcome.EXCLUDED, "input_required")  # asking for input is no outage
     return classify_exception(exc)
 
 
@@ -83,11 +155,22 @@ class GuardedClient:
     `count_error_results`: tool names whose ``isError`` results count as failures.
     `on_open`: ``"raise"`` (CircuitOpenError) or ``"result"`` (an isError result).
     `classifier`: ``(exception) -> Verdict | Outcome``.
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    each call gets a CLIENT span carrying its breaker's attributes and events.
+    `retry`: a `RetryPolicy` (or True, or a number of attempts): re-issue failed calls
+    of tools whose annotations say ``readOnlyHint`` or ``idempotentHint``;
+    `retry_tools`: the tools to re-issue instead (an explicit allow-list).
+    `fallback`: ``{tool: Fallback}`` answers for refused or failed calls (see
+    `cblab.integrations.fallback`).
+    `deadline`: seconds one `call_tool` may take in all (a reconnect, the call, a task
+    or input rounds the client resolves inside it); past it the call fails with
+    TimeoutError, recorded as ``deadline_exceeded``. Default: none (the client's own
+    request timeout still applies to each request).
     """
 
     def __init__(
         self,
-        client: Client,
+        client: Client | ReconnectingClient,
         *,
         per: Literal["tool", "server"] = "tool",
         name: str | None = None,
@@ -96,11 +179,26 @@ class GuardedClient:
         count_error_results: Iterable[str] = (),
         on_open: Literal["raise", "result"] = "raise",
         classifier: ExceptionClassifier = classify_client_exception,
+        deadline: float | None = None,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
+        retry: RetryPolicy | bool | int | None = None,
+        retry_tools: Iterable[str] | None = None,
+        fallback: Mapping[str, Any] | None = None,
     ) -> None:
-        if not isinstance(client, Client):
+        self.telemetry = telemetry
+        if deadline is not None and (isinstance(deadline, bool) or not isinstance(
+                deadline, int | float) or not 0 < deadline < float("inf")):
+            raise ConfigError(f"deadline must be seconds > 0, got {deadline!r}")
+        self.deadline = None if deadline is None else float(deadline)
+        if isinstance(client, ReconnectingClient):
+            self.connection = client
+        elif isinstance(client, Client):
+            self.connection = ReconnectingClient(client)
+        else:
             raise ConfigError(f"client must be a fastmcp.Client, got {client!r}")
+        client = self.connection.client
         if per not in ("tool", "server"):
             raise ConfigError(f"per must be 'tool' or 'server', got {per!r}")
         if on_open not in ("raise", "result"):
@@ -122,6 +220,10 @@ class GuardedClient:
         self.classifier = classifier
         self.registry = registry if registry is not None else BreakerRegistry(clock=clock)
         self._breakers: dict[str, Any] = {}
+        self.retry = as_policy("retry", retry)
+        self.retry_tools = _tool_names("retry_tools", retry_tools)
+        self.fallbacks = Fallbacks(fallback, clock=clock)
+        self._idempotent: dict[str, bool] | None = None
 
     def breaker_name(self, tool: str) -> str:
         return self.name if self.per == "server" else f"{self.name}/{tool}"
@@ -133,11 +235,66 @@ class GuardedClient:
             breaker = self.registry[name] if name in self.registry else self.registry.get(
                 name, self.configs.get(name, self.config))
             self._breakers[tool] = breaker
+            if self.telemetry is not None:
+                self.telemetry.watch(breaker)
         return breaker
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
                         **kwargs: Any) -> CallToolResult:
-        """`Client.call_tool` through the tool's breaker (same arguments and result)."""
+        """`Client.call_tool` through the tool's breaker (same arguments and result),
+        re-issued by the `retry` policy when the tool is safe to repeat; a declared
+        fallback answers a refused or failed call."""
+        if self.telemetry is not None:
+            with self.telemetry.guard_span(self.client, name):
+                return await self._call_tool(name, arguments, **kwargs)
+        return await self._call_tool(name, arguments, **kwargs)
+
+    async def _call_tool(self, name: str, arguments: dict[str, Any] | None,
+                         **kwargs: Any) -> CallToolResult:
+        if self.fallbacks:
+            return await self.fallbacks.serve(
+                name, arguments, lambda: self._call_retrying(name, arguments, **kwargs),
+                self.client.call_tool)
+        return await self._call_retrying(name, arguments, **kwargs)
+
+    async def retryable(self, name: str) -> bool:
+        """Whether failed calls of tool `name` are re-issued (allow-list, else annotations)."""
+        if self.retry is None:
+            return False
+        if self.retry_tools is not None:
+            return name in self.retry_tools
+        if self._idempotent is None or name not in self._idempotent:
+            tools = await self.client.list_tools()
+            self._idempotent = {t.name: idempotent_tool(t.annotations) for t in tools}
+        return self._idempotent.get(name, False)
+
+    async def _call_retrying(self, name: str, arguments: dict[str, Any] | None,
+                             **kwargs: Any) -> CallToolResult:
+        policy = self.retry
+        if policy is None or not await self.retryable(name):
+            return await self._call_once(name, arguments, **kwargs)
+        breaker = self.breaker(name)
+        counts_errors = name in self.count_error_results
+        raise_on_error = kwargs.pop("raise_on_error", True)
+
+        def judge(result: Any, error: BaseException | None) -> Any:
+            if error is not None:
+                return judge_exception(error, self.classifier)
+            return judge_tool_result(result, counts_errors)
+
+        # Attempts keep isError results (a refusal is told apart by its structured
+        # content); the last one is raised as fastmcp would have.
+        result = await policy.call(
+            lambda: self._call_once(name, arguments, raise_on_error=False, **kwargs), judge,
+            key=breaker.name, breaker_open=lambda: breaker.state.value == "open")
+        if result.is_error and raise_on_error:
+            text = next((c.text for c in result.content if isinstance(c, TextContent)), "")
+            raise ToolError(text)
+        return result
+
+    async def _call_once(self, name: str, arguments: dict[str, Any] | None,
+                         **kwargs: Any) -> CallToolResult:
+        """One attempt: one breaker admission, one record."""
         breaker = self.breaker(name)
         permit = breaker.admit()
         if not permit.admitted:
@@ -148,24 +305,36 @@ class GuardedClient:
                                       structured_content=content, meta=None, is_error=True)
             raise CircuitOpenError(breaker.name, permit.retry_after, permit.state)
         counts_errors = name in self.count_error_results
+        connection = self.connection
         try:
-            result = await self.client.call_tool(name, arguments, **kwargs)
+            # A half-open trial must reach the real server: reopen a session that died
+            # (or may have) while the breaker was open; a reconnect that fails is this
+            # call failing.
+            async with asyncio.timeout(self.deadline) as scope:
+                await connection.ensure(trial=permit.state is CircuitState.HALF_OPEN)
+                result = await self.client.call_tool(name, arguments, **kwargs)
         except ToolError:  # an isError result, raised because raise_on_error is on
+            connection.note_success()
             if counts_errors:
                 breaker.record(permit, Outcome.FAILURE, error_type="error_result")
             else:
                 breaker.record(permit, Outcome.EXCLUDED, error_type="tool_error")
             raise
         except Exception as exc:
-            try:
-                verdict = as_verdict(self.classifier(exc))
-            except Exception:
-                verdict = Verdict(Outcome.FAILURE, type(exc).__name__)
+            connection.note_failure(exc)
+            if isinstance(exc, TimeoutError) and scope.expired():
+                verdict = Verdict(Outcome.FAILURE, "deadline_exceeded")
+            else:
+                try:
+                    verdict = as_verdict(self.classifier(exc))
+                except Exception:
+                    verdict = Verdict(Outcome.FAILURE, type(exc).__name__)
             breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
             raise
         except BaseException as exc:  # cancelled: frees a half-open slot, counts as nothing
             breaker.record_exception(permit, exc)
             raise
+        connection.note_success()
         if result.is_error:
             if counts_errors:
                 breaker.record(permit, Outcome.FAILURE, error_type="error_result")
@@ -193,11 +362,11 @@ class GuardedClient:
     # --- the rest of the client ---------------------------------------------------------
 
     async def __aenter__(self) -> GuardedClient:
-        await self.client.__aenter__()
+        await self.connection.connect()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self.client.__aexit__(*exc_info)
+        await self.connection.close()
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(self.client, attribute)
+        return getattr(self.connection, attribute)  # requests reconnect too

@@ -76,6 +76,9 @@ from . import refusal
 from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .reconnect import as_trial
+from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
+from .retry import tool_names as _tool_names
 
 try:  # which pass of the chain runs (fastmcp 4.2); an "outer" pass never calls a tool
     from fastmcp.server.middleware.middleware import _dispatch_phase
@@ -157,6 +160,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
     `max_waiting`: at most this many calls wait for a slot, more are refused at once.
     `status_tools`: add the `circuit_status` / `circuit_metrics` tools.
     `registry`: use these breakers (a `BreakerRegistry`; one is made otherwise).
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    breaker attributes and events on fastmcp's span, and OpenTelemetry metrics.
+    `retry`: a `RetryPolicy` (or True, or a number of attempts) re-running failed calls
+    of tools annotated ``readOnlyHint`` or ``idempotentHint`` (`retry_tools`: an
+    explicit allow-list instead); each attempt is one breaker call.
     """
 
     def __init__(
@@ -176,7 +184,14 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         status_tools: bool = False,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
+        retry: RetryPolicy | bool | int | None = None,
+        retry_tools: Iterable[str] | None = None,
     ) -> None:
+        self.telemetry = telemetry
+        self.retry = as_policy("retry", retry)
+        self.retry_tools = _tool_names("retry_tools", retry_tools)
+        self._retryable: dict[str, bool] = {}
         self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
         configs = {} if configs is None else configs
         if not isinstance(configs, Mapping):
@@ -307,6 +322,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
             bulkhead = self.bulkheads[name] = Bulkhead(
                 name, slots, self.max_wait, max_lag=self.max_lag, max_waiting=self.max_waiting)
         timeout = self._timeouts.get(tool, self._default_timeout)
+        if self.telemetry is not None:
+            self.telemetry.watch(breaker)
         return _Route(breaker, bulkhead, timeout, tool in self.count_error_results)
 
     async def _resolve(self, tool: str, context: Any) -> _Route | None:
@@ -341,49 +358,88 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         breaker = route.breaker
         # first a local slot (bounded wait), then the breaker
         if bulkhead is not None and not await bulkhead.acquire():
+            if self.telemetry is not None:
+                self.telemetry.local_overload(breaker)
             return _overload_result(bulkhead, breaker)
-        # One frame for the whole call: this path runs on every tool call.
         try:
-            permit = breaker.admit()
-            if not permit.admitted:
-                return refusal_result(*refusal.unavailable(
-                    breaker.name, permit.state.value, permit.retry_after))
-            timeout = route.timeout
-            try:
-                if timeout is None:
-                    result = await call_next(context)
-                else:  # with a bulkhead, extended by the time the event loop was behind
-                    async with (asyncio.timeout(timeout) if bulkhead is None
-                                else bulkhead.deadline(timeout)) as scope:
-                        result = await call_next(context)
-            except Exception as exc:
-                if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
-                    if bulkhead is not None and bulkhead.missed_locally(scope):
-                        # this process could not run the call in time: not the dependency
-                        breaker.record(permit, _EXCLUDED, error_type=refusal.LOCAL_OVERLOAD)
-                        return _overload_result(bulkhead, breaker)
-                    breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
-                    raise ToolError(
-                        f"the {breaker.name} dependency did not answer within {timeout:g} s",
-                        log_level=logging.DEBUG,
-                    ) from exc
-                verdict = self._classify(exc)
-                breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
-                raise
-            except BaseException as exc:  # cancelled: frees the slot, counts as nothing
-                breaker.record_exception(permit, exc)
-                raise
-            if result.is_error:
-                if route.count_errors:
-                    breaker.record(permit, _FAILURE, error_type="error_result")
-                else:
-                    breaker.record(permit, _EXCLUDED, error_type="tool_error")
-            else:
-                breaker.record(permit, _SUCCESS)
-            return result
+            if self.retry is not None and await self._retries(tool, context):
+                return await self._call_retrying(route, context, call_next)
+            return await self._call_once(route, context, call_next)
         finally:
             if bulkhead is not None:
                 bulkhead.release()
+
+    async def _retries(self, tool: str, context: Any) -> bool:
+        known = self._retryable.get(tool)
+        if known is None:
+            if self.retry_tools is not None:
+                known = tool in self.retry_tools
+            else:
+                server = getattr(context.fastmcp_context, "fastmcp", None)
+                found = None if server is None else await server.get_tool(tool)
+                known = found is not None and idempotent_tool(found.annotations)
+            self._retryable[tool] = known
+        return known
+
+    async def _call_retrying(self, route: _Route, context: Any, call_next: Any) -> Any:
+        breaker = route.breaker
+        policy = self.retry
+        assert policy is not None
+
+        def judge(result: Any, error: BaseException | None) -> Any:
+            if error is not None:
+                return judge_exception(error, self.classifier)
+            return judge_tool_result(result, route.count_errors)
+
+        return await policy.call(lambda: self._call_once(route, context, call_next), judge,
+                                 key=breaker.name,
+                                 breaker_open=lambda: breaker.state.value == "open")
+
+    async def _call_once(self, route: _Route, context: Any, call_next: Any) -> Any:
+        """One attempt: one breaker admission, one record."""
+        breaker = route.breaker
+        permit = breaker.admit()
+        if not permit.admitted:
+            return refusal_result(*refusal.unavailable(
+                breaker.name, permit.state.value, permit.retry_after))
+        if permit.trial:  # a dependency client in the tool must reach the real server
+            call_next = as_trial(call_next)
+        timeout = route.timeout
+        bulkhead = route.bulkhead
+        try:
+            if timeout is None:
+                result = await call_next(context)
+            else:  # with a bulkhead, extended by the time the event loop was behind
+                async with (asyncio.timeout(timeout) if bulkhead is None
+                            else bulkhead.deadline(timeout)) as scope:
+                    result = await call_next(context)
+        except Exception as exc:
+            if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
+                if bulkhead is not None and bulkhead.missed_locally(scope):
+                    # this process could not run the call in time: not the dependency
+                    breaker.record(permit, _EXCLUDED, error_type=refusal.LOCAL_OVERLOAD)
+                    if self.telemetry is not None:
+                        self.telemetry.local_overload(breaker)
+                    return _overload_result(bulkhead, breaker)
+                breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
+                raise ToolError(
+                    f"the {breaker.name} dependency did not answer within {timeout:g} s",
+                    log_level=logging.DEBUG,
+                ) from exc
+            verdict = self._classify(exc)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
+            raise
+        except BaseException as exc:  # cancelled: frees the slot, counts as nothing
+            breaker.record_exception(permit, exc)
+            raise
+        if result.is_error:
+            if route.count_errors:
+                breaker.record(permit, _FAILURE, error_type="error_result")
+            else:
+                breaker.record(permit, _EXCLUDED, error_type="tool_error")
+        else:
+            breaker.record(permit, _SUCCESS)
+        return result
 
     def _classify(self, exc: BaseException) -> Verdict:
         try:

@@ -19,12 +19,14 @@ from fastmcp.server.lifespan import lifespan
 from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
 
+import cblab
 from cblab import BreakerRegistry, CircuitBreakerConfig, ConfigError, EventLog, monotonic
 from cblab.demo import BREAKER_DEFAULTS, BREAKERS, DATABASE, GITHUB, TOOL_BREAKERS
 from cblab.integrations.middleware import CircuitBreakerMiddleware, status_tools
 
 from .admin import register_routes
 from .instrumentation import Instrumentation, ToolCallRecorder
+from .listener import Limits, ListenerStats, uvicorn_options
 from .tools import demo_classifier, register_tools
 
 __all__ = [
@@ -226,6 +228,7 @@ def build_server(
         middleware = [ToolCallRecorder(instr, breakers), protection]
     mcp = FastMCP(
         settings.name,
+        version=cblab.__version__,  # serverInfo.version: the package's, as the docs say
         instructions=(
             "Demo MCP server for the cblab circuit-breaker lab: GitHub-style users and "
             "orders behind circuit breakers."
@@ -270,7 +273,9 @@ class ServerRunner:
 
     Binds the socket itself, so `port=0` gives an ephemeral port known before
     serving. Host/Origin protection is on ("auto": a loopback server refuses a
-    foreign Host with 421 and a foreign Origin with 403).
+    foreign Host with 421 and a foreign Origin with 403). `limits` bound what
+    clients can hold (header and idle timeouts, a connection cap; default
+    `cblab.server.listener.DEFAULT_LISTENER_LIMITS`).
     """
 
     def __init__(
@@ -282,6 +287,7 @@ class ServerRunner:
         path: str = MCP_PATH,
         log_level: str = "warning",
         graceful_shutdown_s: float = 2.0,
+        limits: Limits | None = None,
     ) -> None:
         self.mcp = mcp
         self.host = host
@@ -289,6 +295,8 @@ class ServerRunner:
         self._requested_port = port
         self._log_level = log_level
         self._graceful = graceful_shutdown_s
+        self._limits = limits
+        self.listener_stats: ListenerStats | None = None
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -328,9 +336,11 @@ class ServerRunner:
         self._socket = self._bind()
         self.port = self._socket.getsockname()[1]
         app = self.mcp.http_app(path=self.path, host_origin_protection="auto")
+        # header/idle timeouts and a connection cap (cblab.server.listener)
+        limited, self.listener_stats = uvicorn_options(self._limits)
         config = uvicorn.Config(
             app, lifespan="on", log_level=self._log_level, access_log=False,
-            timeout_graceful_shutdown=math.ceil(self._graceful), ws="none",
+            timeout_graceful_shutdown=math.ceil(self._graceful), ws="none", **limited,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._serve(), name=f"cblab-server-{self.port}")

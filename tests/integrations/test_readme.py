@@ -28,9 +28,11 @@ def examples() -> list[tuple[str, str]]:
 EXPECTED = {
     "Protect your own MCP server #1": ["healthy: octocat", "'error': 'dependency_unavailable'",
                                        "ping still works: pong"],
-    "Protect your own MCP server #2": ["503", "refused without a request:"],
+    "Protect your own MCP server #2": ["pack for: sunny in Oslo", "while down: dependency_unavailable",
+                                       "after the restart: pack for: sunny in Oslo"],
+    "Protect your own MCP server #3": ["503", "refused without a request:"],
     "Protect your MCP client #1": ["sunny in Oslo", "refused without touching the network:",
-                                   "\nopen\n"],
+                                   "\nopen\n", "back: sunny in Oslo", "\nclosed 1\n"],
     "Protect your MCP client #2": ["loaded 4 12.5"],
 }
 

@@ -1,0 +1,89 @@
+"""The registry's reference MCP servers as tests use them: killed (SIGKILL) and brought back.
+
+`EverythingHttp`: npm's "everything" server over Streamable HTTP on an ephemeral
+port that a restart keeps. `stdio_command`: a stdio server's command wrapped so a
+test can kill the process the client spawned (its pid lands in a file) and keep it
+away for a while (while a flag file exists, every respawn exits at once).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from cblab.testing.reference import everything_command
+
+from ..helpers import eventually
+
+__all__ = ["EverythingHttp", "StdioServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EverythingHttp:
+    """npm `server-everything` over Streamable HTTP at ``http://127.0.0.1:PORT/mcp``."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.log = log_dir / f"everything-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        env = {**os.environ, "PORT": str(self.port)}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(everything_command("streamableHttp"), env=env,
+                                            stdout=log, stderr=log)
+        process = self.process
+
+        async def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"everything server exited: {self.log.read_text()[-2000:]}")
+            try:
+                async with httpx.AsyncClient(trust_env=False, timeout=1) as http:
+                    await http.get(self.url)
+                return True
+            except httpx.TransportError:
+                return False
+
+        await eventually(up, timeout=30, what="the everything server", every=0.05)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+class StdioServer:
+    """A stdio server command whose spawned process a test can kill and keep down."""
+
+    def __init__(self, command: list[str], work_dir: Path) -> None:
+        self.pid_file = work_dir / "server.pid"
+        self.down_flag = work_dir / "server.down"
+        script = (f"test -e {shlex.quote(str(self.down_flag))} && exit 1; "
+                  f"echo $$ > {shlex.quote(str(self.pid_file))}; "
+                  f"exec {shlex.join(command)}")
+        self.command = ["/bin/sh", "-c", script]
+
+    def pid(self) -> int:
+        return int(self.pid_file.read_text())
+
+    def kill_and_keep_down(self) -> int:
+        """SIGKILL the running server; respawns fail until `allow_up`. Returns the old pid."""
+        self.down_flag.touch()
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def allow_up(self) -> None:
+        self.down_flag.unlink()
