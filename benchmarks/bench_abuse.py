@@ -18,12 +18,21 @@ while the abuse went on:
 5. ``bad JSON``: a body nested 30,000 deep and a 5,000-digit integer on the
    control API: status codes.
 
+And, in their own table (issue 20): ``probe_burst``, 150 MCP sessions calling at
+once while the backend answers each in 1.2 s, deadline 2 s (zero trips; how many
+calls were shed as local overload), and ``probe_generations``, three replicas on
+one redis-server through 100 half-open cycles, a ``kill -9`` and an empty restart
+(no replica's generation ever goes down; the restarted Redis continues from the
+highest generation known).
+
 Run: ``python -m benchmarks abuse``; about half a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import resource
@@ -233,6 +242,182 @@ async def probe_bad_json() -> dict[str, Any]:
             "note": "deep: {}, 5000 digits: {}".format(*statuses)}
 
 
+# --- local saturation and shared state (issue 20: items 2 and 3) ------------------------
+
+
+async def probe_burst(sessions: int = 150, latency_ms: int = 1200,
+                      deadline: float = 2.0) -> dict[str, Any]:
+    """`sessions` MCP sessions call `github_user` at once; the backend is healthy and
+    answers each in `latency_ms`; the server's deadline is `deadline`. Before issue 20
+    the server's own saturated event loop made 45-48 calls miss the deadline and the
+    breaker tripped on a healthy backend. Now: zero trips; calls the server could not
+    run in time are shed as local overload."""
+    from collections import Counter
+
+    from fastmcp import Client
+
+    from cblab.stack import Stack
+
+    async with Stack(servers=["protected"], deadline=deadline) as stack:
+        await stack.backend.aset_faults("users", latency={"kind": "constant", "ms": latency_ms})
+        url = stack.mcp_url("protected")
+        async with contextlib.AsyncExitStack() as sessions_open:
+            clients = await asyncio.gather(*(
+                sessions_open.enter_async_context(Client(url, timeout=60))
+                for _ in range(sessions)))
+
+            async def one(client: Any) -> str:
+                try:
+                    result = await client.call_tool("github_user", {"username": "octocat"},
+                                                    raise_on_error=False)
+                except Exception as exc:
+                    return f"client {type(exc).__name__}"
+                if not result.is_error:
+                    return "ok"
+                content = result.structured_content or {}
+                return str(content.get("error") or "failure")
+
+            started = time.monotonic()
+            outcomes = Counter(await asyncio.gather(*(one(c) for c in clients)))
+            took = time.monotonic() - started
+        server = stack.server("protected")
+        status = (await server.astatus())["github"]
+        bulkhead = {}
+        for line in (await server.ametrics()).splitlines():
+            for field in ("shed", "local_misses"):
+                if line.startswith(f'cblab_bulkhead_{field}_total{{name="github"}} '):
+                    bulkhead[field] = int(float(line.split()[-1]))
+        rows = (await server.aevents(after=0))["events"]
+    failures = sum(r["kind"] == "call" and r["outcome"] == "failure" for r in rows)
+    return {"sessions": sessions, "ok": outcomes["ok"],
+            "local_overload": outcomes["local_overload"],
+            "rejected": outcomes["dependency_unavailable"], "failures": failures,
+            "trips": status["trips"], "state": status["state"],
+            "shed_by_lag": bulkhead.get("shed"), "local_misses": bulkhead.get("local_misses"),
+            "seconds": round(took, 1)}
+
+
+async def probe_generations(cycles: int = 100, replicas: int = 3) -> dict[str, Any]:
+    """`replicas` breakers on one real redis-server go through `cycles` trip ->
+    half-open -> close cycles, then Redis is killed (-9) and restarted empty, then
+    10 more cycles. Counts every time a replica's logged generation went down, and
+    whether the restarted Redis continued from the highest generation known."""
+    from cblab import (
+        CircuitBreaker,
+        CircuitBreakerConfig,
+        CircuitOpenError,
+        EventLog,
+        Outcome,
+        StateChange,
+    )
+    from cblab.stores import RedisServer, RedisStore
+    from cblab.stores.scripts import keys_for
+
+    class Boom(Exception):
+        pass
+
+    async def ok() -> None:
+        await asyncio.sleep(0.001)
+
+    async def fail() -> None:
+        raise Boom
+
+    config = CircuitBreakerConfig(failure_threshold=2, timeout=0.05, half_open_max_calls=2,
+                                  success_threshold=2)
+    changes: list[list[StateChange]] = [[] for _ in range(replicas)]
+    started = time.monotonic()
+    with RedisServer() as server:
+        stores = [await RedisStore(server.url, namespace="bench-gen", replica=f"r{i}",
+                                   op_timeout=1.0, retry_interval=0.1).connect()
+                  for i in range(replicas)]
+        breakers = [CircuitBreaker("dep", config, store=store, event_log=EventLog(1_000_000),
+                                   listeners=[lambda e, seen=seen: seen.append(e)
+                                              if isinstance(e, StateChange) else None])
+                    for store, seen in zip(stores, changes, strict=True)]
+
+        async def call(breaker: CircuitBreaker, func: Any) -> None:
+            with contextlib.suppress(Boom, CircuitOpenError):
+                await breaker.call(func)
+
+        async def cycle() -> None:
+            for func, state in ((fail, "open"), (ok, "closed")):
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not all(
+                        b.state.value == state for b in breakers):
+                    await asyncio.gather(*(call(b, func) for b in breakers for _ in range(3)))
+                    await asyncio.sleep(0.01)
+
+        for _ in range(cycles):
+            await cycle()
+        known = max(b.generation for b in breakers)
+        server.restart()
+        for b in breakers:  # each notices the lost connection on its next call
+            await call(b, ok)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(s.available for s in stores):
+            await asyncio.sleep(0.05)
+        for store in stores:
+            await store.drain()
+        await asyncio.sleep(0.2)
+        shared = await stores[0]._aclient.hget(keys_for("bench-gen", "dep")[0], "gen")
+        after_restart = int(shared or 0)
+        for _ in range(10):
+            await cycle()
+        for store in stores:
+            await store.drain()
+            await store.close()
+    ended = time.monotonic()
+
+    def backwards(seen: list[StateChange]) -> int:
+        gens = [c.generation for c in seen]
+        return sum(b < a for a, b in itertools.pairwise(gens))
+
+    def stale_rejections(breaker: CircuitBreaker) -> int:
+        """Calls refused at a generation older than one this replica had already logged."""
+        newest, stale = -1, 0
+        for _, event in breaker.event_log.since().events:
+            if event.kind == "call" and event.outcome is Outcome.REJECTED:
+                stale += event.generation < newest
+            newest = max(newest, event.generation)
+        return stale
+
+    return {"cycles": cycles, "replicas": replicas,
+            "changes": [len(c) for c in changes],
+            "backwards": [backwards(c) for c in changes],
+            "stale_rejections": [stale_rejections(b) for b in breakers],
+            "known_before_restart": known, "shared_after_restart": after_restart,
+            "final_generation": max(b.generation for b in breakers),
+            "insane_times": sum(not (started - 1 <= c.at <= ended + 1)
+                                for seen in changes for c in seen)}
+
+
+def saturation_report() -> int:
+    """The issue-20 probes: their own table (they measure other things than RSS)."""
+    burst = asyncio.run(probe_burst())
+    generations = asyncio.run(probe_generations())
+    load = os.getloadavg()
+    print(f"\nlocal saturation and shared state (load average {load[0]:.2f})\n")
+    print("| probe | result | verdict |")
+    print("|---|---|---|")
+    burst_ok = burst["trips"] == 0 and burst["failures"] == 0
+    print(f"| 150-session burst, backend healthy at 1.2 s, deadline 2 s | "
+          f"{burst['ok']} ok, {burst['local_overload']} shed as local overload "
+          f"({burst['shed_by_lag']} by loop lag, {burst['local_misses']} missed locally), "
+          f"{burst['failures']} failures, {burst['rejected']} rejected, {burst['trips']} trips "
+          f"in {burst['seconds']} s | {'ok' if burst_ok else 'FAILED'} |")
+    g = generations
+    generations_ok = (sum(g["backwards"]) == 0 and g["insane_times"] == 0
+                      and sum(g["stale_rejections"]) == 0
+                      and g["shared_after_restart"] >= g["known_before_restart"])
+    print(f"| generations, {g['replicas']} replicas, {g['cycles']} half-open cycles + Redis "
+          f"restart | went back {g['backwards']} times ({g['changes']} changes), "
+          f"{sum(g['stale_rejections'])} stale rejections; generation "
+          f"{g['known_before_restart']} before the restart, shared {g['shared_after_restart']} "
+          f"after, {g['final_generation']} at the end; {g['insane_times']} insane times | "
+          f"{'ok' if generations_ok else 'FAILED'} |")
+    return 0 if burst_ok and generations_ok else 1
+
+
 PROBES = {
     "unknown tools": probe_unknown_tools,
     "idle flood": probe_idle_flood,
@@ -263,6 +448,7 @@ def main() -> int:
         failed += r["ok"] < r["asked"]
     print("\n(RSS of the attacked process; `abandoned` and `bad JSON` run the backend "
           "in this process)")
+    failed += saturation_report()
     return 1 if failed else 0
 
 
