@@ -163,7 +163,7 @@ def _options_parser() -> argparse.ArgumentParser:
     limits = parser.add_argument_group("work bounds (checked before anything runs)")
     limits.add_argument("--max-calls", type=_count, default=DEFAULT_MAX_CALLS, metavar="N",
                         help="refuse a run expected to simulate more calls (rate x duration; "
-                             f"default {DEFAULT_MAX_CALLS:,}, about 200 MB per run)")
+                             f"default {DEFAULT_MAX_CALLS:,}: about 400 MB at most)")
     return parser
 
 
