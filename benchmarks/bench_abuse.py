@@ -365,13 +365,13 @@ async def _listener_probe(name: str, argv: list[str], url_key: str) -> dict[str,
 async def probe_listeners() -> list[tuple[str, dict[str, Any]]]:
     """600 idle + 50 slowloris connections against each uvicorn MCP listener, at its
     default limits, while one real client keeps asking tools/list."""
-    stdio = Path(__file__).resolve().parents[1] / "tests" / "proxy" / "servers.py"
     return [
         ("serve: 600 idle + 50 slowloris",
          await _listener_probe("serve", ["serve", "--port", "0"], "mcp_url")),
         ("proxy: 600 idle + 50 slowloris",
          await _listener_probe("proxy", ["proxy", "--upstream-cmd",
-                                         f"{sys.executable} {stdio}"], "mcp_url")),
+                                         f"{sys.executable} -m cblab.examples.weather_server"],
+                               "mcp_url")),
     ]
 
 

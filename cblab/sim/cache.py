@@ -147,16 +147,20 @@ class ResultCache:
         return self
 
     def _load_secret(self, file: Path) -> bytes:
-        try:  # first use: 32 random bytes, readable by the owner only
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise CacheError(f"cannot create the cache key {str(file)!r}: "
-                             f"{exc.strerror or exc}") from None
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(_KEY_BYTES))
+        if not file.exists():  # first use: 32 random bytes, readable by the owner only
+            try:
+                fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".key-")  # mode 0600
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(_KEY_BYTES))
+                try:  # linked whole under its name: a concurrent sweep never sees half a key
+                    os.link(tmp, file)
+                except FileExistsError:
+                    pass  # another sweep made it first: use theirs
+                finally:
+                    os.unlink(tmp)
+            except OSError as exc:
+                raise CacheError(f"cannot create the cache key {str(file)!r}: "
+                                 f"{exc.strerror or exc}") from None
         try:
             fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
