@@ -25,7 +25,16 @@ one redis-server through 100 half-open cycles, a ``kill -9`` and an empty restar
 (no replica's generation ever goes down; the restarted Redis continues from the
 highest generation known).
 
-Run: ``python -m benchmarks abuse``; about half a minute.
+
+Then issue 20's bounds (`print_bounds`): the largest simulate and sweep the
+default work bounds accept, and inputs past them, with each command's exit code,
+wall time and peak RSS; and 600 idle plus 50 slowloris connections against the
+uvicorn MCP listeners of `cblab serve` and `cblab proxy` at their default limits,
+while one real client keeps calling tools/list.
+
+Run: ``python -m benchmarks abuse``; about three and a half minutes.
+
+Run: ``python -m benchmarks abuse``; about three minutes.
 """
 
 from __future__ import annotations
@@ -418,6 +427,161 @@ def saturation_report() -> int:
     return 0 if burst_ok and generations_ok else 1
 
 
+# --- issue 20: work bounds and listener limits (`bounds`) -----------------------------------
+
+CBLAB = str(Path(sys.executable).with_name("cblab"))
+
+
+def run_measured(*argv: str, cwd: str) -> dict[str, Any]:
+    """`cblab ARGV` in a child: exit code, wall seconds, peak RSS (MB, the largest of
+    it and the processes it waited for), the last line of stderr."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([CBLAB, *argv], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"code": proc.returncode, "wall_s": time.perf_counter() - started,
+            "peak_mb": usage.ru_maxrss / 1024, "said": (err.strip().splitlines() or [""])[-1]}
+
+
+def probe_work_bounds() -> list[tuple[str, dict[str, Any]]]:
+    """The largest accepted simulate/sweep inputs and the refused ones: peak RSS, wall."""
+    from cblab.sim.bounds import DEFAULT_MAX_CALLS
+
+    rate = f"{DEFAULT_MAX_CALLS / 90 * 0.999:.2f}"  # outage-and-recovery lasts 90 s
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = {
+            "simulate at the call limit (1M calls)":
+                ["simulate", "outage-and-recovery", "--rate", rate],
+            "... and -o events.csv (streamed)":
+                ["simulate", "outage-and-recovery", "--rate", rate, "-o", "events.csv"],
+            "sweep: 3,000 runs (2 workers)":
+                ["sweep", "--param", "failure_threshold=3,5,7", "--scenario", "hang",
+                 "--seeds", "1000", "--rate", "0.05", "--workers", "2", "--no-cache",
+                 "--no-progress", "-o", "sweep.parquet"],
+            "refused: sweep --seeds 1000000000":
+                ["sweep", "--param", "failure_threshold=3,5", "--seeds", "1000000000"],
+            "refused: sweep --rate 1e9":
+                ["sweep", "--param", "failure_threshold=3,5", "--rate", "1e9"],
+            "refused: simulate --rate 100000 --time-scale 10":
+                ["simulate", "outage-and-recovery", "--rate", "100000", "--time-scale", "10"],
+        }
+        return [(name, run_measured(*argv, cwd=tmp)) for name, argv in cases.items()]
+
+
+async def _idle_conn(port: int, seconds: float) -> float | None:
+    """Seconds until the server closed an idle connection (None: still open)."""
+    started = time.monotonic()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return 0.0  # refused at the door counts as closed
+    try:
+        async with asyncio.timeout(seconds):
+            await reader.read()
+        return time.monotonic() - started
+    except (TimeoutError, ConnectionError):
+        return None if not reader.at_eof() else time.monotonic() - started
+    finally:
+        writer.close()
+
+
+async def _slow_conn(port: int, seconds: float) -> float | None:
+    """A header byte every 100 ms; seconds until the server closed it (None: still open)."""
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    try:
+        while time.monotonic() - started < seconds:
+            writer.write(b"a")
+            try:
+                if await asyncio.wait_for(reader.read(65536), 0.1) == b"":
+                    return time.monotonic() - started
+            except TimeoutError:
+                continue
+            if reader.at_eof():
+                return time.monotonic() - started
+        return None
+    except ConnectionError:
+        return time.monotonic() - started
+    finally:
+        writer.close()
+
+
+async def _listener_probe(name: str, argv: list[str], url_key: str) -> dict[str, Any]:
+    from fastmcp import Client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = Path(tmp) / "ready.json"
+        proc = subprocess.Popen([CBLAB, *argv, "--ready-file", str(ready)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while not (ready.exists() and ready.stat().st_size):
+                assert proc.poll() is None and time.monotonic() < deadline, f"{name} start"
+                await asyncio.sleep(0.1)
+            url = json.loads(ready.read_text())[url_key]
+            port = int(url.split("//")[1].split("/")[0].rsplit(":", 1)[1])
+            before = rss_mb(proc.pid)
+            attack = asyncio.gather(*[_idle_conn(port, 30) for _ in range(600)],
+                                    *[_slow_conn(port, 30) for _ in range(50)])
+            ok = asked = 0
+            async with Client(url, timeout=10) as mcp:
+                while not attack.done():
+                    asked += 1
+                    try:
+                        ok += bool(await mcp.list_tools())
+                    except Exception:
+                        pass
+                    await asyncio.sleep(0.5)
+            times = await attack
+            after = rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    idle, slow = times[:600], times[600:]
+    closed = [t for t in idle if t is not None]
+    slow_closed = [t for t in slow if t is not None]
+    return {"before": before, "after": after, "metrics": None, "ok": ok, "asked": asked,
+            "note": f"idle: {len(closed)}/600 closed, last after {max(closed, default=0):.1f} s; "
+                    f"slowloris: {len(slow_closed)}/50 closed, last after "
+                    f"{max(slow_closed, default=0):.1f} s (default limits: header 10 s)"}
+
+
+async def probe_listeners() -> list[tuple[str, dict[str, Any]]]:
+    """600 idle + 50 slowloris connections against each uvicorn MCP listener, at its
+    default limits, while one real client keeps asking tools/list."""
+    return [
+        ("serve: 600 idle + 50 slowloris",
+         await _listener_probe("serve", ["serve", "--port", "0"], "mcp_url")),
+        ("proxy: 600 idle + 50 slowloris",
+         await _listener_probe("proxy", ["proxy", "--upstream-cmd",
+                                         f"{sys.executable} -m cblab.examples.weather_server"],
+                               "mcp_url")),
+    ]
+
+
+def print_bounds() -> int:
+    """Issue 20's work bounds and listener limits, as two tables; 1 if a limit failed."""
+    failed = 0
+    print("\n| work (cblab ...) | exit | wall (s) | peak RSS (MB) | said |")
+    print("|---|---:|---:|---:|---|")
+    for name, r in probe_work_bounds():
+        refused = name.startswith("refused")
+        failed += (r["code"] != 2) if refused else (r["code"] != 0)
+        said = r["said"][:110] if refused else ""
+        print(f"| {name} | {r['code']} | {r['wall_s']:.1f} | {r['peak_mb']:.0f} | {said} |")
+    print("\n| listener | RSS before (MB) | RSS after (MB) | tools/list answered | closed |")
+    print("|---|---:|---:|---:|---|")
+    for name, r in asyncio.run(probe_listeners()):
+        failed += r["ok"] < r["asked"] or "600/600" not in r["note"] or "50/50" not in r["note"]
+        print(f"| {name} | {r['before']:.0f} | {r['after']:.0f} | {r['ok']}/{r['asked']} | "
+              f"{r['note']} |")
+    return failed
+
+
 PROBES = {
     "unknown tools": probe_unknown_tools,
     "idle flood": probe_idle_flood,
@@ -449,6 +613,7 @@ def main() -> int:
     print("\n(RSS of the attacked process; `abandoned` and `bad JSON` run the backend "
           "in this process)")
     failed += saturation_report()
+    failed += print_bounds()
     return 1 if failed else 0
 
 

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 def breaker_configs(args: argparse.Namespace) -> dict[str, Any]:
     """The two breakers' configs from the flags (core only: fails fast, before fastmcp loads)."""
     from cblab import CircuitBreakerConfig, ConfigError
+    from cblab.strict_json import loads_bounded
 
     configs = {}
     for name, defaults in BREAKER_DEFAULTS.items():
@@ -116,7 +117,7 @@ def breaker_configs(args: argparse.Namespace) -> dict[str, Any]:
         raw = getattr(args, f"{name}_config")
         if raw:
             try:
-                given = json.loads(raw)
+                given = loads_bounded(raw)  # nested thousands deep: an error, not a crash
             except ValueError as exc:
                 raise ConfigError(f"--{name}-config is not valid JSON: {exc}") from None
             if not isinstance(given, dict):
