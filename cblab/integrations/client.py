@@ -55,7 +55,6 @@ and before a half-open trial unless it answered since its last failure (see
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -81,65 +80,26 @@ from .classify import (
     Verdict,
     as_verdict,
     classify_exception,
-    classify_status,
+    classify_mcp_error,
 )
-from .reconnect import (
-    ReconnectingClient,
-    is_local_connection_closed,
-    is_session_terminated,
-    is_stream_broken,
-)
+from .reconnect import ReconnectingClient
 
 __all__ = ["GuardedClient", "classify_client_exception"]
 
-_FAILED_CODES = {-32001: "request_timeout", -32603: "internal_error"}
-_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate.?limit", re.IGNORECASE)
-
-try:
-    from mcp.shared.exceptions import MCPError as _MCPError
-except ImportError:  # pragma: no cover - other mcp versions
-    _MCPError = None  # type: ignore[assignment,misc]
 try:
     from mcp.client._input_required import InputRequiredRoundsExceededError as _ROUNDS_EXCEEDED
 except ImportError:  # pragma: no cover - other mcp versions
     _ROUNDS_EXCEEDED = None  # type: ignore[assignment,misc]
 
 
-def _http_status(error: Any) -> int | None:
-    """The HTTP status a JSON-RPC error stands for: ``data.status``, or a 429 in the text."""
-    data = error.data
-    if isinstance(data, Mapping):
-        status = data.get("status", data.get("http_status"))
-        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
-            return status
-    if isinstance(error.message, str) and _RATE_LIMITED.search(error.message):
-        return 429
-    return None
-
-
 def classify_client_exception(exc: BaseException) -> Verdict:
-    """The client side's table: MCP protocol errors by code, then the `classify` table."""
-    if _MCPError is not None and isinstance(exc, _MCPError):
-        if is_local_connection_closed(exc):
-            return Verdict(Outcome.FAILURE, "connection_closed")
-        if is_session_terminated(exc):
-            return Verdict(Outcome.FAILURE, "session_terminated")
-        if is_stream_broken(exc):  # the call was sent; it may have run: never a success
-            return Verdict(Outcome.FAILURE, "stream_broken")
-        code = exc.error.code
-        status = _http_status(exc.error)
-        if status is not None:  # say a rate limit sent as -32000 with data.status 429
-            verdict = classify_status(status)
-            return verdict if verdict.outcome is Outcome.FAILURE else Verdict(
-                Outcome.EXCLUDED, f"http_{status}")
-        name = _FAILED_CODES.get(code)
-        if name is not None:
-            return Verdict(Outcome.FAILURE, name)
-        if -32019 <= code <= -32000:  # implementation-defined server errors
-            return Verdict(Outcome.FAILURE, "server_error")
-        return Verdict(Outcome.EXCLUDED, f"jsonrpc_{code}")
+    """The client side's table: MCP errors by code (`classify_mcp_error`), then the
+    `classify` table; a server asking for input past the client's rounds is no outage."""
+    verdict = classify_mcp_error(exc)
+    if verdict is not None:
+        return verdict
     if _ROUNDS_EXCEEDED is not None and isinstance(exc, _ROUNDS_EXCEEDED):
-        return Verdict(Outcome.EXCLUDED, "input_required")  # asking for input is no outage
+        return Verdict(Outcome.EXCLUDED, "input_required")
     return classify_exception(exc)
 
 
