@@ -4,13 +4,11 @@ dependency that is another MCP server is judged by its client's error codes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import mcp_types
 import pytest
 from fastmcp import Client, Context, FastMCP
-from fastmcp.server.lifespan import lifespan
 from fastmcp.tools import ToolResult
 
 from cblab import Outcome
@@ -19,6 +17,8 @@ from cblab.integrations.classify import Verdict
 from cblab.integrations.outcomes import result_verdict
 from cblab.proxy import FaultProxy
 from cblab.server import ServerRunner
+
+from .reference_servers import relay_server
 
 QUESTION = {"type": "object", "properties": {"value": {"type": "boolean"}}}
 
@@ -78,21 +78,7 @@ async def test_a_dependency_mcp_servers_rate_limit_counts_as_http_429(everything
         await proxy.set_fault("echo", {"error_rate": 1.0, "error_as": "jsonrpc",
                                        "status_mix": {"429": 1}})
         dependency = ReconnectingClient(Client(proxy.mcp_url, timeout=10))
-
-        @lifespan
-        async def hold(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
-            async with dependency:
-                yield {"dep": dependency}
-
-        mcp = FastMCP("relay", lifespan=hold)
-
-        @mcp.tool
-        async def relay(ctx: Context) -> str:
-            """Echo through the rate-limited dependency."""
-            result = await ctx.lifespan_context["dep"].call_tool("echo", {"message": "x"})
-            return str(result.content[0].text)
-
-        middleware = CircuitBreakerMiddleware(config={"failure_threshold": 2}).install(mcp)
+        mcp, middleware = relay_server(dependency, {"failure_threshold": 2})
         async with Client(mcp) as client:
             for _ in range(3):
                 await client.call_tool("relay", {}, raise_on_error=False)

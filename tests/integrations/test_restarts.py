@@ -12,20 +12,18 @@ breaker's `timeout` plus a few seconds of the server's return.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastmcp import Client, Context, FastMCP
+from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
-from fastmcp.server.lifespan import lifespan
 
 from cblab import CircuitOpenError
-from cblab.integrations import CircuitBreakerMiddleware, GuardedClient, ReconnectingClient
+from cblab.integrations import GuardedClient, ReconnectingClient
 from cblab.server import ServerRunner
 from cblab.testing.reference import time_server_command
 
 from ..helpers import eventually
-from .reference_servers import StdioServer
+from .reference_servers import StdioServer, relay_server
 
 TIMEOUT = 0.5  # the breaker's open period
 BREAKER = {"failure_threshold": 2, "success_threshold": 1, "timeout": TIMEOUT}
@@ -126,30 +124,11 @@ async def test_a_crashed_stdio_server_that_respawns_at_once_costs_one_failure(tm
         assert guard.status()["time/get_current_time"]["state"] == "closed"
 
 
-def _dependent_server(connection: ReconnectingClient) -> FastMCP:
-    """A user's server whose tool calls another MCP server through a lifespan client."""
-    @lifespan
-    async def dependency(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        async with connection:
-            yield {"everything": connection}
-
-    mcp = FastMCP("relay", lifespan=dependency)
-
-    @mcp.tool
-    async def relay(message: str, ctx: Context) -> str:
-        """Echo through the everything server."""
-        result = await ctx.lifespan_context["everything"].call_tool("echo", {"message": message})
-        return str(result.content[0].text)
-
-    CircuitBreakerMiddleware(config=BREAKER).install(mcp)
-    return mcp
-
-
 async def test_middleware_with_a_lifespan_client_closes_after_the_dependency_restarts(
     everything,
 ) -> None:
     connection = ReconnectingClient(Client(everything.url, timeout=5))
-    async with ServerRunner(_dependent_server(connection)) as runner, Client(
+    async with ServerRunner(relay_server(connection, BREAKER)[0]) as runner, Client(
         runner.mcp_url, timeout=10
     ) as client:
         async def relay() -> Any:
