@@ -55,6 +55,7 @@ and before a half-open trial unless it answered since its last failure (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -90,6 +91,9 @@ try:
     from mcp.client._input_required import InputRequiredRoundsExceededError as _ROUNDS_EXCEEDED
 except ImportError:  # pragma: no cover - other mcp versions
     _ROUNDS_EXCEEDED = None  # type: ignore[assignment,misc]
+
+
+_NO_DEADLINE = contextlib.nullcontext()
 
 
 def classify_client_exception(exc: BaseException) -> Verdict:
@@ -196,7 +200,8 @@ class GuardedClient:
             # A half-open trial must reach the real server: reopen a session that died
             # (or may have) while the breaker was open; a reconnect that fails is this
             # call failing.
-            async with asyncio.timeout(self.deadline) as scope:
+            scope = None if self.deadline is None else asyncio.timeout(self.deadline)
+            async with scope or _NO_DEADLINE:  # asyncio.timeout costs ~10 µs: only if asked
                 await connection.ensure(trial=permit.state is CircuitState.HALF_OPEN)
                 result = await self.client.call_tool(name, arguments, **kwargs)
         except ToolError:  # an isError result, raised because raise_on_error is on
@@ -208,7 +213,7 @@ class GuardedClient:
             raise
         except Exception as exc:
             connection.note_failure(exc)
-            if isinstance(exc, TimeoutError) and scope.expired():
+            if scope is not None and isinstance(exc, TimeoutError) and scope.expired():
                 verdict = Verdict(Outcome.FAILURE, "deadline_exceeded")
             else:
                 try:
