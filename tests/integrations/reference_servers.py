@@ -94,11 +94,12 @@ class StdioServer:
         self.down_flag.unlink()
 
 
-def relay_server(dependency: ReconnectingClient,
-                 breaker: dict[str, Any]) -> tuple[FastMCP, CircuitBreakerMiddleware]:
-    """A user's server whose tool `relay` echoes through another MCP server (the everything
-    server, maybe behind a proxy) via a client held in its lifespan, protected by the
-    middleware."""
+def relay_server(dependency: ReconnectingClient, breaker: dict[str, Any], tool: str = "echo",
+                 arguments: dict[str, Any] | None = None,
+                 ) -> tuple[FastMCP, CircuitBreakerMiddleware]:
+    """A user's server whose tool `relay` calls `tool` on another MCP server (by default
+    the everything server's echo of `message`) via a client held in its lifespan,
+    protected by the middleware."""
     @lifespan
     async def hold(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         async with dependency:
@@ -109,7 +110,8 @@ def relay_server(dependency: ReconnectingClient,
     @mcp.tool
     async def relay(ctx: Context, message: str = "x") -> str:
         """Echo through the dependency."""
-        result = await ctx.lifespan_context["dependency"].call_tool("echo", {"message": message})
+        result = await ctx.lifespan_context["dependency"].call_tool(
+            tool, {"message": message} if arguments is None else arguments)
         return str(result.content[0].text)
 
     return mcp, CircuitBreakerMiddleware(config=breaker).install(mcp)
