@@ -215,6 +215,7 @@ class ReconnectingClient:
         if pending is None or pending.done():
             pending = self._pending = asyncio.get_running_loop().create_task(
                 self._reopen(), name="cblab-reconnect")
+            pending.add_done_callback(_retrieve)  # every waiter may have been cancelled
         await asyncio.shield(pending)  # a cancelled caller leaves it to the others
 
     async def _reopen(self) -> None:
@@ -264,6 +265,12 @@ class ReconnectingClient:
 
     def __repr__(self) -> str:
         return f"ReconnectingClient({self.client.transport!r}, reconnects={self.reconnects})"
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a failed reconnect's error as seen (its waiters re-raise it, if any are left)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _is_answer(exc: BaseException) -> bool:
