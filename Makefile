@@ -8,12 +8,16 @@ BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.stamp
 CHROMIUM    := /usr/bin/chromium
 PYTEST_ARGS ?=
+# Workers for pytest-xdist: most tests wait on servers, kernels and browsers, so three
+# keep 2 cores busy; modules stay whole on a worker, browser modules share one.
+PYTEST_WORKERS ?= 3
 SERVE_ARGS  ?=
 BENCH       ?=
 LAB_PORT    ?= 8888
 LAB_TOKEN   ?=
+DOCS_PORT   ?= 8001
 
-.PHONY: help venv system-deps ref-servers test lab serve bench lint clean
+.PHONY: help venv system-deps ref-servers test lab serve bench lint docs docs-serve clean
 
 help:
 	@echo "make test         ruff + mypy + the whole pytest suite (installs venv and chromium if needed)"
@@ -21,6 +25,8 @@ help:
 	@echo "make lab          JupyterLab on notebooks/ at 127.0.0.1:\$$LAB_PORT (default 8888)"
 	@echo "make serve        the demo MCP server (cblab serve \$$SERVE_ARGS)"
 	@echo "make bench        benchmarks/bench_*.py (BENCH='name ...' for some)"
+	@echo "make docs         the docs site into build/site (opens from disk: build/site/index.html)"
+	@echo "make docs-serve   the docs site on 127.0.0.1:\$$DOCS_PORT (default 8001), rebuilt on change"
 	@echo "make lint         ruff check + mypy (config in pyproject.toml; strict on the core)"
 	@echo "make system-deps  Debian chromium + fonts (browser tests, static images), redis-server, prometheus"
 	@echo "make ref-servers  the official reference MCP servers (registry packages) the tests run against"
@@ -81,7 +87,7 @@ $(REF_STAMP): Makefile
 test: venv system-deps ref-servers
 	$(BIN)/ruff check cblab tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check cblab tests benchmarks
@@ -113,6 +119,14 @@ lab: venv
 	  --notebook-dir="$(CURDIR)/notebooks" \
 	  --LabApp.news_url=None \
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $$root_flag
+
+# NO_MKDOCS_2_WARNING: Material prints a banner about MkDocs 2 on every build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "docs: open build/site/index.html"
+
+docs-serve: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict -a 127.0.0.1:$(DOCS_PORT)
 
 serve: venv
 	$(BIN)/cblab serve $(SERVE_ARGS)

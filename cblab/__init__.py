@@ -20,7 +20,7 @@ from ._policies import (
 from ._registry import BreakerRegistry
 from ._store import BreakerStore, MemoryRecord, MemoryStore, Mode, Snapshot, StateRecord
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BreakerRegistry",

@@ -32,9 +32,18 @@ def artifacts_dir(pytestconfig: pytest.Config) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    browser_modules = set()
     for item in items:  # one marker for every test that uses the browser fixture
         if "chromium" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+            browser_modules.add(item.nodeid.split("::")[0])
+    # Under pytest-xdist (`make test` runs `--dist loadgroup`): a module's tests stay on
+    # one worker (its module fixtures start once), and the modules that drive Chromium
+    # share one worker, so two browsers and their kernels never compete for 2 cores.
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = "browser" if module in browser_modules else module
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pandas as pd
 from cblab.schema import CompactRun
 
 from .frames import AnalysisError, _shown, events_frame
-from .kpis import KPI_COLUMNS, kpis, phase_kpis, run_kpis
+from .kpis import KPI_COLUMNS, kpis, missing_reasons, phase_kpis, run_kpis
 
 __all__ = ["compare", "compare_variants"]
 
@@ -90,7 +90,18 @@ def compare(
     table.index.name = "kpi" if not per_phase else None
     if per_phase:
         table.index.names = ["phase", "kpi"]
+    else:
+        _say_why_missing(table, {label_a: fa, label_b: fb})
     return table
+
+
+def _say_why_missing(table: pd.DataFrame, runs: Mapping[str, pd.Series]) -> None:
+    """`table.attrs["unavailable"]`: {run label: {kpi: reason}} for the missing
+    detection and recovery figures (tables show "n/a: <reason>")."""
+    found = {label: why for label, figures in runs.items()
+             if (why := missing_reasons(figures.to_dict()))}
+    if found:
+        table.attrs["unavailable"] = found
 
 
 def compare_variants(
@@ -120,5 +131,6 @@ def compare_variants(
             out[f"{variant} / {baseline}"] = figures[variant] / base.where(base != 0)
     result = pd.DataFrame(out)
     result.index.name = "kpi"
+    _say_why_missing(result, {str(v): figures[v] for v in figures.columns})
     return result
 

@@ -25,7 +25,9 @@ flaps             trips within `flap_window_s` (default 10 s) of the breaker's
 time_<state>_s    seconds spent in each state within the window (from the state
                   rows; the state before the first change is the first row's `state`)
 fault episode     a run of consecutive fault phases (`cblab.analysis.scenarios.
-                  fault_phase_names` says which phases are faults)
+                  fault_phase_names` says which phases are faults: the service is
+                  down or hangs, or differs from its baseline phase; background
+                  errors every healthy phase has are not a fault)
 detection_s       episode start -> first move to OPEN during the episode (0 when
                   the breaker is already open at the start; NaN when it never
                   opens before the episode ends). Run value: mean over detected
@@ -69,8 +71,11 @@ __all__ = [
     "FAULT_KPIS",
     "GROUP_COLUMNS",
     "KPI_COLUMNS",
+    "PROBE_FAILURE",
+    "TRIP",
     "episodes",
     "kpis",
+    "missing_reasons",
     "phase_kpis",
     "run_kpis",
     "state_intervals",
@@ -123,6 +128,12 @@ BREAKER_KPIS: tuple[str, ...] = (
 #: KPIs that need to know which phases are faults (the scenario, or `fault_phases=`).
 FAULT_KPIS: tuple[str, ...] = ("wasted", "wasted_share", "fault_episodes", *_EPISODE_KPIS)
 
+#: A trip: the breaker's move from CLOSED to OPEN (state left, state entered).
+TRIP: tuple[str, str] = ("closed", "open")
+#: A failed probe: a trial in HALF_OPEN failed and the breaker went back to OPEN.
+#: Counted apart from trips: "moves to OPEN" = trips + failed probes.
+PROBE_FAILURE: tuple[str, str] = ("half_open", "open")
+
 _SUCCESS_OUTCOMES = ("success", "slow")
 _ANSWERED_ERRORS = ("not_found",)  # a late call with this error_type still got its answer
 
@@ -170,8 +181,8 @@ class _Run:
             duration = max(ends)
         self.duration = float(duration)
         # trips and the breaker's moves to CLOSED, for flaps
-        self.trip = (change_from == "closed") & (change_to == "open")
-        self.probe_failure = (change_from == "half_open") & (change_to == "open")
+        self.trip = (change_from == TRIP[0]) & (change_to == TRIP[1])
+        self.probe_failure = (change_from == PROBE_FAILURE[0]) & (change_to == PROBE_FAILURE[1])
         self.closing = (change_to == "closed") & (change_from != "closed")
 
     @classmethod
@@ -391,6 +402,36 @@ def _windows_from_rows(frame: pd.DataFrame, duration: float,
     names, starts = list(firsts.index), [0.0, *firsts.to_numpy()[1:].tolist()]
     ends = [*starts[1:], duration]
     return [Window(str(n), s, e, str(n) in faults) for n, s, e in zip(names, starts, ends, strict=True)]
+
+
+# --- why a figure is missing ----------------------------------------------------------------
+
+NO_FAULT = "no fault phase in this run"
+NEVER_OPENED = "the breaker never opened"
+NEVER_OPENED_IN_FAULT = "the breaker never opened during a fault"
+NOT_CLOSED = "the breaker did not close again before the run ended (or the fault lasts to the end)"
+
+
+def _nan(value: Any) -> bool:
+    try:
+        return value is None or math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def missing_reasons(figures: Mapping[str, Any]) -> dict[str, str]:
+    """Why `detection_s` / `recovery_s` are missing (NaN) in one run's KPIs (a
+    `run_kpis` dict or a row of `kpis`; averaged rows work too): {kpi: reason}."""
+    reasons: dict[str, str] = {}
+    no_fault = not figures.get("fault_episodes")
+    opened = any(not _nan(figures.get(k)) and float(figures[k]) > 0
+                 for k in ("trips", "probe_failures", "time_open_s", "time_half_open_s"))
+    if _nan(figures.get("detection_s")):
+        reasons["detection_s"] = NO_FAULT if no_fault else NEVER_OPENED_IN_FAULT
+    if _nan(figures.get("recovery_s")):
+        reasons["recovery_s"] = (NO_FAULT if no_fault else NOT_CLOSED if opened
+                                 else NEVER_OPENED)
+    return reasons
 
 
 # --- public API -------------------------------------------------------------------------

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from cblab.faults.profile import FaultProfile
-from cblab.faults.scenario import SERVICES, Scenario, ScenarioError, resolve_scenario
+from cblab.faults.scenario import SERVICES, Phase, Scenario, ScenarioError, resolve_scenario
 
 from .frames import AnalysisError, _shown
 
 __all__ = [
     "Window",
     "as_scenario",
+    "baseline_phase",
     "fault_phase_names",
     "phase_labels",
     "phase_windows",
@@ -46,13 +47,10 @@ class Window:
 # --- fault phases and phase windows ------------------------------------------------------
 
 
-def _unhealthy(profile: FaultProfile) -> bool:
-    return (
-        profile.mode != "up"
-        or profile.error_rate > 0
-        or profile.reset_rate > 0
-        or profile.slow_fraction > 0
-    )
+def _severity(profile: FaultProfile) -> tuple[bool, float, float]:
+    """How badly a profile fails (for picking the baseline): not up first, then the
+    share of failed requests, then the share of slow ones."""
+    return (profile.mode != "up", profile.error_rate + profile.reset_rate, profile.slow_fraction)
 
 
 def _effective(profile: FaultProfile) -> tuple[Any, ...]:
@@ -71,27 +69,38 @@ def _effective(profile: FaultProfile) -> tuple[Any, ...]:
     )
 
 
+def baseline_phase(scenario: Any, service: str) -> Phase:
+    """The phase that shows `service` as it normally is: its least failing phase (not
+    down or hung, the fewest errors and resets, the fewest slow requests), the
+    earliest of equals. Its background errors are the service's normal, not a fault."""
+    plan = as_scenario(scenario)
+    if plan is None:
+        raise AnalysisError("a baseline phase needs a scenario")
+    return min(plan.phases, key=lambda phase: _severity(phase.profile(service)))
+
+
 def fault_phase_names(scenario: Any, service: str | None = None) -> list[str]:
     """Names of the phases in which `service` (every service when None) is at fault.
 
-    A service is at fault in a phase when it is not up, fails, resets or slows
-    requests, when it behaves differently from the first phase (the baseline:
-    another latency, say), or when it is capacity-limited and the load differs
-    from the baseline's.
+    A service is at fault in a phase when it is down or hangs, or when it behaves
+    differently from its baseline phase (`baseline_phase`: more errors, another
+    latency...), or when it is capacity-limited and the load differs from the
+    baseline's. Background noise is not a fault: errors that every healthy phase
+    has (`with_background_errors`) make no phase a fault phase.
     """
     scenario = as_scenario(scenario)
     if scenario is None:
         return []
     services = SERVICES if service is None else (service,)
-    first = scenario.phases[0]
+    baselines = {name: baseline_phase(scenario, name) for name in services}
     names = []
     for phase in scenario.phases:
         for name in services:
-            profile, base = phase.profile(name), first.profile(name)
+            profile, base = phase.profile(name), baselines[name]
             if (
-                _unhealthy(profile)
-                or _effective(profile) != _effective(base)
-                or (profile.max_concurrency is not None and phase.load != first.load)
+                profile.mode != "up"
+                or _effective(profile) != _effective(base.profile(name))
+                or (profile.max_concurrency is not None and phase.load != base.load)
             ):
                 names.append(phase.name)
                 break

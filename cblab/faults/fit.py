@@ -9,8 +9,11 @@ your server, or the live lab pointed at it), per phase:
   loaded machine adds, where moments are not); the one with the smallest
   Kolmogorov-Smirnov distance wins;
 - **error rate**: failed answers / calls, with a 95 % Wilson interval;
-- **timeouts**: calls that hit the client's deadline become `slow_fraction` with
-  `slow_ms` past the deadline (every call timed out: mode "hang").
+- **timeouts**: calls that hit a deadline become `slow_fraction` with `slow_ms`
+  past the deadline (every call timed out: mode "hang"). A call timed out when the
+  load generator says so (outcome "timeout"), when its error names a timeout
+  (`TIMEOUT_ERRORS`: a client guard's own deadline reaches the caller as an error),
+  or when it failed no sooner than `deadline_s`.
 
 Quality is shown, not hidden: `PhaseFit.quality()` gives the KS distance, the
 observed and fitted p50/p90/p99 side by side, and the error-rate interval; a phase
@@ -31,7 +34,7 @@ from typing import Any
 
 from .profile import ConstantLatency, FaultProfile, Latency, LognormalLatency, NormalLatency
 
-__all__ = ["MIN_CALLS", "FitError", "LatencyFit", "PhaseFit", "RunFit", "fit_latency", "fit_run"]
+__all__ = ["MIN_CALLS", "TIMEOUT_ERRORS", "FitError", "LatencyFit", "PhaseFit", "RunFit", "fit_latency", "fit_run"]
 
 MIN_CALLS = 20
 QUANTILES = (0.5, 0.9, 0.99)
@@ -39,6 +42,10 @@ _Z95 = 1.959963984540054
 _Z90 = 1.2815515655446004  # the standard normal's 90th percentile
 _FAILED = frozenset({"failure", "slow"})  # answered, but not a success
 _TIMED_OUT = frozenset({"timeout"})
+#: error_type values that mean "no answer before a deadline" (cblab's codes, MCP's,
+#: Python's and httpx's names)
+TIMEOUT_ERRORS = frozenset({"deadline_exceeded", "request_timeout", "TimeoutError",
+                            "ReadTimeout", "WriteTimeout", "PoolTimeout", "ConnectTimeout"})
 _NOT_SENT = frozenset({"dropped", "rejected", "cancelled"})  # never reached the service
 
 
@@ -180,12 +187,20 @@ class RunFit:
         }
 
 
+def _timed_out(row: Mapping[str, Any], deadline_s: float | None) -> bool:
+    if row.get("outcome") in _TIMED_OUT or row.get("error_type") in TIMEOUT_ERRORS:
+        return True
+    latency = row.get("latency")
+    return (deadline_s is not None and row.get("outcome") == "failure"
+            and isinstance(latency, (int, float)) and latency >= deadline_s)
+
+
 def _phase_fit(name: str, rows: list[Mapping[str, Any]], deadline_s: float | None) -> PhaseFit:
     sent = [r for r in rows if r.get("outcome") not in _NOT_SENT]
     if len(sent) < MIN_CALLS:
         raise FitError(f"phase {name!r}: need at least {MIN_CALLS} calls that reached the "
                        f"service, got {len(sent)}")
-    answered = [r for r in sent if r.get("outcome") not in _TIMED_OUT]
+    answered = [r for r in sent if not _timed_out(r, deadline_s)]
     errors = sum(1 for r in answered if r.get("outcome") in _FAILED)
     timeouts = len(sent) - len(answered)
     times = [float(r["t"]) for r in rows if r.get("t") is not None]

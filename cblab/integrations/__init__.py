@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from .bulkhead import Bulkhead
     from .classify import Classifier, DependencyError, Verdict, classify_exception, classify_status
     from .client import GuardedClient
+    from .fallback import Fallback
     from .middleware import CircuitBreakerMiddleware
     from .reconnect import ReconnectingClient
+    from .retry import RetryBudget, RetryPolicy, should_retry
     from .routes import mount_routes
     from .transport import BreakerTransport
 
@@ -36,6 +38,10 @@ _LAZY = {
     "CircuitBreakerMiddleware": ".middleware",
     "BreakerTransport": ".transport",
     "GuardedClient": ".client",
+    "Fallback": ".fallback",
+    "RetryBudget": ".retry",
+    "RetryPolicy": ".retry",
+    "should_retry": ".retry",
     "ReconnectingClient": ".reconnect",
     "mount_routes": ".routes",
 }
@@ -46,12 +52,16 @@ __all__ = [
     "CircuitBreakerMiddleware",
     "Classifier",
     "DependencyError",
+    "Fallback",
     "GuardedClient",
     "ReconnectingClient",
+    "RetryBudget",
+    "RetryPolicy",
     "Verdict",
     "classify_exception",
     "classify_status",
     "mount_routes",
+    "should_retry",
 ]
 
 

@@ -1,12 +1,32 @@
-"""A bulkhead: at most `limit` calls to one dependency in flight, with a bounded wait.
+"""A bulkhead: at most `limit` calls to one dependency in flight, with a bounded wait,
+and no new call admitted while this process's event loop is falling behind.
 
 Why it sits in front of the breaker: a call that waits for a *local* resource
-(a slot, a pooled connection) is not the dependency failing. If the deadline
-that feeds the breaker also covers that wait, a burst larger than the pool makes
-healthy calls miss their deadline and trips the breaker on a healthy dependency.
-So the order is: wait for a slot (at most `max_wait`; refused as
-``local_overload``, never counted against the breaker), then admit through the
-breaker and start the dependency's own deadline.
+(a slot, a pooled connection, the event loop itself) is not the dependency
+failing. If the deadline that feeds the breaker also covers that wait, a burst
+larger than the pool, or than the loop can serve, makes healthy calls miss their
+deadline and trips the breaker on a healthy dependency. So:
+
+==============================================  =====================  ==============
+what happens to a call                          the breaker records    the caller sees
+==============================================  =====================  ==============
+a slot is free (or frees within `max_wait`)     the call's outcome     its answer
+`max_waiting` callers already wait for a slot   nothing                local_overload
+no slot within `max_wait`                       nothing                local_overload
+the event loop lags more than `max_lag`         nothing                local_overload
+the deadline passed while the loop was behind:  its outcome            its answer
+extended by that time, the answer came
+the extended deadline passed, the loop was      excluded (neither      local_overload
+still behind by `stall_share` of the deadline   outcome), error type
+(`missed_locally`)                              ``local_overload``
+the extended deadline passed, the loop kept up  failure                deadline error
+==============================================  =====================  ==============
+
+The first three are decided before the breaker admits the call and before the
+dependency's deadline starts. The verdicts depend on counts and on the loop's
+measured lag (`looplag.LoopLag`), not on how fast the machine runs a race
+between a waiter's wait and a holder's deadline: with `max_waiting` callers
+queued, the next is refused at once.
 
 Standard library only.
 """
@@ -16,45 +36,108 @@ from __future__ import annotations
 import asyncio
 import math
 
+from cblab.codes import LOCAL_OVERLOAD, Refusal
+
+from .looplag import LoopDeadline, LoopLag
+
 __all__ = ["Bulkhead"]
 
 
+def _seconds(name: str, where: str, value: object, *, zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and (value >= 0 if zero else value > 0)
+    ):
+        need = ">= 0" if zero else "> 0"
+        raise ValueError(f"bulkhead {name!r}: {where} must be a number of seconds {need}, "
+                         f"got {value!r}")
+    return float(value)
+
+
 class Bulkhead:
-    """`limit` concurrent slots; `await acquire()` waits at most `max_wait` seconds."""
+    """`limit` concurrent slots; `await acquire()` waits at most `max_wait` seconds.
 
-    __slots__ = ("name", "limit", "max_wait", "_free", "_waiters", "in_flight", "refused",
-                 "peak_waiting")
+    `max_waiting` (None: no limit) callers may wait for a slot; more are refused
+    at once. `max_lag` (seconds, None: off) refuses new calls while the event loop
+    runs that far behind. `deadline(seconds)` is a call's deadline extended by the
+    loop's lag; `stall_share`: one that ran out while the loop was still owed at
+    least this share of it was missed locally.
+    """
 
-    def __init__(self, name: str, limit: int, max_wait: float) -> None:
+    __slots__ = ("name", "limit", "max_wait", "max_waiting", "max_lag", "stall_share",
+                 "_free", "_waiters", "in_flight", "refused", "peak_waiting", "shed",
+                 "queue_full", "local_misses", "_lag", "last_refusal")
+
+    def __init__(self, name: str, limit: int, max_wait: float, *,
+                 max_waiting: int | None = None, max_lag: float | None = None,
+                 stall_share: float = 0.1) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"bulkhead {name!r}: limit must be an integer >= 1, got {limit!r}")
-        if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or not (
-            math.isfinite(max_wait) and max_wait >= 0
+        self.max_wait = _seconds(name, "max_wait", max_wait, zero=True)
+        if max_waiting is not None and (
+            isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0
         ):
             raise ValueError(
-                f"bulkhead {name!r}: max_wait must be a number of seconds >= 0, got {max_wait!r}")
+                f"bulkhead {name!r}: max_waiting must be an integer >= 0, got {max_waiting!r}")
+        self.max_lag = None if max_lag is None else _seconds(name, "max_lag", max_lag, zero=False)
+        if isinstance(stall_share, bool) or not isinstance(stall_share, int | float) or not (
+            0 < stall_share <= 1
+        ):
+            raise ValueError(
+                f"bulkhead {name!r}: stall_share must be in (0, 1], got {stall_share!r}")
+        self.stall_share = float(stall_share)
         self.name = name
         self.limit = limit
-        self.max_wait = float(max_wait)
+        self.max_waiting = max_waiting
         self._free = limit
         self._waiters: list[asyncio.Future[None]] = []  # FIFO of callers waiting for a slot
+        self._lag: LoopLag | None = None
         self.in_flight = 0
-        self.refused = 0
+        self.refused = 0  # every refusal, whatever the cause
+        self.queue_full = 0  # of which: max_waiting callers were already waiting
+        self.shed = 0  # of which: the event loop lagged more than max_lag
+        self.local_misses = 0  # deadlines missed while the loop was behind
         self.peak_waiting = 0
+        self.last_refusal = ""  # why the last refused call was refused (for its message)
 
     @property
     def waiting(self) -> int:
         return len(self._waiters)
 
+    @property
+    def loop_lag_seconds(self) -> float:
+        """The event loop's lag now, seconds (0 before the first call)."""
+        return self._lag.lag() if self._lag is not None else 0.0
+
+    def _loop_lag(self) -> LoopLag:
+        if self._lag is None:
+            self._lag = LoopLag.of_running_loop()
+        return self._lag
+
+    def _refuse(self, why: str) -> bool:
+        self.refused += 1
+        self.last_refusal = why
+        return False
+
     async def acquire(self) -> bool:
-        """Take a slot: True at once if one is free, else after waiting; False if none came."""
+        """Take a slot: True at once if one is free, else after waiting; False if refused
+        (`last_refusal` says why)."""
+        if self.max_lag is not None:
+            lag = self._loop_lag().lag()
+            if lag > self.max_lag:
+                self.shed += 1
+                return self._refuse(f"its event loop runs {lag:.2f} s behind "
+                                    f"(limit {self.max_lag:g} s)")
         if self._free > 0 and not self._waiters:
             self._free -= 1
             self.in_flight += 1
             return True
-        if self.max_wait <= 0:
-            self.refused += 1
-            return False
+        if self.max_wait <= 0 or (
+            self.max_waiting is not None and len(self._waiters) >= self.max_waiting
+        ):
+            if self.max_wait > 0:
+                self.queue_full += 1
+            return self._refuse(f"all {self.limit} of its slots for the {self.name} "
+                                f"dependency are in use and {len(self._waiters)} calls wait")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self.peak_waiting = max(self.peak_waiting, len(self._waiters))
@@ -65,8 +148,8 @@ class Bulkhead:
             if waiter.done() and not waiter.cancelled():  # handed a slot as time ran out
                 self.in_flight += 1
                 return True
-            self.refused += 1
-            return False
+            return self._refuse(f"all {self.limit} of its slots for the {self.name} "
+                                f"dependency stayed in use for {self.max_wait:g} s")
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self._release_slot()  # cancelled after being handed a slot: pass it on
@@ -90,9 +173,38 @@ class Bulkhead:
                 return
         self._free += 1
 
+    # --- deadlines missed locally ------------------------------------------------------
+
+    def deadline(self, seconds: float) -> LoopDeadline:
+        """A whole-call deadline for a call holding a slot, extended by the time the
+        event loop was behind during it (`looplag.LoopDeadline`); after it expired,
+        pass it to `missed_locally`."""
+        return LoopDeadline(seconds, self._loop_lag(), stall_share=self.stall_share)
+
+    def missed_locally(self, deadline: LoopDeadline | asyncio.Timeout) -> bool:
+        """True if `deadline` expired while the loop was still behind: this process,
+        not the dependency, was too slow. Counted in `local_misses`."""
+        if not isinstance(deadline, LoopDeadline) or not deadline.local:
+            return False
+        self.local_misses += 1
+        self.last_refusal = (f"its event loop was still behind when the call's "
+                             f"{deadline.seconds:g} s deadline (extended by "
+                             f"{deadline.extended:.2f} s) ran out")
+        return True
+
+    def refusal(self, breaker: str, state: str) -> Refusal:
+        """The `local_overload` refusal for the call just refused (or missed locally)."""
+        why = self.last_refusal or f"all {self.limit} of its slots are in use"
+        retry = self.max_lag if self.max_lag is not None else self.max_wait
+        text = (f"This server is busy: {why}. The {breaker} dependency itself is not "
+                "failing; retry shortly.")
+        return Refusal(LOCAL_OVERLOAD, breaker, state, round(max(retry, 0.05), 3), text)
+
     def status(self) -> dict[str, int | float]:
         return {"limit": self.limit, "max_wait_s": self.max_wait, "in_flight": self.in_flight,
-                "waiting": self.waiting, "refused": self.refused}
+                "waiting": self.waiting, "refused": self.refused, "shed": self.shed,
+                "queue_full": self.queue_full, "local_misses": self.local_misses,
+                "loop_lag_s": round(self.loop_lag_seconds, 4)}
 
 
 async def queueing_lesson(

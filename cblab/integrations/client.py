@@ -83,7 +83,10 @@ from .classify import (
     classify_exception,
     classify_mcp_error,
 )
+from .fallback import Fallbacks
 from .reconnect import ReconnectingClient
+from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
+from .retry import tool_names as _tool_names
 
 __all__ = ["GuardedClient", "classify_client_exception"]
 
@@ -116,6 +119,13 @@ class GuardedClient:
     `count_error_results`: tool names whose ``isError`` results count as failures.
     `on_open`: ``"raise"`` (CircuitOpenError) or ``"result"`` (an isError result).
     `classifier`: ``(exception) -> Verdict | Outcome``.
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    each call gets a CLIENT span carrying its breaker's attributes and events.
+    `retry`: a `RetryPolicy` (or True, or a number of attempts): re-issue failed calls
+    of tools whose annotations say ``readOnlyHint`` or ``idempotentHint``;
+    `retry_tools`: the tools to re-issue instead (an explicit allow-list).
+    `fallback`: ``{tool: Fallback}`` answers for refused or failed calls (see
+    `cblab.integrations.fallback`).
     `deadline`: seconds one `call_tool` may take in all (a reconnect, the call, a task
     or input rounds the client resolves inside it); past it the call fails with
     TimeoutError, recorded as ``deadline_exceeded``. Default: none (the client's own
@@ -136,7 +146,12 @@ class GuardedClient:
         deadline: float | None = None,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
+        retry: RetryPolicy | bool | int | None = None,
+        retry_tools: Iterable[str] | None = None,
+        fallback: Mapping[str, Any] | None = None,
     ) -> None:
+        self.telemetry = telemetry
         if deadline is not None and (isinstance(deadline, bool) or not isinstance(
                 deadline, int | float) or not 0 < deadline < float("inf")):
             raise ConfigError(f"deadline must be seconds > 0, got {deadline!r}")
@@ -169,6 +184,10 @@ class GuardedClient:
         self.classifier = classifier
         self.registry = registry if registry is not None else BreakerRegistry(clock=clock)
         self._breakers: dict[str, Any] = {}
+        self.retry = as_policy("retry", retry)
+        self.retry_tools = _tool_names("retry_tools", retry_tools)
+        self.fallbacks = Fallbacks(fallback, clock=clock)
+        self._idempotent: dict[str, bool] | None = None
 
     def breaker_name(self, tool: str) -> str:
         return self.name if self.per == "server" else f"{self.name}/{tool}"
@@ -180,11 +199,69 @@ class GuardedClient:
             breaker = self.registry[name] if name in self.registry else self.registry.get(
                 name, self.configs.get(name, self.config))
             self._breakers[tool] = breaker
+            if self.telemetry is not None:
+                self.telemetry.watch(breaker)
         return breaker
 
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
                         **kwargs: Any) -> CallToolResult:
-        """`Client.call_tool` through the tool's breaker (same arguments and result)."""
+        """`Client.call_tool` through the tool's breaker (same arguments and result),
+        re-issued by the `retry` policy when the tool is safe to repeat; a declared
+        fallback answers a refused or failed call."""
+        if self.telemetry is not None:
+            with self.telemetry.guard_span(self.client, name):
+                return await self._call_tool(name, arguments, **kwargs)
+        return await self._call_tool(name, arguments, **kwargs)
+
+    async def _call_tool(self, name: str, arguments: dict[str, Any] | None,
+                         **kwargs: Any) -> CallToolResult:
+        if self.fallbacks:
+            return await self.fallbacks.serve(
+                name, arguments, lambda: self._call_retrying(name, arguments, **kwargs),
+                self.client.call_tool)
+        return await self._call_retrying(name, arguments, **kwargs)
+
+    async def retryable(self, name: str) -> bool:
+        """Whether failed calls of tool `name` are re-issued (allow-list, else annotations)."""
+        if self.retry is None:
+            return False
+        if self.retry_tools is not None:
+            return name in self.retry_tools
+        if self._idempotent is None or name not in self._idempotent:
+            try:  # through the reconnecting client: the session may have died
+                tools = await self.connection.request("list_tools")
+            except Exception:  # server away: decide next time; the call meets the breaker
+                return False
+            self._idempotent = {t.name: idempotent_tool(t.annotations) for t in tools}
+        return self._idempotent.get(name, False)
+
+    async def _call_retrying(self, name: str, arguments: dict[str, Any] | None,
+                             **kwargs: Any) -> CallToolResult:
+        policy = self.retry
+        if policy is None or not await self.retryable(name):
+            return await self._call_once(name, arguments, **kwargs)
+        breaker = self.breaker(name)
+        counts_errors = name in self.count_error_results
+        raise_on_error = kwargs.pop("raise_on_error", True)
+
+        def judge(result: Any, error: BaseException | None) -> Any:
+            if error is not None:
+                return judge_exception(error, self.classifier)
+            return judge_tool_result(result, counts_errors)
+
+        # Attempts keep isError results (a refusal is told apart by its structured
+        # content); the last one is raised as fastmcp would have.
+        result = await policy.call(
+            lambda: self._call_once(name, arguments, raise_on_error=False, **kwargs), judge,
+            key=breaker.name, breaker_open=lambda: breaker.state.value == "open")
+        if result.is_error and raise_on_error:
+            text = next((c.text for c in result.content if isinstance(c, TextContent)), "")
+            raise ToolError(text)
+        return result
+
+    async def _call_once(self, name: str, arguments: dict[str, Any] | None,
+                         **kwargs: Any) -> CallToolResult:
+        """One attempt: one breaker admission, one record."""
         breaker = self.breaker(name)
         permit = breaker.admit()
         if not permit.admitted:

@@ -32,9 +32,11 @@ no answer within `call_timeout`                failure             ToolError "..
                                                (deadline_exceeded) answer within N s"
 breaker refuses                                rejected            isError, structured
                                                                    ``dependency_unavailable``
-no bulkhead slot within `max_wait`             nothing (the        isError, structured
-                                               dependency is not   ``local_overload``
+no bulkhead slot within `max_wait`, or the     nothing (the        isError, structured
+event loop lags more than `max_lag`            dependency is not   ``local_overload``
                                                blamed)
+no answer within `call_timeout` while the      excluded            isError, structured
+event loop was behind (see `bulkhead`)         (local_overload)    ``local_overload``
 client went away (cancelled)                   cancelled: frees    -
                                                a half-open slot
 =============================================  ==================  ===========================
@@ -42,7 +44,10 @@ client went away (cancelled)                   cancelled: frees    -
 Bulkhead (`max_concurrent`): at most N calls per breaker in flight; a call waits
 at most `max_wait` seconds for a slot *before* the breaker admits it and before
 its `call_timeout` starts, so local queueing (say for pooled connections) is
-never counted as the dependency failing.
+never counted as the dependency failing. It also sheds new calls while the event
+loop lags more than `max_lag` seconds, and judges a missed `call_timeout` by the
+loop's lag during the call: a deadline missed because this process could not run
+the call is local overload, not a dependency failure.
 
 Bad configuration fails early with a `ConfigError` naming the entry: the options
 when the middleware is built; tool names and patterns against the server's tools
@@ -75,6 +80,8 @@ from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
 from .outcomes import result_verdict
 from .reconnect import as_trial
+from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
+from .retry import tool_names as _tool_names
 
 try:  # which pass of the chain runs (fastmcp 4.2); an "outer" pass never calls a tool
     from fastmcp.server.middleware.middleware import _dispatch_phase
@@ -151,9 +158,16 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
     `classify` table). `count_error_results`: tool names whose ``isError`` results
     count as failures. `call_timeout`: seconds, one number or ``{tool: seconds}``.
     `max_concurrent`: bulkhead slots, one number for every breaker or
-    ``{breaker: slots}``; `max_wait`: seconds to wait for a slot.
+    ``{breaker: slots}``; `max_wait`: seconds to wait for a slot; `max_lag`: shed
+    new calls (local overload) while the event loop lags more than this (seconds);
+    `max_waiting`: at most this many calls wait for a slot, more are refused at once.
     `status_tools`: add the `circuit_status` / `circuit_metrics` tools.
     `registry`: use these breakers (a `BreakerRegistry`; one is made otherwise).
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    breaker attributes and events on fastmcp's span, and OpenTelemetry metrics.
+    `retry`: a `RetryPolicy` (or True, or a number of attempts) re-running failed calls
+    of tools annotated ``readOnlyHint`` or ``idempotentHint`` (`retry_tools`: an
+    explicit allow-list instead); each attempt is one breaker call.
     """
 
     def __init__(
@@ -168,10 +182,19 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         call_timeout: float | Mapping[str, float] | None = None,
         max_concurrent: int | Mapping[str, int] | None = None,
         max_wait: float = 1.0,
+        max_lag: float | None = None,
+        max_waiting: int | None = None,
         status_tools: bool = False,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
+        retry: RetryPolicy | bool | int | None = None,
+        retry_tools: Iterable[str] | None = None,
     ) -> None:
+        self.telemetry = telemetry
+        self.retry = as_policy("retry", retry)
+        self.retry_tools = _tool_names("retry_tools", retry_tools)
+        self._retryable: dict[str, bool] = {}
         self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
         configs = {} if configs is None else configs
         if not isinstance(configs, Mapping):
@@ -207,6 +230,12 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
             self._timeouts = {}
             self._default_timeout = _seconds("call_timeout", call_timeout)
         self.max_wait = _seconds("max_wait", max_wait, allow_zero=True)
+        self.max_lag = None if max_lag is None else _seconds("max_lag", max_lag)
+        if max_waiting is not None and (
+            isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0
+        ):
+            raise ConfigError(f"max_waiting must be an integer >= 0, got {max_waiting!r}")
+        self.max_waiting = max_waiting
         if max_concurrent is None or isinstance(max_concurrent, Mapping):
             self._slots = dict(max_concurrent or {})
             self._default_slots: int | None = None
@@ -293,8 +322,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         bulkhead = self.bulkheads.get(name)
         slots = self._slots.get(name, self._default_slots)
         if bulkhead is None and slots is not None:
-            bulkhead = self.bulkheads[name] = Bulkhead(name, slots, self.max_wait)
+            bulkhead = self.bulkheads[name] = Bulkhead(
+                name, slots, self.max_wait, max_lag=self.max_lag, max_waiting=self.max_waiting)
         timeout = self._timeouts.get(tool, self._default_timeout)
+        if self.telemetry is not None:
+            self.telemetry.watch(breaker)
         return _Route(breaker, bulkhead, timeout, tool in self.count_error_results)
 
     async def _resolve(self, tool: str, context: Any) -> _Route | None:
@@ -326,51 +358,89 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         if route is None:
             return await call_next(context)
         bulkhead = route.bulkhead
-        if bulkhead is not None:  # first a local slot (bounded wait), then the breaker
-            started = self.registry.clock()
-            if not await bulkhead.acquire():
-                breaker = route.breaker
-                return refusal_result(*refusal.local_overload(
-                    breaker.name, breaker.state.value, bulkhead.limit,
-                    self.registry.clock() - started))
-        # One frame for the whole call: this path runs on every tool call.
         breaker = route.breaker
+        # first a local slot (bounded wait), then the breaker
+        if bulkhead is not None and not await bulkhead.acquire():
+            if self.telemetry is not None:
+                self.telemetry.local_overload(breaker)
+            return _overload_result(bulkhead, breaker)
         try:
-            permit = breaker.admit()
-            if not permit.admitted:
-                return refusal_result(*refusal.unavailable(
-                    breaker.name, permit.state.value, permit.retry_after))
-            if permit.trial:  # a dependency client in the tool must reach the real server
-                call_next = as_trial(call_next)
-            timeout = route.timeout
-            try:
-                if timeout is None:
-                    result = await call_next(context)
-                else:
-                    async with asyncio.timeout(timeout) as scope:
-                        result = await call_next(context)
-            except Exception as exc:
-                if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
-                    breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
-                    raise ToolError(
-                        f"the {breaker.name} dependency did not answer within {timeout:g} s",
-                        log_level=logging.DEBUG,
-                    ) from exc
-                verdict = self._classify(exc)
-                breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
-                raise
-            except BaseException as exc:  # cancelled: frees the slot, counts as nothing
-                breaker.record_exception(permit, exc)
-                raise
-            if result.__class__ is ToolResult and not result.is_error:  # the common case
-                breaker.record(permit, _SUCCESS)
-            else:  # isError, an input_required leg, a task submitted (see `outcomes`)
-                verdict = result_verdict(result, route.count_errors)
-                breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
-            return result
+            if self.retry is not None and await self._retries(tool, context):
+                return await self._call_retrying(route, context, call_next)
+            return await self._call_once(route, context, call_next)
         finally:
             if bulkhead is not None:
                 bulkhead.release()
+
+    async def _retries(self, tool: str, context: Any) -> bool:
+        known = self._retryable.get(tool)
+        if known is None:
+            if self.retry_tools is not None:
+                known = tool in self.retry_tools
+            else:
+                server = getattr(context.fastmcp_context, "fastmcp", None)
+                found = None if server is None else await server.get_tool(tool)
+                known = found is not None and idempotent_tool(found.annotations)
+            self._retryable[tool] = known
+        return known
+
+    async def _call_retrying(self, route: _Route, context: Any, call_next: Any) -> Any:
+        breaker = route.breaker
+        policy = self.retry
+        assert policy is not None
+
+        def judge(result: Any, error: BaseException | None) -> Any:
+            if error is not None:
+                return judge_exception(error, self.classifier)
+            return judge_tool_result(result, route.count_errors)
+
+        return await policy.call(lambda: self._call_once(route, context, call_next), judge,
+                                 key=breaker.name,
+                                 breaker_open=lambda: breaker.state.value == "open")
+
+    async def _call_once(self, route: _Route, context: Any, call_next: Any) -> Any:
+        """One attempt: one breaker admission, one record."""
+        breaker = route.breaker
+        permit = breaker.admit()
+        if not permit.admitted:
+            return refusal_result(*refusal.unavailable(
+                breaker.name, permit.state.value, permit.retry_after))
+        if permit.trial:  # a dependency client in the tool must reach the real server
+            call_next = as_trial(call_next)
+        timeout = route.timeout
+        bulkhead = route.bulkhead
+        try:
+            if timeout is None:
+                result = await call_next(context)
+            else:  # with a bulkhead, extended by the time the event loop was behind
+                async with (asyncio.timeout(timeout) if bulkhead is None
+                            else bulkhead.deadline(timeout)) as scope:
+                    result = await call_next(context)
+        except Exception as exc:
+            if timeout is not None and isinstance(exc, TimeoutError) and scope.expired():
+                if bulkhead is not None and bulkhead.missed_locally(scope):
+                    # this process could not run the call in time: not the dependency
+                    breaker.record(permit, _EXCLUDED, error_type=refusal.LOCAL_OVERLOAD)
+                    if self.telemetry is not None:
+                        self.telemetry.local_overload(breaker)
+                    return _overload_result(bulkhead, breaker)
+                breaker.record(permit, _FAILURE, error_type="deadline_exceeded")
+                raise ToolError(
+                    f"the {breaker.name} dependency did not answer within {timeout:g} s",
+                    log_level=logging.DEBUG,
+                ) from exc
+            verdict = self._classify(exc)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
+            raise
+        except BaseException as exc:  # cancelled: frees the slot, counts as nothing
+            breaker.record_exception(permit, exc)
+            raise
+        if result.__class__ is ToolResult and not result.is_error:  # the common case
+            breaker.record(permit, _SUCCESS)
+        else:  # isError, an input_required leg, a task submitted (see `outcomes`)
+            verdict = result_verdict(result, route.count_errors)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
+        return result
 
     def _classify(self, exc: BaseException) -> Verdict:
         try:
@@ -405,6 +475,11 @@ class _StartupCheck(Provider):
     async def lifespan(self) -> AsyncIterator[None]:
         await self._middleware.check(self._server)
         yield
+
+
+def _overload_result(bulkhead: Bulkhead, breaker: CircuitBreaker) -> ToolResult:
+    found = bulkhead.refusal(breaker.name, breaker.state.value)
+    return refusal_result(found.message, found.structured())
 
 
 def refusal_result(text: str, content: dict[str, Any]) -> ToolResult:

@@ -135,6 +135,10 @@ def bulkhead_lines(bulkheads: Mapping[str, Any]) -> list[str]:
         ("waiting", "gauge", "Calls waiting for a bulkhead slot."),
         ("refused", "counter", "Calls refused as local overload (no slot in time)."),
         ("limit", "gauge", "Bulkhead slots."),
+        ("shed", "counter", "Calls refused because the event loop lagged more than max_lag."),
+        ("local_misses", "counter",
+         "Deadlines missed while the event loop was behind (local overload, not failures)."),
+        ("loop_lag_seconds", "gauge", "How far the event loop runs behind, seconds."),
     ):
         metric = f"cblab_bulkhead_{field}" + ("_total" if kind == "counter" else "")
         lines += family(metric, kind, help_, [

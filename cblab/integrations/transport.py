@@ -40,6 +40,7 @@ from cblab._clock import Clock, monotonic
 
 from ._options import as_config
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception, classify_status
+from .retry import Judgement, RetryPolicy, as_policy, judge_exception, retry_after_header
 
 __all__ = ["BreakerTransport"]
 
@@ -54,6 +55,12 @@ class BreakerTransport(httpx.AsyncBaseTransport):
     scheme's default). `per`: ``"host"`` or ``"client"`` (one breaker, named
     `name`). `classify_response`: ``(status) -> Verdict`` (default: 429/5xx fail);
     `classifier`: for exceptions (default: the `classify` table).
+    `telemetry`: a `cblab.integrations.otel.BreakerTelemetry` (extra ``cblab[otel]``):
+    each request gets a CLIENT span (until its body ends) carrying its breaker's
+    attributes and events.
+    `retry`: a `RetryPolicy` (or True, or a number of attempts) re-sending requests
+    with an idempotent method (`retry_methods`) that failed (429/5xx, transport
+    errors); each attempt is one breaker call; ``Retry-After`` is honoured.
     """
 
     def __init__(
@@ -68,7 +75,11 @@ class BreakerTransport(httpx.AsyncBaseTransport):
         classifier: ExceptionClassifier = classify_exception,
         registry: BreakerRegistry | None = None,
         clock: Clock = monotonic,
+        telemetry: Any = None,
+        retry: RetryPolicy | bool | int | None = None,
+        retry_methods: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}),
     ) -> None:
+        self.telemetry = telemetry
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise ConfigError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
         if per not in ("host", "client"):
@@ -86,6 +97,8 @@ class BreakerTransport(httpx.AsyncBaseTransport):
         self.classify_response = classify_response
         self.classifier = classifier
         self.registry = registry if registry is not None else BreakerRegistry(clock=clock)
+        self.retry = as_policy("retry", retry)
+        self.retry_methods = frozenset(m.upper() for m in retry_methods)
 
     def breaker_name(self, url: httpx.URL) -> str:
         if self.per == "client":
@@ -97,10 +110,48 @@ class BreakerTransport(httpx.AsyncBaseTransport):
 
     def breaker(self, name: str) -> Any:
         if name in self.registry:
-            return self.registry[name]
-        return self.registry.get(name, self.configs.get(name, self.config))
+            breaker = self.registry[name]
+        else:
+            breaker = self.registry.get(name, self.configs.get(name, self.config))
+        if self.telemetry is not None:
+            self.telemetry.watch(breaker)
+        return breaker
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.telemetry is not None:
+            return await self.telemetry.traced_request(self._handle, request)  # type: ignore[no-any-return]
+        return await self._handle(request)
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        policy = self.retry
+        if policy is None or request.method not in self.retry_methods:
+            return await self._send_once(request)
+        breaker = self.breaker(self.breaker_name(request.url))
+
+        async def attempt() -> httpx.Response:
+            response = await self._send_once(request)
+            if self.classify_response(response.status_code).outcome is Outcome.FAILURE:
+                await response.aread()  # the body stays readable for the caller
+                await response.aclose()
+                if isinstance(response.stream, _SettlingStream):
+                    response.stream._settle()  # recorded now, even for a preloaded body
+            return response
+
+        def judge(response: httpx.Response | None, error: BaseException | None) -> Judgement:
+            if error is not None:
+                return judge_exception(error, self.classifier)
+            assert response is not None
+            if self.classify_response(response.status_code).outcome is not Outcome.FAILURE:
+                return Judgement("success")
+            after = (retry_after_header(response.headers.get("retry-after"))
+                     if response.status_code in (429, 503) else None)
+            return Judgement("failure", after)
+
+        return await policy.call(attempt, judge, key=breaker.name,
+                                 breaker_open=lambda: breaker.state.value == "open")
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        """One attempt: one breaker admission, recorded when the body ends."""
         breaker = self.breaker(self.breaker_name(request.url))
         permit = breaker.admit()
         if not permit.admitted:

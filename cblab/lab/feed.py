@@ -5,8 +5,9 @@ Plain Python and pandas, no widgets and no I/O. The live loop hands it rows
 one clock, "seconds since the lab started"; the feed keeps the last `window_s`
 seconds, tracks the breaker's state, and turns the window into the arrays of the
 four live charts with `cblab.plots.traces` (the same functions the static figures
-use). Memory is bounded: a time window plus a hard cap on rows, and a bounded
-recording (for "Export report") of the newest `record_rows` rows.
+use). Memory is bounded: a time window plus a hard cap on rows. The recording
+(for "Export report") keeps the whole session: `record_rows` rows in memory, the
+rest spilled to a temporary file (`cblab.lab.recording.Recording`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..analysis import PROBE_FAILURE, TRIP
 from ..plots import traces as tr
 from ..schema import EVENT_COLUMNS
+from .recording import DEFAULT_MAX_ROWS, Recording
 
 __all__ = ["CHARTS", "ChartArrays", "LiveFeed", "Transition"]
 
@@ -64,6 +67,7 @@ class LiveFeed:
         breaker: str | None = "github",
         max_rows: int = 20_000,
         record_rows: int = 20_000,
+        record_max_rows: int = DEFAULT_MAX_ROWS,
         success_window_s: float = 5.0,
         bin_s: float = 1.0,
         max_points: int = 600,
@@ -76,12 +80,16 @@ class LiveFeed:
         self.bin_s = bin_s
         self.max_points = max_points  # latency points per variant sent to the chart
         self._rows: deque[dict[str, Any]] = deque(maxlen=max_rows)
-        self.recording: deque[tuple[Any, ...]] = deque(maxlen=record_rows)
+        self.recording = Recording(record_rows, max_rows=record_max_rows,
+                                   t_index=EVENT_COLUMNS.index("t"))
         self.now = 0.0
         self.state: dict[str, str] = {}  # variant -> breaker state, as the server last said
         self.states_seen: dict[str, set[str]] = {}
         self.transitions: deque[Transition] = deque(maxlen=200)
-        self.trips: Counter[str] = Counter()  # variant -> moves to OPEN
+        # variant -> trips (CLOSED -> OPEN) and failed probes (HALF_OPEN -> OPEN), the
+        # report's definitions (`cblab.analysis.TRIP`, `PROBE_FAILURE`)
+        self.trips: Counter[str] = Counter()
+        self.probe_failures: Counter[str] = Counter()
         self.counts: Counter[tuple[str, str]] = Counter()  # (variant, outcome), client view
         self.rows_in = 0
         self.missed = 0
@@ -122,8 +130,10 @@ class LiveFeed:
             if after:
                 self.transitions.append(
                     Transition(row["t"], variant, before or "?", after, row["reason"] or ""))
-                if after == "open":
+                if (before, after) == TRIP:
                     self.trips[variant] += 1
+                elif (before, after) == PROBE_FAILURE:
+                    self.probe_failures[variant] += 1
         else:
             after = row["state_after"] or row["state"]
         if after:
@@ -202,8 +212,9 @@ class LiveFeed:
         return len(recent) / over_s
 
     def recorded_frame(self) -> pd.DataFrame:
-        """The recording (newest `record_rows` rows) as an event frame, in time order."""
-        frame = pd.DataFrame(list(self.recording), columns=list(EVENT_COLUMNS))
+        """The whole recording as an event frame, in time order (see `recording` for
+        what a capped one did not keep)."""
+        frame = pd.DataFrame(list(self.recording.rows()), columns=list(EVENT_COLUMNS))
         return frame.sort_values(["t"], kind="stable").reset_index(drop=True)
 
     def recent_success(self, over_s: float) -> dict[str, float | None]:
@@ -238,6 +249,7 @@ class LiveFeed:
                 "state": self.state.get(variant),
                 "states_seen": sorted(self.states_seen.get(variant, ())),
                 "trips": self.trips[variant],
+                "probe_failures": self.probe_failures[variant],
             }
         return out
 

@@ -397,7 +397,8 @@ class LiveLab:
                 f'style="background:{colour}">{label}</span> '
                 f'<span class="muted">success {_pct(recent)} in the last 5 s '
                 f"({_pct(total)} of {info.get('calls', 0)} calls since the start) · "
-                f"in flight {info.get('in_flight', 0)} · trips {info.get('trips', 0)}</span>"
+                f"in flight {info.get('in_flight', 0)} · trips {info.get('trips', 0)} · "
+                f"failed probes {info.get('probe_failures', 0)}</span>"
             )
         drawn = self.pacer.drawn_rate() if self.pacer is not None else None
         rate = (f"{drawn:.1f} chart updates/s drawn" if drawn is not None

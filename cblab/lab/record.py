@@ -298,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="protected,unprotected", help="comma-separated")
     parser.add_argument("--time-scale", type=float, default=0.2, help="phase duration factor")
     parser.add_argument("--rate-scale", type=float, default=1.0, help="load rate factor")
-    parser.add_argument("--tool", default=DEFAULT_TOOL, choices=sorted(_TOOL_BREAKER))
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tool", default=DEFAULT_TOOL, choices=sorted(_TOOL_BREAKER),
+                        help="the demo tool the load calls")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the load and the faults")
     parser.add_argument("--deadline", type=float, default=5.0, help="per-call deadline, s")
     parser.add_argument("--breaker", help="breaker config fields as JSON, e.g. '{\"timeout\": 2}'")
     parser.add_argument("--notes", default="", help="free text stored in run.json")
@@ -352,15 +353,20 @@ def export_session(session: LabSession, directory: str | Path | None = None) -> 
     `directory/<name>.html`; return the report's path. `directory` defaults to
     ``$CBLAB_REPORT_DIR``, else ``reports/`` in the working directory.
 
-    The recording holds the newest rows (bounded, see `LiveFeed`) on the lab's
+    The recording holds the whole session (see `cblab.lab.recording`) on the lab's
     clock, t = 0 when the load (and its scenario) started; rows from before that
-    (a server's warm-up) are not part of the run."""
+    (a server's warm-up) are not part of the run. run.json's `started_at` is that
+    instant and `duration_s` the session's length so far; when the recording hit its
+    cap, the run ends where its rows end and the notes say what it lacks."""
     from cblab.report import write_report
 
     frame = session.events(None)
     if frame.empty:
         raise RuntimeError("nothing recorded yet: let the lab run for a few seconds first")
     frame = frame[frame["t"] >= 0]
+    stopped_at = session.feed.recording.stopped_at
+    if stopped_at is not None:  # a capped recording: complete only before stopped_at
+        frame = frame[frame["t"] < stopped_at]
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     _finish_rows(rows, session.scenario)
     for i, row in enumerate(rows, 1):
@@ -370,15 +376,56 @@ def export_session(session: LabSession, directory: str | Path | None = None) -> 
     directory = Path(directory)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"live-{'-'.join(session.variants)}-{stamp}"
-    run = _save(directory / "runs" / name, rows, _session_meta(session, name))
+    run = _save(directory / "runs" / name, rows, _session_meta(session, name, len(rows)))
     files = write_report([run], directory / f"{name}.html", title=f"cblab live run {stamp}")
     return Path(files.html)
 
 
-def _session_meta(session: LabSession, name: str) -> dict[str, Any]:
+def _session_span(session: LabSession, kept: int) -> tuple[float | None, str]:
+    """The run's duration (s) and what the notes say about how complete it is."""
+    with session._lock:
+        recording, missed = session.feed.recording, session.feed.missed
+        stopped_at, not_kept = recording.stopped_at, recording.not_kept
+    ended = session.ended_at if session.ended_at is not None else (
+        session.lab_now() if session.started_at is not None else None)
+    text = []
+    if stopped_at is not None:
+        text.append(
+            f"The recording reached its cap of {recording.max_rows:,} rows ({not_kept:,} "
+            f"rows not kept, the first of them from t = {stopped_at:.1f} s): this run "
+            f"ends at {stopped_at:.1f} s, where its rows are complete"
+            + (f", the session went on to {ended:.1f} s." if ended is not None else "."))
+        duration: float | None = round(stopped_at, 3)
+    else:
+        duration = None if ended is None else round(ended, 3)
+        span = f"0 to {ended:.1f} s" if ended is not None else "its start to its end"
+        text.append(f"The recording holds the whole session, t = {span}: {kept:,} rows.")
+    if missed:
+        text.append(f"The event logs overflowed while the lab ran: {missed:,} rows were lost "
+                    "(the figures lack them).")
+    if not session.ended:
+        text.append("Exported while the session was still running.")
+    return duration, " ".join(text)
+
+
+def _target_text(session: LabSession) -> str:
+    """What the session drove, named as the person knows it: the demo backend's
+    service, or their own MCP server behind cblab's fault proxy."""
+    upstream = getattr(session.target, "upstream", None)
+    if upstream is not None and hasattr(upstream, "describe"):
+        where = upstream.describe()
+        if len(where) > 120:
+            where = where[:117] + "..."
+        return (f"calling the {session.tool} tool of the MCP server at {where} "
+                "(the target), through cblab's fault proxy")
+    return f"against the demo backend's {session.service} service through the {session.tool} tool"
+
+
+def _session_meta(session: LabSession, name: str, kept: int) -> dict[str, Any]:
     applied = [{"t": round(t, 3), "control": c, "value": v} for t, c, v in session.applied]
     protected = any(session.target.protected(v) for v in session.variants)
-    return {
+    duration, completeness = _session_span(session, kept)
+    meta: dict[str, Any] = {
         "name": name,
         "kind": "live",
         "config": {session.breaker: session.config_dict()} if protected else {},
@@ -389,8 +436,8 @@ def _session_meta(session: LabSession, name: str) -> dict[str, Any]:
         "variants": list(session.variants),
         "versions": versions(),
         "notes": (
-            f"Live lab run: {', '.join(session.variants)} against the {session.service} "
-            f"service through the {session.tool} tool. Control moves are in extra.applied."
+            f"Live lab run: {', '.join(session.variants)} {_target_text(session)}. "
+            "Control moves are in extra.applied. " + completeness
         ),
         "extra": {
             "applied": applied,
@@ -400,3 +447,12 @@ def _session_meta(session: LabSession, name: str) -> dict[str, Any]:
             "recorder": "cblab live lab",
         },
     }
+    upstream = getattr(session.target, "upstream", None)
+    if upstream is not None and hasattr(upstream, "describe"):
+        del meta["extra"]["service"]  # the demo's service is not what was called
+        meta["extra"]["target"] = upstream.describe()
+    if session.started_wall is not None:
+        meta["started_at"] = session.started_wall
+    if duration is not None:
+        meta["duration_s"] = duration
+    return meta

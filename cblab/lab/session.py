@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -65,6 +66,11 @@ class Note:
     serial: int = 0
 
 
+def _utc_iso() -> str:
+    now = dt.datetime.now(dt.UTC)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def latency_profile(ms: float) -> dict[str, Any]:
     """The backend's latency for a slider value: normal, 15 % spread."""
     ms = float(ms)
@@ -82,7 +88,8 @@ class LabSession:
     session has; a `scenario` (played by the backend from the start, squeezed into
     ``params.run_seconds`` when the run is bounded) replaces the fault controls.
     `load_process`: run each variant's load generator in a child process (the
-    default when the target gives URLs; see `cblab.lab.loadproc`).
+    default when the target gives URLs; see `cblab.lab.loadproc`). The recording
+    keeps the whole session, `recording_rows` rows in memory and the rest on disk.
     """
 
     def __init__(
@@ -103,6 +110,7 @@ class LabSession:
         scenario: Scenario | str | None = None,
         time_scale: float | None = None,
         load_process: bool = True,
+        recording_rows: int = 20_000,
     ) -> None:
         self.params = params or LabParams.from_env()
         if not variants:
@@ -150,11 +158,13 @@ class LabSession:
         }
         #: The controls this session has and their values (what the person set).
         self.values: dict[str, Any] = {n: initial[n] for n in names}
-        self.feed = LiveFeed(self.params.window_s, breaker=breaker)
+        self.feed = LiveFeed(self.params.window_s, breaker=breaker, record_rows=recording_rows)
         self.generators: dict[str, LoadGenerator | ProcessLoad] = {}
         self.phase = "idle"  # idle, starting, running, finished, stopped, failed
         self.error: BaseException | None = None
         self.started_at: float | None = None  # time.monotonic() when the lab clock started
+        self.started_wall: str | None = None  # the same instant, UTC ISO 8601 (run.json)
+        self.ended_at: float | None = None  # lab seconds when the run ended
         self.applied: list[tuple[float, str, Any]] = []  # (lab time, control, value)
         self.autopilot_skipped: list[AutopilotStep] = []  # steps for controls it lacks
         self.io_errors = 0
@@ -250,7 +260,8 @@ class LabSession:
             return self.feed.x_range
 
     def summary(self) -> dict[str, Any]:
-        """Per variant: calls, success rate, outcomes, current state, states seen, trips."""
+        """Per variant: calls, success rate, outcomes, current state, states seen, trips
+        and failed probes (`cblab.analysis` definitions)."""
         with self._lock:
             out = self.feed.summary()
         for variant in self.variants:
@@ -346,15 +357,19 @@ class LabSession:
             # The lab's clock (charts, autopilot, run_seconds, the scenario) starts when
             # every generator's MCP client is connected and its first call is due.
             self.started_at = time.monotonic()
+            self.started_wall = _utc_iso()
             if self.scenario is not None:
                 await self.target.faults.play_scenario(self.scenario.to_dict())
             self.phase = "running"
             await self._run(runs)
             await self._wind_down(runs)
+            self.ended_at = self.lab_now()
             self.phase = "stopped" if self._stop.is_set() else "finished"
         except BaseException as exc:
             for run in runs:
                 run.cancel()
+            if self.started_at is not None:
+                self.ended_at = self.lab_now()
             self.error = exc
             self.phase = "failed"
             if not isinstance(exc, Exception):

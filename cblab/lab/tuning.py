@@ -244,7 +244,8 @@ def heatmaps(
     wanted = [s.column for s in scores]
     # one row per run (a sweep table): average per cell, with a confidence interval;
     # tables already per setting (sweep_grid, worst_case) carry their own `runs`
-    cells = grid if "runs" in grid else _cells(grid, wanted, keys)
+    cells = grid if "runs" in grid else _cells(
+        grid, [*wanted, *(c for c in _WHY_COLUMNS if c in grid and c not in wanted)], keys)
     for i, score in enumerate(scores):
         row, col = divmod(i, cols)
         row, col = row + 1, col + 1
@@ -257,18 +258,19 @@ def heatmaps(
         z = layout(score.column)
         ci = layout(f"{score.column}_ci") if f"{score.column}_ci" in cells else z * math.nan
         runs = layout("runs") if "runs" in cells else z * math.nan
+        text = _cell_texts(z, score, {k: layout(k) for k in _WHY_COLUMNS if k in cells})
         scale = "RdYlGn" if score.better == "higher" else "RdYlGn_r"
         sub = fig.get_subplot(row, col)
         fig.add_heatmap(
             z=z, x=[f"{t:g}" for t in timeouts], y=[str(t) for t in thresholds],
             customdata=[[_interval(m, h, n, score.fmt) for m, h, n in zip(*cells_row, strict=True)]
                         for cells_row in zip(z, ci, runs, strict=True)],
-            colorscale=scale, texttemplate="%{z:" + score.fmt + "}", textfont={"size": 11},
+            text=text, colorscale=scale, texttemplate="%{text}", textfont={"size": 11},
             colorbar={"x": sub.xaxis.domain[1] + 0.01, "xanchor": "left",
                       "y": sum(sub.yaxis.domain) / 2, "len": 0.42, "thickness": 10,
                       "tickformat": score.fmt},
             hovertemplate="failure_threshold %{y}, timeout %{x} s<br>"
-            + score.column + " %{z:" + score.fmt + "}<br>%{customdata}<extra></extra>",
+            + score.column + " %{text}<br>%{customdata}<extra></extra>",
             row=row, col=col,
         )
         if pick is not None:
@@ -286,6 +288,32 @@ def heatmaps(
     fig.update_annotations(font_size=12)
     fig.update_layout(margin={"l": 60, "r": 40, "t": 90, "b": 50})
     return fig
+
+
+#: The figures that say why a cell's detection or recovery is missing.
+_WHY_COLUMNS = ("fault_episodes", "trips", "probe_failures", "time_open_s", "time_half_open_s")
+_SHORT_WHY = {"no fault phase in this run": "no fault", "the breaker never opened": "never opened",
+              "the breaker never opened during a fault": "never opened"}
+
+
+def _cell_texts(z: Any, score: Score, why: Mapping[str, Any]) -> list[list[str]]:
+    """Each cell's text: its value, or a word for why it is blank (`cblab.analysis.
+    missing_reasons` on the cell's averages: "never opened", "never closed"...)."""
+    from ..analysis import missing_reasons
+
+    texts = []
+    for i, row in enumerate(z):
+        line = []
+        for j, value in enumerate(row):
+            if not math.isnan(value):
+                line.append(format(value, score.fmt))
+                continue
+            figures = {k: float(v[i][j]) for k, v in why.items()}
+            figures[score.column] = math.nan
+            reason = missing_reasons(figures).get(score.column) if why else None
+            line.append(_SHORT_WHY.get(reason or "", "never closed" if reason else "n/a"))
+        texts.append(line)
+    return texts
 
 
 def best_config(grid: pd.DataFrame, *, slack: float = 0.02) -> dict[str, Any]:

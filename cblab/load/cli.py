@@ -37,10 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the tool's arguments as a JSON object (default: {})")
     parser.add_argument("--rate", type=float, default=10.0, help="calls per second (default: 10)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds (default: 10)")
-    parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson")
+    parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson",
+                        help="arrival process: Poisson (default) or evenly spaced")
     parser.add_argument("--deadline", type=float, default=5.0,
                         help="whole-call deadline in seconds (default: 5)")
-    parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--max-in-flight", type=int, default=64,
+                        help="calls in flight at most; arrivals past it are dropped and counted")
     parser.add_argument("--seed", type=int, default=0, help="arrival RNG seed (default: 0)")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory to write (default: runs/load-<tool>)")

@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario", default=None, help="scenario name or JSON file to play")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="multiply scenario durations by this (default: %(default)s)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also accept this Host name (repeatable; loopback names always are)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="also accept requests from this Origin, e.g. http://localhost:6274 "
+                        "(repeatable; loopback origins always are)")
+    parser.add_argument("--max-result-bytes", type=int, default=None, metavar="N",
+                        help="largest answer taken from the upstream (default: 16 MiB); a "
+                        "larger one is answered with a 'result too large' error")
     parser.add_argument("--ready-file", type=Path, default=None,
                         help="write the URLs and pid here as JSON once listening")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -85,6 +93,8 @@ async def _serve(args: argparse.Namespace) -> int:
         args.upstream or args.upstream_cmd, host=args.host, port=args.port,
         control_port=args.control_port, seed=parse_seed(args.seed),
         token=args.token or os.environ.get(TOKEN_ENV) or None,
+        allowed_hosts=args.allow_host, allowed_origins=args.allow_origin,
+        **({} if args.max_result_bytes is None else {"max_result_bytes": args.max_result_bytes}),
     )
     await proxy.start()
     stop = asyncio.Event()
@@ -116,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not (args.time_scale > 0):
         print("cblab proxy: --time-scale must be > 0", file=sys.stderr)
+        return 2
+    if args.max_result_bytes is not None and args.max_result_bytes < 1024:
+        print(f"cblab proxy: --max-result-bytes must be >= 1024, got {args.max_result_bytes}",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="cblab proxy: %(levelname)s %(message)s")

@@ -7,7 +7,10 @@ time), and every one a loopback Host and, if sent, a loopback Origin
 401 bad token, 403 foreign Origin, 421 foreign Host, 404 unknown route or tool, 405 wrong method, 413 body too large, 422 invalid
 profile or scenario (the message names the field).
 
-    GET    /health                 {"status": "ok", "upstream", "listening", "mcp_url"}
+    GET    /health                 {"status": "ok" | "degraded", "upstream", "upstream_state":
+                                   {"state", "since", "for_s", "restarts", "last_error"},
+                                   "listening", "mcp_url"} ("degraded": the upstream
+                                   is not connected; see `cblab.proxy.health`)
     GET    /tools                  {"tools": [the upstream's tool names]}
     GET    /faults                 {"*": <fault>, <tool>: <fault>, ...} (targets set)
     DELETE /faults                 every tool healthy; same shape
@@ -21,7 +24,8 @@ profile or scenario (the message names the field).
                                    "services" ({"users": "*"} by default)
     DELETE /scenario               stop playback, every tool healthy
     GET    /events?after=N&limit=M {"events": [schema rows, source "proxy"], "last_seq", ...}
-    GET    /stats                  {"listening", "held", "tools": {tool: {outcome: n}}}
+    GET    /stats                  {"listening", "held", "upstream": <upstream_state>,
+                                   "tools": {tool: {outcome: n}}}
 
 A <fault> is a backend fault profile plus ``"error_as"``: ``"is_error"`` or
 ``"jsonrpc"`` (see `cblab.proxy.faults`). ``"*"`` may be URL-encoded (``%2A``).
@@ -102,8 +106,10 @@ class ProxyControl(JsonApi):
 
     async def _health(self, request: Request, params: dict[str, str]) -> Response:
         proxy = self._proxy
-        return json_response(200, {"status": "ok", "upstream": proxy.upstream.describe(),
-                                   "listening": proxy.listening, "mcp_url": proxy.mcp_url})
+        return json_response(200, {
+            "status": "ok" if proxy.health.connected else "degraded",
+            "upstream": proxy.upstream.describe(), "upstream_state": proxy.health.to_dict(),
+            "listening": proxy.listening, "mcp_url": proxy.mcp_url})
 
     async def _tools(self, request: Request, params: dict[str, str]) -> Response:
         return json_response(200, {"tools": list(self._proxy.tools)})

@@ -127,6 +127,15 @@ class FaultTable:
         self._faults: dict[str, ToolFault] = {ALL_TOOLS: HEALTHY_FAULT}
         self._rngs: dict[str, random.Random] = {}
 
+    @property
+    def tools(self) -> list[str] | None:
+        return self._tools
+
+    @tools.setter
+    def tools(self, tools: list[str] | None) -> None:
+        self._tools = tools
+        self.known = frozenset(tools or ())
+
     def check_name(self, target: str) -> str:
         if target != ALL_TOOLS and self.tools is not None and target not in self.tools:
             raise UnknownToolError(target, self.tools)

@@ -1,4 +1,4 @@
-"""The fault-injecting middleware and the proxy's event rows.
+"""The fault injector and the proxy's event rows.
 
 Every ``tools/call`` through the proxy is decided by the `FaultTable` (see
 `cblab.proxy.faults` for what each plan does) and logged as one `cblab.schema`
@@ -9,13 +9,26 @@ what happened                          outcome      error_type
 =====================================  ===========  ==============================
 forwarded, upstream answered           success      -
 forwarded, upstream ``isError``        failure      tool_error
-forwarded, upstream failed             failure      the exception class name
+forwarded, upstream JSON-RPC error     failure      jsonrpc_error
+forwarded, upstream down/restarting    failure      upstream_down (`cblab.proxy.health`)
+forwarded, answer over the size bound  failure      result_too_large
+forwarded, HTTP error without answer   failure      http_<status>
 injected error as ``isError``          failure      injected_is_error
 injected error as JSON-RPC error       failure      injected_jsonrpc_error
 injected reset                         failure      injected_reset
 over max_concurrency (reject)          failure      injected_overload (a 503)
 client gave up (hang, latency)         cancelled    hang, or CancelledError
 =====================================  ===========  ==============================
+
+A task-augmented call (``params.task``) is forwarded like any other; its row is
+written when the upstream answers with the created task (``reason``
+``task_created``): the proxy does not follow the task to its end (``tasks/get`` and
+``tasks/result`` pass through untouched).
+
+A tool the upstream does not list is forwarded without a fault (the upstream
+answers it); its name is cut to 64 characters in its row and it is counted under
+the label ``unknown`` (at most 256 labels in all, then ``other``), so a caller
+cannot make the proxy keep what it sends.
 
 ``t`` is seconds since the proxy started (loop time), ``latency`` the seconds the
 proxy held the call, ``phase`` the scenario phase in force when the call arrived.
@@ -28,21 +41,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastmcp.server.middleware import Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
-from mcp.shared.exceptions import MCPError
-from mcp.types import TextContent
-
 from cblab import EventLog
+from cblab.codes import TOOL_ERROR
 from cblab.faults.profile import capacity_verdict
 from cblab.schema import EVENT_COLUMNS
+from cblab.server.instrumentation import (
+    MAX_TOOL_LABELS,
+    MAX_TOOL_NAME_CHARS,
+    OTHER_TOOLS,
+    UNKNOWN_TOOL,
+)
 
-from .faults import FaultTable, ToolFault
+from .exchange import Inbound, Reply, json_reply
+from .faults import HEALTHY_FAULT, FaultTable, ToolFault
+from .messages import error_message, is_error_result
 
-__all__ = ["FaultInjector", "JSONRPC_CODES", "ProxyEvents"]
+__all__ = ["FaultInjector", "JSONRPC_CODES", "ProxyEvents", "outcome_of"]
 
 log = logging.getLogger("cblab.proxy")
 
@@ -50,6 +67,21 @@ SOURCE = "proxy"
 #: JSON-RPC error code of an injected error, by the planned HTTP-like status.
 JSONRPC_CODES = {429: -32000, 500: -32603, 502: -32603, 503: -32603, 504: -32603}
 RESET_CODE = -32603
+#: error_type of a JSON-RPC error answered by the upstream itself
+JSONRPC_ERROR = "jsonrpc_error"
+#: reason of a task-augmented call's row: the task was created, its outcome comes later
+TASK_CREATED = "task_created"
+
+Forward = Callable[[Inbound], Awaitable[Reply]]
+Deliver = Callable[[Reply], Awaitable[None]]
+
+
+
+def _short(name: str) -> str:
+    """A tool name as a row keeps it: cut like `serve` cuts it (a caller chooses it)."""
+    if len(name) > MAX_TOOL_NAME_CHARS:
+        return name[: MAX_TOOL_NAME_CHARS - 1] + "…"
+    return name
 
 
 class ProxyEvents:
@@ -59,19 +91,29 @@ class ProxyEvents:
         self.clock = clock or asyncio.get_running_loop().time
         self.t0 = self.clock()
         self.log = EventLog(capacity)
-        self.counts: Counter[tuple[str, str]] = Counter()  # (tool, outcome)
+        self.counts: Counter[tuple[str, str]] = Counter()  # (tool label, outcome)
+        self._labels: set[str] = set()
 
     def now(self) -> float:
         return self.clock() - self.t0
 
     def record(self, tool: str, started: float, outcome: str, error_type: str | None,
-               phase: str | None) -> None:
-        self.counts[(tool, outcome)] += 1
+               phase: str | None, known: bool = True, reason: str | None = None) -> None:
+        self.counts[(self._label(tool, known), outcome)] += 1
         # EVENT_COLUMNS without "seq" (the log numbers rows itself)
         self.log.append((
-            "call", started - self.t0, SOURCE, None, None, tool, outcome,
-            self.clock() - started, None, None, error_type, None, None, phase,
+            "call", started - self.t0, SOURCE, None, None, _short(tool), outcome,
+            self.clock() - started, None, None, error_type, reason, None, phase,
         ))
+
+    def _label(self, tool: str, known: bool) -> str:
+        if not known:
+            return UNKNOWN_TOOL
+        if tool not in self._labels:
+            if len(self._labels) >= MAX_TOOL_LABELS:
+                return OTHER_TOOLS
+            self._labels.add(tool)
+        return tool
 
     def rows(self, after: int = 0, limit: int | None = None) -> dict[str, Any]:
         part = self.log.since(after, limit)
@@ -91,7 +133,7 @@ class _Reset(Exception):
     """The proxy went down while the call was held."""
 
 
-class FaultInjector(Middleware):
+class FaultInjector:
     """Decides each tool call from `table` and plays the plan; logs one row per call."""
 
     def __init__(self, table: FaultTable, events: ProxyEvents,
@@ -164,48 +206,64 @@ class FaultInjector(Middleware):
 
     # --- the call ---------------------------------------------------------------------
 
-    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
-        tool = context.message.name
+    async def call(self, tool: str, inbound: Inbound, forward: Forward, deliver: Deliver) -> None:
+        """One ``tools/call``: decide, play the plan, forward, deliver the reply to the
+        client, and log the row once it is delivered (or the client gave up: cancelled).
+        A tool the upstream does not list gets no fault (and no RNG of its own)."""
         events = self.events
         started = events.clock()
         phase = self.phase()
-        plan, fault = self.table.plan(tool)
-        kind: str = plan.kind
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("call %s: %s after %.3f s", tool, kind, plan.latency_s)
-        outcome, error_type = "success", None
+        known = tool in self.table.known
+        plan, fault = self.table.plan(tool) if known else (None, HEALTHY_FAULT)
+        kind: str = plan.kind if plan is not None else "ok"
+        if plan is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("call %s: %s after %.3f s", _short(tool), kind, plan.latency_s)
+        request_id = inbound.request_id
+        outcome, error_type, reason = "success", None, None
         held = False
         try:
+            reply: Reply | None = None
             if fault.profile.max_concurrency is not None:
                 if not await self._take_slot(tool, fault):
-                    kind, outcome, error_type = "overload", "failure", "injected_overload"
-                    return self._inject_error(fault, 503, None)
-                held = True
-            if kind == "hang":
-                error_type = "hang"
-                await self._hang(tool)
-                error_type = None
-            elif plan.latency_s > 0:
-                await asyncio.sleep(plan.latency_s)
+                    kind, error_type = "overload", "injected_overload"
+                    reply = self._inject_error(inbound, fault, 503, None)
+                else:
+                    held = True
+            if reply is None:
+                if kind == "hang":
+                    error_type = "hang"
+                    await self._hang(tool)
+                    error_type = None
+                elif plan is not None and plan.latency_s > 0:
+                    await asyncio.sleep(plan.latency_s)
+                if kind == "error":
+                    assert plan is not None
+                    reply = self._inject_error(inbound, fault, plan.status or 500,
+                                               plan.retry_after_s)
+                elif kind in ("reset", "down"):
+                    error_type = "injected_reset"
+                    reply = json_reply(error_message(
+                        request_id, RESET_CODE, "connection reset (injected by the cblab proxy)"))
+                else:
+                    reply = await forward(inbound)
+            try:
+                await deliver(reply)
+            finally:
+                await reply.aclose()
             if kind == "error":
+                error_type = ("injected_is_error" if fault.error_as == "is_error"
+                              else "injected_jsonrpc_error")
+            if error_type is not None or kind == "error":
                 outcome = "failure"
-                return self._inject_error(fault, plan.status or 500, plan.retry_after_s)
-            if kind in ("reset", "down"):
-                outcome, error_type = "failure", "injected_reset"
-                raise MCPError(RESET_CODE, "connection reset (injected by the cblab proxy)")
-            result = await call_next(context)
-            if getattr(result, "is_error", False):
-                outcome, error_type = "failure", "tool_error"
-            return result
+            else:
+                outcome, error_type = outcome_of(reply)
+                reason = TASK_CREATED if _task_created(reply.answer) else None
         except _Reset:
             outcome, error_type = "failure", "injected_reset"
-            raise MCPError(RESET_CODE, "connection reset: the proxy went down") from None
+            await deliver(json_reply(error_message(
+                request_id, RESET_CODE, "connection reset: the proxy went down")))
         except asyncio.CancelledError:
             outcome, error_type = "cancelled", error_type or "CancelledError"
-            raise
-        except MCPError:
-            if outcome == "success":
-                outcome, error_type = "failure", "MCPError"
             raise
         except Exception as exc:
             outcome, error_type = "failure", type(exc).__name__
@@ -213,14 +271,12 @@ class FaultInjector(Middleware):
         finally:
             if held:
                 self._free_slot(tool)
-            if kind == "error":
-                error_type = (
-                    "injected_is_error" if fault.error_as == "is_error" else "injected_jsonrpc_error"
-                )
-            events.record(tool, started, outcome, error_type, phase)
+            events.record(tool, started, outcome, error_type, phase, known, reason)
 
     @staticmethod
-    def _inject_error(fault: ToolFault, status: int, retry_after_s: float | None) -> Any:
+    def _inject_error(inbound: Inbound, fault: ToolFault, status: int,
+                      retry_after_s: float | None) -> Reply:
+        request_id = inbound.request_id
         text = f"injected fault: upstream answered {status}"
         if retry_after_s is not None:
             text += f"; retry after {retry_after_s:g} s"
@@ -228,9 +284,28 @@ class FaultInjector(Middleware):
             data: dict[str, Any] = {"status": status, "injected": True}
             if retry_after_s is not None:
                 data["retry_after_s"] = retry_after_s
-            raise MCPError(JSONRPC_CODES.get(status, -32603), text, data)
+            return json_reply(error_message(request_id, JSONRPC_CODES.get(status, -32603), text, data))
         structured: dict[str, Any] = {"error": "injected_fault", "status": status}
         if retry_after_s is not None:
             structured["retry_after_s"] = retry_after_s
-        return ToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=structured, is_error=True)
+        return json_reply(is_error_result(request_id, text, structured, inbound.modern))
+
+
+def _task_created(answer: Any) -> bool:
+    result = answer.get("result") if isinstance(answer, dict) else None
+    return isinstance(result, dict) and isinstance(result.get("task"), dict)
+
+
+def outcome_of(reply: Reply) -> tuple[str, str | None]:
+    """A forwarded call's (outcome, error_type) from what the upstream answered."""
+    if reply.error_type is not None:
+        return "failure", reply.error_type
+    answer = reply.answer
+    if not isinstance(answer, dict):
+        return "failure", f"http_{reply.status}" if reply.status >= 400 else "bad_response"
+    if "error" in answer:
+        return "failure", JSONRPC_ERROR
+    result = answer.get("result")
+    if isinstance(result, dict) and result.get("isError") is True:
+        return "failure", TOOL_ERROR
+    return "success", None

@@ -7,11 +7,14 @@
         await proxy.set_fault("*", {"error_rate": 0.3, "error_as": "jsonrpc"})
         await proxy.set_fault("*", {"mode": "down"})   # connections refused, for real
 
-Two loopback listeners: the MCP endpoint (fastmcp's proxy, Streamable HTTP, with
-Host/Origin protection) and the control API (`cblab.proxy.control`), which keeps
-answering while the MCP listener is down. Tools, resources and prompts are
-forwarded; only tool calls get faults. The control token exists only on the
-control listener: nothing the proxy sends upstream carries it.
+Two loopback listeners: the MCP endpoint (`cblab.proxy.gateway`, Streamable HTTP,
+with Host/Origin protection) and the control API (`cblab.proxy.control`), which
+keeps answering while the MCP listener is down. Everything is forwarded as the
+upstream wrote it (an HTTP upstream at the transport level, `cblab.proxy.httplink`;
+a stdio one message for message, `cblab.proxy.stdiolink`); only tool calls get
+faults. The upstream may go away and come back: `health` says how it is
+(`cblab.proxy.health`). The control token exists only on the control listener:
+nothing the proxy sends upstream carries it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from cblab.backend.http import HttpServer
 from cblab.faults.profile import ProfileError
@@ -30,9 +33,14 @@ from cblab.faults.scenario import ScenarioError
 from cblab.server.app import http_url
 
 from .faults import FaultTable, ToolFault
+from .gateway import Gateway, ProxyHostGuard
+from .health import UpstreamHealth
 from .inject import FaultInjector, ProxyEvents
 from .scenario import ProxyScenario
 from .upstream import ProxyError, Upstream
+
+#: The default bound on one answer from the upstream (`max_result_bytes`).
+MAX_RESULT_BYTES = 16 * 1024 * 1024
 
 __all__ = ["FaultProxy", "warm_up"]
 
@@ -68,6 +76,9 @@ class FaultProxy:
     seed          seeds one RNG per tool (`rng_for(seed, tool)`); None: from the OS
     token         bearer token for the control API (None: no token, loopback only)
     scenario      a scenario to play from the start (name, path or `ProxyScenario`)
+    allowed_hosts, allowed_origins   more Host names / Origins both listeners accept
+    max_result_bytes   the largest answer taken from the upstream; a larger one is
+                  answered with a JSON-RPC error "result too large"
     """
 
     def __init__(
@@ -83,7 +94,13 @@ class FaultProxy:
         time_scale: float = 1.0,
         connect_timeout: float = 15.0,
         events_capacity: int = 100_000,
+        allowed_hosts: Sequence[str] = (),
+        allowed_origins: Sequence[str] = (),
+        max_result_bytes: int = MAX_RESULT_BYTES,
     ) -> None:
+        if isinstance(max_result_bytes, bool) or not isinstance(max_result_bytes, int) \
+                or max_result_bytes < 1024:
+            raise ProxyError(f"max_result_bytes must be an integer >= 1024, got {max_result_bytes!r}")
         self.upstream = Upstream.parse(upstream)
         self.host = host
         self.seed = seed
@@ -94,17 +111,20 @@ class FaultProxy:
         self._time_scale = time_scale
         self._connect_timeout = connect_timeout
         self._events_capacity = events_capacity
+        self._allowed_hosts = tuple(allowed_hosts)
+        self._allowed_origins = tuple(allowed_origins)
+        self.max_result_bytes = max_result_bytes
+        self.health = UpstreamHealth()
+        self._link: Any = None
         self.tools: list[str] = []
         self.port: int | None = None
         self.control_port: int | None = None
         self.table = FaultTable(seed)
         self.events: ProxyEvents | None = None
         self.injector: FaultInjector | None = None
-        self._mcp: Any = None
         self._runner: Any = None
         self._control: HttpServer | None = None
         self._lock = asyncio.Lock()
-        self._stack: contextlib.AsyncExitStack | None = None
         self._scenario: ProxyScenario | None = None
         self._scenario_task: asyncio.Task[None] | None = None
         self._scenario_started = 0.0
@@ -123,32 +143,30 @@ class FaultProxy:
         return self
 
     async def _start(self) -> None:
-        from fastmcp.server import create_proxy
-
-        from cblab.backend.guard import HostGuard
-
         from .control import ProxyControl
 
-        await warm_up()
-        self._stack = contextlib.AsyncExitStack()
-        client, self.tools = await self.upstream.connect(self._stack, self._connect_timeout)
+        self._link = self.upstream.link(self.health, max_result_bytes=self.max_result_bytes,
+                                        control_token=self._token,
+                                        connect_timeout=self._connect_timeout)
+        self.tools = await self.upstream.start_link(self._link, self._connect_timeout)
         self.table.tools = self.tools
         self.events = ProxyEvents(self._events_capacity)
         self.injector = FaultInjector(self.table, self.events, self.phase_name)
-        # fastmcp logs at INFO that a connected client is shared: that is the intent
-        proxy_log = logging.getLogger("fastmcp.server.providers.proxy")
-        level = proxy_log.level
-        proxy_log.setLevel(logging.WARNING)
-        try:
-            self._mcp = create_proxy(client, name="cblab-proxy")
-        finally:
-            proxy_log.setLevel(level)
-        self._mcp.add_middleware(self.injector)
         await self._open_listener()
-        self._control = HttpServer(ProxyControl(self, self._token, HostGuard(self.host)).handle)
+        self._control = HttpServer(ProxyControl(self, self._token, self._guard()).handle)
         self.control_port = await self._control.listen(self.host, self._control_port)
         if self._initial_scenario is not None:
             await self.play(self._initial_scenario, self._time_scale)
+
+    def _guard(self) -> ProxyHostGuard:
+        return ProxyHostGuard(self.host, self._allowed_hosts, self._allowed_origins)
+
+    def _learn_tools(self, names: list[str], whole: bool) -> None:
+        """A listing passed through: faults may target what the upstream has now."""
+        tools = names if whole else list(dict.fromkeys([*self.tools, *names]))
+        if tools != self.tools:
+            self.tools = tools[:10_000]
+            self.table.tools = self.tools
 
     async def stop(self) -> None:
         """Stop playback and both listeners; calls still held end as resets."""
@@ -159,10 +177,10 @@ class FaultProxy:
         if self._control is not None:
             await self._control.stop()
             self._control = None
-        stack, self._stack = self._stack, None
-        if stack is not None:
+        link, self._link = self._link, None
+        if link is not None:
             with contextlib.suppress(Exception):
-                await stack.aclose()
+                await link.stop()
 
     async def __aenter__(self) -> FaultProxy:
         return await self.start()
@@ -176,9 +194,11 @@ class FaultProxy:
     async def _open_listener(self) -> None:
         from cblab.server.app import ServerRunner
 
-        # a fresh app each time: a Streamable HTTP session manager runs only once
-        runner = ServerRunner(self._mcp, host=self.host, port=self.port or self._requested_port,
-                              graceful_shutdown_s=0.5)
+        assert self.injector is not None
+        gateway = Gateway(self._link, self.injector, self._guard(), self._learn_tools)
+        # the demo server's runner (its socket, limits and shutdown) serving the gateway
+        runner = ServerRunner(cast(Any, _App(gateway)), host=self.host,
+                              port=self.port or self._requested_port, graceful_shutdown_s=0.5)
         try:
             await runner.start()
         except OSError as exc:
@@ -191,6 +211,11 @@ class FaultProxy:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.stop()
+
+    @property
+    def upstream_pid(self) -> int | None:
+        """The stdio server's process id (None for an HTTP upstream, or while respawning)."""
+        return getattr(self._link, "pid", None)
 
     @property
     def listening(self) -> bool:
@@ -348,4 +373,14 @@ class FaultProxy:
     def stats(self) -> dict[str, Any]:
         assert self.events is not None and self.injector is not None
         return {"listening": self.listening, "held": self.injector.hung,
-                "tools": self.events.stats()}
+                "upstream": self.health.to_dict(), "tools": self.events.stats()}
+
+
+class _App:
+    """What `ServerRunner` asks of a server: its ASGI app."""
+
+    def __init__(self, app: Gateway) -> None:
+        self.app = app
+
+    def http_app(self, **_: Any) -> Gateway:
+        return self.app

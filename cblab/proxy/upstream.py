@@ -11,7 +11,6 @@ traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shlex
 import shutil
@@ -87,6 +86,12 @@ class Upstream:
             return str(self.target)
         return shlex.join(self.target)
 
+    def environment(self) -> dict[str, str]:
+        """A stdio server's: the user's own (their virtualenv, API keys), minus cblab's tokens."""
+        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+        env.update(self.env)
+        return env
+
     def client(self) -> Client:
         """A disconnected client for this upstream (the proxy opens sessions from it)."""
         if self.kind == "http":
@@ -96,32 +101,44 @@ class Upstream:
         from fastmcp.client.transports import StdioTransport
 
         argv = list(self.target)
-        # the user's own environment (their virtualenv, API keys), minus cblab's tokens
-        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
-        env.update(self.env)
-        return Client(StdioTransport(argv[0], argv[1:], env=env, cwd=self.cwd, keep_alive=True,
+        return Client(StdioTransport(argv[0], argv[1:], env=self.environment(), cwd=self.cwd, keep_alive=True,
                                      log_file=_stderr_or_log_file()))
 
-    async def connect(self, stack: contextlib.AsyncExitStack, timeout: float = 15.0
-                      ) -> tuple[Client, list[str]]:
-        """Open one session (closed with `stack`) and list the tools.
+    def link(self, health: Any, *, max_result_bytes: int, control_token: str | None = None,
+             connect_timeout: float = 15.0) -> Any:
+        """The proxy's link to this upstream (`HttpLink` or `StdioLink`), not started."""
+        if self.kind == "http":
+            from .httplink import HttpLink
 
-        One long-lived session, not one per proxied call: fastmcp's proxy opens a
-        fresh connection per request otherwise, which costs ~40 ms a call on
-        loopback. ProxyError with a clear reason when the upstream cannot be used.
-        """
-        client = self.client()
+            return HttpLink(str(self.target), health, max_result_bytes=max_result_bytes,
+                            control_token=control_token)
+        from .stdiolink import StdioLink
+
+        return StdioLink(list(self.target), self.environment(), self.cwd, health,
+                         max_result_bytes=max_result_bytes, stderr=_stderr_or_log_file(),
+                         init_timeout=connect_timeout)
+
+    async def start_link(self, link: Any, timeout: float = 15.0) -> list[str]:
+        """Start `link` and list the upstream's tools; ProxyError with a clear reason when
+        the upstream cannot be used."""
+        from .stdiolink import UpstreamUnavailable
+
         try:
             async with asyncio.timeout(timeout):
-                await stack.enter_async_context(client)
-                tools = await client.list_tools()
+                await link.start()
+                if self.kind == "stdio":
+                    return list(link.tools)
+                # one session to list the tools; calls go through the link, no session held
+                async with self.client() as client:
+                    return [tool.name for tool in await client.list_tools()]
         except TimeoutError:
             raise ProxyError(
                 f"upstream {self.describe()} did not answer within {timeout:g} s"
             ) from None
+        except UpstreamUnavailable as exc:
+            raise ProxyError(f"cannot reach upstream {self.describe()}: {exc}") from None
         except Exception as exc:
             raise ProxyError(f"cannot reach upstream {self.describe()}: {error_reason(exc)}") from None
-        return client, [tool.name for tool in tools]
 
 
 def _stderr_or_log_file() -> Path | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
+from cblab.analysis import AnalysisError, refusal_waits
 from cblab.plots import (
     backend_load,
     latency_distribution,
@@ -22,7 +23,15 @@ from cblab.runs import Run
 
 from .kpis import unprotected_variants
 
-__all__ = ["ReportFigure", "report_figures", "run_dir_name", "run_labels"]
+__all__ = [
+    "ReportFigure",
+    "comparison_groups",
+    "comparison_id",
+    "refusal_caption",
+    "report_figures",
+    "run_dir_name",
+    "run_labels",
+]
 
 
 @dataclass
@@ -69,8 +78,8 @@ def _bin_s(duration: float) -> float:
 _CAPTIONS = {
     "state_timeline": "Breaker state over time, a band per breaker: closed (green), "
     "half-open (amber), open (red). Shaded columns are the scenario's phases.",
-    "latency_scatter": "Every request's latency as the caller saw it, coloured by outcome. "
-    "Rejected calls fail fast: they never wait for the backend.",
+    "latency_scatter": "Every request's latency as the caller saw it, from when the call "
+    "was due, coloured by outcome.",
     "latency_distribution": "Latency per scenario phase as the caller saw it (box: "
     "quartiles and median, dashed line: mean, whiskers to 1.5 IQR, dots: outliers).",
     "success_rate": "Share of calls that returned a result, over a trailing window.",
@@ -106,31 +115,94 @@ def _figures_for(
     for name, title, build in builders:
         fig = build()
         fig.update_layout(title=None, margin_t=max(fig.layout.margin.t or 0, 40) - 20)
-        out.append(ReportFigure(f"{prefix}-{name}", title, fig, _CAPTIONS[name]))
+        caption = _CAPTIONS[name]
+        if name == "latency_scatter":
+            caption = f"{caption} {refusal_caption(events)}".strip()
+        out.append(ReportFigure(f"{prefix}-{name}", title, fig, caption))
     return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 0.1 else f"{seconds:.2f} s"
+
+
+def refusal_caption(events: pd.DataFrame) -> str:
+    """What the rejected calls' points mean, measured (`cblab.analysis.refusal_waits`):
+    the breaker refuses in microseconds; a caller's wait beyond that is queueing before
+    the refusal reached it, and the caption says so when it is most of the wait."""
+    try:
+        waits = refusal_waits(events)
+    except AnalysisError:  # rows analysis refuses: the KPI table says why
+        return ""
+    waits = waits[waits["refusals"] > 0]
+    if waits.empty:
+        return ""
+    parts = []
+    queued = False
+    for row in waits.itertuples():
+        who = "" if len(waits) == 1 else f"{row.variant}: "
+        if row.breaker_p50_s == row.breaker_p50_s:  # the breaker's own rows are there
+            text = (f"{who}the breaker refused in a median {_ms(row.breaker_p50_s)}, callers "
+                    f"waited a median {_ms(row.caller_p50_s)} for the refusal")
+            queued = queued or (row.outside_share > 0.5 and row.caller_p50_s > 0.05)
+        else:
+            text = f"{who}callers waited a median {_ms(row.caller_p50_s)} for a refusal"
+        parts.append(text)
+    caption = "Rejected calls: " + "; ".join(parts) + "."
+    if queued:
+        caption += (" Most of that wait is queueing before the refusal reached the caller "
+                    "(the load generator's own backlog of due calls, the network and the "
+                    "server's HTTP stack), not the breaker: it fails fast.")
+    else:
+        caption += " They fail fast: they never wait for the backend."
+    return caption
 
 
 def _run_duration(run: Run) -> float:
     return float(run.meta.duration_s or run_end(run.events) or 1.0)
 
 
+def comparison_groups(runs: Sequence[Run]) -> list[tuple[str | None, list[int]]]:
+    """Which runs a report compares: those that played the same scenario, in order of
+    first appearance, as (scenario name or None, run indices). Figures of runs of
+    different scenarios side by side would compare the scenarios, not the breakers.
+    Runs that record no scenario go with the others when at most one scenario is
+    named (nothing says they differ), else form a group of their own."""
+    groups: dict[str | None, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.meta.scenario_name, []).append(i)
+    if len([name for name in groups if name is not None]) <= 1:
+        return [(next((n for n in groups if n is not None), None), list(range(len(runs))))]
+    return list(groups.items())
+
+
+def comparison_id(k: int, groups: int) -> str:
+    """The section id of the k-th comparison (0-based): "comparison" when there is one."""
+    return "comparison" if groups == 1 else f"comparison-{k + 1}"
+
+
 def report_figures(runs: Sequence[Run]) -> dict[str, list[ReportFigure]]:
-    """Every figure of the report, by section id ("comparison", "run-1", "run-2"...)."""
+    """Every figure of the report, by section id ("comparison" or "comparison-1",
+    "comparison-2"... for runs of several scenarios, then "run-1", "run-2"...)."""
     sections: dict[str, list[ReportFigure]] = {}
-    if len(runs) > 1:
-        labels = run_labels(runs)
+    labels = run_labels(runs)
+    groups = [(name, members) for name, members in comparison_groups(runs) if len(members) > 1]
+    for k, (_, members) in enumerate(groups):
+        chosen = [runs[i] for i in members]
+        names = [labels[i] for i in members]
         combined = combine_events(
-            {label: run.events for label, run in zip(labels, runs, strict=True)}
+            {label: run.events for label, run in zip(names, chosen, strict=True)}
         )
         unprotected = [
             label if len(run.variants) <= 1 else f"{label} · {v}"
-            for label, run in zip(labels, runs, strict=True)
+            for label, run in zip(names, chosen, strict=True)
             for v in unprotected_variants(run)
         ]
-        duration = max(_run_duration(r) for r in runs)
-        sections["comparison"] = [
+        duration = max(_run_duration(r) for r in chosen)
+        sid = comparison_id(k, len(groups))
+        sections[sid] = [
             f
-            for f in _figures_for(combined, "comparison", duration, unprotected)
+            for f in _figures_for(combined, sid, duration, unprotected)
             if not f.id.endswith("latency_scatter")  # one scatter per run is enough
         ]
     for i, run in enumerate(runs, start=1):

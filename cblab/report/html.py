@@ -22,7 +22,7 @@ from cblab import __version__
 from cblab.runs import Run
 
 from . import sections
-from .figures import report_figures, run_labels
+from .figures import comparison_groups, comparison_id, report_figures, run_labels
 from .kpis import run_kpis
 from .sections import PlotlyJs
 from .tables import combined_kpis
@@ -66,15 +66,30 @@ def build_report(
 
     toc: list[tuple[str, str]] = []
     body = []
-    if "comparison" in figures:
-        toc.append(("comparison", "Comparison"))
+    groups = comparison_groups(runs)
+    compared = [(name, members) for name, members in groups if len(members) > 1]
+    for k, (name, members) in enumerate(compared):
+        sid = comparison_id(k, len(compared))
+        elsewhere = [other for other, _ in groups if other != name]
+        toc.append((sid, "Comparison" + (f": {name}" if name and elsewhere else "")))
         body.append(sections.comparison_section(
-            combined_kpis(runs, labels, kpis), figures["comparison"]
+            combined_kpis([runs[i] for i in members], [labels[i] for i in members],
+                          [kpis[i] for i in members]),
+            figures[sid], section_id=sid, scenario=name, elsewhere=elsewhere,
         ))
+    if len(runs) > 1 and not compared:
+        names = ", ".join(html.escape(str(name or "no scenario")) for name, _ in groups)
+        toc.append(("comparison", "Comparison"))
+        body.append(
+            f'<section id="comparison" class="card"><h2>Comparison</h2><p class="lead">No two '
+            f"of these runs played the same scenario ({names}): they are not compared side "
+            "by side, since that would compare the scenarios, not the breakers.</p></section>")
     for i, (run, label, frame) in enumerate(zip(runs, labels, kpis, strict=True), start=1):
         toc.append((f"run-{i}", label))
         href = data_dirs[i - 1] if data_dirs is not None else None
         body.append(sections.run_section(i, run, label, frame, figures[f"run-{i}"], href))
+    toc.append(("glossary", "What the figures mean"))
+    body.append(sections.glossary_html())
     return render(
         "page.html",
         title=html.escape(title),

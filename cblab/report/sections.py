@@ -11,7 +11,7 @@ from typing import Literal
 
 import pandas as pd
 
-from cblab.analysis import AnalysisError, played_scenario
+from cblab.analysis import GLOSSARY, AnalysisError, played_scenario
 from cblab.runs import EVENTS_FILE, META_FILE, Run
 
 from .figures import ReportFigure
@@ -21,6 +21,7 @@ from .templates import render
 __all__ = [
     "comparison_section",
     "figure_html",
+    "glossary_html",
     "meta_html",
     "nav_html",
     "plotlyjs_html",
@@ -129,12 +130,27 @@ def meta_html(run: Run, index: int, data_href: str | None) -> str:
     return render("meta.html", id=f"run-{index}-meta", items=items, notes=notes, config=config)
 
 
-def comparison_section(kpis: pd.DataFrame, figures: Sequence[ReportFigure]) -> str:
-    """Every run side by side: one KPI table (`tables.combined_kpis`), shared figures."""
+def comparison_section(kpis: pd.DataFrame, figures: Sequence[ReportFigure], *,
+                       section_id: str = "comparison", scenario: str | None = None,
+                       elsewhere: Sequence[str | None] = ()) -> str:
+    """Runs of one scenario side by side: one KPI table (`tables.combined_kpis`),
+    shared figures. `elsewhere` names the scenarios of the report's other runs, which
+    this comparison leaves out (and says so)."""
+    heading = "Comparison" + (f": {scenario}" if scenario and elsewhere else "")
+    note = ""
+    if elsewhere:
+        others = ", ".join(html.escape(str(name or "no scenario")) for name in elsewhere)
+        note = (f'<p class="lead">Only the runs that played the same scenario'
+                f'{f" ({html.escape(scenario)})" if scenario else ""} are compared here; runs '
+                f"of other scenarios ({others}) are compared with their own, since figures of "
+                f"different scenarios side by side compare the scenarios, not the breakers.</p>")
     return render(
         "comparison.html",
+        id=html.escape(section_id),
+        heading=html.escape(heading),
+        note=note,
         legend=render("legend.html"),
-        table=kpi_table_html(kpis, table_id="comparison-kpis"),
+        table=kpi_table_html(kpis, table_id=f"{section_id}-kpis"),
         figures=_figures_html(figures),
     )
 
@@ -158,3 +174,11 @@ def run_section(
         source=kpi_source_html(kpis),
         figures=_figures_html(figures),
     )
+
+
+def glossary_html() -> str:
+    """What the figures mean: `cblab.analysis.GLOSSARY`, the README's list."""
+    items = "".join(f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>"
+                    for term, text in GLOSSARY)
+    return (f'<section id="glossary"><h2>What the figures mean</h2>'
+            f'<dl class="glossary">{items}</dl></section>')

@@ -19,12 +19,14 @@ from fastmcp.server.lifespan import lifespan
 from fastmcp.server.middleware import Middleware
 from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
 
+import cblab
 from cblab import BreakerRegistry, CircuitBreakerConfig, ConfigError, EventLog, monotonic
 from cblab.demo import BREAKER_DEFAULTS, BREAKERS, DATABASE, GITHUB, TOOL_BREAKERS
 from cblab.integrations.middleware import CircuitBreakerMiddleware, status_tools
 
 from .admin import register_routes
 from .instrumentation import Instrumentation, ToolCallRecorder
+from .listener import Limits, ListenerStats, uvicorn_options
 from .tools import demo_classifier, register_tools
 
 __all__ = [
@@ -69,7 +71,12 @@ class ServerSettings:
     variant: the same breakers, disabled (metrics only, they never refuse a call).
     `deadline` is the whole-call limit for each backend request, in seconds; it
     starts once the call has one of `max_connections` slots for its dependency
-    (a call waits at most `deadline` for a slot, then is refused as local overload).
+    (a call waits at most `deadline` for a slot, then is refused as local overload;
+    at most `max_connections` calls wait, more are refused at once). While the event
+    loop lags more than `max_lag` seconds new calls are refused as local overload,
+    and a call's deadline is extended by the time the loop was behind during it
+    (`cblab.integrations.bulkhead`): a busy server sheds its own load instead of
+    blaming a healthy dependency.
     `bare=True` is the benchmark baseline: tools call the backend with neither
     breakers nor instrumentation (no event rows, breakers untouched).
     Without an `admin_token` the admin routes answer 403.
@@ -88,6 +95,7 @@ class ServerSettings:
     name: str = "resilient-mcp"
     bare: bool = False
     replica: str | None = None  # this replica's name; rows are labelled "variant@replica"
+    max_lag: float | None = 0.25  # shed new calls while the event loop lags this much (s)
 
     def __post_init__(self) -> None:
         _check_url("users_url", self.users_url)
@@ -110,6 +118,11 @@ class ServerSettings:
             math.isfinite(deadline) and deadline > 0
         ):
             raise ConfigError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        lag = self.max_lag
+        if lag is not None and (isinstance(lag, bool) or not isinstance(lag, int | float) or not (
+            math.isfinite(lag) and lag > 0
+        )):
+            raise ConfigError(f"max_lag must be a positive number of seconds or None, got {lag!r}")
         for name in ("event_log_capacity", "max_connections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -208,12 +221,14 @@ def build_server(
         protection = CircuitBreakerMiddleware(
             registry=registry, groups=TOOL_BREAKERS, classifier=demo_classifier,
             call_timeout=settings.deadline, max_concurrent=settings.max_connections,
-            max_wait=settings.deadline, status_tools=True,
+            max_wait=settings.deadline, max_lag=settings.max_lag,
+            max_waiting=settings.max_connections, status_tools=True,
         )
         instr.bulkheads = protection.bulkheads  # the same dict: filled as tools are first used
         middleware = [ToolCallRecorder(instr, breakers), protection]
     mcp = FastMCP(
         settings.name,
+        version=cblab.__version__,  # serverInfo.version: the package's, as the docs say
         instructions=(
             "Demo MCP server for the cblab circuit-breaker lab: GitHub-style users and "
             "orders behind circuit breakers."
@@ -258,7 +273,9 @@ class ServerRunner:
 
     Binds the socket itself, so `port=0` gives an ephemeral port known before
     serving. Host/Origin protection is on ("auto": a loopback server refuses a
-    foreign Host with 421 and a foreign Origin with 403).
+    foreign Host with 421 and a foreign Origin with 403). `limits` bound what
+    clients can hold (header and idle timeouts, a connection cap; default
+    `cblab.server.listener.DEFAULT_LISTENER_LIMITS`).
     """
 
     def __init__(
@@ -270,6 +287,7 @@ class ServerRunner:
         path: str = MCP_PATH,
         log_level: str = "warning",
         graceful_shutdown_s: float = 2.0,
+        limits: Limits | None = None,
     ) -> None:
         self.mcp = mcp
         self.host = host
@@ -277,6 +295,8 @@ class ServerRunner:
         self._requested_port = port
         self._log_level = log_level
         self._graceful = graceful_shutdown_s
+        self._limits = limits
+        self.listener_stats: ListenerStats | None = None
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -316,9 +336,11 @@ class ServerRunner:
         self._socket = self._bind()
         self.port = self._socket.getsockname()[1]
         app = self.mcp.http_app(path=self.path, host_origin_protection="auto")
+        # header/idle timeouts and a connection cap (cblab.server.listener)
+        limited, self.listener_stats = uvicorn_options(self._limits)
         config = uvicorn.Config(
             app, lifespan="on", log_level=self._log_level, access_log=False,
-            timeout_graceful_shutdown=math.ceil(self._graceful), ws="none",
+            timeout_graceful_shutdown=math.ceil(self._graceful), ws="none", **limited,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._serve(), name=f"cblab-server-{self.port}")

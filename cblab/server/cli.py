@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port; 0 = ephemeral (default: %(default)s)")
-    p.add_argument("--transport", choices=("http", "stdio"), default="http")
+    p.add_argument("--transport", choices=("http", "stdio"), default="http",
+                   help="MCP over Streamable HTTP (default) or stdio")
     p.add_argument("--backend-users", metavar="URL", help="users service base URL")
     p.add_argument("--backend-orders", metavar="URL", help="orders service base URL")
     p.add_argument("--backend-ready-file", type=Path, metavar="PATH",
@@ -78,13 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this replica's name: event rows say variant@NAME")
     p.add_argument("--store-timeout", type=float, default=0.05, metavar="S",
                    help="deadline of each shared-state operation, seconds (default: 0.05)")
+    listener = p.add_argument_group(
+        "listener limits", "bounds on what HTTP clients can hold on the MCP port")
+    listener.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                          help="a request must arrive complete within S seconds of the "
+                               "connection (or of its first byte); default: %(default)s")
+    listener.add_argument("--idle-timeout", type=float, default=30.0, metavar="S",
+                          help="close a kept-alive connection idle for S seconds "
+                               "(default: %(default)s)")
+    listener.add_argument("--max-open-connections", type=int, default=None, metavar="N",
+                          help="open client connections before new ones get 503 (default: "
+                               "half the descriptor limit, less a reserve)")
     p.add_argument("--event-capacity", type=int, default=50_000,
                    help="rows kept by /events (default: %(default)s)")
     p.add_argument("--ready-file", type=Path, help="write URLs and pid here as JSON when ready")
     p.add_argument("--exit-with-parent", type=int, metavar="PID",
                    help="exit when process PID is no longer our parent")
     p.add_argument("--log-level", default="warning",
-                   choices=("critical", "error", "warning", "info", "debug"))
+                   choices=("critical", "error", "warning", "info", "debug"),
+                   help="the server's log level (default: warning)")
     return p
 
 
@@ -117,6 +130,20 @@ def breaker_configs(args: argparse.Namespace) -> dict[str, Any]:
         except ConfigError as exc:
             raise ConfigError(f"{name} breaker: {exc}") from None
     return configs
+
+
+def listener_limits(args: argparse.Namespace) -> Any:
+    """The MCP listener's `Limits` from the flags (ValueError names the bad one)."""
+    from cblab.backend.http import Limits
+
+    try:
+        return Limits(header_timeout_s=args.header_timeout, idle_timeout_s=args.idle_timeout,
+                      max_connections=args.max_open_connections, listeners=2)
+    except ValueError as exc:
+        flag = str(exc).split(" ", 1)[0]
+        flags = {"header_timeout_s": "--header-timeout", "idle_timeout_s": "--idle-timeout",
+                 "max_connections": "--max-open-connections"}
+        raise ValueError(str(exc).replace(flag, flags.get(flag, flag), 1)) from None
 
 
 def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None,
@@ -200,7 +227,8 @@ async def _serve(args: argparse.Namespace) -> int:
                   flush=True)
             await mcp.run_async(transport="stdio", show_banner=False)
             return 0
-        runner = ServerRunner(mcp, host=args.host, port=args.port, log_level=args.log_level)
+        runner = ServerRunner(mcp, host=args.host, port=args.port, log_level=args.log_level,
+                              limits=listener_limits(args))
         try:
             await runner.start()
         except OSError as exc:
@@ -249,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         breaker_configs(args)
-    except ConfigError as exc:
+        listener_limits(args)
+    except (ConfigError, ValueError) as exc:
         print(f"cblab serve: {exc}", file=sys.stderr)
         return 2
     os.environ.setdefault("FASTMCP_ENABLE_RICH_TRACEBACKS", "false")

@@ -32,6 +32,7 @@ What a call row's `outcome` means:
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -70,6 +71,8 @@ _KIND = {
     Outcome.LATE: "ignored",
 }
 KINDS = ("successful", "failed", "ignored", "slow")
+#: Upper bounds (seconds) of the call-duration histogram's buckets (Prometheus's defaults).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class CallNote:
@@ -123,11 +126,13 @@ class _FailureWindow:
 class BreakerMeter:
     """Per-breaker counters the breaker itself does not keep: time spent per kind."""
 
-    __slots__ = ("count", "seconds", "window")
+    __slots__ = ("count", "seconds", "buckets", "window")
 
     def __init__(self) -> None:
         self.count = dict.fromkeys(KINDS, 0)
         self.seconds = dict.fromkeys(KINDS, 0.0)
+        # calls per duration bucket (not cumulative; the last one is above every bound)
+        self.buckets = {kind: [0] * (len(DURATION_BUCKETS) + 1) for kind in KINDS}
         self.window = _FailureWindow()
 
 
@@ -164,6 +169,7 @@ class Instrumentation:
             if kind is not None:
                 meter.count[kind] += 1
                 meter.seconds[kind] += event.duration
+                meter.buckets[kind][bisect_left(DURATION_BUCKETS, event.duration)] += 1
                 if outcome is not Outcome.LATE and kind != "ignored":
                     meter.window.add(outcome is Outcome.FAILURE)
             note = _current_call.get()

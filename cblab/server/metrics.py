@@ -11,6 +11,8 @@ Metric names (every one labelled with the breaker's `name`):
     summary of permitted calls by how they ended: `successful`, `failed`,
     `ignored` (excluded, cancelled, or late outcomes) and `slow` (successes slower
     than the policy's slow-call duration; not also counted as successful).
+``cblab_circuitbreaker_call_duration_seconds_bucket{name,kind,le}`` / ``_count`` / ``_sum``
+    histogram of the same calls' durations (for p50/p99 by kind).
 ``cblab_circuitbreaker_not_permitted_calls_total{name}``
     counter of calls the breaker refused.
 ``cblab_circuitbreaker_failure_rate{name}``
@@ -22,7 +24,9 @@ Metric names (every one labelled with the breaker's `name`):
 ``cblab_circuitbreaker_trips_total{name}``
     counter of automatic CLOSED/HALF_OPEN -> OPEN moves.
 
-The bulkheads' `cblab_bulkhead_in_flight`, `_waiting`, `_refused_total` and `_limit`
+The bulkheads' `cblab_bulkhead_in_flight`, `_waiting`, `_refused_total`, `_limit`,
+`_shed_total` (refused while the event loop lagged), `_local_misses_total` (deadlines
+missed while the loop was behind: local overload, not failures) and `_loop_lag_seconds`
 (by breaker name, see `cblab.integrations.prometheus`), and one server-wide counter: ``cblab_tool_calls_total{tool,outcome}`` (the call
 rows' outcomes, see `instrumentation`). Its label sets are bounded whatever
 clients send: a tool the server does not have is counted as `tool="unknown"`,
@@ -40,7 +44,7 @@ from cblab.integrations.prometheus import (
     label,
 )
 
-from .instrumentation import KINDS, Instrumentation
+from .instrumentation import DURATION_BUCKETS, KINDS, Instrumentation
 
 __all__ = ["CONTENT_TYPE", "METRIC_NAMES", "render"]
 
@@ -48,6 +52,7 @@ METRIC_NAMES = (
     "cblab_circuitbreaker_state",
     "cblab_circuitbreaker_mode",
     "cblab_circuitbreaker_calls_seconds",
+    "cblab_circuitbreaker_call_duration_seconds",
     "cblab_circuitbreaker_not_permitted_calls_total",
     "cblab_circuitbreaker_failure_rate",
     "cblab_circuitbreaker_slow_call_rate",
@@ -57,7 +62,30 @@ METRIC_NAMES = (
     "cblab_bulkhead_waiting",
     "cblab_bulkhead_refused_total",
     "cblab_bulkhead_limit",
+    "cblab_bulkhead_shed_total",
+    "cblab_bulkhead_local_misses_total",
+    "cblab_bulkhead_loop_lag_seconds",
 )
+
+
+def _duration_samples(
+    registry: BreakerRegistry, instrumentation: Instrumentation
+) -> list[tuple[str, str, float]]:
+    samples: list[tuple[str, str, float]] = []
+    bounds = [repr(b) for b in DURATION_BUCKETS] + ["+Inf"]
+    for breaker in registry:
+        meter = instrumentation.meters.get(breaker.name)
+        if meter is None:
+            continue
+        for kind in KINDS:
+            labels = f'name="{label(breaker.name)}",kind="{kind}"'
+            cumulative = 0
+            for bound, count in zip(bounds, meter.buckets[kind], strict=True):
+                cumulative += count
+                samples.append(("_bucket", f'{labels},le="{bound}"', cumulative))
+            samples.append(("_count", labels, meter.count[kind]))
+            samples.append(("_sum", labels, meter.seconds[kind]))
+    return samples
 
 
 def render(registry: BreakerRegistry, instrumentation: Instrumentation) -> str:
@@ -81,6 +109,9 @@ def render(registry: BreakerRegistry, instrumentation: Instrumentation) -> str:
         return meter.window.rate if meter is not None else -1.0
 
     lines = breaker_lines(registry, calls=calls, window_rate=window_rate)
+    lines += family("cblab_circuitbreaker_call_duration_seconds", "histogram",
+                    "Permitted calls' durations, by how they ended.",
+                    _duration_samples(registry, instrumentation))
     tool_samples = [
         ("", f'tool="{label(tool)}",outcome="{label(outcome)}"', count)
         for (tool, outcome), count in sorted(instrumentation.tool_calls.items())

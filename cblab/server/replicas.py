@@ -45,4 +45,9 @@ def shared_state_metrics(store: Any, variant: str) -> list[str]:
         "# HELP cblab_shared_state_fallbacks_total Times this replica fell back to local state.",
         "# TYPE cblab_shared_state_fallbacks_total counter",
         f'cblab_shared_state_fallbacks_total{{replica="{label}"}} {status["fallbacks"]}',
+        "# HELP cblab_shared_state_slow_answers_total Shared-state operations that timed "
+        "out (one alone is no fallback: see cblab.stores.redis).",
+        "# TYPE cblab_shared_state_slow_answers_total counter",
+        f'cblab_shared_state_slow_answers_total{{replica="{label}"}} '
+        f'{status.get("slow_answers", 0)}',
     ]

@@ -20,7 +20,13 @@ invalid argument                            excluded            ToolError saying
 breaker refuses                             rejected            isError result with
                                                                 structured content
 no local slot within the deadline           nothing (dropped)   isError result,
-(more calls in flight than connections)                         ``local_overload``
+(more calls in flight than connections),                        ``local_overload``
+or as many calls already waiting for one,
+or the event loop lags more than `max_lag`
+an answer in time that waited for the       success             the object
+event loop (deadline extended by the lag)
+deadline ran out while the event loop was   excluded            isError result,
+still behind (this process was too slow)    (local_overload)    ``local_overload``
 client went away (cancelled)                cancelled           -
 ==========================================  ==================  =======================
 
@@ -32,6 +38,9 @@ Every backend call runs under one whole-call deadline (the middleware's
 never trips it. The deadline starts once the call has a local slot (the
 middleware's bulkhead, as many slots per dependency as the HTTP client has
 connections), so waiting for a pooled connection never counts as the backend failing.
+The deadline is measured in time this process could run (`cblab.integrations.looplag`):
+a server saturated by its own sessions sheds new calls and never blames a healthy
+backend for answers its event loop was too busy to read.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,9 @@ from cblab import CircuitBreakerConfig, ConfigError
 from cblab.demo import SERVICE_ROUTES
 from cblab.faults.scenario import ARRIVALS, ScenarioError, available_scenarios
 
+from .bounds import DEFAULT_MAX_CALLS, DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS, WorkLimitError
 from .cache import DEFAULT_MAX_BYTES
-from .run import DEFAULT_DEADLINE_S, simulate
+from .run import DEFAULT_DEADLINE_S, simulate, write_events_csv
 from .workload import resolve_scenario
 
 __all__ = ["simulate_main", "sweep_main"]
@@ -99,6 +102,36 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    """A limit: a whole number >= 1 (1e6 and 1_000_000 are accepted)."""
+    try:
+        value = float(text.replace("_", "")) if not text.strip().isdigit() else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(value)
+
+
+def _check_output(path: str) -> None:
+    """Refuse an -o we could not write, before any work: a directory that is missing
+    or read-only, or a path that is a directory."""
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        raise _UsageError(f"cannot write -o {path!r}: it is a directory")
+    if not parent.is_dir():
+        raise _UsageError(f"cannot write -o {path!r}: directory {str(parent)!r} does not exist")
+    try:  # the real test: can a file be created there (the output goes via a temp file)
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".probe")
+    except OSError as exc:
+        raise _UsageError(f"cannot write -o {path!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise _UsageError(f"cannot write -o {path!r}: the file is read-only")
+
+
 def _seed(text: str) -> int | str:
     try:
         return int(text)
@@ -122,6 +155,10 @@ def _options_parser() -> argparse.ArgumentParser:
     group.add_argument("--rate", type=_positive, metavar="PER_S",
                        help="calls per second in every phase (default: the scenario's load)")
     group.add_argument("--arrivals", choices=ARRIVALS, help="override the arrival process")
+    limits = parser.add_argument_group("work bounds (checked before anything runs)")
+    limits.add_argument("--max-calls", type=_count, default=DEFAULT_MAX_CALLS, metavar="N",
+                        help="refuse a run expected to simulate more calls (rate x duration; "
+                             f"default {DEFAULT_MAX_CALLS:,}, about 200 MB per run)")
     return parser
 
 
@@ -182,6 +219,9 @@ def _main(command: str, parser: argparse.ArgumentParser, body: Any,
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         return int(body(args))
+    except WorkLimitError as exc:
+        print(f"cblab {command}: error: {exc.for_command_line()}", file=sys.stderr)
+        return 2
     except (_UsageError, ScenarioError, ConfigError, ValueError, TypeError) as exc:
         print(f"cblab {command}: error: {exc}", file=sys.stderr)
         return 2
@@ -198,15 +238,15 @@ def simulate_main(argv: list[str] | None = None) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from cblab.analysis import compare, phase_kpis, run_kpis
 
     config = _base_config(args)
     scenario = resolve_scenario(args.scenario)
+    if args.output:
+        _check_output(args.output)
     options = {"seed": args.seed, "deadline_s": args.deadline, "rate": args.rate,
                "arrivals": args.arrivals, "service": args.service,
-               "time_scale": args.time_scale}
+               "time_scale": args.time_scale, "max_calls": args.max_calls}
     if args.compare:
         runs = [simulate(scenario, config, protected=True, **options),
                 simulate(scenario, config, protected=False, **options)]
@@ -237,14 +277,11 @@ def _simulate(args: argparse.Namespace) -> int:
             print(f"\nper phase ({run.variant}):")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.output:
-        frame = pd.concat([run.to_frame() for run in runs], ignore_index=True)
-        if len(runs) == 2:
-            frame["seq"] = range(1, len(frame) + 1)
         try:
-            frame.to_csv(args.output, index=False)
+            written = write_events_csv(runs, args.output)
         except OSError as exc:
-            raise _UsageError(f"cannot write {args.output!r}: {exc.strerror}") from None
-        print(f"wrote {len(frame)} events to {args.output}")
+            raise _UsageError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+        print(f"wrote {written} events to {args.output}")
     return 0
 
 
@@ -270,6 +307,12 @@ def _sweep_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seed-list", metavar="S1,S2,...", help="explicit seeds")
     parser.add_argument("--unprotected", action="store_true",
                         help="run every point unprotected (a baseline)")
+    parser.add_argument("--max-runs", type=_count, default=DEFAULT_MAX_RUNS, metavar="N",
+                        help="refuse a sweep of more runs (grid points x scenarios x seeds; "
+                             f"default {DEFAULT_MAX_RUNS:,})")
+    parser.add_argument("--max-sweep-calls", type=_count, default=DEFAULT_MAX_SWEEP_CALLS,
+                        metavar="N", help="refuse a sweep expected to simulate more calls in "
+                                          f"all (default {DEFAULT_MAX_SWEEP_CALLS:,})")
     run = parser.add_argument_group("where and how it runs")
     run.add_argument("--executor", choices=("local", "dask"), default="local",
                      help="local: a process pool (default); dask: a Dask cluster")
@@ -331,8 +374,8 @@ def _sweep(args: argparse.Namespace) -> int:
         raise _UsageError("--workers sizes a LocalCluster; a --scheduler's cluster has its own")
     if args.output and Path(args.output).suffix.lower() not in (".parquet", ".csv"):
         raise _UsageError(f"-o must end in .parquet or .csv, got {args.output!r}")
-    if args.output and not Path(args.output).resolve().parent.is_dir():
-        raise _UsageError(f"cannot write {args.output!r}: its directory does not exist")
+    if args.output:
+        _check_output(args.output)
     cache = None if args.no_cache else ResultCache(args.cache_dir,
                                                    max_bytes=int(args.cache_size * 2**20))
     table = sweep(
@@ -341,7 +384,8 @@ def _sweep(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, cache=cache if cache is not None else False,
         progress=not args.no_progress, deadline_s=args.deadline,
         protected=not args.unprotected, service=args.service, rate=args.rate,
-        arrivals=args.arrivals,
+        arrivals=args.arrivals, max_runs=args.max_runs, max_calls=args.max_calls,
+        max_sweep_calls=args.max_sweep_calls,
     )
     meta = table.attrs["sweep"]
     keys = list(grid)

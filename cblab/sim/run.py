@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import os
+import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +17,7 @@ from cblab.demo import SERVICE_ROUTES
 from cblab.faults.scenario import Scenario
 from cblab.schema import EVENT_COLUMNS, EVENT_DTYPES
 
+from .bounds import DEFAULT_MAX_CALLS, WorkLimitError, check_limit, expected_calls
 from .engine import gc_paused
 from .model import ROW_FIELDS, Simulation
 from .workload import load_phases, resolve_scenario
@@ -22,7 +25,8 @@ from .workload import load_phases, resolve_scenario
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_DEADLINE_S", "SOURCE", "SimRun", "simulate", "simulate_pair"]
+__all__ = ["DEFAULT_DEADLINE_S", "SOURCE", "SimRun", "simulate", "simulate_pair",
+           "write_events_csv"]
 
 SOURCE = "sim"
 #: The whole-call deadline the simulated server gives each backend call, seconds.
@@ -76,8 +80,9 @@ class SimRun:
         with gc_paused():
             return self._columns(with_phase=True)
 
-    def _columns(self, *, with_phase: bool) -> dict[str, Any]:
-        rows = self.rows
+    def _columns(self, *, with_phase: bool, start: int = 0, stop: int | None = None,
+                 first_seq: int = 1) -> dict[str, Any]:
+        rows = self.rows[start:stop] if start or stop is not None else self.rows
         n = len(rows)
         if n:
             kinds, ts, latencies, outcomes, states, afters, errors, reasons, gens = (
@@ -93,7 +98,7 @@ class SimRun:
         right = bisect.bisect_right
         tool = self.tool
         return {
-            "seq": list(range(1, n + 1)),
+            "seq": list(range(first_seq, first_seq + n)),
             "kind": kinds,
             "t": ts,
             "source": [SOURCE] * n,
@@ -119,11 +124,15 @@ class SimRun:
 
     def to_frame(self) -> pd.DataFrame:
         """The events as a DataFrame with `EVENT_COLUMNS` (what `cblab.analysis` reads)."""
+        return self._frame()
+
+    def _frame(self, start: int = 0, stop: int | None = None, first_seq: int = 1) -> pd.DataFrame:
         import numpy as np
         import pandas as pd
 
         with gc_paused():
-            columns = self._columns(with_phase=False)
+            columns = self._columns(with_phase=False, start=start, stop=stop,
+                                    first_seq=first_seq)
             starts = np.asarray(self.scenario.phase_starts, dtype="float64")
             names = np.asarray([phase.name for phase in self.scenario.phases], dtype=object)
             at = np.searchsorted(starts, np.asarray(columns["t"], dtype="float64"), side="right")
@@ -132,7 +141,38 @@ class SimRun:
             return frame.astype(EVENT_DTYPES)
 
     def to_csv(self, path: str | Path) -> None:
-        self.to_frame().to_csv(path, index=False)
+        write_events_csv([self], path)
+
+
+#: Rows per chunk when writing CSV: a DataFrame of all rows would cost ~4x the run itself.
+CSV_CHUNK_ROWS = 50_000
+
+
+def write_events_csv(runs: Sequence[SimRun], path: str | Path, *,
+                     chunk_rows: int = CSV_CHUNK_ROWS) -> int:
+    """Write the runs' events as one CSV, `seq` numbered 1.. across them; returns the rows.
+
+    Streamed chunk by chunk (memory stays near one chunk's frame, whatever the run's
+    size), into a temporary file renamed at the end: an error leaves no partial file.
+    """
+    path = Path(path)
+    # opened with "x" (not mkstemp, which makes it 0600): the file gets the usual mode
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    written = 0
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as handle:
+            chunks = ((run, start) for run in runs
+                      for start in range(0, len(run.rows), chunk_rows))
+            for run, start in chunks:
+                frame = run._frame(start, start + chunk_rows, first_seq=written + 1)
+                frame.to_csv(handle, index=False, header=written == 0)
+                written += len(frame)
+            if written == 0:  # no events: the header alone
+                handle.write(",".join(EVENT_COLUMNS) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return written
 
 
 def simulate(
@@ -147,6 +187,7 @@ def simulate(
     service: str = "users",
     variant: str | None = None,
     time_scale: float = 1.0,
+    max_calls: int = DEFAULT_MAX_CALLS,
 ) -> SimRun:
     """Play `scenario` on virtual time through a real `CircuitBreaker`.
 
@@ -162,6 +203,8 @@ def simulate(
                 "github_user"; "orders" via "database", "order_lookup")
     variant     the rows' `variant` (default "protected" / "unprotected")
     time_scale  multiply every phase duration (`Scenario.scaled`)
+    max_calls   refuse (WorkLimitError, a ValueError) before simulating when the
+                expected calls (rate x duration, `cblab.sim.bounds`) exceed it
     """
     scenario = resolve_scenario(scenario)
     if time_scale != 1.0:
@@ -176,6 +219,11 @@ def simulate(
     elif not isinstance(variant, str) or not variant:
         raise ValueError(f"variant must be a non-empty string, got {variant!r}")
     phases = load_phases(scenario, rate=rate, arrivals=arrivals)
+    calls = expected_calls(phases)
+    if calls > check_limit("max_calls", max_calls):
+        raise WorkLimitError(f"a run of {scenario.name!r} expects {{amount}} simulated calls "
+                             "(rate x duration)",
+                             calls, "max_calls", max_calls)
     sim = Simulation(scenario, phases, config, seed=seed, deadline_s=deadline_s,
                      protected=protected, service=service)
     with gc_paused():

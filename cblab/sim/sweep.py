@@ -39,17 +39,25 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cblab import CircuitBreakerConfig, ConfigError
 from cblab.faults.scenario import Scenario
 
+from .bounds import (
+    DEFAULT_MAX_CALLS,
+    DEFAULT_MAX_RUNS,
+    DEFAULT_MAX_SWEEP_CALLS,
+    WorkLimitError,
+    check_limit,
+    expected_calls,
+)
 from .cache import ResultCache
 from .executors import ExecutorError, resolve_executor
 from .run import DEFAULT_DEADLINE_S, simulate
-from .workload import resolve_scenario
+from .workload import load_phases, resolve_scenario
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,6 +90,12 @@ class SweepError(ValueError):
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """The cross product of `grid`'s values, in order (the last key varies fastest)."""
+    values = _grid_values(grid)
+    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def _grid_values(grid: Any) -> list[list[Any]]:
+    """Each grid key's values, checked (known keys, non-empty lists)."""
     if not isinstance(grid, Mapping):
         raise SweepError(f"grid must map setting names to lists of values, got {grid!r}")
     unknown = [key for key in grid if key not in _CONFIG_FIELDS and key not in SIM_PARAMETERS]
@@ -98,7 +112,7 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
         if not options:
             raise SweepError(f"grid[{key!r}] is empty: the sweep would have no runs")
         values.append(options)
-    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*values)]
+    return values
 
 
 def _split(point: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -148,32 +162,59 @@ def _scenarios(scenarios: Any) -> list[tuple[str, Scenario]]:
     return resolved
 
 
-def _seeds(seeds: Any) -> list[int | str]:
+def _seeds(seeds: Any, most: int) -> list[int | str]:
+    """The seed list; a count or a sized list is checked against `most` before it is
+    built, and an iterator is read no further than one past `most`."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise SweepError(f"seeds must be >= 1 (a count) or a list of seeds, got {seeds!r}")
-        return list(range(seeds))
+        return list(range(min(seeds, most + 1)))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
         raise SweepError(f"seeds must be a count or a list of int/str seeds, got {seeds!r}")
-    seeds = list(seeds)
+    seeds = list(itertools.islice(seeds, most + 1))
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, str))]
     if bad or not seeds:
         raise SweepError(f"seeds must be a non-empty list of int/str seeds, got {seeds!r}")
     return seeds
 
 
+def _seed_count(seeds: Any) -> int | None:
+    """How many seeds, when known without reading them (a count or a sized list)."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        return seeds
+    if isinstance(seeds, Sized) and not isinstance(seeds, (str, bytes)):
+        return len(seeds)
+    return None
+
+
+def _check_runs(points: int, scenarios: int, seeds: Any, max_runs: int) -> list[int | str]:
+    """The seeds, once points x scenarios x seeds is known to be within `max_runs`
+    (never building more of the seed list than the limit allows)."""
+    per_seed = points * scenarios
+    seed_list = _seeds(seeds, max(max_runs // per_seed, 1))
+    known = _seed_count(seeds)
+    count = known if known is not None else len(seed_list)
+    if count * per_seed > max_runs:
+        shown = f"{count:,}" if known is not None else f"at least {count:,}"
+        raise WorkLimitError(
+            f"the sweep has {points:,} grid point(s) x {scenarios} scenario(s) x {shown} "
+            "seed(s) = {amount} runs", count * per_seed, "max_runs", max_runs)
+    return seed_list
+
 
 # --- what runs on a worker ---------------------------------------------------------------------
 
-#: One simulation: (row index, full config, simulation options, scenario spec, seed).
-Task = tuple[int, dict[str, Any], dict[str, Any], dict[str, Any], Any]
+#: One simulation: (row index, full config, simulation options, scenario spec, seed,
+#: max_calls).
+Task = tuple[int, dict[str, Any], dict[str, Any], dict[str, Any], Any, int]
 
 
 def _run_task(task: Task) -> dict[str, Any]:
     from cblab.analysis.kpis import run_kpis
 
-    _index, config, options, scenario_data, seed = task
-    run = simulate(Scenario.from_dict(scenario_data), config, seed=seed, **options)
+    _index, config, options, scenario_data, seed, max_calls = task
+    run = simulate(Scenario.from_dict(scenario_data), config, seed=seed, max_calls=max_calls,
+                   **options)
     figures = run_kpis(run)
     figures["calls"] = run.calls
     return figures
@@ -225,6 +266,9 @@ def sweep(
     arrivals: str | None = None,
     batch_size: int | None = None,
     chunks_per_worker: int = 4,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    max_calls: int = DEFAULT_MAX_CALLS,
+    max_sweep_calls: int = DEFAULT_MAX_SWEEP_CALLS,
 ) -> pd.DataFrame:
     """Simulate every (grid point, scenario, seed) and tabulate the KPIs.
 
@@ -241,6 +285,10 @@ def sweep(
                ~/.cache/cblab/sweep), a directory, or a `ResultCache`
     progress   show a tqdm progress bar (per batch, with an ETA)
     batch_size runs per task (default: from a calibration of the first runs)
+    max_runs, max_calls, max_sweep_calls
+               work bounds (`cblab.sim.bounds`), checked before anything runs:
+               grid points x scenarios x seeds, expected calls of one run, and of
+               all runs together; past one, a WorkLimitError (a ValueError)
 
     The keyword settings (`deadline_s`, `protected`, ...) apply to every run
     unless the grid sweeps them.
@@ -249,10 +297,14 @@ def sweep(
 
     started = time.perf_counter()
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    points = grid_points(grid)
+    values = _grid_values(grid)
+    for name, limit in (("max_runs", max_runs), ("max_calls", max_calls),
+                        ("max_sweep_calls", max_sweep_calls)):
+        check_limit(name, limit)
     base_config = _base_config(base)
     named = _scenarios(scenarios)
-    seed_list = _seeds(seeds)
+    seed_list = _check_runs(math.prod(map(len, values)), len(named), seeds, max_runs)
+    points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*values)]
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise SweepError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -266,6 +318,7 @@ def sweep(
     specs = [scenario.to_dict() for _, scenario in named]
     tasks: list[Task] = []
     labels = []
+    total_calls = 0.0
     for point in points:
         config, sim_options = _split(point, base_config)
         try:
@@ -275,18 +328,27 @@ def sweep(
         full.pop("excluded_exceptions", None)
         options = {**defaults, **sim_options}
         shown = {k: _shown(v) for k, v in point.items()}
-        for (name, _), spec in zip(named, specs, strict=True):
+        for (name, scenario), spec in zip(named, specs, strict=True):
+            calls = _expected_calls(scenario, options, point)
+            if calls > max_calls:
+                raise WorkLimitError(
+                    f"a run of {name!r} at {point} expects {{amount}} simulated calls "
+                    "(rate x duration)", calls, "max_calls", max_calls)
+            total_calls += calls * len(seed_list)
             for seed in seed_list:
-                tasks.append((len(tasks), full, options, spec, seed))
+                tasks.append((len(tasks), full, options, spec, seed, max_calls))
                 labels.append({**shown, "scenario": name, "seed": seed})
 
+    if total_calls > max_sweep_calls:
+        raise WorkLimitError(f"the sweep's {len(tasks):,} runs expect {{amount}} simulated calls "
+                             "in all", total_calls, "max_sweep_calls", max_sweep_calls)
     per_run: float | None = None
     results: list[dict[str, Any] | None] = [None] * len(tasks)
     keys: list[str | None] = [None] * len(tasks)
     if store is not None:
         per_seed = len(seed_list)  # tasks come in runs of one (point, scenario), seed by seed
         for first in range(0, len(tasks), per_seed):
-            _, full, options, spec, _ = tasks[first]
+            _, full, options, spec, _, _ = tasks[first]
             keys[first:first + per_seed] = store.keys(spec, full, options, seed_list)
         for index, key in enumerate(keys):
             results[index] = store.get(key)  # type: ignore[arg-type]
@@ -352,6 +414,14 @@ def sweep(
         "cache": str(store.path) if store is not None else None,
     }
     return table
+
+
+def _expected_calls(scenario: Scenario, options: Mapping[str, Any], point: Any) -> float:
+    try:
+        phases = load_phases(scenario, rate=options["rate"], arrivals=options["arrivals"])
+    except ValueError as exc:  # a bad rate or arrivals in the grid, said before anything runs
+        raise SweepError(f"grid point {point}: {exc}") from None
+    return expected_calls(phases)
 
 
 class _closing:

@@ -10,11 +10,28 @@ operation never waits on the network; see `record.SharedRecord`); without a
 running loop (threads, `call_sync`, scripts) they are blocking round trips
 bounded by the same deadline.
 
-When Redis is unreachable or slow the store falls back, visibly: `available`
+When Redis is unreachable or stalled the store falls back, visibly: `available`
 turns False, one log line, status listeners are told (the demo server logs an
 event row and sets a `/metrics` gauge), and every breaker runs on its local
 view until a background probe finds Redis again; then every breaker re-joins
 (adopts the shared record).
+
+It falls back on evidence, never on one slow answer:
+
+==========================================  ===========================================
+what happened to an operation               the store
+==========================================  ===========================================
+connection refused / reset / closed,        falls back at once (cause: the error)
+credentials refused, server loading
+timed out (`op_timeout`)                    counts a slow answer, and PINGs Redis with
+                                            a longer deadline (`ping_timeout`)
+that PING fails too                         falls back (cause: "PING failed ...")
+`fallback_after` operations in a row        falls back (cause: "N operations in a row
+timed out                                   timed out ...")
+any operation answers                       the count of timeouts in a row restarts
+==========================================  ===========================================
+
+`status()` reports `fallbacks`, `slow_answers` and `fallback_cause`.
 """
 
 from __future__ import annotations
@@ -93,6 +110,9 @@ class RedisStore:
     within milliseconds); `ttl` expires the keys of a breaker nobody wrote for
     that long; `retry_interval` is how often a fallen-back store probes Redis.
     `replica` names this process in status and events (default: host:pid).
+    A timed-out operation alone is not evidence that Redis is gone: the store falls
+    back after `fallback_after` timeouts in a row, or when a PING with
+    `ping_timeout` (default: 10 x op_timeout, at least 0.5 s) fails too.
 
     `client_time=True` is a testing switch: scripts take the breaker's clock
     (e.g. a `ManualClock`) instead of the Redis server's. Never use it with
@@ -111,6 +131,8 @@ class RedisStore:
         staleness: float = 1.0,
         ttl: float = 7 * 24 * 3600.0,
         retry_interval: float = 0.5,
+        fallback_after: int = 3,
+        ping_timeout: float | None = None,
         replica: str | None = None,
         client_time: bool = False,
     ) -> None:
@@ -136,6 +158,13 @@ class RedisStore:
         self.staleness = _positive("staleness", staleness)
         self.ttl = _positive("ttl", ttl)
         self.retry_interval = _positive("retry_interval", retry_interval)
+        if isinstance(fallback_after, bool) or not isinstance(fallback_after, int) or (
+            fallback_after < 1
+        ):
+            raise StoreError(f"fallback_after must be an integer >= 1, got {fallback_after!r}")
+        self.fallback_after = fallback_after
+        self.ping_timeout = (max(10 * self.op_timeout, 0.5) if ping_timeout is None
+                             else _positive("ping_timeout", ping_timeout))
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}"
         self.client_time = bool(client_time)
         self.url = url
@@ -163,6 +192,10 @@ class RedisStore:
         self.fallbacks = 0  # times the store fell back to local state
         self.round_trips = 0  # scripts sent (the benchmarks count them)
         self.failed_operations = 0
+        self.slow_answers = 0  # operations that timed out (each is not yet a fallback)
+        self.fallback_cause: str | None = None  # the evidence behind the last fallback
+        self._timeouts_in_a_row = 0
+        self._checking: asyncio.Task[None] | None = None  # the PING after a timeout
         self.epoch = 0  # +1 at every re-join: records re-read the shared state
         self._listeners: list[Listener] = [self._announced]
         self._status_listeners: list[StatusListener] = []
@@ -235,7 +268,8 @@ class RedisStore:
         return self
 
     async def close(self) -> None:
-        tasks = [*self._tasks, *([self._probe] if self._probe else [])]
+        tasks = [*self._tasks, *([self._probe] if self._probe else []),
+                 *([self._checking] if self._checking else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -244,7 +278,7 @@ class RedisStore:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
                 await self.drain()
-        self._tasks, self._probe = [], None
+        self._tasks, self._probe, self._checking = [], None, None
         with contextlib.suppress(Exception):
             await self._aclient.aclose()
         with contextlib.suppress(Exception):
@@ -278,11 +312,13 @@ class RedisStore:
             return
         self.available = available
         if available:
+            self._timeouts_in_a_row = 0
             self.epoch += 1
             log.warning("cblab: shared breaker state on %s is back; replica %s re-joins it",
                         self.safe_url, self.replica)
         else:
             self.fallbacks += 1
+            self.fallback_cause = error
             self._last_probe = time.monotonic()
             log.warning("cblab: shared breaker state on %s unavailable (%s); replica %s runs "
                         "its breakers on local state", self.safe_url, error, self.replica)
@@ -393,7 +429,33 @@ class RedisStore:
             raise exc  # a bug in a script or its arguments: loud, never a silent fallback
         self.failed_operations += 1
         self.last_error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        self._set_available(False, self.last_error)
+        if not isinstance(exc, TimeoutError | errors.TimeoutError):
+            self._set_available(False, self.last_error)  # the server is gone or refuses us
+            return
+        # One slow answer is not an outage: fall back on evidence (see the module doc).
+        self.slow_answers += 1
+        self._timeouts_in_a_row += 1
+        if self._timeouts_in_a_row >= self.fallback_after:
+            self._set_available(False, f"{self._timeouts_in_a_row} operations in a row timed "
+                                       f"out after {self.op_timeout:g} s")
+        elif _in_loop() and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.get_running_loop().create_task(self._check_after_timeout())
+
+    def _answered(self) -> None:
+        self._timeouts_in_a_row = 0
+
+    async def _check_after_timeout(self) -> None:
+        """After a timed-out operation: is Redis there at all? A PING with a longer
+        deadline decides."""
+        try:
+            async with asyncio.timeout(self.ping_timeout):
+                await self._aclient.ping()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.available:
+                self._set_available(False, f"PING failed within {self.ping_timeout:g} s after "
+                                           f"an operation timed out ({type(exc).__name__})")
 
     async def _arun(self, op: str, name: str, config: CircuitBreakerConfig,
                     extra: list[Any], now: float | None = None) -> Reply | None:
@@ -407,6 +469,7 @@ class RedisStore:
         except Exception as exc:
             self._failed(exc)
             return None
+        self._answered()
         self._heard[name] = time.monotonic()
         return parse_reply(raw)
 
@@ -421,6 +484,7 @@ class RedisStore:
         except Exception as exc:
             self._failed(exc)
             return None
+        self._answered()
         self._heard[name] = time.monotonic()
         return parse_reply(raw)
 
@@ -506,6 +570,8 @@ class RedisStore:
             "replica": self.replica,
             "available": self.available,
             "fallbacks": self.fallbacks,
+            "fallback_cause": self.fallback_cause,
+            "slow_answers": self.slow_answers,
             "last_error": self.last_error,
             "round_trips": self.round_trips,
             "op_timeout": self.op_timeout,

@@ -116,3 +116,58 @@ def test_load_runs_off_the_callers_thread(stack: Stack) -> None:
     print(f"caller p99 {load.quantile(0.99):.1f} ms, server p99 {served.quantile(0.99):.1f} ms,"
           f" p50 gap {overhead:.1f} ms")
     assert gap <= max(50.0, 3 * overhead), f"p99 gap {gap:.0f} ms, p50 gap {overhead:.0f} ms"
+
+
+def test_an_export_keeps_a_session_longer_than_the_memory_cap(stack: Stack, tmp_path: Path) -> None:
+    """The recording spills to disk past `recording_rows`: the export holds every row
+    from t = 0, says when the session started (not when it was exported) and lasts as
+    long as the session did."""
+    import datetime as dt
+
+    from cblab.lab.record import export_session
+    from cblab.runs import load_run
+
+    session = LabSession(LabParams(failure_threshold=3, breaker_timeout=1.0, rate=40.0,
+                                   update_hz=10.0, run_seconds=4.0),
+                         stack=stack, recording_rows=50).start()
+    session.wait(timeout=60)
+    assert session.phase == "finished" and session.error is None
+    recording = session.feed.recording
+    assert recording.spilled > 4 * 50 and recording.in_memory < 50  # mostly on disk
+    assert len(recording) == session.feed.rows_in and recording.not_kept == 0
+    path = export_session(session, tmp_path)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    run = load_run(run_dir)
+    events = run.events
+    assert len(events) == len(session.events(None).query("t >= 0"))
+    assert len(events) > 4 * 50
+    load = events[events["source"] == "load"]
+    assert load["t"].min() < 0.5  # the start of the session is there
+    assert load["t"].max() > 3.0
+    assert run.meta.duration_s == pytest.approx(session.ended_at, abs=0.01)
+    started = dt.datetime.fromisoformat(run.meta.started_at)
+    exported = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    assert started == dt.datetime.fromisoformat(session.started_wall)
+    assert (exported - started).total_seconds() >= 4.0  # the session's start, not the export's
+    assert "holds the whole session" in run.meta.notes
+
+
+def test_a_capped_recording_says_what_it_did_not_keep(stack: Stack, tmp_path: Path) -> None:
+    from cblab.lab.record import export_session
+    from cblab.lab.recording import Recording
+    from cblab.runs import load_run
+
+    session = LabSession(LabParams(failure_threshold=3, breaker_timeout=1.0, rate=40.0,
+                                   update_hz=10.0, run_seconds=3.0), stack=stack)
+    session.feed.recording = Recording(20, max_rows=100, t_index=2)
+    session.start().wait(timeout=60)
+    recording = session.feed.recording
+    assert len(recording) == 100 and recording.not_kept > 0
+    export_session(session, tmp_path)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    run = load_run(run_dir)
+    kept = session.events(None)
+    assert len(run.events) == ((kept["t"] >= 0) & (kept["t"] < recording.stopped_at)).sum()
+    assert run.meta.duration_s == pytest.approx(recording.stopped_at, abs=0.001)
+    assert run.events["t"].max() < recording.stopped_at < session.ended_at
+    assert f"{recording.not_kept:,} rows not kept" in run.meta.notes

@@ -139,6 +139,9 @@ def test_bad_settings_are_refused() -> None:
 
 
 async def test_bulkhead_refusals_are_recorded_as_the_server_records_them(live_factory) -> None:
+    # 2 slots and at most 2 waiting: of 8 calls arriving within 40 ms, while the first
+    # two hold their slots for their 0.3 s deadline, at least the last 4 are refused at
+    # once, however fast the machine (the verdict is counted, not raced)
     live = await live_factory(max_connections=2, deadline=0.3)
     await live.backend.set_profile("users", {"latency": {"kind": "constant", "ms": 400}})
     gen = LoadGenerator(live.mcp_url, "github_user", rate=200, arrivals="constant",
@@ -146,7 +149,7 @@ async def test_bulkhead_refusals_are_recorded_as_the_server_records_them(live_fa
     await gen.run(count=8)
     assert_one_record_per_arrival(gen)
     shed = [r for r in gen.records() if r["error_type"] == "local_overload"]
-    assert shed, gen.counts
+    assert len(shed) >= 4, gen.counts
     assert {(r["outcome"], r["breaker"]) for r in shed} == {("dropped", "github")}
     server = [r for r in live.rows() if r["kind"] == "call" and r["error_type"] == "local_overload"]
     assert len(server) == len(shed)

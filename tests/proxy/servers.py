@@ -41,6 +41,11 @@ def build_upstream() -> FastMCP:
         """An environment variable as this server's process sees it ("" if unset)."""
         return os.environ.get(name, "")
 
+    @mcp.tool
+    def big(size: int) -> str:
+        """`size` bytes of text: an answer larger than the proxy takes."""
+        return "x" * size
+
     @mcp.resource("test://greeting")
     def greeting() -> str:
         return "hello from upstream"

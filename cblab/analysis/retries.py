@@ -1,0 +1,88 @@
+"""Retry KPIs: what retrying callers cost the dependency, and what they got for it.
+
+One definition for simulated agents (`cblab.sim.agents`) and live runs (the lab's
+retry comparison), both read from server-side event rows where every attempt is
+one ``call`` row:
+
+=====================  =================================================================
+figure                 definition
+=====================  =================================================================
+``requests``           what the callers wanted (first attempts), given by the caller
+``attempts``           call rows: every attempt, refused ones included
+``attempts_per_request``  attempts / requests
+``sent``               call rows the breaker let through (outcome not ``rejected``):
+                       attempts that reached the dependency
+``load_during_fault``  ``sent`` with `t` inside the scenario's fault windows: the load
+                       on the dependency while it is down or failing
+``fault_load_per_s``   load_during_fault / the fault windows' total length
+``succeeded``          call rows that succeeded (`kpis.succeeded`)
+``success_rate``       succeeded / requests (each request succeeds at most once)
+``wasted``             attempts - succeeded: calls that gave the caller nothing
+``recovery_s``         from the end of the last fault window to the admission of the
+                       first call after it that succeeded (NaN: none did)
+=====================  =================================================================
+
+Load amplification compares ``load_during_fault`` between two runs of the same
+scenario and seed (`amplification`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .frames import events_frame
+from .kpis import succeeded as _succeeded
+from .scenarios import as_scenario, phase_windows
+
+__all__ = ["RETRY_KPIS", "amplification", "retry_kpis"]
+
+RETRY_KPIS = ("requests", "attempts", "attempts_per_request", "sent", "load_during_fault",
+              "fault_load_per_s", "succeeded", "success_rate", "wasted", "recovery_s")
+
+
+def retry_kpis(events: Any, scenario: Any, *, requests: int,
+               service: str | None = "users") -> dict[str, Any]:
+    """The retry figures of one run (see the module table)."""
+    if isinstance(requests, bool) or not isinstance(requests, int) or requests < 0:
+        raise ValueError(f"requests must be a whole number >= 0, got {requests!r}")
+    frame = events if isinstance(events, pd.DataFrame) else events_frame(events)
+    calls = frame[frame["kind"] == "call"]
+    t = calls["t"].to_numpy(dtype="float64")
+    outcome = calls["outcome"]
+    sent = (outcome != "rejected").to_numpy()
+    ok = _succeeded(outcome, calls["error_type"])
+    windows = [w for w in phase_windows(as_scenario(scenario), service=service) if w.fault]
+    in_fault = np.zeros(len(calls), dtype=bool)
+    for window in windows:
+        in_fault |= (t >= window.start) & (t < window.end)
+    fault_s = sum(w.end - w.start for w in windows)
+    attempts = len(calls)
+    n_ok = int(ok.sum())
+    recovery = math.nan
+    if windows:
+        end = max(w.end for w in windows)
+        after = t[ok & (t >= end)]
+        if after.size:
+            recovery = float(after.min() - end)
+    load = int((sent & in_fault).sum())
+    return {
+        "requests": requests,
+        "attempts": attempts,
+        "attempts_per_request": attempts / requests if requests else math.nan,
+        "sent": int(sent.sum()),
+        "load_during_fault": load,
+        "fault_load_per_s": load / fault_s if fault_s else math.nan,
+        "succeeded": n_ok,
+        "success_rate": n_ok / requests if requests else math.nan,
+        "wasted": attempts - n_ok,
+        "recovery_s": recovery,
+    }
+
+
+def amplification(load: float, baseline: float) -> float:
+    """How many times `baseline`'s load on the dependency `load` is (NaN for no baseline)."""
+    return load / baseline if baseline else math.nan

@@ -1,0 +1,3 @@
+from . import DASHBOARD, RULES
+
+print(f"rules:     {RULES}\ndashboard: {DASHBOARD}")

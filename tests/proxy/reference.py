@@ -1,0 +1,129 @@
+"""Helpers for the tests against the official reference MCP servers (not written here).
+
+`EverythingHttp` runs npm's "everything" server over Streamable HTTP as a child
+process on a loopback port, and can kill it (SIGKILL) and start it again on the
+same port. `listing` reads a server's listings and identity through a real
+`fastmcp.Client`; `RawClient` speaks JSON-RPC over HTTP by hand, for what the
+fastmcp client has no call for (task-augmented calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+from typing import Any
+
+import httpx
+from fastmcp import Client
+
+from cblab.testing.reference import everything_command
+
+__all__ = ["EverythingHttp", "RawClient", "free_port", "listing"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EverythingHttp:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    async def start(self, timeout: float = 60.0) -> EverythingHttp:
+        self.process = await asyncio.create_subprocess_exec(
+            *everything_command("streamableHttp"), env={**os.environ, "PORT": str(self.port)},
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                assert self.process.returncode is None, "the everything server exited"
+                assert asyncio.get_running_loop().time() < deadline, "everything did not listen"
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return self
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await self.process.wait()
+
+    async def stop(self) -> None:
+        await self.kill()
+
+
+async def listing(target: Any) -> dict[str, Any]:
+    """Every listing and the server's identity, as a real client sees them."""
+    async with Client(target) as client:
+        tools = await client.list_tools_mcp()
+        resources = await client.list_resources_mcp()
+        templates = await client.list_resource_templates_mcp()
+        prompts = await client.list_prompts_mcp()
+        init = client.initialize_result
+    dump = {"by_alias": True, "exclude_none": True}
+    return {
+        "tools": tools.model_dump(**dump), "resources": resources.model_dump(**dump),
+        "templates": templates.model_dump(**dump), "prompts": prompts.model_dump(**dump),
+        "initialize": init.model_dump(**dump) if init is not None else None,
+    }
+
+
+class RawClient:
+    """JSON-RPC by hand over Streamable HTTP, handshake era (2025-11-25)."""
+
+    VERSION = "2025-11-25"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.AsyncClient(timeout=60)
+        self.session: str | None = None
+        self._ids = 0
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def initialize(self) -> dict[str, Any]:
+        answer = await self.request("initialize", {
+            "protocolVersion": self.VERSION, "capabilities": {"tasks": {}},
+            "clientInfo": {"name": "cblab-tests", "version": "1"}})
+        await self.notify("notifications/initialized")
+        return answer
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": "application/json, text/event-stream",
+                   "mcp-protocol-version": self.VERSION}
+        if self.session:
+            headers["mcp-session-id"] = self.session
+        return headers
+
+    async def notify(self, method: str) -> None:
+        await self.http.post(self.url, json={"jsonrpc": "2.0", "method": method},
+                             headers=self._headers())
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._ids += 1
+        message = {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params}
+        response = await self.http.post(self.url, json=message, headers=self._headers())
+        self.session = response.headers.get("mcp-session-id", self.session)
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            return dict(response.json())
+        for block in response.text.replace("\r\n", "\n").split("\n\n"):
+            data = "\n".join(line[5:].strip() for line in block.splitlines()
+                             if line.startswith("data:"))
+            if data:
+                answer = json.loads(data)
+                if answer.get("id") == self._ids:
+                    return dict(answer)
+        raise AssertionError(f"no answer to {method} in {response.text[:300]!r}")

@@ -1,0 +1,137 @@
+"""Retrying agents in the simulator, against closed forms and their own rules."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from cblab.analysis.retries import retry_kpis
+from cblab.sim import single_phase
+from cblab.sim.agents import Agent, simulate_agents
+
+FAST_OK = {"latency": {"kind": "constant", "ms": 1}}
+
+
+def failing_at(p: float, *, duration_s: float = 200.0, rate: float = 25.0):
+    return single_phase({**FAST_OK, "error_rate": p}, duration_s=duration_s, rate_per_s=rate)
+
+
+@pytest.mark.parametrize(("p", "k"), [(0.5, 3), (0.3, 2), (0.8, 4), (1.0, 3)])
+def test_offered_load_under_k_immediate_retries_is_the_geometric_sum(p: float, k: int) -> None:
+    # Each attempt fails independently with probability p; a request makes attempt i+1
+    # only if its first i+1 all failed: E[attempts] = sum_{i=0..k} p^i.
+    run = simulate_agents(failing_at(p), Agent.model(k), seed=3, protected=False)
+    expected = sum(p ** i for i in range(k + 1))
+    per_request = run.attempts / run.requests
+    # attempts per request has variance below k^2/4; n ~ 5,000: 4 standard errors
+    assert abs(per_request - expected) < 4 * (k / 2) / math.sqrt(run.requests), (
+        per_request, expected)
+    # and the success rate is 1 - p^(k+1)
+    assert abs(run.succeeded / run.requests - (1 - p ** (k + 1))) < 0.02
+
+
+def test_without_retries_every_request_is_one_attempt() -> None:
+    run = simulate_agents(failing_at(0.5, duration_s=50), Agent.none(), seed=1, protected=False)
+    assert run.attempts == run.requests and run.gave_up == run.requests - run.succeeded
+
+
+def one_request_on_a_dead_service():
+    # constant arrivals at 0.05/s over 20 s: exactly one request, at t = 0
+    return single_phase({"mode": "down"}, duration_s=20, rate_per_s=0.05, arrivals="constant")
+
+
+def attempt_times(run) -> list[float]:
+    return [row[1] for row in run.run.rows if row[0] == "call"]
+
+
+def test_framework_retries_follow_the_fixed_exponential_schedule() -> None:
+    run = simulate_agents(one_request_on_a_dead_service(), Agent.framework(3, backoff=0.1),
+                          seed=1, protected=False)
+    times = attempt_times(run)
+    fail = 0.0005  # a refused connection's answer time (FAST_FAIL_S)
+    expected = [0.0]
+    for n in range(3):
+        expected.append(expected[-1] + fail + 0.1 * 2 ** n)
+    assert times == pytest.approx(expected)
+
+
+def test_budgeted_retries_use_full_jitter_and_stop_at_a_refusal() -> None:
+    run = simulate_agents(one_request_on_a_dead_service(), Agent.budgeted(3, backoff=1.0),
+                          {"failure_threshold": 10, "timeout": 30}, seed=2)
+    times = attempt_times(run)
+    gaps = [b - a - 0.0005 for a, b in itertools.pairwise(times)]
+    assert len(times) == 4
+    assert all(0 <= g <= 1.0 * 2 ** n for n, g in enumerate(gaps))
+    tripped = simulate_agents(one_request_on_a_dead_service(), Agent.budgeted(5),
+                              {"failure_threshold": 2, "timeout": 30}, seed=2)
+    # the second failure opened it; the next attempt is refused, and that ends it
+    outcomes = [row[3].value for row in tripped.run.rows if row[0] == "call"]
+    assert outcomes == ["failure", "failure", "rejected"]
+
+
+def test_the_budget_bounds_retries_by_requests() -> None:
+    agent = Agent.budgeted(3, budget_ratio=0.1, budget_burst=5)
+    run = simulate_agents(failing_at(1.0, duration_s=100), agent, seed=4, protected=False)
+    retries = run.attempts - run.requests
+    assert 0.1 * run.requests - 1 <= retries <= 5 + 0.1 * run.requests
+
+
+def test_a_refusal_is_retried_only_by_agents_that_ignore_it() -> None:
+    config = {"failure_threshold": 1, "timeout": 10}
+    scenario = one_request_on_a_dead_service()
+    model = simulate_agents(scenario, Agent.model(3), config, seed=1)
+    outcomes = [row[3].value for row in model.run.rows if row[0] == "call"]
+    assert outcomes == ["failure", "rejected", "rejected", "rejected"]  # burned on refusals
+    budgeted = simulate_agents(scenario, Agent.budgeted(3), config, seed=1)
+    assert budgeted.attempts == 2  # its retry met the open breaker: not retried again
+
+
+def test_the_patient_agent_waits_the_refusals_retry_after() -> None:
+    config = {"failure_threshold": 1, "timeout": 5}
+    run = simulate_agents(one_request_on_a_dead_service(), Agent.patient(3), config, seed=1)
+    times = attempt_times(run)
+    outcomes = [row[3].value for row in run.run.rows if row[0] == "call"]
+    # fail (opens at 0.0005), re-call at once: refused with retry_after 5; at 5.0005 the
+    # half-open trial fails and reopens; the next re-call is refused again
+    assert outcomes == ["failure", "rejected", "failure", "rejected"]
+    assert times[2] == pytest.approx(times[1] + 5.0)
+
+
+def test_on_the_shipped_outage_budgeted_retries_and_a_breaker_add_no_storm() -> None:
+    config = {"failure_threshold": 5, "timeout": 10}
+    runs = {name: simulate_agents("outage-and-recovery", agent, config, seed=1, protected=p)
+            for name, agent, p in [("none", Agent.none(), True),
+                                   ("naive", Agent.framework(3), False),
+                                   ("budgeted", Agent.budgeted(3), True),
+                                   ("plain", Agent.none(), False)]}
+    figures = {name: retry_kpis(run.to_frame(), run.scenario, requests=run.requests)
+               for name, run in runs.items()}
+    # the storm: naive retries without a breaker multiply the load on a dead dependency
+    assert figures["naive"]["load_during_fault"] > 3 * figures["plain"]["load_during_fault"]
+    assert (figures["budgeted"]["load_during_fault"]
+            <= 1.1 * figures["none"]["load_during_fault"])
+    assert figures["budgeted"]["recovery_s"] <= figures["none"]["recovery_s"] + 1e-9
+
+
+def test_retry_kpis_by_hand() -> None:
+    rows = [  # t, outcome: the outage is [30, 60) in outage-and-recovery
+        (10.0, "success"), (31.0, "failure"), (31.5, "failure"), (40.0, "rejected"),
+        (59.0, "failure"), (60.5, "rejected"), (61.0, "success"), (62.0, "success")]
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "sim", "variant": "v",
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": 0.0,
+               "state": "closed", "state_after": "closed",
+               "error_type": None} for i, (t, o) in enumerate(rows)]
+    k = retry_kpis(events, "outage-and-recovery", requests=4)
+    assert k["attempts"] == 8 and k["sent"] == 6 and k["load_during_fault"] == 3
+    assert k["fault_load_per_s"] == pytest.approx(3 / 30)
+    assert k["succeeded"] == 3 and k["wasted"] == 5 and k["success_rate"] == 0.75
+    assert k["recovery_s"] == pytest.approx(1.0) and k["attempts_per_request"] == 2.0
+
+
+@pytest.mark.parametrize("bad", [{"kind": "storm"}, {"retries": -1}, {"think_s": math.nan},
+                                 {"budget_ratio": -0.1}])
+def test_bad_agents_are_refused_naming_the_field(bad) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
+        Agent(**{"kind": "model", **bad})
