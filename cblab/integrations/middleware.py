@@ -22,6 +22,8 @@ the tool call ends with                        breaker records     the client se
 a result                                       success             the result
 a result with ``isError`` (business error,     excluded            the result
 "no results"); tools in `count_error_results`  (failure)
+an ``input_required`` leg (SEP-2322), a task   excluded            the result
+submitted by an extension (`outcomes` table)
 a ToolError raised on purpose                  excluded            the ToolError
 argument validation error                      excluded            the validation error
 httpx transport error / timeout, 5xx, 429      failure             the tool's error
@@ -77,6 +79,7 @@ from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
 from .fallback import Fallbacks
+from .outcomes import result_verdict
 from .reconnect import as_trial
 from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
 from .retry import tool_names as _tool_names
@@ -452,13 +455,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         except BaseException as exc:  # cancelled: frees the slot, counts as nothing
             breaker.record_exception(permit, exc)
             raise
-        if result.is_error:
-            if route.count_errors:
-                breaker.record(permit, _FAILURE, error_type="error_result")
-            else:
-                breaker.record(permit, _EXCLUDED, error_type="tool_error")
-        else:
+        if result.__class__ is ToolResult and not result.is_error:  # the common case
             breaker.record(permit, _SUCCESS)
+        else:  # isError, an input_required leg, a task submitted (see `outcomes`)
+            verdict = result_verdict(result, route.count_errors)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
         return result
 
     def _classify(self, exc: BaseException) -> Verdict:
