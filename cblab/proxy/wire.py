@@ -73,20 +73,11 @@ class UpstreamResponse:
                     while (await reader.readuntil(b"\r\n")) != b"\r\n":
                         pass  # trailers
                     break
-                while size > 0:
-                    part = await reader.read(min(size, chunk_size))
-                    if not part:
-                        raise ConnectionResetError("the upstream closed the connection mid-answer")
-                    size -= len(part)
+                async for part in _exactly(reader, size, chunk_size):
                     yield part
                 await reader.readexactly(2)
         elif self._length is not None:
-            left = self._length
-            while left > 0:
-                part = await reader.read(min(left, chunk_size))
-                if not part:
-                    raise ConnectionResetError("the upstream closed the connection mid-answer")
-                left -= len(part)
+            async for part in _exactly(reader, self._length, chunk_size):
                 yield part
         else:
             self._keep = False
@@ -102,6 +93,16 @@ class UpstreamResponse:
             self._pool.release(conn)
         else:
             conn.close()
+
+
+async def _exactly(reader: asyncio.StreamReader, size: int, chunk_size: int) -> AsyncIterator[bytes]:
+    """`size` bytes, in pieces as they arrive."""
+    while size > 0:
+        part = await reader.read(min(size, chunk_size))
+        if not part:
+            raise ConnectionResetError("the upstream closed the connection mid-answer")
+        size -= len(part)
+        yield part
 
 
 class HttpPool:
