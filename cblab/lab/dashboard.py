@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -122,10 +121,16 @@ def live_figure(
     return fig
 
 
-def _floats(values: Sequence[float | None]) -> np.ndarray:
-    """A float array (None -> NaN, a gap): plotly validates it without a per-item
-    check, and a FigureWidget sends it to the browser as a binary buffer, not JSON."""
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
+def _floats(values: Sequence[float | None]) -> list[float | None]:
+    """Plain floats (None and NaN -> None, a gap), never a numpy array.
+
+    A FigureWidget sends a numpy array to the browser as a typed array, and the
+    browser's acknowledgement of the edit (``_js2py_traceDeltas``) describes typed
+    arrays as ``{dtype, shape, value}`` dicts; plotly's handler then recurses into
+    the numpy array it holds and asks ``not array``: "The truth value of an array
+    with more than one element is ambiguous", logged by the kernel on every
+    acknowledged update. Lists travel as JSON and compare as lists."""
+    return [None if v is None or v != v else float(v) for v in values]
 
 
 def apply_arrays(
