@@ -150,7 +150,8 @@ class LabSession:
         }
         #: The controls this session has and their values (what the person set).
         self.values: dict[str, Any] = {n: initial[n] for n in names}
-        self.feed = LiveFeed(self.params.window_s, breaker=breaker)
+        self.feed = LiveFeed(self.params.window_s, breaker=breaker,
+                             max_points=self.params.chart_points)
         self.generators: dict[str, LoadGenerator | ProcessLoad] = {}
         self.phase = "idle"  # idle, starting, running, finished, stopped, failed
         self.error: BaseException | None = None
