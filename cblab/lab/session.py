@@ -162,7 +162,8 @@ class LabSession:
             recording_rows < 1
         ):
             raise ValueError(f"recording_rows must be an int >= 1, got {recording_rows!r}")
-        self.feed = LiveFeed(self.params.window_s, breaker=breaker, record_rows=recording_rows)
+        self.feed = LiveFeed(self.params.window_s, breaker=breaker, record_rows=recording_rows,
+                             max_points=self.params.chart_points)
         self.generators: dict[str, LoadGenerator | ProcessLoad] = {}
         self.phase = "idle"  # idle, starting, running, finished, stopped, failed
         self.error: BaseException | None = None
