@@ -372,6 +372,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
             return await self.fallbacks.serve(
                 tool, context.message.arguments, lambda: self._protected(route, context,
                                                                          call_next), other)
+        if route.bulkhead is None and self.retry is None:  # the common path: one frame less
+            return await self._call_once(route, context, call_next)
         return await self._protected(route, context, call_next)
 
     async def _protected(self, route: _Route, context: Any, call_next: Any) -> Any:

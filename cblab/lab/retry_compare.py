@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-__all__ = ["AgentComparison", "RetryKnobs", "compare_agents", "compare_agents_live",
-           "retry_explorer"]
+__all__ = ["AgentComparison", "RetryKnobs", "agents_table", "compare_agents",
+           "compare_agents_live", "retry_explorer"]
 
 NO_BREAKER = "agent retries, no breaker"
 BREAKER_ONLY = "breaker only"
@@ -152,6 +152,27 @@ async def compare_agents_live(knobs: RetryKnobs = RetryKnobs(), *, seed: int = 1
                                      scenario, agent, seed=seed, label=name)
         runs.append((name, live.events, live.requests))
     return _comparison("live", scenario, runs)
+
+
+def agents_table(scenario: Any = "outage-and-recovery", *, retries: int = 3,
+                 config: dict[str, Any] | None = None, seed: int = 1) -> pd.DataFrame:
+    """Every agent behaviour, with and without the breaker, on one scenario: the load on
+    the dependency during the fault, recovery and wasted calls (virtual time)."""
+    import pandas as pd
+
+    scenario = resolve_scenario(scenario)
+    config = config if config is not None else {"failure_threshold": 5, "timeout": 10.0}
+    agents = [Agent.none(), Agent.model(retries), Agent.framework(retries),
+              Agent.budgeted(retries), Agent.patient(retries)]
+    rows = []
+    for agent in agents:
+        for breaker in (False, True):
+            run = simulate_agents(scenario, agent, config, seed=seed, protected=breaker)
+            kpis = retry_kpis(run.to_frame(), scenario, requests=run.requests)
+            rows.append({"agent": agent.label, "breaker": breaker, **kpis})
+    frame = pd.DataFrame(rows).set_index(["agent", "breaker"])
+    return frame[["load_during_fault", "attempts_per_request", "recovery_s", "wasted",
+                  "success_rate"]]
 
 
 def retry_explorer(knobs: RetryKnobs = RetryKnobs(), *, seed: int = 1) -> Any:

@@ -50,3 +50,26 @@ def test_sliders_change_the_comparison() -> None:
     plain = simulate_agents(CHECK_SCENARIO, Agent.none(), CHECK_CONFIG, seed=1, protected=False)
     assert after == sum(sent_per_second(plain.run.rows).values())
     assert "agent retries, no breaker" in box.children[2].value  # the table redrew too
+
+
+def test_the_agents_table_ranks_the_defences() -> None:
+    from cblab.analysis.retries import retry_kpis
+    from cblab.lab.retry_compare import agents_table
+
+    table = agents_table("outage-and-recovery", retries=3, seed=1)
+    assert len(table) == 10
+    load = table["load_during_fault"]
+    plain = load[("no retries", False)]
+    # an immediate re-call, or a framework, multiplies the load on the dead dependency
+    assert load[("model re-calls ×3", False)] > 3 * plain
+    assert load[("framework 3 retries, no jitter", False)] > 3 * plain
+    assert load[("budgeted 3 retries", False)] < 1.2 * plain
+    # behind the breaker nobody adds load, but naive retriers waste their calls on refusals
+    assert load[("budgeted 3 retries", True)] <= 1.1 * load[("no retries", True)]
+    wasted = table["wasted"]
+    assert wasted[("model re-calls ×3", True)] > 3 * wasted[("budgeted 3 retries", True)]
+    # one row recomputed independently
+    run = simulate_agents("outage-and-recovery", Agent.patient(3),
+                          {"failure_threshold": 5, "timeout": 10.0}, seed=1)
+    again = retry_kpis(run.to_frame(), run.scenario, requests=run.requests)
+    assert table.loc[("waits retry_after ×3", True), "wasted"] == again["wasted"]
