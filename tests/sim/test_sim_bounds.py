@@ -108,3 +108,11 @@ def test_events_are_written_in_chunks_exactly_as_the_frame(tmp_path):
     assert list(written["variant"]) == list(expected["variant"])
     assert written["t"].tolist() == pytest.approx(expected["t"].tolist())
     assert [p.name for p in tmp_path.iterdir()] == ["events.csv"]  # no temp file left
+
+
+def test_replica_runs_are_bounded_too():
+    from cblab.sim.replicas import simulate_replicas
+
+    with pytest.raises(WorkLimitError, match="max_calls=N"):
+        simulate_replicas(2, rate=1e9, duration=60)
+    assert simulate_replicas(2, rate=10, duration=10, outage=(2, 4), max_calls=200)
