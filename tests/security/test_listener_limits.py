@@ -155,7 +155,7 @@ async def test_serve_closes_a_kept_alive_connection_after_the_idle_timeout(serve
 
 async def test_serve_refuses_bad_listener_flags_with_one_line(tmp_path: Path) -> None:
     for flag, value in (("--header-timeout", "0"), ("--idle-timeout", "nan"),
-                        ("--max-open-connections", "0")):
+                        ("--max-open-connections", "0"), ("--event-capacity", "10" * 6)):
         done = await asyncio.create_subprocess_exec(
             CBLAB, "serve", "--port", "0", flag, value,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
