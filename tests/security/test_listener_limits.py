@@ -97,9 +97,20 @@ async def _abuse_and_check(url: str, idle: int, slow: int, health: str | None = 
                             *[_slowloris(host, port) for _ in range(slow)])
     answered = await _answers_while(url, attack, health)
     answers = await attack
+    # every one was closed (today: none, and read_until_closed times out)
     assert answers[:idle] == [b""] * idle  # closed quietly: it never asked anything
-    assert [status_of(raw) for raw in answers[idle:]] == [408] * slow
+    # a 408, or (on a loaded machine, when the deadline beat the first trickled byte or
+    # the client read too late) a plain close
+    assert all(status_of(raw) == 408 or raw == b"" for raw in answers[idle:]), answers[idle:]
     assert answered >= 1  # and the server answered all along
+
+
+async def test_serve_answers_a_half_sent_request_with_408(serve) -> None:
+    reader, writer = await asyncio.open_connection(*_address(serve["url"]))
+    writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no blank line, ever
+    raw = await read_until_closed(reader, timeout=30)
+    writer.close()
+    assert status_of(raw) == 408 and b"not received within 0.5 s" in raw
 
 
 async def test_serve_closes_idle_and_slowloris_connections_and_keeps_answering(serve) -> None:
