@@ -123,29 +123,23 @@ def score_run(run: Any, service: str = "users") -> dict[str, float]:
     are `fault_phase_names`: background errors are no fault):
 
     availability   `availability`
-    false_trips    trips (CLOSED -> OPEN, `cblab.analysis.TRIP`) before the faults
-                   begin, or once the service has been healthy again for 10 s
+    false_trips    `cblab.analysis.false_trips`: trips while the service was healthy
+                   (the 10 s after a fault still belong to it)
     wasted_per_s   `wasted` per second of fault
     recovery_s     `recovery_s`; a breaker still not CLOSED at the end counts until
                    the end (a lower bound, so the cell is never blank)
     """
-    from ..analysis import TRIP, run_kpis
+    from ..analysis import false_trips, run_kpis
 
     plan = run.scenario
     faults = fault_phases(plan, service)
     window = fault_window(plan, service)
     figures = run_kpis(run, service=service, fault_phases=faults)
-    columns = run.columns()
-    kind, t, before, after = (columns[c] for c in ("kind", "t", "state", "state_after"))
-    trips = [ti for k, ti, b, a in zip(kind, t, before, after, strict=True)
-             if k == "state" and (b, a) == TRIP]
-    scores = {"availability": float(figures["availability"])}
+    scores = {"availability": float(figures["availability"]),
+              "false_trips": float(false_trips(run, service=service, fault_phases=faults))}
     if window is None:
-        return {**scores, "false_trips": float(len(trips)), "wasted_per_s": 0.0,
-                "recovery_s": 0.0}
-    start, end = window
-    # re-trips right after the end still belong to the fault
-    scores["false_trips"] = float(sum(1 for ti in trips if ti < start or ti > end + 10.0))
+        return {**scores, "wasted_per_s": 0.0, "recovery_s": 0.0}
+    _, end = window
     fault_s = sum(phase.duration_s for phase in plan.phases if phase.name in set(faults))
     scores["wasted_per_s"] = float(figures["wasted"]) / max(fault_s, 1e-9)
     recovery = figures["recovery_s"]

@@ -31,6 +31,7 @@ from cblab.strict_json import loads_bounded, read_json_file
 
 from .bounds import DEFAULT_MAX_CALLS, DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS, WorkLimitError
 from .cache import DEFAULT_MAX_BYTES
+from .executors import max_local_workers
 from .run import DEFAULT_DEADLINE_S, simulate, write_events_csv
 from .workload import resolve_scenario
 
@@ -373,6 +374,9 @@ def _sweep(args: argparse.Namespace) -> int:
     for flag, value in (("--workers", args.workers), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise _UsageError(f"{flag} must be >= 1, got {value}")
+    if args.workers is not None and args.workers > max_local_workers():
+        raise _UsageError(f"--workers must be at most {max_local_workers()} on this machine "
+                          f"(4 per core), got {args.workers}")
     if args.scheduler and args.executor != "dask":
         raise _UsageError("--scheduler needs --executor dask")
     if args.scheduler and args.workers is not None:

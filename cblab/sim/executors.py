@@ -42,11 +42,20 @@ class ExecutorError(ValueError):
     """An executor cannot be set up (bad option, missing extra, unreachable scheduler)."""
 
 
+def max_local_workers() -> int:
+    """Processes a sweep may start on this machine: 4 per core (at least 64). A pool
+    forks all its workers at once, so `workers=100000` would fork 100,000 processes."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
 def _workers(workers: Any, what: str = "workers") -> int | None:
     if workers is None:
         return None
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ExecutorError(f"{what} must be an integer >= 1, got {workers!r}")
+    if workers > max_local_workers():
+        raise ExecutorError(f"{what} must be at most {max_local_workers()} on this machine "
+                            f"(4 per core), got {workers}")
     return workers
 
 

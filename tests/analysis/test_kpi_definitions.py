@@ -232,3 +232,28 @@ def test_shipped_recordings_agree_with_the_reference(name):
         assert_agrees(figures, reference(records(view.events), scenario, faults))
         if view.protected:
             assert figures["trips"] >= 1 and not math.isnan(figures["recovery_s"])
+
+
+def test_false_trips_by_hand():
+    rows = [
+        change(3, "closed", "open"), change(4, "open", "half_open"),  # noise trips it: false
+        change(4.1, "half_open", "closed"),
+        change(11, "closed", "open"), change(12, "open", "half_open"),
+        change(12.1, "half_open", "open"),  # a failed probe: no trip at all
+        change(21, "open", "half_open"), change(21.2, "half_open", "closed"),
+        change(25, "closed", "open"),  # 5 s after the outage ended
+    ]
+    assert analysis.false_trips(rows, NOISY) == 1  # 25 s is within the 10 s grace
+    assert analysis.false_trips(rows, NOISY, grace_s=2) == 2
+    assert analysis.false_trips(rows, NOISY, fault_phases=[]) == 3  # no fault: every trip
+
+
+def test_false_trips_of_a_simulated_run_equal_the_frames():
+    scenario = with_background_errors("outage-and-recovery", 0.05)
+    run = simulate(scenario, {"failure_threshold": 1, "timeout": 1}, seed=1)
+    fast = analysis.false_trips(run)  # the SimRun path, no frame
+    rows = records(run.to_frame())
+    trips = [r["t"] for r in rows if r["kind"] == "state"
+             and (r["state"], r["state_after"]) == ("closed", "open")]
+    expected = sum(1 for t in trips if not 30 <= t < 60 + 10)
+    assert fast == analysis.false_trips(rows, scenario) == expected > 0
