@@ -17,12 +17,13 @@ LAB_PORT    ?= 8888
 LAB_TOKEN   ?=
 DOCS_PORT   ?= 8001
 
-.PHONY: help venv system-deps ref-servers test lab serve bench lint docs docs-serve clean
+.PHONY: help venv system-deps ref-servers test lab lab-deps serve bench lint docs docs-serve clean
 
 help:
 	@echo "make test         ruff + mypy + the whole pytest suite (installs venv and chromium if needed)"
 	@echo "                  PYTEST_ARGS='-k slider -x' to pass options to pytest"
-	@echo "make lab          JupyterLab on notebooks/ at 127.0.0.1:\$$LAB_PORT (default 8888)"
+	@echo "make lab          JupyterLab on notebooks/ at 127.0.0.1:\$$LAB_PORT (default 8888), with"
+	@echo "                  what the notebooks need (lab, redis, dask extras; redis-server)"
 	@echo "make serve        the demo MCP server (cblab serve \$$SERVE_ARGS)"
 	@echo "make bench        benchmarks/bench_*.py (BENCH='name ...' for some)"
 	@echo "make docs         the docs site into build/site (opens from disk: build/site/index.html)"
@@ -105,20 +106,71 @@ path.write_text(json.dumps(data, indent=2))
 endef
 export LAB_OVERRIDES
 
-lab: venv
+# Everything a notebook needs and nothing more: the lab, redis (07) and dask (04's
+# bigger sweeps) extras and the redis-server 07 starts. Installers write to
+# $(LAB_LOG), not the terminal; a failure shows the log's tail. JupyterLab's own log
+# goes to $(LAB_SERVER_LOG), so the URL is the last thing printed.
+LAB_STAMP      := $(VENV)/.lab-stamp
+LAB_LOG        := $(VENV)/lab-install.log
+LAB_SERVER_LOG := $(VENV)/lab-server.log
+
+lab-deps: $(LAB_STAMP)
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; \
+	  else echo "make lab: notebook 07 needs redis-server: install it (Debian: apt-get install redis-server)" >&2; exit 0; fi; \
+	  echo "make lab: installing redis-server (notebook 07)"; \
+	  { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -q redis-server; } >>$(LAB_LOG) 2>&1 \
+	  || { tail -n 15 $(LAB_LOG); echo "make lab: installing redis-server failed (log: $(LAB_LOG))" >&2; exit 1; }; }
+
+$(LAB_STAMP): pyproject.toml
+	@if ! $(BIN)/python -c 'import sys' >/dev/null 2>&1; then $(BOOTSTRAP_PYTHON) -m venv $(VENV); fi
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; exit 0; fi; \
+	echo "make lab: installing the notebooks' Python packages (log: $(LAB_LOG))"; \
+	{ $(BIN)/python -m pip install --upgrade pip && \
+	  $(BIN)/python -m pip install -e '.[lab,redis,dask]'; } >$(LAB_LOG) 2>&1 \
+	|| { tail -n 15 $(LAB_LOG); echo "make lab: pip install failed (log: $(LAB_LOG))" >&2; exit 1; }; \
+	touch $@
+
+lab: lab-deps
 	@token="$(LAB_TOKEN)"; \
 	[ -n "$$token" ] || token="$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))')"; \
 	root_flag=""; [ "$$(id -u)" = 0 ] && root_flag="--allow-root"; \
 	$(BIN)/python -c "$$LAB_OVERRIDES"; \
-	echo ""; \
-	echo "  JupyterLab: http://127.0.0.1:$(LAB_PORT)/lab?token=$$token"; \
-	echo "  (open that URL; Ctrl-C here stops the server)"; \
-	echo ""; \
-	exec $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) \
+	$(BIN)/python -m jupyterlab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) \
 	  --ServerApp.port_retries=0 --IdentityProvider.token="$$token" \
 	  --notebook-dir="$(CURDIR)/notebooks" \
 	  --LabApp.news_url=None \
-	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $$root_flag
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $$root_flag \
+	  >$(LAB_SERVER_LOG) 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' INT TERM; \
+	$(BIN)/python -c "$$LAB_WAIT_READY" "http://127.0.0.1:$(LAB_PORT)/api/status?token=$$token" $$pid \
+	  || { tail -n 15 $(LAB_SERVER_LOG); echo "make lab: JupyterLab did not start (log: $(LAB_SERVER_LOG))" >&2; kill $$pid 2>/dev/null; exit 1; }; \
+	echo ""; \
+	echo "  JupyterLab is ready: http://127.0.0.1:$(LAB_PORT)/lab?token=$$token"; \
+	echo "  (open that URL in your browser; Ctrl-C here stops it; its log: $(LAB_SERVER_LOG))"; \
+	echo ""; \
+	wait $$pid
+
+# Polls JupyterLab's status URL (argv[1]) until it answers; fails if process argv[2] ends.
+define LAB_WAIT_READY
+import os, sys, time, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.2)
+sys.exit(1)
+endef
+export LAB_WAIT_READY
 
 # NO_MKDOCS_2_WARNING: Material prints a banner about MkDocs 2 on every build.
 docs: venv

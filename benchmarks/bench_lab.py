@@ -8,11 +8,14 @@ breaker trips and recovers all the time. A sampler in the kernel records RSS and
 update count every 5 s. Targets: >= 4 chart updates per second in every 30 s window,
 and flat memory (RSS at the end within 15 % + 20 MB of the RSS after warm-up).
 
-Part 2 (``CBLAB_BENCH_BROWSER``, default 1) opens 03-live-lab.ipynb in JupyterLab,
-runs all cells and times the first chart with data; then counts the redraws the
-browser actually makes (plotly_afterplot on the live chart) over 20 s while the lab
-runs, with the error rate at 100 % half of that time (the breaker flapping). Target:
->= 4 redraws per second (``CBLAB_BENCH_LAB_SECONDS=0`` runs this part alone). The
+Part 2 (``CBLAB_BENCH_BROWSER``, default 1) opens every live notebook in JupyterLab
+and Chromium (``CBLAB_BENCH_NOTEBOOKS`` picks some), runs all cells, times the first
+chart, then for 20 s while the charts run presses a slider's arrow keys every 1.5 s
+and measures: redraws of the live chart per second, the main thread's busy share
+(Chromium's task time), the time from a key press to the page showing it, and
+console/kernel errors. 03 also runs with the old settings (8 updates/s, 600 points
+per variant), side by side. Targets: >= 4 redraws/s, < 50 % busy, press -> page
+<= 300 ms p95, no errors (``CBLAB_BENCH_LAB_SECONDS=0`` runs this part alone). The
 load average is printed with the figures: on a shared machine it decides them.
 
     python -m benchmarks lab                      # 10 minutes
@@ -28,6 +31,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
@@ -148,58 +152,122 @@ def summarise(result: dict, seconds: float) -> tuple[dict, list[str]]:
     return figures, problems
 
 
-def browser_first_chart() -> dict:
+# Measured in the page while the charts run: redraws of the live chart
+# (plotly_afterplot), and for every key press on a slider the time until the page
+# shows it (the slider's readout changes; input -> next paint by the Event Timing API
+# too). Main-thread busy comes from Chromium's own task accounting (CDP Performance
+# metrics: TaskDuration over wall time).
+PAGE_PROBE_JS = """([sel, slider]) => {
+  const el = document.querySelector(sel);
+  const w = window.__cblabBench = {redraws: 0, pressed: null, reflected: [], events: []};
+  el.on('plotly_afterplot', () => { w.redraws++; });
+  const readout = slider && document.querySelector(slider + ' .widget-readout');
+  if (readout) {
+    document.addEventListener('keydown', () => { w.pressed = performance.now(); }, true);
+    new MutationObserver(() => {
+      if (w.pressed !== null) { w.reflected.push(performance.now() - w.pressed); w.pressed = null; }
+    }).observe(readout, {subtree: true, characterData: true, childList: true});
+  }
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (e.name === 'keydown') w.events.push(e.duration);
+  }).observe({type: 'event', durationThreshold: 16});
+}"""
+
+#: The live notebooks and the slider a person moves in each (a live-lab control).
+LIVE_NOTEBOOKS = {
+    "01-why-circuit-breakers.ipynb": ".cblab-latency-ms",
+    "03-live-lab.ipynb": ".cblab-error-rate",
+    "04-tuning.ipynb": None,  # its live check has no sliders: redraws and busy only
+    "08-your-server.ipynb": ".cblab-error-rate",
+}
+MAX_REFLECT_MS = 300.0
+MAX_BUSY = 0.5
+
+
+def _p95(values: list[float]) -> float | None:
+    return round(sorted(values)[int(0.95 * (len(values) - 1))], 1) if values else None
+
+
+def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
+                 seconds: float = 20.0) -> dict:
+    from cblab.testing import HAS_LATENCY_POINTS_JS, LIVE_CHART, open_notebook, run_all_cells
+
+    out: dict = {}
+    open_notebook(page, server, notebook, timeout=180)
+    start = time.perf_counter()
+    run_all_cells(page)
+    page.wait_for_selector(LIVE_CHART, timeout=300_000)
+    out["run_all_to_chart_widget_s"] = round(time.perf_counter() - start, 2)
+    page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=LIVE_CHART, timeout=300_000)
+    out["run_all_to_first_data_s"] = round(time.perf_counter() - start, 2)
+    page.wait_for_timeout(2000)  # past the first draws
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+
+    def task_s() -> float:
+        metrics = cdp.send("Performance.getMetrics")["metrics"]
+        return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+
+    page.evaluate(PAGE_PROBE_JS, [LIVE_CHART, slider])
+    busy0, wall0 = task_s(), time.perf_counter()
+    handle = page.locator(f"{slider} .noUi-handle").first if slider else None
+    presses = 0
+    while time.perf_counter() - wall0 < seconds:
+        if handle is not None:
+            handle.focus()
+            handle.press("ArrowRight" if presses % 2 == 0 else "ArrowLeft")
+            presses += 1
+        page.wait_for_timeout(1500)
+    busy1, wall1 = task_s(), time.perf_counter()
+    probe = page.evaluate("() => window.__cblabBench")
+    out["redraws_per_s"] = round(probe["redraws"] / (wall1 - wall0), 2)
+    out["main_thread_busy"] = round((busy1 - busy0) / (wall1 - wall0), 2)
+    out["presses"] = presses
+    out["press_to_page_ms_p95"] = _p95(probe["reflected"])
+    out["press_to_page_ms_max"] = round(max(probe["reflected"]), 1) if probe["reflected"] else None
+    out["input_to_paint_ms_p95"] = _p95(probe["events"])
+    out["status_line"] = page.locator(".cblab-live-status").first.inner_text()[-45:]
+    out["load_average"] = tuple(round(x, 2) for x in os.getloadavg())
+    return out
+
+
+def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str, str, dict]]:
+    """(label, notebook, extra env) -> figures, each on its own JupyterLab, one Chromium."""
     from playwright.sync_api import sync_playwright
 
-    from cblab.testing import JupyterLabServer, launch_chromium, open_notebook, run_all_cells
+    from cblab.testing import JupyterLabServer, collect_console_errors, launch_chromium
 
-    chart = ".cblab-live-chart.js-plotly-plot, .cblab-live-chart .js-plotly-plot"
-    has_points = """(sel) => { const el = document.querySelector(sel);
-        return !!(el && el.data && el.data.some((t) => t.meta && t.meta[0] === 'latency'
-                  && t.x && t.x.length > 0)); }"""
-    # Redraws (plotly_afterplot) and updates a person sees: redraws after which the
-    # chart's data differs from the previous redraw's.
-    count_redraws = """(sel) => { const el = document.querySelector(sel);
-        window.__cblabRedraws = 0; window.__cblabUpdates = 0; let last = null;
-        el.on('plotly_afterplot', () => {
-          window.__cblabRedraws++;
-          const sig = JSON.stringify(el.data.map((t) => t.x ? [t.x.length, t.x[t.x.length - 1]] : 0));
-          if (sig !== last) { window.__cblabUpdates++; last = sig; }
-        }); }"""
-    env = {"CBLAB_RUN_SECONDS": "180", "CBLAB_WAIT": "0",
-           "CBLAB_UPDATE_HZ": os.environ.get("CBLAB_BENCH_UPDATE_HZ", "8"),
-           "CBLAB_BREAKER_TIMEOUT": "1", "CBLAB_FAILURE_THRESHOLD": "3",
-           "FASTMCP_ENABLE_RICH_TRACEBACKS": "false"}
-    out: dict = {}
-    served = Path(tempfile.mkdtemp(prefix="cblab-bench-nb-"))  # JupyterLab saves outputs
-    shutil.copy(ROOT / "notebooks" / "03-live-lab.ipynb", served)
-    with JupyterLabServer(served, env=env) as server, sync_playwright() as p:
+    base = {"CBLAB_RUN_SECONDS": "300", "CBLAB_WAIT": "0", "CBLAB_QUICK": "1",
+            "CBLAB_BREAKER_TIMEOUT": "1", "CBLAB_FAILURE_THRESHOLD": "3",
+            "FASTMCP_ENABLE_RICH_TRACEBACKS": "false"}
+    results = []
+    with sync_playwright() as p:
         browser = launch_chromium(p)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            open_notebook(page, server, "03-live-lab.ipynb", timeout=120)
-            start = time.perf_counter()
-            run_all_cells(page)
-            page.wait_for_selector(chart, timeout=120_000)
-            out["run_all_to_chart_widget_s"] = round(time.perf_counter() - start, 2)
-            page.wait_for_function(has_points, arg=chart, timeout=120_000)
-            out["run_all_to_first_data_s"] = round(time.perf_counter() - start, 2)
-            page.evaluate(count_redraws, chart)
-            handle = page.locator(".cblab-error-rate .noUi-handle").first
-            handle.focus()
-            handle.press("End")
-            page.wait_for_timeout(10_000)
-            handle.press("Home")
-            page.wait_for_timeout(10_000)
-            out["browser_redraws_per_s"] = round(page.evaluate("() => window.__cblabRedraws") / 20, 2)
-            out["browser_updates_per_s"] = round(page.evaluate("() => window.__cblabUpdates") / 20, 2)
-            out["status_line"] = page.locator(".cblab-live-status").first.inner_text()[-60:]
-            out["load_average"] = os.getloadavg()
+            for label, notebook, extra in runs:
+                root = Path(tempfile.mkdtemp(prefix="cblab-bench-nb-"))
+                served = root / "notebooks"
+                served.mkdir()
+                shutil.copy(ROOT / "notebooks" / notebook, served)  # JupyterLab saves outputs
+                (root / "data").symlink_to(ROOT / "data")
+                env = {**base, "CBLAB_REPORT_DIR": str(served / "reports"), **extra}
+                with JupyterLabServer(served, env=env) as server:
+                    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+                    page = context.new_page()
+                    errors = collect_console_errors(page)
+                    try:
+                        figures = browser_page(server, page, notebook, LIVE_NOTEBOOKS[notebook])
+                        figures["errors"] = len(errors)
+                    finally:
+                        context.close()
+                        for session in server.api("GET", "api/sessions") or []:
+                            server.api("DELETE", f"api/sessions/{session['id']}")
+                shutil.rmtree(root, ignore_errors=True)
+                results.append((label, notebook, figures))
+                print(f"  {label:8} {notebook:32} {json.dumps(figures)}", flush=True)
         finally:
             browser.close()
-            for session in server.api("GET", "api/sessions") or []:
-                server.api("DELETE", f"api/sessions/{session['id']}")
-    return out
+    return results
 
 
 def main() -> int:
@@ -212,12 +280,30 @@ def main() -> int:
             print(f"  {key:28} {value}")
         print(f"  {'load_average':28} {os.getloadavg()}")
     if BROWSER:
-        print("JupyterLab + Chromium, 03-live-lab.ipynb", flush=True)
-        browser = browser_first_chart()
-        for key, value in browser.items():
-            print(f"  {key:28} {value}")
-        if browser["browser_updates_per_s"] < MIN_RATE:
-            problems.append(f"the browser drew fewer than {MIN_RATE} chart updates per second")
+        print("JupyterLab + Chromium, the live notebooks while their charts run "
+              "(before: the old 8 updates/s of 600 points per variant)", flush=True)
+        notebooks = [n.strip() for n in os.environ.get(
+            "CBLAB_BENCH_NOTEBOOKS", ",".join(LIVE_NOTEBOOKS)).split(",") if n.strip()]
+        runs = [("before", "03-live-lab.ipynb",
+                 {"CBLAB_UPDATE_HZ": "8", "CBLAB_CHART_POINTS": "600"})]
+        runs += [("now", n, {}) for n in notebooks]
+        results = browser_runs(runs)
+        before = results[0][2]
+        for _label, notebook, fig in results[1:]:
+            if notebook == "03-live-lab.ipynb":
+                print(f"  03 now/before: busy {fig['main_thread_busy']}/{before['main_thread_busy']}"
+                      f", press->page p95 {fig['press_to_page_ms_p95']}/"
+                      f"{before['press_to_page_ms_p95']} ms, redraws/s "
+                      f"{fig['redraws_per_s']}/{before['redraws_per_s']}")
+            if fig["redraws_per_s"] < MIN_RATE:
+                problems.append(f"{notebook}: fewer than {MIN_RATE} redraws per second")
+            if fig["main_thread_busy"] >= MAX_BUSY:
+                problems.append(f"{notebook}: main thread {fig['main_thread_busy']:.0%} busy")
+            if (fig["press_to_page_ms_p95"] or 0) > MAX_REFLECT_MS:
+                problems.append(f"{notebook}: a slider press took "
+                                f"{fig['press_to_page_ms_p95']} ms (p95) to show")
+            if fig["errors"]:
+                problems.append(f"{notebook}: {fig['errors']} console/kernel errors")
     for problem in problems:
         print(f"FAIL: {problem}")
     return 1 if problems else 0

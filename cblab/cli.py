@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "report": ("cblab.report.cli", "main", "build an HTML report from recorded runs"),
     "proxy": ("cblab.proxy.cli", "main", "fault-injecting MCP proxy in front of any MCP server"),
     "load": ("cblab.load.cli", "main", "open-loop load on one tool of an MCP server, saved as a run"),
+    "fit": ("cblab.faults.cli", "main", "fit a fault profile to a recorded run, write a scenario"),
     "record": ("cblab.lab.record", "main", "play a scenario on the live stack, save the runs"),
     "notebooks": ("cblab.notebooks", "main", "copy the lab's Jupyter notebooks into a directory"),
 }

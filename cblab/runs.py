@@ -58,6 +58,7 @@ import pandas as pd
 from cblab.analysis import AnalysisError, events_frame
 from cblab.faults.paths import data_dir
 from cblab.schema import EVENT_COLUMNS
+from cblab.strict_json import read_json_file
 
 __all__ = [
     "EVENTS_FILE",
@@ -294,13 +295,13 @@ def _read_meta(path: Path) -> RunMeta:
     if not meta_path.is_file():
         raise RunError(f"{path}: {META_FILE} is missing (not a recorded run?)")
     try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RunError(f"{meta_path}: not UTF-8 text ({exc.reason})") from None
+        data = read_json_file(meta_path)  # bounded: size, nesting (no RecursionError)
     except json.JSONDecodeError as exc:
         raise RunError(
             f"{meta_path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
+    except ValueError as exc:
+        raise RunError(f"{meta_path}: {exc}") from None
     except OSError as exc:
         raise RunError(f"{meta_path}: cannot read: {exc.strerror or exc}") from None
     return RunMeta.from_dict(data, where=str(meta_path))

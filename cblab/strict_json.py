@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from typing import Any
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_JSON_INT_DIGITS", "loads_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_FILE_BYTES",
+    "MAX_JSON_INT_DIGITS",
+    "loads_bounded",
+    "loads_json",
+    "read_json_file",
+]
 
 MAX_JSON_DEPTH = 32
 MAX_JSON_INT_DIGITS = 18
+#: Input files (scenarios, configs, grids, run.json, cache entries) are small.
+MAX_JSON_FILE_BYTES = 16 * 2**20
 
 
 def _strict_int(text: str) -> int:
@@ -67,3 +78,37 @@ def loads_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if isinstance(parsed, dict | list):
         _check_depth(parsed, max_depth)
     return parsed
+
+
+def loads_bounded(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads` with only the nesting bounded: deeper than `max_depth` (even
+    thousands deep) is a ValueError, never a RecursionError. For files and flags
+    we read (numbers keep Python's JSON semantics; `loads_json` is for bodies)."""
+    try:
+        parsed = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {max_depth} levels") from None
+    if isinstance(parsed, dict | list):
+        _check_depth(parsed, max_depth)
+    return parsed
+
+
+def read_json_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_FILE_BYTES,
+                   max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON from a file, bounded: OSError if it cannot be opened; ValueError (with a
+    reason) if it is not a regular file (a FIFO or a device would block or never
+    end), is larger than `max_bytes`, is not UTF-8 JSON, or nests deeper than
+    `max_depth`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, then is refused
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError("not a regular file")
+        raw = handle.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ValueError(f"larger than {max_bytes:,} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason})") from None
+    return loads_bounded(text, max_depth=max_depth)

@@ -29,7 +29,7 @@ LAYERS: dict[str, float] = {
     "codes": 2,           # error codes and the refusal shape
     "demo": 2,            # the demo's wiring: tool -> breaker -> service
     "schema": 2,          # the event row schema
-    "strict_json": 2,     # bounded JSON parsing for untrusted request bodies
+    "strict_json": 1.5,   # bounded JSON parsing (bodies, input files): standard library only
     "integrations": 3,    # FastMCP middleware, httpx transport, MCP client guard
     "backend": 4,         # the fault-injecting HTTP services
     "server": 5,          # the demo MCP server

@@ -28,6 +28,8 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("probe_failures (failed probes)", "moves from HALF_OPEN back to OPEN: a trial call "
      "failed. Trips + failed probes = every move to OPEN."),
     ("flaps", "trips within 10 s of the breaker's previous move to CLOSED."),
+    ("false_trips", "trips while the service was healthy: outside every fault episode and "
+     "the 10 s after it (04's tuning heatmaps)."),
     ("time open / half-open / closed", "seconds the breaker spent in each state."),
     ("fault phase", "a scenario phase in which the service is down or hangs, or behaves "
      "differently from its baseline (its least failing phase). Background errors that "

@@ -73,7 +73,9 @@ __all__ = [
     "KPI_COLUMNS",
     "PROBE_FAILURE",
     "TRIP",
+    "call_succeeded",
     "episodes",
+    "false_trips",
     "kpis",
     "missing_reasons",
     "phase_kpis",
@@ -154,6 +156,16 @@ def succeeded(outcome: Any, error_type: Any) -> np.ndarray:
         error = pd.Series(error_type, dtype=object, copy=False)[late]
         ok[late] = (error.isna() | error.isin(_ANSWERED_ERRORS)).to_numpy()
     return ok
+
+
+def call_succeeded(outcome: Any, error_type: Any = None) -> bool:
+    """`succeeded` for one call, without numpy (the live status line counts with it)."""
+    if outcome in _SUCCESS_OUTCOMES:
+        return True
+    if outcome != "late":
+        return False
+    return error_type is None or error_type in _ANSWERED_ERRORS or (
+        isinstance(error_type, float) and math.isnan(error_type))
 
 
 # --- one run ----------------------------------------------------------------------------
@@ -548,15 +560,41 @@ def phase_kpis(events: Any, scenario: Any = None, **options: Any) -> pd.DataFram
     return kpis(frame, scenario, by=(), per_phase=True, **options)
 
 
+DEFAULT_FALSE_TRIP_GRACE_S = 10.0
+
+
+def _against_scenario(events: Any, scenario: Any, what: str, *, service: str | None,
+                      fault_phases: Iterable[str] | None) -> tuple[_Run, list[Window]]:
+    """One run's arrays and phase windows; `what` needs the scenario (AnalysisError)."""
+    frame, plan = _inputs(events, scenario)
+    _single(frame)
+    if plan is None:
+        raise AnalysisError(f"{what} need the scenario (which phases are faults)")
+    return _prepare(frame, plan, service=service, fault_phases=fault_phases, duration_s=None)
+
+
+def false_trips(events: Any, scenario: Any = None, *, service: str | None = None,
+                fault_phases: Iterable[str] | None = None,
+                grace_s: float = DEFAULT_FALSE_TRIP_GRACE_S) -> int:
+    """Trips while the service was healthy: CLOSED -> OPEN moves outside every fault
+    episode, not counting the `grace_s` seconds after an episode ends (a re-trip right
+    after the faults still belongs to them). Failed probes are not trips. `events` as
+    for `run_kpis` (a `SimRun` analysed against its own scenario skips the frame)."""
+    fast = _sim_run(events, scenario, {"service": service, "fault_phases": fault_phases})
+    run, windows = fast or _against_scenario(events, scenario, "false trips", service=service,
+                                             fault_phases=fault_phases)
+    trips = run.change_t[run.trip]
+    covered = np.zeros(len(trips), dtype=bool)
+    for start, end, _, _ in _episodes(windows):
+        covered |= (trips >= start) & (trips < end + grace_s)
+    return int((~covered).sum())
+
+
 def episodes(events: Any, scenario: Any = None, *, service: str | None = None,
              fault_phases: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per fault episode of one run: its phases, start, end, detection_s, recovery_s."""
-    frame, scenario = _inputs(events, scenario)
-    _single(frame)
-    if scenario is None:
-        raise AnalysisError("fault episodes need the scenario")
-    run, windows = _prepare(frame, scenario, service=service, fault_phases=fault_phases,
-                            duration_s=None)
+    run, windows = _against_scenario(events, scenario, "fault episodes", service=service,
+                                     fault_phases=fault_phases)
     rows = [
         {
             "phases": ", ".join(w.name for w in windows[first:last + 1]),

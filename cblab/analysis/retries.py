@@ -23,7 +23,9 @@ figure                 definition
 =====================  =================================================================
 
 Load amplification compares ``load_during_fault`` between two runs of the same
-scenario and seed (`amplification`).
+scenario and seed (`amplification`). `load_timeline` counts, per second and variant,
+the calls ``sent`` to the dependency, those ``refused`` by the breaker and those
+that ``succeeded`` (the charts of notebook 05).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .frames import events_frame
 from .kpis import succeeded as _succeeded
 from .scenarios import as_scenario, phase_windows
 
-__all__ = ["RETRY_KPIS", "amplification", "retry_kpis"]
+__all__ = ["RETRY_KPIS", "amplification", "load_timeline", "retry_kpis"]
 
 RETRY_KPIS = ("requests", "attempts", "attempts_per_request", "sent", "load_during_fault",
               "fault_load_per_s", "succeeded", "success_rate", "wasted", "recovery_s")
@@ -86,3 +88,35 @@ def retry_kpis(events: Any, scenario: Any, *, requests: int,
 def amplification(load: float, baseline: float) -> float:
     """How many times `baseline`'s load on the dependency `load` is (NaN for no baseline)."""
     return load / baseline if baseline else math.nan
+
+
+def load_timeline(events: Any, *, bin_s: float = 1.0, duration: float | None = None,
+                  ) -> pd.DataFrame:
+    """Per `bin_s` seconds and variant: calls `sent` (reached the dependency), `refused`
+    (rejected by the breaker) and `succeeded`; bins start at ``t = 0``; every bin up
+    to `duration` (default: the last call) is present, empty ones as zeros."""
+    if not (isinstance(bin_s, int | float) and math.isfinite(bin_s) and bin_s > 0):
+        raise ValueError(f"bin_s must be a number of seconds > 0, got {bin_s!r}")
+    frame = events if isinstance(events, pd.DataFrame) else events_frame(events)
+    calls = frame[(frame["kind"] == "call") & (frame["t"] >= 0)]
+    t = calls["t"].to_numpy(dtype="float64")
+    end = duration if duration is not None else (float(t.max()) + bin_s if t.size else 0.0)
+    n = max(math.ceil(end / bin_s), 0)
+    parts = []
+    for variant in dict.fromkeys(calls["variant"]):
+        mine = (calls["variant"] == variant).to_numpy()
+        index = np.floor(t[mine] / bin_s).astype(int)
+        keep = index < n
+        outcome = calls["outcome"][mine]
+        columns = {
+            "sent": (outcome != "rejected").to_numpy(),
+            "refused": (outcome == "rejected").to_numpy(),
+            "succeeded": _succeeded(outcome, calls["error_type"][mine]),
+        }
+        part = pd.DataFrame({"variant": variant, "t": np.arange(n) * bin_s})
+        for name, mask in columns.items():
+            part[name] = np.bincount(index[keep & mask], minlength=n)[:n]
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["variant", "t", "sent", "refused", "succeeded"])
+    return pd.concat(parts, ignore_index=True)

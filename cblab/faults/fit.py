@@ -15,9 +15,15 @@ your server, or the live lab pointed at it), per phase:
   (`TIMEOUT_ERRORS`: a client guard's own deadline reaches the caller as an error),
   or when it failed no sooner than `deadline_s`.
 
-Quality is shown, not hidden: `PhaseFit.quality()` gives the KS distance, the
-observed and fitted p50/p90/p99 side by side, and the error-rate interval; a phase
-with fewer than `MIN_CALLS` calls is refused (not enough to fit anything).
+Quality is shown, not hidden: `RunFit.quality()` is a DataFrame (one row per phase,
+`quality_rows()` the same as dicts) with the KS distance, the observed and fitted
+p50/p90/p99 side by side, and the error-rate interval; a phase with fewer than
+`MIN_CALLS` calls is refused (not enough to fit anything).
+
+Warm-up: by default (``warmup="auto"``) the start of the run is searched for a
+client warm-up stall (`cblab.faults.warmup`) and those calls are left out; the fit
+says how many (`RunFit.warmup`). ``warmup=0`` keeps every call; a number of seconds
+drops the calls scheduled before it.
 `RunFit.scenario()` turns the fits into a scenario dict (service ``users``) that
 `cblab.sim.simulate` and `cblab.sim.sweep.sweep` accept.
 
@@ -33,8 +39,10 @@ from statistics import NormalDist, median
 from typing import Any
 
 from .profile import ConstantLatency, FaultProfile, Latency, LognormalLatency, NormalLatency
+from .warmup import Warmup, find_warmup
 
-__all__ = ["MIN_CALLS", "TIMEOUT_ERRORS", "FitError", "LatencyFit", "PhaseFit", "RunFit", "fit_latency", "fit_run"]
+__all__ = ["MIN_CALLS", "TIMEOUT_ERRORS", "FitError", "LatencyFit", "PhaseFit", "RunFit", "Warmup",
+           "fit_latency", "fit_run"]
 
 MIN_CALLS = 20
 QUANTILES = (0.5, 0.9, 0.99)
@@ -169,9 +177,22 @@ class PhaseFit:
 @dataclass(frozen=True)
 class RunFit:
     phases: tuple[PhaseFit, ...]
+    warmup: Warmup = field(default=Warmup(0.0, 0))  # calls left out as client warm-up
 
-    def quality(self) -> list[dict[str, Any]]:
+    def quality_rows(self) -> list[dict[str, Any]]:
         return [phase.quality() for phase in self.phases]
+
+    def quality(self) -> Any:
+        """One row per phase (a pandas DataFrame, indexed by phase)."""
+        import pandas as pd
+
+        rows = self.quality_rows()
+        for row in rows:
+            if "latency" in row:
+                row["latency"] = ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in row["latency"].items())
+        return pd.DataFrame(rows).set_index("phase")
 
     def scenario(self, name: str = "fitted", service: str = "users") -> dict[str, Any]:
         """A scenario dict (one phase per fitted phase) for `cblab.sim.simulate`/`sweep`."""
@@ -229,7 +250,8 @@ def _phase_fit(name: str, rows: list[Mapping[str, Any]], deadline_s: float | Non
 
 def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
             tool: str | None = None, deadline_s: float | None = None,
-            phases: Sequence[tuple[str, float, float]] | None = None) -> RunFit:
+            phases: Sequence[tuple[str, float, float]] | None = None,
+            warmup: str | float = "auto") -> RunFit:
     """Fit a profile per phase of a recorded run's call rows.
 
     source      keep rows of this source (the load generator sees what a client
@@ -238,6 +260,8 @@ def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
     deadline_s  the client's deadline, needed when calls timed out
     phases      ``[(name, start_s, end_s), ...]`` on the rows' `t` axis; without
                 it the rows' ``phase`` column decides, else the run is one phase "all"
+    warmup      "auto" (find a client warm-up stall and leave it out), 0 (keep
+                every call) or seconds (leave out calls scheduled before then)
     """
     calls = [r for r in rows if r.get("kind", "call") == "call"
              and (source is None or r.get("source") == source)
@@ -245,6 +269,9 @@ def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
     if not calls:
         raise FitError(f"no call rows{f' from source {source!r}' if source else ''}"
                        f"{f' for tool {tool!r}' if tool else ''}")
+    found = _warmup(calls, warmup)
+    if found:
+        calls = [r for r in calls if float(r["t"]) >= found.end_s]
     groups: dict[str, list[Mapping[str, Any]]] = {}
     if phases is not None:
         for name, start, end in phases:
@@ -256,4 +283,18 @@ def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
                 groups.setdefault(label, []).append(r)
     else:
         groups["all"] = calls
-    return RunFit(tuple(_phase_fit(name, group, deadline_s) for name, group in groups.items()))
+    return RunFit(tuple(_phase_fit(name, group, deadline_s) for name, group in groups.items()
+                        if group), found)
+
+
+def _warmup(calls: Sequence[Mapping[str, Any]], warmup: str | float) -> Warmup:
+    if warmup == "auto":
+        return find_warmup(calls)
+    if isinstance(warmup, bool) or not isinstance(warmup, int | float) or not (
+            math.isfinite(warmup) and warmup >= 0):
+        raise FitError(f"warmup must be 'auto' or seconds >= 0, got {warmup!r}")
+    if warmup == 0:
+        return Warmup(0.0, 0)
+    start = min(float(r["t"]) for r in calls)
+    end = start + float(warmup)
+    return Warmup(end, sum(1 for r in calls if float(r["t"]) < end))

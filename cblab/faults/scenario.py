@@ -35,6 +35,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
+from cblab.strict_json import read_json_file
+
 from .paths import data_dir
 from .profile import HEALTHY, FaultProfile, ProfileError
 
@@ -116,15 +118,18 @@ _T = TypeVar("_T")
 
 
 def load_scenario_file(path: Path, parse: Callable[[Any], _T]) -> _T:
-    """Read a JSON scenario file and `parse` it; errors name the file."""
+    """Read a JSON scenario file and `parse` it; errors name the file. The file is
+    bounded (`read_json_file`): a FIFO, a huge file or JSON nested thousands deep
+    is one clear error, not a hang or a RecursionError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_json_file(path)
     except OSError as exc:
-        raise ScenarioError(f"cannot read scenario file {str(path)!r}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
+        raise ScenarioError(f"cannot read scenario file {str(path)!r}: "
+                            f"{exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"{path.name}: invalid JSON: {exc}") from None
+    except ValueError as exc:
+        raise ScenarioError(f"{path.name}: {exc}") from None
     try:
         return parse(data)
     except ScenarioError as exc:

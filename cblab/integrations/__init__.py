@@ -6,7 +6,11 @@
     from cblab.integrations import ReconnectingClient         # a client that survives restarts
 
 One module per integration; `classify` holds the table of what counts against a
-breaker, `refusal` the shape of a refused call, `bulkhead` the local-slot limit.
+breaker (exceptions) and `outcomes` how a tool's result counts, `refusal` the shape
+of a refused call, `bulkhead` the local-slot limit, `reconnect` a long-lived MCP
+client that survives its server's restarts, `retry` the retry policy every
+integration takes as ``retry=`` (its budget and jitter arithmetic in `budget`),
+`fallback` the stand-in answers they take as ``fallback=``.
 Names load on first use, so importing the package does not import fastmcp.
 """
 

@@ -17,6 +17,8 @@ reset, protocol), `ConnectionError`, `EOFError`
 httpx/httpx2 `HTTPStatusError` 429 or 5xx           failure      ``http_<status>``
 `HTTPStatusError` other status (the dependency      excluded     ``http_<status>``
 answered; the tool chose to fail)
+MCP `MCPError` (a dependency that is an MCP         by code      see `classify_mcp_error`
+server: its client's errors)
 `CircuitOpenError` from an inner breaker            failure      ``CircuitOpenError``
 (e.g. a `BreakerTransport` inside the tool)
 FastMCP / pydantic `ValidationError` (arguments)    excluded     ``ValidationError``
@@ -35,6 +37,7 @@ a `Classifier` with extra types; see the `classifier=` option of each integratio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -46,6 +49,7 @@ __all__ = [
     "ExceptionClassifier",
     "Verdict",
     "classify_exception",
+    "classify_mcp_error",
     "classify_status",
     "exception_chain",
 ]
@@ -129,6 +133,80 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
             link = link.__context__
 
 
+try:
+    from mcp.shared.exceptions import MCPError as _MCPError
+except ImportError:  # pragma: no cover - other mcp versions, or no mcp at all
+    _MCPError = None  # type: ignore[assignment,misc]
+
+_MCP_FAILED = {-32001: "request_timeout", -32603: "internal_error"}
+_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate.?limit", re.IGNORECASE)
+
+
+def is_local_connection_closed(exc: BaseException) -> bool:
+    """The SDK's own "Connection closed" (-32000, never sent on the wire): the session died."""
+    return (_MCPError is not None and isinstance(exc, _MCPError)
+            and exc.error.code == -32000 and exc.error.data is None
+            and exc.error.message == "Connection closed")
+
+
+def is_session_terminated(exc: BaseException) -> bool:
+    """The server answered 404 to our session id: it restarted and forgot the session."""
+    return (_MCPError is not None and isinstance(exc, _MCPError)
+            and exc.error.message == "Session terminated")
+
+
+def is_stream_broken(exc: BaseException) -> bool:
+    """The response stream of a call in flight broke (HTTP): the call may or may not have run."""
+    return (_MCPError is not None and isinstance(exc, _MCPError)
+            and exc.error.code == -32000 and exc.error.data is None
+            and "stream" in exc.error.message.lower())
+
+
+def _http_status(error: Any) -> int | None:
+    """The HTTP status a JSON-RPC error stands for: ``data.status``, or a 429 in the text."""
+    data = error.data
+    if isinstance(data, dict):
+        status = data.get("status", data.get("http_status"))
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            return status
+    if isinstance(error.message, str) and _RATE_LIMITED.search(error.message):
+        return 429
+    return None
+
+
+def classify_mcp_error(exc: BaseException) -> Verdict | None:
+    """An MCP client's error by what it means (None: not an `MCPError`).
+
+    The SDK's own "Connection closed" is ``connection_closed``, a forgotten session
+    ``session_terminated``, a response stream broken mid-call ``stream_broken`` (the call
+    may have run: a failure, never a success); an error standing for an HTTP status
+    (``data.status``, or 429 / "too many requests" in the message, as a rate limit sent
+    as -32000) is ``http_<status>`` like `classify_status`; -32001 (request timeout),
+    -32603 (internal error) and other server errors (-32000..-32019) fail; any other
+    JSON-RPC error (invalid params, unknown method: the request was wrong) is excluded.
+    """
+    if _MCPError is None or not isinstance(exc, _MCPError):
+        return None
+    if is_local_connection_closed(exc):
+        return Verdict(Outcome.FAILURE, "connection_closed")
+    if is_session_terminated(exc):
+        return Verdict(Outcome.FAILURE, "session_terminated")
+    if is_stream_broken(exc):
+        return Verdict(Outcome.FAILURE, "stream_broken")
+    code = exc.error.code
+    status = _http_status(exc.error)
+    if status is not None:
+        verdict = classify_status(status)
+        return verdict if verdict.outcome is Outcome.FAILURE else Verdict(
+            Outcome.EXCLUDED, f"http_{status}")
+    name = _MCP_FAILED.get(code)
+    if name is not None:
+        return Verdict(Outcome.FAILURE, name)
+    if -32019 <= code <= -32000:  # implementation-defined server errors
+        return Verdict(Outcome.FAILURE, "server_error")
+    return Verdict(Outcome.EXCLUDED, f"jsonrpc_{code}")
+
+
 def classify_status(status: int) -> Verdict:
     """An HTTP answer: 429 and 5xx are the dependency failing; anything else, it answered."""
     if status == 429 or status >= 500:
@@ -180,6 +258,9 @@ class Classifier:
                 return Verdict(Outcome.EXCLUDED, f"http_{status}")
             if isinstance(link, _COUNTED):
                 return Verdict(Outcome.FAILURE, type(link).__name__)
+            mcp_verdict = classify_mcp_error(link)
+            if mcp_verdict is not None:
+                return mcp_verdict
             if isinstance(link, _VALIDATION):
                 return Verdict(Outcome.EXCLUDED, "ValidationError")
             if unknown is None and not (tool_error is not None and isinstance(link, tool_error)):

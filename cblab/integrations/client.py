@@ -55,7 +55,7 @@ and before a half-open trial unless it answered since its last failure (see
 from __future__ import annotations
 
 import asyncio
-import re
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -81,68 +81,32 @@ from .classify import (
     Verdict,
     as_verdict,
     classify_exception,
-    classify_status,
+    classify_mcp_error,
 )
 from .fallback import Fallbacks
-from .reconnect import (
-    ReconnectingClient,
-    is_local_connection_closed,
-    is_session_terminated,
-    is_stream_broken,
-)
+from .reconnect import ReconnectingClient
 from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
 from .retry import tool_names as _tool_names
 
 __all__ = ["GuardedClient", "classify_client_exception"]
 
-_FAILED_CODES = {-32001: "request_timeout", -32603: "internal_error"}
-_RATE_LIMITED = re.compile(r"\b429\b|too many requests|rate.?limit", re.IGNORECASE)
-
-try:
-    from mcp.shared.exceptions import MCPError as _MCPError
-except ImportError:  # pragma: no cover - other mcp versions
-    _MCPError = None  # type: ignore[assignment,misc]
 try:
     from mcp.client._input_required import InputRequiredRoundsExceededError as _ROUNDS_EXCEEDED
 except ImportError:  # pragma: no cover - other mcp versions
     _ROUNDS_EXCEEDED = None  # type: ignore[assignment,misc]
 
 
-def _http_status(error: Any) -> int | None:
-    """The HTTP status a JSON-RPC error stands for: ``data.status``, or a 429 in the text."""
-    data = error.data
-    if isinstance(data, Mapping):
-        status = data.get("status", data.get("http_status"))
-        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
-            return status
-    if isinstance(error.message, str) and _RATE_LIMITED.search(error.message):
-        return 429
-    return None
+_NO_DEADLINE = contextlib.nullcontext()
 
 
 def classify_client_exception(exc: BaseException) -> Verdict:
-    """The client side's table: MCP protocol errors by code, then the `classify` table."""
-    if _MCPError is not None and isinstance(exc, _MCPError):
-        if is_local_connection_closed(exc):
-            return Verdict(Outcome.FAILURE, "connection_closed")
-        if is_session_terminated(exc):
-            return Verdict(Outcome.FAILURE, "session_terminated")
-        if is_stream_broken(exc):  # the call was sent; it may have run: never a success
-            return Verdict(Outcome.FAILURE, "stream_broken")
-        code = exc.error.code
-        status = _http_status(exc.error)
-        if status is not None:  # say a rate limit sent as -32000 with data.status 429
-            verdict = classify_status(status)
-            return verdict if verdict.outcome is Outcome.FAILURE else Verdict(
-                Outcome.EXCLUDED, f"http_{status}")
-        name = _FAILED_CODES.get(code)
-        if name is not None:
-            return Verdict(Outcome.FAILURE, name)
-        if -32019 <= code <= -32000:  # implementation-defined server errors
-            return Verdict(Outcome.FAILURE, "server_error")
-        return Verdict(Outcome.EXCLUDED, f"jsonrpc_{code}")
+    """The client side's table: MCP errors by code (`classify_mcp_error`), then the
+    `classify` table; a server asking for input past the client's rounds is no outage."""
+    verdict = classify_mcp_error(exc)
+    if verdict is not None:
+        return verdict
     if _ROUNDS_EXCEEDED is not None and isinstance(exc, _ROUNDS_EXCEEDED):
-        return Verdict(Outcome.EXCLUDED, "input_required")  # asking for input is no outage
+        return Verdict(Outcome.EXCLUDED, "input_required")
     return classify_exception(exc)
 
 
@@ -264,7 +228,10 @@ class GuardedClient:
         if self.retry_tools is not None:
             return name in self.retry_tools
         if self._idempotent is None or name not in self._idempotent:
-            tools = await self.client.list_tools()
+            try:  # through the reconnecting client: the session may have died
+                tools = await self.connection.request("list_tools")
+            except Exception:  # server away: decide next time; the call meets the breaker
+                return False
             self._idempotent = {t.name: idempotent_tool(t.annotations) for t in tools}
         return self._idempotent.get(name, False)
 
@@ -310,7 +277,8 @@ class GuardedClient:
             # A half-open trial must reach the real server: reopen a session that died
             # (or may have) while the breaker was open; a reconnect that fails is this
             # call failing.
-            async with asyncio.timeout(self.deadline) as scope:
+            scope = None if self.deadline is None else asyncio.timeout(self.deadline)
+            async with scope or _NO_DEADLINE:  # asyncio.timeout costs ~10 µs: only if asked
                 await connection.ensure(trial=permit.state is CircuitState.HALF_OPEN)
                 result = await self.client.call_tool(name, arguments, **kwargs)
         except ToolError:  # an isError result, raised because raise_on_error is on
@@ -322,7 +290,7 @@ class GuardedClient:
             raise
         except Exception as exc:
             connection.note_failure(exc)
-            if isinstance(exc, TimeoutError) and scope.expired():
+            if scope is not None and isinstance(exc, TimeoutError) and scope.expired():
                 verdict = Verdict(Outcome.FAILURE, "deadline_exceeded")
             else:
                 try:

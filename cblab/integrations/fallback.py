@@ -1,9 +1,8 @@
 """Fallbacks: what a refused or failed tool call answers instead, marked as such.
 
-    from cblab.integrations import GuardedClient
-    from cblab.integrations.fallback import Fallback
+    from cblab.integrations import Fallback, GuardedClient
 
-    client = GuardedClient(Client(url), fallback={
+    client = GuardedClient(Client(url), fallback={   # or CircuitBreakerMiddleware(fallback=...)
         "forecast": Fallback.cached(max_age=600),      # the last good answer
         "tips": Fallback.static("No tips right now."),  # a fixed value
         "search": Fallback.tool("search_mirror"),       # another tool, same arguments
@@ -82,7 +81,7 @@ class Fallbacks:
     """The fallbacks of one client: `serve` a call, counting what was served."""
 
     def __init__(self, fallbacks: Mapping[str, Any] | None, *, clock: Clock = monotonic,
-                 max_cached: int = 1000) -> None:
+                 max_cached: int = 1000, server_side: bool = False) -> None:
         fallbacks = dict(fallbacks or {})
         for name, fallback in fallbacks.items():
             if not isinstance(name, str) or not name:
@@ -91,6 +90,7 @@ class Fallbacks:
                 raise ConfigError(f"fallback[{name!r}] must be a Fallback "
                                   f"(Fallback.cached/static/tool), got {fallback!r}")
         self.by_tool: dict[str, Fallback] = fallbacks
+        self._static = _static_tool_result if server_side else _static_result
         self.clock = clock
         self.max_cached = max_cached
         self._cache: dict[str, tuple[float, Any]] = {}
@@ -154,9 +154,9 @@ class Fallbacks:
                 self.unavailable += 1
                 return None
             mark["age_s"] = age
-            answer = replace(hit[1], meta={**(hit[1].meta or {}), META_KEY: mark})
+            answer = _marked(hit[1], mark)
         elif fallback.kind == "static":
-            answer = _static_result(fallback.value, mark)
+            answer = self._static(fallback.value, mark)
         else:
             other_args = dict(fallback.arguments) if fallback.arguments is not None else arguments
             try:
@@ -168,13 +168,29 @@ class Fallbacks:
                 self.unavailable += 1
                 return None
             mark["tool"] = fallback.tool_name
-            answer = replace(other, meta={**(other.meta or {}), META_KEY: mark})
+            answer = _marked(other, mark)
         self.counts[fallback.kind] += 1
         return answer
 
     def stats(self) -> dict[str, Any]:
         return {"served": dict(self.counts), "unavailable": self.unavailable,
                 "cached": len(self._cache)}
+
+
+def _marked(result: Any, mark: dict[str, Any]) -> Any:
+    """A copy of `result` (a client's CallToolResult or a server's ToolResult) with the mark."""
+    meta = {**(result.meta or {}), META_KEY: mark}
+    if hasattr(result, "model_copy"):  # pydantic: the server's ToolResult
+        return result.model_copy(update={"meta": meta})
+    return replace(result, meta=meta)
+
+
+def _static_tool_result(value: Any, mark: dict[str, Any]) -> Any:
+    from fastmcp.tools import ToolResult
+
+    text = value if isinstance(value, str) else json.dumps(value)
+    return ToolResult(content=text, structured_content={"result": value, "fallback": mark},
+                      meta={META_KEY: mark})
 
 
 def _static_result(value: Any, mark: dict[str, Any]) -> Any:

@@ -7,12 +7,16 @@ buffer until the loop gets to it, and the call misses its deadline although the
 dependency was healthy. `LoopLag` measures that: a ticker asks to be woken every
 `interval` seconds and notes how late each wake-up ran.
 
-- `lag()`: how late the loop runs *now* (the last wake-ups, smoothed, or the
-  current wake-up if it is overdue: a loop blocked right now reads as lagging
-  at once, before its tick runs);
-- `stall()`: the running total of lateness, in seconds; the difference between
-  two readings is how long the loop was behind during that interval
-  (`stalled_since(mark)`), which is what a missed deadline is judged by.
+- `lag()`: how late the loop runs, sustained (the last wake-ups' lateness,
+  smoothed): what admission decides on. A saturated loop stays behind; one
+  stall (the machine gave the CPU to another process for a moment) barely
+  moves it. Shedding on the instant's lateness refused calls the server could
+  still serve (150 sessions at once, machine load 8-13: 31-59 of 150 answered;
+  on the sustained lag 110-117);
+- `stall()`: the running total of lateness, in seconds, counting the pending
+  wake-up's lateness at once (a loop blocked right now is already behind);
+  the difference between two readings is how long the loop was behind during
+  that interval (`stalled_since(mark)`), which is what a deadline is extended by.
 
 Lateness under `noise` per wake-up (the operating system's scheduling jitter on
 a busy machine) is not counted, so an idle loop reads 0 on any machine.
@@ -91,10 +95,11 @@ class LoopLag:
         return now
 
     def lag(self) -> float:
-        """Seconds the loop runs behind now: the smoothed lateness of recent wake-ups,
-        or the pending wake-up's lateness if larger (the loop is blocked right now)."""
-        now = self._keep_running()
-        return max(self._smoothed, self._overdue(now)) if now else 0.0
+        """Seconds the loop runs behind, sustained: the smoothed lateness of recent
+        wake-ups. One long stall (the process was descheduled) moves it a little; a
+        loop that stays behind (saturated by its own work) moves it all the way."""
+        self._keep_running()
+        return self._smoothed
 
     def stall(self) -> float:
         """Total lateness so far (seconds); subtract two readings for an interval."""
@@ -123,6 +128,7 @@ class LoopLag:
         finally:
             self._due = 0.0
             self._smoothed = 0.0
+            self._task = None  # holds no reference to a loop that may be closed next
 
     def status(self) -> dict[str, float]:
         return {"lag_s": round(self.lag(), 4), "stall_s": round(self._stall, 4),

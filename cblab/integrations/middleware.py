@@ -22,6 +22,8 @@ the tool call ends with                        breaker records     the client se
 a result                                       success             the result
 a result with ``isError`` (business error,     excluded            the result
 "no results"); tools in `count_error_results`  (failure)
+an ``input_required`` leg (SEP-2322), a task   excluded            the result
+submitted by an extension (`outcomes` table)
 a ToolError raised on purpose                  excluded            the ToolError
 argument validation error                      excluded            the validation error
 httpx transport error / timeout, 5xx, 429      failure             the tool's error
@@ -76,6 +78,8 @@ from . import refusal
 from ._options import as_config
 from .bulkhead import Bulkhead
 from .classify import ExceptionClassifier, Verdict, as_verdict, classify_exception
+from .fallback import Fallbacks
+from .outcomes import result_verdict
 from .reconnect import as_trial
 from .retry import RetryPolicy, as_policy, idempotent_tool, judge_exception, judge_tool_result
 from .retry import tool_names as _tool_names
@@ -165,6 +169,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
     `retry`: a `RetryPolicy` (or True, or a number of attempts) re-running failed calls
     of tools annotated ``readOnlyHint`` or ``idempotentHint`` (`retry_tools`: an
     explicit allow-list instead); each attempt is one breaker call.
+    `fallback`: ``{tool: Fallback}`` answers for refused or failed calls, marked in the
+    result's meta (see `cblab.integrations.fallback`).
     """
 
     def __init__(
@@ -187,9 +193,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         telemetry: Any = None,
         retry: RetryPolicy | bool | int | None = None,
         retry_tools: Iterable[str] | None = None,
+        fallback: Mapping[str, Any] | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.retry = as_policy("retry", retry)
+        self.fallbacks = Fallbacks(fallback, clock=clock, server_side=True)
         self.retry_tools = _tool_names("retry_tools", retry_tools)
         self._retryable: dict[str, bool] = {}
         self.config = CircuitBreakerConfig() if config is None else as_config("config", config)
@@ -280,7 +288,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
                 problems.append(f"groups: pattern {key!r} matches no tool")
         for where, names in (("unprotected", self.unprotected),
                              ("count_error_results", self.count_error_results),
-                             ("call_timeout", set(self._timeouts))):
+                             ("call_timeout", set(self._timeouts)),
+                             ("fallback", set(self.fallbacks.by_tool))):
             problems += [f"{where}: no tool named {n!r}" for n in sorted(names - tools)]
         breakers = {b for b in map(self.breaker_for, tools) if b is not None}
         for where, names in (("configs", set(self.configs)), ("max_concurrent", set(self._slots))):
@@ -354,6 +363,22 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
             route = await self._resolve(tool, context)
         if route is None:
             return await call_next(context)
+        if tool in self.fallbacks.by_tool:
+            server = context.fastmcp_context.fastmcp
+
+            async def other(name: str, arguments: Any, **_: Any) -> Any:
+                return await server.call_tool(name, arguments)
+
+            return await self.fallbacks.serve(
+                tool, context.message.arguments, lambda: self._protected(route, context,
+                                                                         call_next), other)
+        if route.bulkhead is None and self.retry is None:  # the common path: one frame less
+            return await self._call_once(route, context, call_next)
+        return await self._protected(route, context, call_next)
+
+    async def _protected(self, route: _Route, context: Any, call_next: Any) -> Any:
+        """The call through its bulkhead and breaker (with retries if the tool has them)."""
+        tool = context.message.name
         bulkhead = route.bulkhead
         breaker = route.breaker
         # first a local slot (bounded wait), then the breaker
@@ -432,13 +457,11 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         except BaseException as exc:  # cancelled: frees the slot, counts as nothing
             breaker.record_exception(permit, exc)
             raise
-        if result.is_error:
-            if route.count_errors:
-                breaker.record(permit, _FAILURE, error_type="error_result")
-            else:
-                breaker.record(permit, _EXCLUDED, error_type="tool_error")
-        else:
+        if result.__class__ is ToolResult and not result.is_error:  # the common case
             breaker.record(permit, _SUCCESS)
+        else:  # isError, an input_required leg, a task submitted (see `outcomes`)
+            verdict = result_verdict(result, route.count_errors)
+            breaker.record(permit, verdict.outcome, error_type=verdict.error_type)
         return result
 
     def _classify(self, exc: BaseException) -> Verdict:

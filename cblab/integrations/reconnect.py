@@ -37,7 +37,14 @@ from fastmcp import Client
 
 from cblab import ConfigError
 
-from .classify import _TIMEOUTS, exception_chain
+from .classify import (
+    _TIMEOUTS,
+    _MCPError,
+    exception_chain,
+    is_local_connection_closed,
+    is_session_terminated,
+    is_stream_broken,
+)
 from .classify import _TRANSPORT as _TRANSPORT_ERRORS
 
 __all__ = [
@@ -46,7 +53,6 @@ __all__ = [
     "half_open_trial",
     "in_half_open_trial",
     "is_connection_failure",
-    "is_stream_broken",
 ]
 
 #: Set by the breaker integrations around a half-open trial call, so a dependency
@@ -99,32 +105,6 @@ def _closed_stream_errors() -> tuple[type[BaseException], ...]:
 
 
 _TRANSPORT = (*_TRANSPORT_ERRORS, *_closed_stream_errors())
-
-try:
-    from mcp.shared.exceptions import MCPError as _MCPError
-except ImportError:  # pragma: no cover - other mcp versions
-    _MCPError = None  # type: ignore[assignment,misc]
-
-
-def is_local_connection_closed(exc: BaseException) -> bool:
-    """The SDK's own "Connection closed" (-32000, never sent on the wire): the session died."""
-    return (_MCPError is not None and isinstance(exc, _MCPError)
-            and exc.error.code == -32000 and exc.error.data is None
-            and exc.error.message == "Connection closed")
-
-
-def is_session_terminated(exc: BaseException) -> bool:
-    """The server answered 404 to our session id: it restarted and forgot the session."""
-    return (_MCPError is not None and isinstance(exc, _MCPError)
-            and exc.error.message == "Session terminated")
-
-
-def is_stream_broken(exc: BaseException) -> bool:
-    """The response stream of a call in flight broke (HTTP): the call may or may not have run."""
-    return (_MCPError is not None and isinstance(exc, _MCPError)
-            and exc.error.code == -32000 and exc.error.data is None
-            and "stream" in exc.error.message.lower())
-
 
 def is_connection_failure(exc: BaseException) -> bool:
     """Did this call fail because the session or connection is gone (not merely slow)?"""
@@ -235,6 +215,7 @@ class ReconnectingClient:
         if pending is None or pending.done():
             pending = self._pending = asyncio.get_running_loop().create_task(
                 self._reopen(), name="cblab-reconnect")
+            pending.add_done_callback(_retrieve)  # every waiter may have been cancelled
         await asyncio.shield(pending)  # a cancelled caller leaves it to the others
 
     async def _reopen(self) -> None:
@@ -284,6 +265,12 @@ class ReconnectingClient:
 
     def __repr__(self) -> str:
         return f"ReconnectingClient({self.client.transport!r}, reconnects={self.reconnects})"
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a failed reconnect's error as seen (its waiters re-raise it, if any are left)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _is_answer(exc: BaseException) -> bool:

@@ -210,12 +210,9 @@ class RetryPolicy:
             except Exception as exc:
                 error = exc
             judgement = judge(result, error)
-            reason = self._stop_reason(judgement, retry, end, budget, breaker_open)
+            reason, wait = self._next(judgement, retry, end, budget, breaker_open)
             if reason is None:
                 retry += 1
-                wait = self.delay(retry)
-                if judgement.after is not None:
-                    wait = max(wait, judgement.after)
                 await self.sleep(wait)
                 continue
             self.stopped[reason] += 1
@@ -223,28 +220,28 @@ class RetryPolicy:
                 raise error
             return result  # type: ignore[no-any-return]
 
-    def _stop_reason(self, judgement: Judgement, retry: int, end: float | None,
-                     budget: RetryBudget | None,
-                     breaker_open: Callable[[], bool] | None) -> str | None:
-        """Why this call stops now, or None to retry (spending a budget token)."""
+    def _next(self, judgement: Judgement, retry: int, end: float | None,
+              budget: RetryBudget | None, breaker_open: Callable[[], bool] | None,
+              ) -> tuple[str | None, float]:
+        """(why this call stops now, 0) or (None, the wait before the next attempt);
+        a retry that goes ahead has spent a budget token."""
         if not judgement.retryable:
-            return judgement.reason
+            return judgement.reason, 0.0
         if retry + 1 >= self.attempts:
-            return "attempts"
+            return "attempts", 0.0
         if breaker_open is not None and breaker_open():
-            return "breaker_open"
+            return "breaker_open", 0.0
         after = judgement.after
         if after is not None and after > self.max_retry_after:
-            return "retry_after_too_long"
-        if end is not None:
-            # the shortest wait this retry can have; past the deadline it is pointless
-            soonest = after if after is not None else (0.0 if self.jitter else
-                                                       self.backoff_limit(retry + 1))
-            if self.clock() + soonest >= end:
-                return "deadline"
+            return "retry_after_too_long", 0.0
+        wait = self.delay(retry + 1)
+        if after is not None:
+            wait = max(wait, after)
+        if end is not None and self.clock() + wait >= end:
+            return "deadline", 0.0  # the next attempt could not start in time
         if budget is not None and not budget.withdraw():
-            return "budget"
-        return None
+            return "budget", 0.0
+        return None, wait
 
     def stats(self) -> dict[str, Any]:
         """Calls, attempts, why calls stopped, and each budget's tokens."""

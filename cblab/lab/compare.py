@@ -27,6 +27,7 @@ from .. import (
     StateChange,
     TimeWindow,
 )
+from ..analysis import PROBE_FAILURE, TRIP
 from ..sim.theory import expected_calls_until_trip
 from .diagram import STATE_COLORS, STATE_LABELS
 
@@ -185,9 +186,12 @@ def compare_policies(
         for state, began in start.items():
             spans.append({"policy": label, "state": state, "start": began, "end": duration})
         away = sum(s["end"] - s["start"] for s in spans if s["policy"] == label)
+        moves = [(c.from_state.value, c.to_state.value) for c in changes]
         summary.append({
             "policy": label,
-            "trips": breaker.trips,
+            # the report's definitions: trips CLOSED -> OPEN, failed probes HALF_OPEN -> OPEN
+            "trips": moves.count(TRIP),
+            "probe_failures": moves.count(PROBE_FAILURE),
             "first_trip_s": first_trip,
             "rejected": breaker.rejected,
             "rejected_pct": 100.0 * breaker.rejected / n,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..analysis import PROBE_FAILURE, TRIP
+from ..analysis import PROBE_FAILURE, TRIP, call_succeeded
 from ..plots import traces as tr
 from ..schema import EVENT_COLUMNS
 from .recording import DEFAULT_MAX_ROWS, Recording
@@ -228,7 +228,7 @@ class LiveFeed:
                 continue
             variant = row["variant"] or "run"
             total[variant] += 1
-            ok[variant] += row["outcome"] in ("success", "slow")
+            ok[variant] += call_succeeded(row["outcome"], row["error_type"])
         return {v: ok[v] / n for v, n in total.items() if n}
 
     def summary(self) -> dict[str, Any]:
@@ -241,7 +241,7 @@ class LiveFeed:
         out = {}
         for variant, counts in per.items():
             total = sum(counts.values())
-            ok = counts.get("success", 0) + counts.get("slow", 0)
+            ok = sum(n for outcome, n in counts.items() if call_succeeded(outcome, None))
             out[variant] = {
                 "calls": total,
                 "success_rate": ok / total if total else None,

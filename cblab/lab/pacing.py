@@ -31,9 +31,11 @@ class DrawPacer:
     drew per second. Headless runs never acknowledge: pacing starts with the first
     acknowledgement, and a draw is never held back for more than `max_hold_s`."""
 
-    # 6: the browser acknowledges some edits late, so 2 held back draws it could make
-    # (Chromium drew 3.85 updates/s with at most 2 waiting, 5.7 with 6, bench_lab).
-    def __init__(self, figure: Any, *, max_undrawn: int = 6, max_hold_s: float = 2.0) -> None:
+    # 3: every update waiting for the browser is drawn before anything queued behind
+    # it, a widget's answer to a click included (with 6 waiting, clicks took 3-8 s to
+    # show under load); with 2, late acknowledgements held back draws Chromium could
+    # make (3.85 updates/s against 5.7 with 6, bench_lab).
+    def __init__(self, figure: Any, *, max_undrawn: int = 3, max_hold_s: float = 2.0) -> None:
         self.figure = figure
         self.max_undrawn = max_undrawn
         self.max_hold_s = max_hold_s

@@ -7,7 +7,8 @@ set a few variables to keep runs short and deterministic:
 ``CBLAB_RUN_SECONDS``       stop the live loop after this many seconds (0: run until Stop)
 ``CBLAB_WAIT``              1: the notebook's last cell waits for the loop to end, then
                             checks what happened (headless runs); 0: it returns at once
-``CBLAB_UPDATE_HZ``         chart updates per second (default 8; 1 to 20)
+``CBLAB_UPDATE_HZ``         chart updates per second (default 5; 1 to 20)
+``CBLAB_CHART_POINTS``      latency points per variant the live chart draws (default 250)
 ``CBLAB_WINDOW_SECONDS``    seconds of history the live charts show (default 60)
 ``CBLAB_RATE``              requests per second from the load generator (default 20)
 ``CBLAB_BREAKER_TIMEOUT``   the breaker's open timeout in seconds (default 5)
@@ -98,7 +99,11 @@ class LabParams:
 
     run_seconds: float = 0.0  # 0: until Stop
     wait: bool = False
-    update_hz: float = 8.0
+    # 5 updates/s of at most 250 latency points per variant: every update is a full
+    # redraw in the browser (about 110 ms in Chromium with 300 points, 140 ms with 600,
+    # measured at load 10), and what the browser is drawing delays every click.
+    update_hz: float = 5.0
+    chart_points: int = 250
     window_s: float = 60.0
     rate: float = 20.0
     breaker_timeout: float = 5.0
@@ -113,6 +118,8 @@ class LabParams:
             raise ParamError(f"run_seconds must be >= 0, got {self.run_seconds!r}")
         if not 1 <= self.update_hz <= 20:
             raise ParamError(f"update_hz must be between 1 and 20, got {self.update_hz!r}")
+        if not 20 <= self.chart_points <= 5000:
+            raise ParamError(f"chart_points must be between 20 and 5000, got {self.chart_points!r}")
         if not self.window_s > 0:
             raise ParamError(f"window_s must be > 0, got {self.window_s!r}")
         unknown = set(self.expect_states) - {"closed", "open", "half_open"}
@@ -126,7 +133,8 @@ class LabParams:
         params = cls(
             run_seconds=_number(env, "CBLAB_RUN_SECONDS", 0.0, 0.0, 7 * 24 * 3600.0),
             wait=_flag(env, "CBLAB_WAIT"),
-            update_hz=_number(env, "CBLAB_UPDATE_HZ", 8.0, 1.0, 20.0),
+            update_hz=_number(env, "CBLAB_UPDATE_HZ", 5.0, 1.0, 20.0),
+            chart_points=int(_number(env, "CBLAB_CHART_POINTS", 250, 20, 5000)),
             window_s=_number(env, "CBLAB_WINDOW_SECONDS", 60.0, 5.0, 3600.0),
             rate=_number(env, "CBLAB_RATE", 20.0, 0.0, 500.0),
             breaker_timeout=_number(env, "CBLAB_BREAKER_TIMEOUT", 5.0, 0.1, 600.0),

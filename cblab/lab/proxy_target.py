@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -136,7 +137,15 @@ class _GuardHop:
         # its own session for listing tools: one shared with the guard hangs the first call
         lister = Client(self.upstream_url)
         await self._stack.enter_async_context(lister)
-        mcp = create_proxy(lister, name=f"cblab-guard-{self.variant}")
+        # fastmcp logs at INFO (into a notebook's output) that the connected client is
+        # shared: that is the intent here (calls go through the guard, not this session)
+        proxy_log = logging.getLogger("fastmcp.server.providers.proxy")
+        level = proxy_log.level
+        proxy_log.setLevel(logging.WARNING)
+        try:
+            mcp = create_proxy(lister, name=f"cblab-guard-{self.variant}")
+        finally:
+            proxy_log.setLevel(level)
         mcp.add_middleware(ToolCallRecorder(instr, dict.fromkeys(tools, self.breaker)))
         mcp.add_middleware(_ViaGuard(guard, self.deadline))
         self.runner = await ServerRunner(mcp).start()

@@ -158,7 +158,12 @@ class LabSession:
         }
         #: The controls this session has and their values (what the person set).
         self.values: dict[str, Any] = {n: initial[n] for n in names}
-        self.feed = LiveFeed(self.params.window_s, breaker=breaker, record_rows=recording_rows)
+        if isinstance(recording_rows, bool) or not isinstance(recording_rows, int) or (
+            recording_rows < 1
+        ):
+            raise ValueError(f"recording_rows must be an int >= 1, got {recording_rows!r}")
+        self.feed = LiveFeed(self.params.window_s, breaker=breaker, record_rows=recording_rows,
+                             max_points=self.params.chart_points)
         self.generators: dict[str, LoadGenerator | ProcessLoad] = {}
         self.phase = "idle"  # idle, starting, running, finished, stopped, failed
         self.error: BaseException | None = None

@@ -100,4 +100,13 @@ def show_table(frame: pd.DataFrame) -> Styler:
                 text.loc[row, column] = "–" if _missing(value) else f"× {float(value):.2f}"
                 continue
             text.loc[row, column] = format_figure(str(name), value, reason_for(row, column))
+    # latencies read in ms: a label must not say seconds (latency_p50_s -> latency_p50_ms)
+    text = text.rename(**{"index" if rows_are_kpis else "columns": _ms_label})
     return text.style.set_properties(**{"text-align": "right"})
+
+
+def _ms_label(label: Any) -> Any:
+    name = str(label)
+    if "latency" in name.lower() and name.endswith("_s"):
+        return f"{name.removesuffix('_s')}_ms"
+    return label

@@ -4,8 +4,8 @@
 several seeds) and scores each run:
 
 - availability: the share of callers' requests that succeeded;
-- wasted load: calls that reached the backend while it was failing (the load a
-  breaker exists to shed), per second of fault;
+- wasted load: `cblab.analysis`' `wasted` (calls sent into a failing backend: the
+  load a breaker exists to shed), per second of fault;
 - recovery: seconds from the end of the faults until the breaker is closed again
   (0 when it was closed already).
 
@@ -100,9 +100,11 @@ def with_background_errors(scenario: Any, error_rate: float, service: str = "use
 
 
 def fault_phases(scenario: Any, service: str = "users") -> list[str]:
-    """Phases where `service` behaves differently from the first phase (the baseline)."""
-    baseline = scenario.phases[0].profile(service)
-    return [p.name for p in scenario.phases if p.profile(service) != baseline]
+    """`cblab.analysis.fault_phase_names`: phases where `service` is down or hangs, or
+    differs from its baseline (its least failing phase)."""
+    from ..analysis import fault_phase_names
+
+    return fault_phase_names(scenario, service)
 
 
 def fault_window(scenario: Any, service: str = "users") -> tuple[float, float] | None:
@@ -117,36 +119,34 @@ def fault_window(scenario: Any, service: str = "users") -> tuple[float, float] |
 
 
 def score_run(run: Any, service: str = "users") -> dict[str, float]:
-    """The four scores of one `SimRun`. Availability and recovery are
-    `cblab.analysis.run_kpis`' (with the faults defined against the baseline phase)."""
-    from ..analysis import run_kpis
+    """The four scores of one `SimRun`, from `cblab.analysis` figures (the fault phases
+    are `fault_phase_names`: background errors are no fault):
+
+    availability   `availability`
+    false_trips    `cblab.analysis.false_trips`: trips while the service was healthy
+                   (the 10 s after a fault still belong to it)
+    wasted_per_s   `wasted` per second of fault
+    recovery_s     `recovery_s`; a breaker still not CLOSED at the end counts until
+                   the end (a lower bound, so the cell is never blank)
+    """
+    from ..analysis import false_trips, run_kpis
 
     plan = run.scenario
     faults = fault_phases(plan, service)
     window = fault_window(plan, service)
     figures = run_kpis(run, service=service, fault_phases=faults)
-    columns = run.columns()
-    kind, t, outcome, after = (columns[c] for c in ("kind", "t", "outcome", "state_after"))
-    trips = [ti for k, ti, a in zip(kind, t, after, strict=True) if k == "state" and a == "open"]
-    scores = {"availability": float(figures["availability"])}
+    scores = {"availability": float(figures["availability"]),
+              "false_trips": float(false_trips(run, service=service, fault_phases=faults))}
     if window is None:
-        return {**scores, "false_trips": float(len(trips)), "wasted_per_s": 0.0,
-                "recovery_s": 0.0}
-    start, end = window
-    # A trip is false before the faults begin, or once the service has been healthy
-    # again for 10 s (re-trips right after the end still belong to the fault).
-    scores["false_trips"] = float(sum(1 for ti in trips if ti < start or ti > end + 10.0))
-    failed = sum(1 for k, ti, o in zip(kind, t, outcome, strict=True)
-                 if k == "call" and start <= ti < end and o not in _NOT_WASTED)
-    scores["wasted_per_s"] = failed / max(end - start, 1e-9)
+        return {**scores, "wasted_per_s": 0.0, "recovery_s": 0.0}
+    _, end = window
+    fault_s = sum(phase.duration_s for phase in plan.phases if phase.name in set(faults))
+    scores["wasted_per_s"] = float(figures["wasted"]) / max(fault_s, 1e-9)
     recovery = figures["recovery_s"]
     if recovery is None or math.isnan(recovery):  # never closed: count until the run's end
         recovery = plan.total_duration_s - end
     scores["recovery_s"] = float(recovery)
     return scores
-
-
-_NOT_WASTED = frozenset({"success", "slow", "rejected", "dropped"})
 
 
 def sweep_grid(

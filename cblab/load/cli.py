@@ -3,6 +3,11 @@
     cblab load http://127.0.0.1:9000/mcp --tool get_forecast --args '{"city": "Oslo"}' \\
         --rate 20 --duration 30 --out runs/my-service
 
+Before it records, it warms up: ``--warmup N`` calls (default 2) that are not
+recorded, so the client's first-call cost (fastmcp imports JSON-schema tooling on
+the first call to a tool with an output schema: seconds) never lands in the run.
+It says how long that took. ``--phase LABEL`` labels every row (a fit per phase).
+
 The run directory (`cblab.runs`) holds one row per arrival (``source="load"``);
 `cblab report` and `cblab.faults.fit` read it. Tool arguments are not stored in
 the run (they may hold secrets), only the tool's name.
@@ -48,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run directory to write (default: runs/load-<tool>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run")
     parser.add_argument("--name", default=None, help="the run's name (default: the directory's)")
+    parser.add_argument("--warmup", type=int, default=2, metavar="N",
+                        help="calls made and not recorded before the run (default: 2; 0: none)")
+    parser.add_argument("--phase", default=None,
+                        help="label every row with this phase name (default: none)")
     return parser
 
 
@@ -70,15 +79,39 @@ async def _check_target(url: str, tool: str, timeout: float) -> None:
         )
 
 
+async def warm_up(url: str, tool: str, arguments: dict[str, Any], calls: int,
+                  timeout: float) -> float:
+    """Make `calls` unrecorded calls (whatever they answer); the seconds they took."""
+    from fastmcp import Client
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with Client(url) as client:
+        for _ in range(calls):
+            try:
+                async with asyncio.timeout(timeout):
+                    await client.call_tool_mcp(tool, arguments)
+            except Exception:  # a warm-up call may fail: the run is what we measure
+                pass
+    return loop.time() - started
+
+
 async def record_load(url: str, tool: str, arguments: dict[str, Any], *, rate: float,
                       duration: float, arrivals: str = "poisson", deadline: float = 5.0,
-                      max_in_flight: int = 64, seed: int = 0) -> Any:
-    """Check the target, run the load, return the finished `LoadGenerator`."""
+                      max_in_flight: int = 64, seed: int = 0, warmup: int = 2,
+                      phase: str | None = None, say: Any = None) -> Any:
+    """Check the target, warm up, run the load, return the finished `LoadGenerator`
+    (its ``warmup_s`` says how long the warm-up took)."""
     from .generator import LoadGenerator
 
     await _check_target(url, tool, timeout=max(deadline, 5.0))
+    took = await warm_up(url, tool, arguments, warmup, timeout=max(deadline, 10.0)) if warmup else 0.0
     gen = LoadGenerator(url, tool, arguments, rate=rate, arrivals=arrivals, seed=seed,
-                        max_in_flight=max_in_flight, deadline=deadline, keep_all=True)
+                        max_in_flight=max_in_flight, deadline=deadline, keep_all=True,
+                        phase=phase)
+    gen.warmup_s = took
+    if warmup and say is not None:
+        say(f"cblab load: warm-up: {warmup} call(s) in {took:.1f} s, not recorded")
     return await gen.run(duration=duration)
 
 
@@ -95,6 +128,10 @@ def _check(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--{name} must be a number > 0, got {value!r}")
     if args.max_in_flight < 1:
         raise ValueError(f"--max-in-flight must be >= 1, got {args.max_in_flight}")
+    if not 0 <= args.warmup <= 100:
+        raise ValueError(f"--warmup must be 0 to 100 calls, got {args.warmup}")
+    if args.phase is not None and not (0 < len(args.phase) <= 64):
+        raise ValueError("--phase must be 1 to 64 characters")
     return arguments
 
 
@@ -111,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         gen = asyncio.run(record_load(
             args.url, args.tool, arguments, rate=args.rate, duration=args.duration,
             arrivals=args.arrivals, deadline=args.deadline, max_in_flight=args.max_in_flight,
-            seed=args.seed,
+            seed=args.seed, warmup=args.warmup, phase=args.phase,
+            say=lambda line: print(line, flush=True),
         ))
         meta = {
             "name": args.name or out.name, "kind": "live", "seed": args.seed,
             "notes": f"cblab load: {args.tool} at {args.rate:g}/s for {args.duration:g} s",
             "extra": {"target": args.url, "tool": args.tool, "rate_per_s": args.rate,
-                      "arrivals": args.arrivals, "deadline_s": args.deadline},
+                      "arrivals": args.arrivals, "deadline_s": args.deadline,
+                      "warmup_calls": args.warmup, "warmup_s": round(gen.warmup_s, 3)},
         }
         save_run(out, gen.to_frame(), meta, overwrite=args.overwrite)
     except (LoadSetupError, ProxyError, RunError, ValueError, FileExistsError) as exc:

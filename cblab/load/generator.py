@@ -20,6 +20,8 @@ tool result                         success      -
 isError, breaker refused            rejected     dependency_unavailable
 isError, bulkhead full              dropped      local_overload (as the server
                                                  records it; see `cblab.codes`)
+other isError with a status         failure      http_<status> (e.g. an injected 500)
+other isError with an error code    failure      that code (cut to 64 characters)
 other isError (ToolError, ...)      failure      tool_error
 exception from the client           failure      the exception class name
 deadline passed                     timeout      deadline_exceeded
@@ -47,6 +49,19 @@ from cblab.schema import EVENT_COLUMNS, event_row
 __all__ = ["DEMO_ORDER_IDS", "DEMO_USERNAMES", "LoadGenerator", "demo_arguments"]
 
 Arguments = Mapping[str, Any] | Callable[[random.Random], Mapping[str, Any]] | None
+
+
+def result_code(content: Any) -> str:
+    """What an isError result's structured content says went wrong: an HTTP status
+    (``http_503``), an error code (bounded), else ``tool_error``."""
+    if isinstance(content, Mapping):
+        status = content.get("status")
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            return f"http_{status}"
+        error = content.get("error")
+        if isinstance(error, str) and error:
+            return error[:64]
+    return TOOL_ERROR
 
 
 class LoadGenerator:
@@ -80,7 +95,12 @@ class LoadGenerator:
         on_result: Callable[[dict[str, Any]], Any] | None = None,
         spread: str = "round_robin",
         breaker: str | None = None,
+        phase: str | Callable[[float], str | None] | None = None,
     ) -> None:
+        if phase is not None and not (callable(phase) or (isinstance(phase, str) and phase)):
+            raise ValueError(f"phase must be a label or a function of t, got {phase!r}")
+        self.phase = phase
+        self.warmup_s = 0.0  # seconds of unrecorded warm-up calls before the run (cblab load)
         if spread not in {"round_robin", "random"}:
             raise ValueError(f"spread must be 'round_robin' or 'random', got {spread!r}")
         if isinstance(target, list | tuple) and not target:
@@ -310,7 +330,7 @@ class LoadGenerator:
                     error_type = refusal.error
                     breaker = refusal.breaker or None
                 else:
-                    outcome, error_type = "failure", TOOL_ERROR
+                    outcome, error_type = "failure", result_code(result.structured_content)
         except TimeoutError:
             outcome, error_type = "timeout", DEADLINE_EXCEEDED
         except asyncio.CancelledError:
@@ -324,10 +344,11 @@ class LoadGenerator:
 
     def _finish(self, seq: int, t: float, outcome: str, latency: float | None,
                 error_type: str | None, breaker: str | None = None) -> None:
+        phase = self.phase(t) if callable(self.phase) else self.phase
         row = event_row(
             seq=seq, kind="call", t=t, source="load", variant=self.variant,
             breaker=breaker or self.breaker, tool=self.tool, outcome=outcome, latency=latency,
-            error_type=error_type,
+            error_type=error_type, phase=phase,
         )
         self.counts[outcome] += 1
         self._window.append(row)

@@ -367,8 +367,12 @@ def backend_load(
     offered: bool = True,
     title: str | None = "Load reaching the backend",
     phases: bool = True,
+    dependency: str = "backend",
 ) -> go.Figure:
     """Requests per second reaching the backend (admitted calls), per variant.
+
+    `dependency` names what the calls reach in the legend: "backend" for cblab's demo
+    backend, "target" for someone's own MCP server behind the fault proxy.
 
     With `offered=True` the offered load (every call the clients made) is drawn
     dotted in the same colour: the gap between the two is what the breaker shed.
@@ -387,7 +391,7 @@ def backend_load(
                 x=xy.x,
                 y=xy.y,
                 mode="lines",
-                name=f"{label(v)} · {'backend' if backend else 'offered'}",
+                name=f"{label(v)} · {dependency if backend else 'offered'}",
                 legendgroup=v,
                 meta=[v, which],
                 line={

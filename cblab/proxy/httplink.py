@@ -27,12 +27,14 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import httpx
-
 from .exchange import Headers, Inbound, Reply, down_reply, one_chunk, too_large_reply
 from .health import CONNECTED, DOWN, UpstreamHealth
 from .messages import UPSTREAM_DOWN, SseSplitter, parse_message, sse_event
 from .upstream import error_reason
+from .wire import HttpPool, UpstreamResponse
+
+#: what a broken upstream connection raises (refused, reset, timed out connecting)
+_BROKEN = (OSError, TimeoutError, asyncio.IncompleteReadError)
 
 __all__ = ["HttpLink"]
 
@@ -61,15 +63,12 @@ class HttpLink:
         parts = urlsplit(url)
         self._address = (parts.hostname or "127.0.0.1",
                          parts.port or (443 if parts.scheme == "https" else 80))
-        self._client: httpx.AsyncClient | None = None
+        self._pool: HttpPool | None = None
         self._probe: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # no read timeout: a call lasts as long as its client waits (the client's deadline)
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=10.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=64),
-            follow_redirects=False)
+        self._pool = HttpPool(self.url)
 
     async def stop(self) -> None:
         probe, self._probe = self._probe, None
@@ -77,9 +76,9 @@ class HttpLink:
             probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await probe
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     # --- the upstream's state -------------------------------------------------------
 
@@ -115,45 +114,43 @@ class HttpLink:
         return out
 
     async def exchange(self, inbound: Inbound) -> Reply:
-        assert self._client is not None
-        request = self._client.build_request(
-            inbound.method, self.url, headers=self._headers(inbound.headers),
-            content=inbound.body if inbound.method == "POST" else None)
+        assert self._pool is not None
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
+            response = await self._pool.request(
+                inbound.method, self._headers(inbound.headers),
+                inbound.body if inbound.method == "POST" else b"")
+        except _BROKEN as exc:
             reason = error_reason(exc)
             self._went_down(reason)
             return down_reply(inbound.request_id, self.health.state, reason)
         if not self.health.connected:
             self.health.set(CONNECTED)
-        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _DROP_RESPONSE]
+        headers = [(k, v) for k, v in response.headers if k not in _DROP_RESPONSE]
         if not inbound.watch:
-            return Reply(response.status_code, headers, self._raw(response),
-                         close=response.aclose)
-        content_type = response.headers.get("content-type", "")
-        if content_type.startswith("text/event-stream"):
-            reply = Reply(response.status_code, headers, one_chunk(b""), close=response.aclose)
+            return Reply(response.status, headers, self._raw(response), close=response.aclose)
+        if (response.header(b"content-type") or b"").startswith(b"text/event-stream"):
+            reply = Reply(response.status, headers, one_chunk(b""), close=response.aclose)
             reply.body = self._events(response, inbound, reply)
             return reply
         return await self._whole(response, inbound, headers)
 
-    async def _raw(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    async def _raw(self, response: UpstreamResponse) -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.body():
                 yield chunk
         finally:
             await response.aclose()
 
-    async def _whole(self, response: httpx.Response, inbound: Inbound, headers: Headers) -> Reply:
+    async def _whole(self, response: UpstreamResponse, inbound: Inbound,
+                     headers: Headers) -> Reply:
         """A JSON answer, read whole (bounded) and looked into."""
         body = bytearray()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.body():
                 body += chunk
                 if len(body) > self.max_result_bytes:
                     return too_large_reply(inbound.request_id, self.max_result_bytes)
-        except httpx.TransportError as exc:
+        except _BROKEN as exc:
             reason = error_reason(exc)
             self._went_down(reason)
             return down_reply(inbound.request_id, self.health.state, reason)
@@ -161,18 +158,18 @@ class HttpLink:
             await response.aclose()
         data = bytes(body)
         headers.append((b"content-length", str(len(data)).encode()))
-        reply = Reply(response.status_code, headers, one_chunk(data))
+        reply = Reply(response.status, headers, one_chunk(data))
         reply.answer = parse_message(data)
         return reply
 
-    async def _events(self, response: httpx.Response, inbound: Inbound,
+    async def _events(self, response: UpstreamResponse, inbound: Inbound,
                       reply: Reply) -> AsyncIterator[bytes]:
         """An SSE answer, event by event (each bounded); the one answering the request
         is kept in `reply.answer`."""
         splitter = SseSplitter(self.max_result_bytes)
         wanted = inbound.request_id
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.body():
                 try:
                     events = splitter.feed(chunk)
                 except OverflowError:
@@ -188,7 +185,7 @@ class HttpLink:
             rest = splitter.rest()
             if rest:
                 yield rest
-        except httpx.TransportError as exc:
+        except _BROKEN as exc:
             reason = error_reason(exc)
             reply.error_type = UPSTREAM_DOWN
             log.warning("upstream %s broke the answer off: %s", self.url, reason)

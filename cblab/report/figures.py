@@ -27,6 +27,7 @@ __all__ = [
     "ReportFigure",
     "comparison_groups",
     "comparison_id",
+    "dependency_name",
     "refusal_caption",
     "report_figures",
     "run_dir_name",
@@ -83,13 +84,20 @@ _CAPTIONS = {
     "latency_distribution": "Latency per scenario phase as the caller saw it (box: "
     "quartiles and median, dashed line: mean, whiskers to 1.5 IQR, dots: outliers).",
     "success_rate": "Share of calls that returned a result, over a trailing window.",
-    "backend_load": "Requests per second that reached the backend (solid) and that "
+    "backend_load": "Requests per second that reached the $dependency (solid) and that "
     "clients offered (dotted): the gap is the load the breaker shed.",
 }
 
 
+def dependency_name(runs: Sequence[Run]) -> str:
+    """What the runs' calls reached: "target" (someone's own MCP server behind cblab's
+    fault proxy: the live lab records it as `extra.target`) or cblab's demo "backend"."""
+    return "target" if runs and all(run.meta.extra.get("target") for run in runs) else "backend"
+
+
 def _figures_for(
-    events: pd.DataFrame, prefix: str, duration: float, unprotected: Sequence[str] = ()
+    events: pd.DataFrame, prefix: str, duration: float, unprotected: Sequence[str] = (),
+    dependency: str = "backend",
 ) -> list[ReportFigure]:
     window, bin_s = _window_s(duration), _bin_s(duration)
     builders: list[tuple[str, str, Callable[[], go.Figure]]] = [
@@ -109,13 +117,14 @@ def _figures_for(
             "Success rate",
             lambda: success_rate(events, window, title=f"Success rate ({window:g} s window)"),
         ),
-        ("backend_load", "Backend load", lambda: backend_load(events, bin_s)),
+        ("backend_load", f"Load reaching the {dependency}",
+         lambda: backend_load(events, bin_s, dependency=dependency)),
     ]
     out = []
     for name, title, build in builders:
         fig = build()
         fig.update_layout(title=None, margin_t=max(fig.layout.margin.t or 0, 40) - 20)
-        caption = _CAPTIONS[name]
+        caption = _CAPTIONS[name].replace("$dependency", dependency)
         if name == "latency_scatter":
             caption = f"{caption} {refusal_caption(events)}".strip()
         out.append(ReportFigure(f"{prefix}-{name}", title, fig, caption))
@@ -202,11 +211,12 @@ def report_figures(runs: Sequence[Run]) -> dict[str, list[ReportFigure]]:
         sid = comparison_id(k, len(groups))
         sections[sid] = [
             f
-            for f in _figures_for(combined, sid, duration, unprotected)
+            for f in _figures_for(combined, sid, duration, unprotected, dependency_name(chosen))
             if not f.id.endswith("latency_scatter")  # one scatter per run is enough
         ]
     for i, run in enumerate(runs, start=1):
         sections[f"run-{i}"] = _figures_for(
-            run.events, f"run-{i}", _run_duration(run), unprotected_variants(run)
+            run.events, f"run-{i}", _run_duration(run), unprotected_variants(run),
+            dependency_name([run]),
         )
     return sections

@@ -23,6 +23,10 @@ from typing import Any
 from cblab.demo import BREAKER_DEFAULTS, DATABASE, GITHUB
 
 TOKEN_ENV = "CBLAB_ADMIN_TOKEN"
+#: /events keeps up to twice this many rows in memory (about 1 KB each).
+MAX_EVENT_CAPACITY = 1_000_000
+#: Connections per dependency: each is a descriptor.
+MAX_DEPENDENCY_SLOTS = 10_000
 
 __all__ = ["TOKEN_ENV", "breaker_configs", "build_parser", "main", "settings_from_args"]
 
@@ -109,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def breaker_configs(args: argparse.Namespace) -> dict[str, Any]:
     """The two breakers' configs from the flags (core only: fails fast, before fastmcp loads)."""
     from cblab import CircuitBreakerConfig, ConfigError
+    from cblab.strict_json import loads_bounded
 
     configs = {}
     for name, defaults in BREAKER_DEFAULTS.items():
@@ -116,7 +121,7 @@ def breaker_configs(args: argparse.Namespace) -> dict[str, Any]:
         raw = getattr(args, f"{name}_config")
         if raw:
             try:
-                given = json.loads(raw)
+                given = loads_bounded(raw)  # nested thousands deep: an error, not a crash
             except ValueError as exc:
                 raise ConfigError(f"--{name}-config is not valid JSON: {exc}") from None
             if not isinstance(given, dict):
@@ -288,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         print(f"cblab serve: --port must be 0..65535, got {args.port}", file=sys.stderr)
         return 2
+    for flag, value, most in (("--event-capacity", args.event_capacity, MAX_EVENT_CAPACITY),
+                              ("--max-connections", args.max_connections, MAX_DEPENDENCY_SLOTS)):
+        if not 1 <= value <= most:  # each is memory (rows) or descriptors (connections)
+            print(f"cblab serve: {flag} must be 1..{most:,}, got {value}", file=sys.stderr)
+            return 2
     from cblab import ConfigError
 
     try:

@@ -15,7 +15,8 @@ kind            after a failure                               after a refusal
 ``model``       calls again after `think_s` (the model's      the same: it does not read
                 turn), up to `retries` times                  the refusal
 ``framework``   waits ``backoff * 2**n`` (no jitter: every    the same: a framework
-                agent on the same schedule), up to `retries`  retries every error
+                agent on the same schedule; ``jitter=True``:  retries every error
+                a uniform draw below it), up to `retries`
 ``budgeted``    cblab's `RetryPolicy`: full jitter, a retry   gives up: a refusal is
                 budget shared by the agents                   never retried
 ``patient``     calls again after `think_s`                   waits the refusal's
@@ -81,6 +82,7 @@ class Agent:
     budget_ratio: float = 0.1  # budgeted: retries per call, token bucket
     budget_burst: float = 10.0
     max_wait_s: float = 60.0  # patient: the longest retry_after_s it will wait
+    jitter: bool = False  # framework: full jitter instead of the fixed schedule
 
     def __post_init__(self) -> None:
         if self.kind not in AGENT_KINDS:
@@ -89,6 +91,8 @@ class Agent:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or not (
                 0 <= self.retries <= 100):
             raise ValueError(f"retries must be an integer from 0 to 100, got {self.retries!r}")
+        if not isinstance(self.jitter, bool):
+            raise ValueError(f"jitter must be True or False, got {self.jitter!r}")
         for name in ("think_s", "backoff", "max_backoff", "budget_ratio", "budget_burst",
                      "max_wait_s"):
             value = getattr(self, name)
@@ -105,8 +109,8 @@ class Agent:
         return cls("model", retries=retries, think_s=think_s)
 
     @classmethod
-    def framework(cls, retries: int = 3, backoff: float = 0.1) -> Agent:
-        return cls("framework", retries=retries, backoff=backoff)
+    def framework(cls, retries: int = 3, backoff: float = 0.1, jitter: bool = False) -> Agent:
+        return cls("framework", retries=retries, backoff=backoff, jitter=jitter)
 
     @classmethod
     def budgeted(cls, retries: int = 3, backoff: float = 0.1, budget_ratio: float = 0.1,
@@ -123,7 +127,8 @@ class Agent:
         if self.kind == "none" or self.retries == 0:
             return "no retries"
         return {"model": f"model re-calls ×{self.retries}",
-                "framework": f"framework {self.retries} retries, no jitter",
+                "framework": f"framework {self.retries} retries, "
+                             + ("full jitter" if self.jitter else "no jitter"),
                 "budgeted": f"budgeted {self.retries} retries",
                 "patient": f"waits retry_after ×{self.retries}"}[self.kind]
 
@@ -144,6 +149,8 @@ class Agent:
         if kind == "model":
             return self.think_s
         if kind == "framework":
+            if self.jitter:
+                return full_jitter(rng, self.backoff, self.max_backoff, retries + 1)
             return backoff_limit(self.backoff, self.max_backoff, retries + 1)
         if kind == "patient":
             if not refused:
@@ -170,9 +177,12 @@ class AgentSimulation(Simulation):
     """`Simulation` whose calls come from agents that re-issue them (see the module doc)."""
 
     def __init__(self, scenario: Scenario, phases: list[Any], config: CircuitBreakerConfig,
-                 agent: Agent, *, seed: int | str, **options: Any) -> None:
+                 agent: Agent, *, seed: int | str, round_trip_s: float = 0.0,
+                 fail_fast_s: float = FAST_FAIL_S, **options: Any) -> None:
         super().__init__(scenario, phases, config, seed=seed, **options)
         self.agent = agent
+        self.round_trip_s = round_trip_s
+        self.fail_fast_s = fail_fast_s
         self._agent_rng = random.Random(f"cblab-sim:{seed}:agents")
         self._budget = agent.budget()
         self._inflight: dict[Any, _Request] = {}
@@ -226,14 +236,16 @@ class AgentSimulation(Simulation):
         self._inflight[permit] = request
         profile = self._profile
         if profile.mode == "down":
-            env.schedule_at(t + FAST_FAIL_S, self._finish, permit, t, FAILURE, ERROR_REFUSED)
+            env.schedule_at(t + self.fail_fast_s, self._finish, permit, t, FAILURE,
+                            ERROR_REFUSED)
             return
         plan = plan_request(profile, self._rng)
         call = _Call(permit, t, plan.kind, plan.latency_s, _plan_error(plan))
         limit = self._limit
         if self._queue or (limit is not None and self._busy >= limit):
             if profile.overflow == "reject":
-                env.schedule_at(t + FAST_FAIL_S, self._finish, permit, t, FAILURE, "http_503")
+                env.schedule_at(t + self.fail_fast_s, self._finish, permit, t, FAILURE,
+                                "http_503")
                 return
             call.backend = _QUEUED
             self._queue.append(call)
@@ -259,7 +271,7 @@ class AgentSimulation(Simulation):
             self.gave_up += 1
             return
         request.retries += 1
-        self.env.schedule(delay, self._attempt, request)
+        self.env.schedule(delay + self.round_trip_s, self._attempt, request)
 
     def _delay(self, request: _Request, refused: bool, retry_after: float | None) -> float | None:
         return self.agent.next_delay(request.retries, refused=refused, retry_after=retry_after,
@@ -301,15 +313,29 @@ def simulate_agents(
     rate: float | None = None,
     service: str = "users",
     variant: str | None = None,
+    round_trip_s: float = 0.0,
+    fail_fast_s: float = FAST_FAIL_S,
 ) -> AgentRun:
-    """Play `scenario` with `agent`s as the callers; `protected=False` disables the breaker."""
+    """Play `scenario` with `agent`s as the callers; `protected=False` disables the breaker.
+
+    `round_trip_s`: what each attempt costs the agent beyond the server's call (the
+    MCP round trip; on a busy machine it dwarfs a refused connection's 0.5 ms): its
+    next attempt starts that much later. `fail_fast_s`: how long the server takes to
+    report a refused connection (or a capacity 503) as a failure (default: loopback's
+    0.5 ms; a loaded server takes longer, and calls in flight meanwhile still go out).
+    """
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be a cblab.sim.agents.Agent, got {agent!r}")
+    for name, value in (("round_trip_s", round_trip_s), ("fail_fast_s", fail_fast_s)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
     scenario = resolve_scenario(scenario)
     config = _config(config)
     phases = load_phases(scenario, rate=rate)
     sim = AgentSimulation(scenario, phases, config, agent, seed=seed, deadline_s=deadline_s,
-                          protected=protected, service=service)
+                          protected=protected, service=service, round_trip_s=round_trip_s,
+                          fail_fast_s=fail_fast_s)
     with gc_paused():
         rows = sim.run()
     if variant is None:

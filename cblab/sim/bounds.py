@@ -11,7 +11,7 @@ bounded, up front, from what the inputs imply:
 
 A run's memory grows with its calls (about 200 bytes per event row while it
 runs); a sweep's with its runs (one row of KPIs each); its time with its calls.
-The defaults keep one run near 200 MB and one sweep within minutes per core;
+The defaults keep one run under 400 MB and a sweep within tens of minutes per core;
 each limit is a keyword (and a command-line flag) that raises it.
 
 Poisson arrivals vary around the expectation (a standard deviation of sqrt(n)),
@@ -34,7 +34,7 @@ __all__ = [
     "expected_calls",
 ]
 
-#: Simulated calls per run (about 200 MB of rows and 20 s on one core at the limit).
+#: Simulated calls per run (at the limit: about 400 MB peak with its KPIs, 25 s on one core).
 DEFAULT_MAX_CALLS = 1_000_000
 #: Runs per sweep (grid points x scenarios x seeds).
 DEFAULT_MAX_RUNS = 100_000

@@ -10,28 +10,53 @@ The key is a SHA-256 of (scenario spec, full breaker config, simulation options
 including the deadline, seed, cblab version): change any of them and the entry
 is a miss. The version includes a fingerprint of cblab's own source files, so
 in a development checkout an edit to the simulator or the breaker invalidates
-old results too (the release number alone would not change). Each entry is a small JSON file written atomically (temp file, then
-rename), so concurrent sweeps and an interrupted sweep never leave a half-written
-entry under a real name. An entry that does not parse, or whose stored key or
-checksum does not match, is deleted and reported as a miss: it is recomputed,
-never trusted.
+old results too (the release number alone would not change). Each entry is a small
+JSON file written atomically (temp file, then rename), so concurrent sweeps and an
+interrupted sweep never leave a half-written entry under a real name.
+
+Entries are authenticated: each carries an HMAC-SHA256 of its key and KPIs under
+the cache's own secret, 32 random bytes in `<dir>/.key` (created on first use,
+mode 0600, refused if others can read or write it). A checksum anyone can
+recompute would let an edited entry pass (availability 1.000 from a file someone
+wrote); without the key an entry cannot be forged, and entries copied from
+another cache do not verify. Whoever can read the key file (the cache's owner)
+can still write valid entries: the cache trusts its owner, nobody else.
+
+An entry that is not a small regular file (a FIFO would block the sweep), does
+not parse (JSON nested thousands deep included), or does not verify is deleted
+and reported as a miss: it is recomputed, never trusted. A directory that cannot
+be a cache (a file, unwritable) is a `CacheError` from `open()`, which `sweep`
+calls before any work.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_BYTES", "ResultCache", "code_version", "default_cache_dir"]
+from cblab.strict_json import read_json_file
+
+__all__ = ["DEFAULT_MAX_BYTES", "CacheError", "ResultCache", "code_version", "default_cache_dir"]
 
 #: Default size cap: about 250,000 entries.
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+#: An entry is one run's KPIs (about 1 KB); anything much larger is not ours.
+MAX_ENTRY_BYTES = 64 * 1024
+KEY_FILE = ".key"
+_KEY_BYTES = 32
+
+
+class CacheError(ValueError):
+    """The cache directory cannot be used (not a directory, not writable, an unsafe key)."""
 
 
 def default_cache_dir() -> Path:
@@ -77,6 +102,7 @@ class ResultCache:
         self.corrupt = 0
         self.written = 0
         self._dirs: set[Path] = set()
+        self._secret: bytes | None = None
 
     def __repr__(self) -> str:
         return f"ResultCache({str(self.path)!r}, max_bytes={self.max_bytes})"
@@ -102,31 +128,95 @@ class ResultCache:
     def _file(self, key: str) -> Path:
         return self.path / key[:2] / f"{key}.json"
 
+    def open(self) -> ResultCache:
+        """Make sure the directory can be a cache (create it and its key if needed);
+        CacheError naming the problem otherwise. `get`/`put` call it on first use."""
+        if self._secret is not None:
+            return self
+        where = str(self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise CacheError(f"cache directory {where!r} is not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create cache directory {where!r}: "
+                             f"{exc.strerror or exc}") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise CacheError(f"cache directory {where!r} is not writable")
+        self._secret = self._load_secret(self.path / KEY_FILE)
+        return self
+
+    def _load_secret(self, file: Path) -> bytes:
+        if not file.exists():  # first use: 32 random bytes, readable by the owner only
+            try:
+                fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".key-")  # mode 0600
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(_KEY_BYTES))
+                try:  # linked whole under its name: a concurrent sweep never sees half a key
+                    os.link(tmp, file)
+                except FileExistsError:
+                    pass  # another sweep made it first: use theirs
+                finally:
+                    os.unlink(tmp)
+            except OSError as exc:
+                raise CacheError(f"cannot create the cache key {str(file)!r}: "
+                                 f"{exc.strerror or exc}") from None
+        try:
+            fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise CacheError(f"cannot read the cache key {str(file)!r}: "
+                             f"{exc.strerror or exc}") from None
+        with os.fdopen(fd, "r") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise CacheError(f"cache key {str(file)!r} is not a regular file")
+            if info.st_uid != os.getuid() or info.st_mode & 0o077:
+                raise CacheError(
+                    f"cache key {str(file)!r} is not private (owner uid {info.st_uid}, mode "
+                    f"{stat.S_IMODE(info.st_mode):04o}): entries could be forged; "
+                    "remove it (the cache starts over) or chmod 600 it")
+            text = handle.read(4 * _KEY_BYTES).strip()
+        try:
+            secret = bytes.fromhex(text)
+        except ValueError:
+            secret = b""
+        if len(secret) != _KEY_BYTES:
+            raise CacheError(f"cache key {str(file)!r} is damaged; remove it (the cache "
+                             "starts over)")
+        return secret
+
+    def _mac(self, key: str, body: Any) -> str:
+        assert self._secret is not None
+        message = key.encode() + b"\n" + _canonical(body).encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored KPIs, or None (a miss). A damaged entry is removed and is a miss."""
+        """The stored KPIs, or None (a miss). A damaged, foreign or forged entry is
+        removed and is a miss."""
+        self.open()
         file = self._file(key)
         try:
-            raw = file.read_bytes()
-        except OSError:
+            entry = read_json_file(file, max_bytes=MAX_ENTRY_BYTES)
+            body = entry["kpis"]
+            if (entry["key"] != key or not isinstance(body, dict)
+                    or not hmac.compare_digest(str(entry["mac"]), self._mac(key, body))):
+                raise ValueError("key or authentication code mismatch")
+        except FileNotFoundError:
             self.misses += 1
             return None
-        try:
-            entry = json.loads(raw)
-            body = entry["kpis"]
-            if entry["key"] != key or entry["sha256"] != _digest(body) or not isinstance(body, dict):
-                raise ValueError("key or checksum mismatch")
-        except (ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):
             self.corrupt += 1
             self.misses += 1
-            file.unlink(missing_ok=True)
+            _remove(file)
             return None
         self.hits += 1
         return body
 
     def put(self, key: str, kpis: Mapping[str, Any]) -> None:
         """Store `kpis` under `key`, atomically. A cache that cannot be written is skipped."""
+        self.open()
         body = dict(kpis)
-        data = json.dumps({"key": key, "sha256": _digest(body), "kpis": body}).encode()
+        data = json.dumps({"key": key, "mac": self._mac(key, body), "kpis": body}).encode()
         file = self._file(key)
         try:
             if file.parent not in self._dirs:  # one mkdir per shard, not per entry
@@ -181,8 +271,12 @@ class ResultCache:
             p.unlink(missing_ok=True)
 
 
-def _digest(body: Any) -> str:
-    return hashlib.sha256(_canonical(body).encode()).hexdigest()
+def _remove(file: Path) -> None:
+    """Delete a bad entry, whatever it is (a file, a FIFO, a symlink; not a directory)."""
+    try:
+        file.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _size(path: Path) -> int:

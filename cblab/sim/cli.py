@@ -27,9 +27,11 @@ from typing import Any
 from cblab import CircuitBreakerConfig, ConfigError
 from cblab.demo import SERVICE_ROUTES
 from cblab.faults.scenario import ARRIVALS, ScenarioError, available_scenarios
+from cblab.strict_json import loads_bounded, read_json_file
 
 from .bounds import DEFAULT_MAX_CALLS, DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS, WorkLimitError
 from .cache import DEFAULT_MAX_BYTES
+from .executors import max_local_workers
 from .run import DEFAULT_DEADLINE_S, simulate, write_events_csv
 from .workload import resolve_scenario
 
@@ -62,24 +64,26 @@ class _Parser(argparse.ArgumentParser):
 def _value(text: str) -> Any:
     """A command-line value: JSON when it parses (5, 0.5, true, null, {...}), else text."""
     try:
-        return json.loads(text)
+        return loads_bounded(text)
     except json.JSONDecodeError:
         return text
+    except ValueError as exc:
+        raise _UsageError(f"value {text[:40]!r}...: {exc}") from None
 
 
 def _json_arg(text: str, what: str) -> Any:
-    """Inline JSON, or the path of a JSON file."""
-    source = text
-    if not text.lstrip().startswith(("{", "[")):
-        path = Path(text)
-        try:
-            source = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise _UsageError(f"cannot read {what} file {text!r}: {exc.strerror}") from None
+    """Inline JSON, or the path of a JSON file (bounded: size, nesting, a regular file)."""
     try:
-        return json.loads(source)
+        if text.lstrip().startswith(("{", "[")):
+            return loads_bounded(text)
+        try:
+            return read_json_file(text)
+        except OSError as exc:
+            raise _UsageError(f"cannot read {what} file {text!r}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise _UsageError(f"{what} is not valid JSON: {exc}") from None
+    except ValueError as exc:
+        raise _UsageError(f"{what}: {exc}") from None
 
 
 def _settings(pairs: list[str], what: str) -> dict[str, str]:
@@ -121,11 +125,13 @@ def _check_output(path: str) -> None:
     if target.is_dir():
         raise _UsageError(f"cannot write -o {path!r}: it is a directory")
     if not parent.is_dir():
-        raise _UsageError(f"cannot write -o {path!r}: directory {str(parent)!r} does not exist")
+        problem = "is not a directory" if parent.exists() else "does not exist"
+        raise _UsageError(f"cannot write -o {path!r}: {str(parent)!r} {problem}")
     try:  # the real test: can a file be created there (the output goes via a temp file)
         fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".probe")
     except OSError as exc:
-        raise _UsageError(f"cannot write -o {path!r}: {exc.strerror or exc}") from None
+        raise _UsageError(f"cannot write -o {path!r}: cannot create a file in "
+                          f"{str(parent)!r}: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(probe)
     if target.exists() and not os.access(target, os.W_OK):
@@ -158,7 +164,7 @@ def _options_parser() -> argparse.ArgumentParser:
     limits = parser.add_argument_group("work bounds (checked before anything runs)")
     limits.add_argument("--max-calls", type=_count, default=DEFAULT_MAX_CALLS, metavar="N",
                         help="refuse a run expected to simulate more calls (rate x duration; "
-                             f"default {DEFAULT_MAX_CALLS:,}, about 200 MB per run)")
+                             f"default {DEFAULT_MAX_CALLS:,}: about 400 MB at most)")
     return parser
 
 
@@ -357,7 +363,7 @@ def _sweep_grid(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .cache import ResultCache
+    from .cache import CacheError, ResultCache
     from .sweep import sweep, write_sweep
 
     grid = _sweep_grid(args)
@@ -368,6 +374,9 @@ def _sweep(args: argparse.Namespace) -> int:
     for flag, value in (("--workers", args.workers), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise _UsageError(f"{flag} must be >= 1, got {value}")
+    if args.workers is not None and args.workers > max_local_workers():
+        raise _UsageError(f"--workers must be at most {max_local_workers()} on this machine "
+                          f"(4 per core), got {args.workers}")
     if args.scheduler and args.executor != "dask":
         raise _UsageError("--scheduler needs --executor dask")
     if args.scheduler and args.workers is not None:
@@ -378,6 +387,11 @@ def _sweep(args: argparse.Namespace) -> int:
         _check_output(args.output)
     cache = None if args.no_cache else ResultCache(args.cache_dir,
                                                    max_bytes=int(args.cache_size * 2**20))
+    if cache is not None:
+        try:
+            cache.open()
+        except CacheError as exc:
+            raise _UsageError(f"--cache-dir: {exc} (or run with --no-cache)") from None
     table = sweep(
         grid, args.scenario or ["outage-and-recovery"], seeds, base=_base_config(args),
         executor=args.executor, scheduler=args.scheduler, workers=args.workers,

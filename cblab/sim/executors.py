@@ -19,6 +19,7 @@ workers must be able to import cblab (same version) to run the batches.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import uuid
@@ -41,11 +42,20 @@ class ExecutorError(ValueError):
     """An executor cannot be set up (bad option, missing extra, unreachable scheduler)."""
 
 
+def max_local_workers() -> int:
+    """Processes a sweep may start on this machine: 4 per core (at least 64). A pool
+    forks all its workers at once, so `workers=100000` would fork 100,000 processes."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
 def _workers(workers: Any, what: str = "workers") -> int | None:
     if workers is None:
         return None
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ExecutorError(f"{what} must be an integer >= 1, got {workers!r}")
+    if workers > max_local_workers():
+        raise ExecutorError(f"{what} must be at most {max_local_workers()} on this machine "
+                            f"(4 per core), got {workers}")
     return workers
 
 
@@ -157,6 +167,21 @@ class LocalExecutor(Executor):
                 future.cancel()
 
 
+_DASK_LOGGERS = ("distributed.client", "distributed.utils", "distributed.core")
+
+
+class _LostSchedulerFilter(logging.Filter):
+    """Losing the scheduler is reported by `DaskExecutor.run` in one line: drop
+    distributed's own reports of it (a reconnect error, tracebacks while closing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.lost or str(record.msg).startswith("Failed to reconnect to scheduler"))
+
+
 class DaskExecutor(Executor):
     """Batches as Dask tasks: on an existing cluster (`scheduler` address or a
     `distributed.Client`), or on a `LocalCluster` of `workers` processes started here.
@@ -186,6 +211,8 @@ class DaskExecutor(Executor):
         self.client: Any = None
         self._cluster: Any = None
         self._own_client = False
+        self._lost = False
+        self._quiet = _LostSchedulerFilter()
 
     def _open(self) -> None:
         try:
@@ -197,6 +224,8 @@ class DaskExecutor(Executor):
             self.client, self._own_client = self.scheduler, False
             return
         if isinstance(self.scheduler, str):
+            for name in _DASK_LOGGERS:
+                logging.getLogger(name).addFilter(self._quiet)
             try:
                 self.client = distributed.Client(self.scheduler, timeout=self.connect_timeout,
                                                  set_as_default=False)
@@ -205,8 +234,6 @@ class DaskExecutor(Executor):
                     f"cannot reach the Dask scheduler at {self.scheduler!r}: "
                     f"{exc or type(exc).__name__}") from None
         else:
-            import logging
-
             try:
                 with warnings.catch_warnings():
                     # "Port 8787 is already in use": its health routes move to a free port
@@ -226,9 +253,12 @@ class DaskExecutor(Executor):
         client, cluster = self.client, self._cluster
         self.client, self._cluster = None, None
         if client is not None and self._own_client:
-            client.close()
+            # a lost scheduler: nothing to say goodbye to, do not wait for it
+            client.close(**({"timeout": 1} if self._lost else {}))
         if cluster is not None:
             cluster.close()
+        for name in _DASK_LOGGERS:
+            logging.getLogger(name).removeFilter(self._quiet)
 
     @property
     def parallelism(self) -> int:
@@ -247,26 +277,38 @@ class DaskExecutor(Executor):
         if self.client is None:
             raise RuntimeError("DaskExecutor.run outside its `with` block")
         from distributed import as_completed
+        from distributed.client import FutureCancelledError
 
+        # what losing the scheduler looks like from here (a closed comm is an OSError;
+        # futures are cancelled when the client gives up reconnecting)
+        lost = (OSError, TimeoutError, FutureCancelledError)
+        address = self.describe().get("scheduler")
         token = uuid.uuid4().hex[:12]
         futures = [self.client.submit(function, batch, pure=False, key=f"cblab-sweep-{token}-{i}")
                    for i, batch in enumerate(batches)]
         index = {future.key: i for i, future in enumerate(futures)}
         finished: set[int] = set()
         try:
-            for future in as_completed(futures, loop=self.client.loop):
-                try:
-                    result = future.result()
-                except ImportError as exc:  # raised on a worker, re-raised here
-                    raise ExecutorError(
-                        f"the Dask workers cannot import what the sweep needs ({exc}): "
-                        "install the same cblab in the workers' environment") from None
-                finished.add(index[future.key])
-                future.release()
-                yield index[future.key], result
+            try:
+                for future in as_completed(futures, loop=self.client.loop):
+                    try:
+                        result = future.result()
+                    except ImportError as exc:  # raised on a worker, re-raised here
+                        raise ExecutorError(
+                            f"the Dask workers cannot import what the sweep needs ({exc}): "
+                            "install the same cblab in the workers' environment") from None
+                    finished.add(index[future.key])
+                    future.release()
+                    yield index[future.key], result
+            except lost as exc:
+                self._lost = self._quiet.lost = True
+                raise ExecutorError(
+                    f"lost the Dask scheduler at {address} mid-sweep "
+                    f"({type(exc).__name__}); {len(finished)} of {len(futures)} batches "
+                    "had finished") from None
         finally:
             outstanding = [f for i, f in enumerate(futures) if i not in finished]
-            if outstanding and self.client is not None:
+            if outstanding and self.client is not None and not self._lost:
                 self.client.cancel(outstanding)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from cblab import CircuitBreaker, CircuitBreakerConfig, EventLog, Outcome
 from cblab.stores.hub import HubStore, SharedHub
 
+from .bounds import DEFAULT_MAX_CALLS, WorkLimitError, check_limit
 from .engine import Engine
 
 __all__ = ["ReplicaResult", "replica_sweep", "simulate_replicas"]
@@ -80,8 +81,10 @@ def simulate_replicas(
     pubsub_delay: float = 0.001,
     spread: str = "round_robin",
     seed: int = 1,
+    max_calls: int = DEFAULT_MAX_CALLS,
 ) -> ReplicaResult:
-    """One run of `replicas` replicas over a `store` ("local" or "shared")."""
+    """One run of `replicas` replicas over a `store` ("local" or "shared"); refused
+    (WorkLimitError) when rate x duration is past `max_calls` (`cblab.sim.bounds`)."""
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         raise ValueError(f"replicas must be an integer >= 1, got {replicas!r}")
     if store not in STORES:
@@ -93,6 +96,9 @@ def simulate_replicas(
     latency = _check("latency", latency)
     fail_latency = _check("fail_latency", fail_latency)
     pubsub_delay = _check("pubsub_delay", pubsub_delay)
+    if rate * duration > check_limit("max_calls", max_calls):
+        raise WorkLimitError("the replicas run expects {amount} calls (rate x duration)",
+                             rate * duration, "max_calls", max_calls)
     down_from, down_until = (_check("outage start", outage[0]), _check("outage end", outage[1]))
     if down_until < down_from:
         raise ValueError(f"outage must be (start, end) with start <= end, got {outage!r}")

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from cblab import CircuitBreakerConfig, ConfigError
 from cblab.faults.scenario import Scenario
+from cblab.strict_json import read_json_file
 
 from .bounds import (
     DEFAULT_MAX_CALLS,
@@ -313,6 +314,8 @@ def sweep(
     except ExecutorError as exc:
         raise SweepError(str(exc)) from None
     store = _cache(cache)
+    if store is not None:
+        store.open()  # a directory that cannot be a cache says so now (CacheError)
     defaults = {"deadline_s": deadline_s, "protected": protected, "service": service,
                 "rate": rate, "arrivals": arrivals}
     specs = [scenario.to_dict() for _, scenario in named]
@@ -390,7 +393,8 @@ def sweep(
                             keep(index, figures)
                         bar.update(len(done))
                 except ExecutorError as exc:
-                    raise SweepError(str(exc)) from None
+                    kept = "; finished runs are in the cache" if store is not None else ""
+                    raise SweepError(f"{exc}{kept}") from None
     if store is not None and store.written:
         store.prune()  # only a sweep that added entries can have outgrown the cap
     rows = [{**label, **(figures or {})} for label, figures in zip(labels, results, strict=True)]
@@ -502,5 +506,5 @@ def read_sweep(path: str | Path) -> pd.DataFrame:
     table = pd.read_csv(path)
     meta = _meta_file(path)
     if meta.exists():
-        table.attrs["sweep"] = json.loads(meta.read_text(encoding="utf-8"))
+        table.attrs["sweep"] = read_json_file(meta)
     return table

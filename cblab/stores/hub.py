@@ -218,10 +218,21 @@ class SharedHub:
         return op.reply(result, total * 1_000_000 + failed)
 
     def control(self, name: str, config: CircuitBreakerConfig, action: str,
-                reason: str = "") -> Reply:
+                reason: str = "", *restore: Any) -> Reply:
         self.operations += 1
         op = _Op(self, name, config)
         s = op.s
+        if action == "restore":  # (generation, state, mode, trips, opened_at, open_for)
+            gen, state, mode, trips, opened_at, open_for = restore
+            if int(gen) > s.gen:
+                s.gen, s.state, s.mode, s.trips = int(gen), str(state), str(mode), int(trips)
+                s.opened_at, s.open_for = int(opened_at), int(open_for)
+                s.trial_ok = s.count = 0
+                s.changed_at, s.reason = op.now, reason
+                s.trials.clear()
+                s.window = None
+                op.announce = True
+            return op.reply("ok", 0)
         if action == "force_open":
             s.mode = "forced_open"
             op.move("open", op.now, reason, True)
@@ -298,8 +309,8 @@ class HubStore:
             return hub.record(name, config, outcome, generation, trial, reason)
         if op == "window":
             return hub.window(name, config, *extra)
-        action, reason = extra
-        return hub.control(name, config, action, reason)
+        action, reason, *restore = extra
+        return hub.control(name, config, action, reason, *restore)
 
     async def call(self, name: str, config: CircuitBreakerConfig, op: str,
                    extra: list[Any], now: float) -> Reply | None:

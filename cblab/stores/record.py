@@ -22,6 +22,30 @@ HALF-OPEN trial                 one `admit` (server-side lease), one settle
 manual control, reconfigure     one `control`
 ==============================  ===============================================
 
+Never backwards: a replica never adopts a shared generation below one it has
+seen or holds. What it does with a snapshot:
+
+=============================================  ====================================
+the snapshot                                   the view
+=============================================  ====================================
+older (server time, generation) than one       dropped (a delayed answer)
+already adopted
+newer, generation below the highest adopted    not adopted; the shared record lost
+(Redis restarted empty, the key expired)       its history: `restore` this view's
+                                               state and generation
+the OPEN period this view just left for        kept HALF_OPEN: the store makes the
+HALF_OPEN on its own (the wait is over)        same move when a trial is asked for
+generation below the view's (moves made on     not adopted while an answer is
+local state, a move the store did not make)    pending; then `restore`
+anything else                                  adopted
+=============================================  ====================================
+
+`restore` is one script: the shared record takes the replica's state and
+generation only if they are higher than its own, so after a restart it
+continues from the highest generation any replica knows. (With an immediate
+transport, the store's answer to the record's own operation is adopted as is:
+the breaker never saw the move it replaces.)
+
 A transport either answers at once (`SharedHub`: the simulator, tests) or in
 the background (`RedisStore`). With a background transport a HALF-OPEN call
 that finds no lease in hand is refused while one is fetched (a round trip);
@@ -34,6 +58,7 @@ shared record) when the transport is back.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -89,10 +114,17 @@ class SharedRecord:
         self._on_change = on_change
         self._offset = 0.0  # local clock - server clock, seconds (from the last answer)
         self._last_now = now
+        self._last_now_at = time.monotonic()  # when _last_now was read (to extrapolate it)
+        self._offset_known = False  # no timed answer yet: the offset is a guess
         # (server time, generation) of the newest shared snapshot adopted. Time alone does
         # not order two answers from one instant (a manual clock, a coarse server clock);
         # every transition bumps the generation, so it breaks the tie.
         self._seen = (-1, -1)
+        # Never backwards: the highest shared generation adopted. A snapshot below it that
+        # is newer in server time means the shared record lost its history (Redis
+        # restarted empty, the key expired): this replica restores what it knows.
+        self._seen_gen = -1
+        self._pending = 0  # operations sent in the background and not answered yet
         self._held: tuple[int, int] | None = None  # (lease, generation) fetched, not used
         self._held_at = 0.0
         self._fetching = False
@@ -107,7 +139,7 @@ class SharedRecord:
         self._ready = False  # the breaker is told of changes only once attach() returned
         if sibling is not None and sibling._shared is not None:
             # another breaker of this name in this process: start from what it knows
-            self._offset = sibling._offset
+            self._offset, self._offset_known = sibling._offset, sibling._offset_known
             self.adopt(sibling._shared)
         self._sync(now)  # a replica that just started learns the shared state at once
         self._ready = True
@@ -117,19 +149,38 @@ class SharedRecord:
     def _local(self, us: int) -> float:
         return us / 1e6 + self._offset
 
-    def adopt(self, shared: SharedSnapshot, sent_at: float | None = None) -> None:
+    def adopt(self, shared: SharedSnapshot, sent_at: float | None = None,
+              own: bool = False) -> None:
         """Make the view the shared record; tell the breaker if the state moved.
 
         `sent_at`: the local time the operation answered here was sent; it
         re-estimates the local - server clock offset (to within a round trip).
+        `own`: the immediate answer to this record's own operation.
+
+        Never backwards (see the table in the module doc): a snapshot older than
+        one already adopted is dropped; one whose generation is below what this
+        replica knows is not adopted (the view keeps its generation, and restores
+        it to the shared record when nothing it sent can still bring it forward).
         """
+        if not self._transport.client_time:
+            if sent_at is not None:
+                self._offset = sent_at - shared.now / 1e6
+                self._offset_known = True
+            elif not self._offset_known:  # no answer timed yet: the snapshot is fresh news
+                self._offset = self._estimated_now() - shared.now / 1e6
         seen = (shared.now, shared.generation)
         if seen < self._seen:
             return  # older than what this view already holds (a delayed answer or announcement)
+        view_gen = self._view.snapshot().generation
+        if shared.generation < self._seen_gen or (
+            shared.generation < view_gen and not (own and self._transport.immediate)
+        ):
+            if not self._speculative(shared) and not self._pending:
+                self._restore()
+            return
         self._seen = seen
+        self._seen_gen = shared.generation
         self._shared = shared
-        if sent_at is not None and not self._transport.client_time:
-            self._offset = sent_at - shared.now / 1e6
         view = self._view
         snap = view.snapshot()
         state, mode = _STATES[shared.state], _MODES[shared.mode]
@@ -146,7 +197,8 @@ class SharedRecord:
             snap.trial_successes = shared.trial_successes
             return
         snap.state, snap.mode, snap.generation = state, mode, shared.generation
-        snap.changed_at = self._local(shared.changed_at)
+        snap.changed_at = (self._local(shared.changed_at) if shared.changed_at
+                           else self._last_now)  # a record never written has no time
         snap.reason = shared.reason
         snap.trial_successes = shared.trial_successes
         snap.leases = {}
@@ -160,6 +212,29 @@ class SharedRecord:
         if self._ready:
             self._on_change(snap)
 
+    def _estimated_now(self) -> float:
+        """The breaker's clock now, extrapolated from its last reading."""
+        return self._last_now + time.monotonic() - self._last_now_at
+
+    def _speculative(self, shared: SharedSnapshot) -> bool:
+        """The view moved OPEN -> HALF_OPEN on its own (its wait is over) and `shared` is
+        that OPEN period: the store makes the same move when asked for a trial."""
+        snap = self._view.snapshot()
+        return (snap.state is HALF_OPEN and shared.state == "open"
+                and shared.generation == snap.generation - 1
+                and shared.generation >= self._seen_gen)
+
+    def _restore(self) -> None:
+        """The shared record is behind this view: give it this view's state and
+        generation (the script takes them only if still higher than its own)."""
+        snap = self._view.snapshot()
+        opened = round((snap.opened_at - self._offset) * 1e6) if snap.opened_at else 0
+        self._send("control", [
+            "restore", f"shared state restored at generation {snap.generation}",
+            snap.generation, snap.state.value, snap.mode.value, snap.trips_in_a_row,
+            opened, max(round((snap.open_until - snap.opened_at) * 1e6), 0),
+        ], self._last_now, timed=False)
+
     def _send(self, op: str, extra: list[Any], now: float,
               done: Callable[[Reply | None], None] | None = None,
               timed: bool = True) -> Reply | None:
@@ -170,17 +245,24 @@ class SharedRecord:
             return None
         self.round_trips += 1
         if timed:
-            self._last_now = now
+            self._last_now, self._last_now_at = now, time.monotonic()
+            sent_at: float | None = now
+        else:  # until one timed answer came, estimate when this was sent: better than none
+            sent_at = None if self._offset_known else self._estimated_now()
 
         def answered(reply: Reply | None) -> None:
+            self._pending -= 1
             if reply is not None:
-                self.adopt(reply.snapshot, now if timed else None)
+                self.adopt(reply.snapshot, sent_at)
             if done is not None:
                 done(reply)
 
+        immediate = transport.immediate
+        if not immediate:
+            self._pending += 1
         reply = transport.send(self.name, self._config, op, extra, now, answered)
-        if reply is not None:
-            self.adopt(reply.snapshot, now if timed else None)
+        if reply is not None and immediate:
+            self.adopt(reply.snapshot, sent_at, own=True)
         return reply
 
     def _sync(self, now: float, timed: bool = True) -> None:

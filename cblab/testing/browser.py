@@ -28,6 +28,8 @@ __all__ = [
     "DEFAULT_CHROMIUM",
     "ERROR_RATE_HANDLE",
     "HAS_LATENCY_POINTS_JS",
+    "KERNEL_ERROR_MARK",
+    "KERNEL_WATCH_JS",
     "LIVE_CHART",
     "PLOTLY_SELECTOR",
     "SLIDER_HANDLE_SELECTOR",
@@ -120,20 +122,72 @@ def launch_chromium(
     )
 
 
-def collect_console_errors(page: Page) -> list[str]:
-    """Start collecting console errors and uncaught page errors; returns a live list.
+#: Marks a kernel error the page reports through ``console.error`` (see KERNEL_WATCH_JS).
+KERNEL_ERROR_MARK = "[cblab-kernel] "
 
-    Call it before ``page.goto`` to see errors from page load.
+#: Runs in every page before its scripts: once JupyterLab is up, it listens to the
+#: IOPub channel of every notebook's kernel and reports, through ``console.error``, what
+#: JupyterLab's log console and output areas would show as an error: ``error``
+#: messages (a cell's or a comm handler's traceback) and stderr text with a traceback
+#: or an error in it (ipykernel logs "Exception in comm_msg" there). Outside
+#: JupyterLab (a report page) it does nothing.
+KERNEL_WATCH_JS = r"""
+(() => {
+  if (window.__cblabKernelWatch) return;
+  window.__cblabKernelWatch = true;
+  const MARK = MARK_LITERAL;
+  const hooked = new WeakSet();
+  const pattern = /Traceback|Error|Exception/;
+  const report = (text) => console.error(MARK + text.slice(0, 2000));
+  const onMessage = (_ctx, msg) => {
+    const type = msg.header && msg.header.msg_type, c = msg.content || {};
+    const parent = (msg.parent_header && msg.parent_header.msg_type) || '?';
+    if (type === 'error') {
+      report(`error output (${parent}): ${c.ename}: ${c.evalue}\n`
+             + (c.traceback || []).join('\n').replace(/\x1b\[[0-9;]*m/g, ''));
+    } else if (type === 'stream' && c.name === 'stderr' && pattern.test(c.text || '')) {
+      report(`stderr (${parent}): ${c.text}`);
+    }
+  };
+  const hook = () => {
+    const app = window.jupyterapp;
+    if (!app || !app.shell || !app.shell.widgets) return;
+    for (const w of app.shell.widgets('main')) {
+      const ctx = w.sessionContext;
+      if (!ctx || !ctx.iopubMessage || hooked.has(ctx)) continue;
+      hooked.add(ctx);
+      ctx.iopubMessage.connect(onMessage);
+    }
+  };
+  setInterval(hook, 200);
+})();
+""".replace("MARK_LITERAL", repr(KERNEL_ERROR_MARK))
+
+
+def collect_console_errors(page: Page) -> list[str]:
+    """Start collecting errors; returns a live list. Call it before ``page.goto``.
+
+    It holds the page's console errors (``console.error: ...``), uncaught page errors
+    (``pageerror: ...``) and, in JupyterLab, the kernel's errors (``kernel: ...``):
+    error outputs and tracebacks on stderr, including those of comm handlers that no
+    cell shows (JupyterLab's log console collects them). A test that
+    ``assert not errors`` fails on any of them.
     """
     errors: list[str] = []
 
     def on_console(msg: Any) -> None:
-        if msg.type == "error":
-            errors.append(f"console.error: {msg.text}")
+        if msg.type != "error":
+            return
+        text = msg.text
+        if text.startswith(KERNEL_ERROR_MARK):
+            errors.append("kernel: " + text[len(KERNEL_ERROR_MARK):])
+        else:
+            errors.append(f"console.error: {text}")
 
     def on_pageerror(exc: Any) -> None:
         errors.append(f"pageerror: {exc}")
 
+    page.add_init_script(KERNEL_WATCH_JS)
     page.on("console", on_console)
     page.on("pageerror", on_pageerror)
     return errors

@@ -75,15 +75,30 @@ def reference(rows: list[dict], scenario: Scenario, faults: set[str]) -> dict[st
         "probe_failures": sum(c["state"] == "half_open" and c["state_after"] == "open"
                               for c in changes),
     }
-    # seconds in OPEN: walk the timeline
-    open_s, state, since = 0.0, (changes[0]["state"] if changes else "closed"), 0.0
+    out["availability"] = out["successful"] / len(calls) if calls else math.nan
+    waits = sorted(r["latency"] for r in calls if r["latency"] is not None
+                   and not math.isnan(r["latency"]))
+    for q in (50, 95, 99):  # linear between closest ranks
+        pos = (len(waits) - 1) * q / 100
+        lo = int(pos)
+        hi = min(lo + 1, len(waits) - 1)
+        out[f"latency_p{q}_s"] = waits[lo] + (waits[hi] - waits[lo]) * (pos - lo)
+    # seconds in each state: walk the timeline
+    spent = {"closed": 0.0, "open": 0.0, "half_open": 0.0}
+    state, since = (changes[0]["state"] if changes else "closed"), 0.0
     for c in changes:
-        if state == "open":
-            open_s += min(c["t"], duration) - since
-        state, since = c["state_after"], max(c["t"], 0.0)
-    if state == "open":
-        open_s += duration - since
-    out["time_open_s"] = open_s
+        spent[state] += max(min(c["t"], duration) - since, 0.0)
+        state, since = c["state_after"], min(max(c["t"], 0.0), duration)
+    spent[state] += duration - since
+    out.update({f"time_{name}_s": seconds for name, seconds in spent.items()})
+    # flaps: trips within 10 s of the previous move to CLOSED
+    last_close, flaps = -math.inf, 0
+    for c in changes:
+        if (c["state"], c["state_after"]) == ("closed", "open") and c["t"] - last_close <= 10:
+            flaps += 1
+        if c["state_after"] == "closed" and c["state"] != "closed":
+            last_close = c["t"]
+    out["flaps"] = flaps
     detections, recoveries = [], []
     for start, end in episodes:
         if state_at(start) != "closed":
@@ -217,3 +232,28 @@ def test_shipped_recordings_agree_with_the_reference(name):
         assert_agrees(figures, reference(records(view.events), scenario, faults))
         if view.protected:
             assert figures["trips"] >= 1 and not math.isnan(figures["recovery_s"])
+
+
+def test_false_trips_by_hand():
+    rows = [
+        change(3, "closed", "open"), change(4, "open", "half_open"),  # noise trips it: false
+        change(4.1, "half_open", "closed"),
+        change(11, "closed", "open"), change(12, "open", "half_open"),
+        change(12.1, "half_open", "open"),  # a failed probe: no trip at all
+        change(21, "open", "half_open"), change(21.2, "half_open", "closed"),
+        change(25, "closed", "open"),  # 5 s after the outage ended
+    ]
+    assert analysis.false_trips(rows, NOISY) == 1  # 25 s is within the 10 s grace
+    assert analysis.false_trips(rows, NOISY, grace_s=2) == 2
+    assert analysis.false_trips(rows, NOISY, fault_phases=[]) == 3  # no fault: every trip
+
+
+def test_false_trips_of_a_simulated_run_equal_the_frames():
+    scenario = with_background_errors("outage-and-recovery", 0.05)
+    run = simulate(scenario, {"failure_threshold": 1, "timeout": 1}, seed=1)
+    fast = analysis.false_trips(run)  # the SimRun path, no frame
+    rows = records(run.to_frame())
+    trips = [r["t"] for r in rows if r["kind"] == "state"
+             and (r["state"], r["state_after"]) == ("closed", "open")]
+    expected = sum(1 for t in trips if not 30 <= t < 60 + 10)
+    assert fast == analysis.false_trips(rows, scenario) == expected > 0

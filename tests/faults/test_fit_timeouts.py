@@ -29,7 +29,7 @@ def test_a_guards_deadline_counts_as_a_timeout():
     assert (healthy.timeouts, healthy.errors) == (0, 0)
     assert (hang.timeouts, hang.errors) == (35, 0)
     assert hang.profile.mode == "hang"
-    assert [row["timeouts"] for row in fit.quality()] == [0, 35]
+    assert [row["timeouts"] for row in fit.quality_rows()] == [0, 35]
 
 
 def test_a_fast_failure_is_an_error_not_a_timeout():

@@ -13,15 +13,20 @@ import shlex
 import signal
 import socket
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+from fastmcp import Context, FastMCP
+from fastmcp.server.lifespan import lifespan
 
+from cblab.integrations import CircuitBreakerMiddleware, ReconnectingClient
 from cblab.testing.reference import everything_command
 
 from ..helpers import eventually
 
-__all__ = ["EverythingHttp", "StdioServer", "free_port"]
+__all__ = ["EverythingHttp", "StdioServer", "free_port", "relay_server"]
 
 
 def free_port() -> int:
@@ -87,3 +92,26 @@ class StdioServer:
 
     def allow_up(self) -> None:
         self.down_flag.unlink()
+
+
+def relay_server(dependency: ReconnectingClient, breaker: dict[str, Any], tool: str = "echo",
+                 arguments: dict[str, Any] | None = None,
+                 ) -> tuple[FastMCP, CircuitBreakerMiddleware]:
+    """A user's server whose tool `relay` calls `tool` on another MCP server (by default
+    the everything server's echo of `message`) via a client held in its lifespan,
+    protected by the middleware."""
+    @lifespan
+    async def hold(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        async with dependency:
+            yield {"dependency": dependency}
+
+    mcp = FastMCP("relay", lifespan=hold)
+
+    @mcp.tool
+    async def relay(ctx: Context, message: str = "x") -> str:
+        """Echo through the dependency."""
+        result = await ctx.lifespan_context["dependency"].call_tool(
+            tool, {"message": message} if arguments is None else arguments)
+        return str(result.content[0].text)
+
+    return mcp, CircuitBreakerMiddleware(config=breaker).install(mcp)

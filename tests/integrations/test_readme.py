@@ -34,6 +34,10 @@ EXPECTED = {
     "Protect your MCP client #1": ["sunny in Oslo", "refused without touching the network:",
                                    "\nopen\n", "back: sunny in Oslo", "\nclosed 1\n"],
     "Protect your MCP client #2": ["loaded 4 12.5"],
+    "Protect your MCP client #3": ["sunny in Oslo\nsunny in Oslo\n", "attempts: 3 for calls: 2",
+                                   "sunny in Oslo from the cached"],
+    "Protect your MCP client #4": ["tenacity: failed after 3 attempts; breaker open",
+                                   "stamina: refused, not retried: search-api - attempts sent: 3"],
 }
 
 

@@ -12,20 +12,18 @@ breaker's `timeout` plus a few seconds of the server's return.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastmcp import Client, Context, FastMCP
+from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
-from fastmcp.server.lifespan import lifespan
 
 from cblab import CircuitOpenError
-from cblab.integrations import CircuitBreakerMiddleware, GuardedClient, ReconnectingClient
+from cblab.integrations import GuardedClient, ReconnectingClient
 from cblab.server import ServerRunner
 from cblab.testing.reference import time_server_command
 
 from ..helpers import eventually
-from .reference_servers import StdioServer
+from .reference_servers import StdioServer, relay_server
 
 TIMEOUT = 0.5  # the breaker's open period
 BREAKER = {"failure_threshold": 2, "success_threshold": 1, "timeout": TIMEOUT}
@@ -70,6 +68,31 @@ async def _is_ok(call: Any) -> bool:
     return await _outcome(call) == "ok"
 
 
+async def _away_and_back(call: Any, go_away: Any, come_back: Any) -> None:
+    """The server goes away: two failures open the breaker; it comes back: a call
+    succeeds within the breaker's timeout plus a few seconds."""
+    go_away()
+    seen = await _opens(call)
+    assert seen.count("failed") == 2 and "ok" not in seen, seen
+    back = come_back()
+    if back is not None:
+        await back
+    assert await _closes_again(call) < BACK_WITHIN
+
+
+def _relay(client: Client) -> Any:
+    """A call to the relay tool: refused by the middleware (CircuitOpenError), failed, or ok."""
+    async def relay() -> Any:
+        result = await client.call_tool("relay", {}, raise_on_error=False)
+        if (result.structured_content or {}).get("error") == "dependency_unavailable":
+            raise CircuitOpenError("relay", 0.0)
+        if result.is_error:
+            raise RuntimeError(result.content[0].text)
+        return result
+
+    return relay
+
+
 async def test_guarded_client_over_http_closes_after_the_server_restarts(everything) -> None:
     guard = GuardedClient(Client(everything.url, timeout=5), name="everything", config=BREAKER)
     async with guard:
@@ -77,12 +100,7 @@ async def test_guarded_client_over_http_closes_after_the_server_restarts(everyth
             return await guard.call_tool("echo", {"message": "hi"})
 
         assert (await echo()).content[0].text == "Echo: hi"
-        everything.kill()
-        seen = await _opens(echo)
-        assert seen.count("failed") == 2 and "ok" not in seen
-        await everything.start()
-        took = await _closes_again(echo)
-        assert took < BACK_WITHIN
+        await _away_and_back(echo, everything.kill, everything.start)
         assert guard.status()["everything/echo"]["state"] == "closed"
         assert guard.connection.reconnects >= 1
         assert (await echo()).content[0].text == "Echo: hi"
@@ -99,12 +117,8 @@ async def test_guarded_client_over_stdio_respawns_a_crashed_server(tmp_path) -> 
             return await guard.call_tool("get_current_time", {"timezone": "UTC"})
 
         assert "UTC" in (await now()).content[0].text
-        first = server.kill_and_keep_down()
-        seen = await _opens(now)
-        assert seen.count("failed") == 2 and "ok" not in seen
-        server.allow_up()
-        took = await _closes_again(now)
-        assert took < BACK_WITHIN
+        first = server.pid()
+        await _away_and_back(now, server.kill_and_keep_down, server.allow_up)
         assert server.pid() != first  # a new process answered
         assert guard.status()["time/get_current_time"]["state"] == "closed"
     failures = {e["error_type"] for e in guard.events() if e.get("outcome") == "failure"}
@@ -126,48 +140,29 @@ async def test_a_crashed_stdio_server_that_respawns_at_once_costs_one_failure(tm
         assert guard.status()["time/get_current_time"]["state"] == "closed"
 
 
-def _dependent_server(connection: ReconnectingClient) -> FastMCP:
-    """A user's server whose tool calls another MCP server through a lifespan client."""
-    @lifespan
-    async def dependency(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        async with connection:
-            yield {"everything": connection}
-
-    mcp = FastMCP("relay", lifespan=dependency)
-
-    @mcp.tool
-    async def relay(message: str, ctx: Context) -> str:
-        """Echo through the everything server."""
-        result = await ctx.lifespan_context["everything"].call_tool("echo", {"message": message})
-        return str(result.content[0].text)
-
-    CircuitBreakerMiddleware(config=BREAKER).install(mcp)
-    return mcp
-
-
 async def test_middleware_with_a_lifespan_client_closes_after_the_dependency_restarts(
     everything,
 ) -> None:
     connection = ReconnectingClient(Client(everything.url, timeout=5))
-    async with ServerRunner(_dependent_server(connection)) as runner, Client(
-        runner.mcp_url, timeout=10
-    ) as client:
-        async def relay() -> Any:
-            result = await client.call_tool("relay", {"message": "hi"}, raise_on_error=False)
-            if result.structured_content and result.structured_content.get(
-                    "error") == "dependency_unavailable":
-                raise CircuitOpenError("relay", 0.0)
-            if result.is_error:
-                raise RuntimeError(result.content[0].text)
-            return result
-
-        assert (await relay()).data == "Echo: hi"
-        everything.kill()
-        seen = await _opens(relay)
-        assert seen.count("failed") == 2 and "ok" not in seen
-        await everything.start()
-        took = await _closes_again(relay)
-        assert took < BACK_WITHIN
+    mcp, middleware = relay_server(connection, BREAKER)
+    async with ServerRunner(mcp) as runner, Client(runner.mcp_url, timeout=10) as client:
+        relay = _relay(client)
+        assert (await relay()).data == "Echo: x"
+        await _away_and_back(relay, everything.kill, everything.start)
         assert connection.reconnects >= 1
-        status = (await client.call_tool("relay", {"message": "again"})).data
-        assert status == "Echo: again"
+        assert middleware.status()["relay"]["state"] == "closed"
+        assert (await client.call_tool("relay", {"message": "again"})).data == "Echo: again"
+
+
+async def test_middleware_with_a_lifespan_stdio_client_respawns_the_dependency(tmp_path) -> None:
+    server = StdioServer(time_server_command(), tmp_path)
+    connection = ReconnectingClient(
+        Client(StdioTransport(server.command[0], server.command[1:]), timeout=5))
+    mcp, middleware = relay_server(connection, BREAKER, "get_current_time", {"timezone": "UTC"})
+    async with Client(mcp) as client:
+        relay = _relay(client)
+        assert "UTC" in (await relay()).content[0].text
+        first = server.pid()
+        await _away_and_back(relay, server.kill_and_keep_down, server.allow_up)
+        assert server.pid() != first  # a new process answered
+        assert middleware.status()["relay"]["state"] == "closed"

@@ -174,3 +174,34 @@ async def test_fallbacks_answer_refusals_marked_and_counted(served) -> None:
         assert stale.is_error and stale.structured_content["error"] == "dependency_unavailable"
     assert guard.fallbacks.stats()["served"] == {"cached": 1, "static": 1, "tool": 1}
     assert guard.fallbacks.stats()["unavailable"] == 1
+
+
+async def test_the_middleware_serves_marked_fallbacks_for_failed_and_refused_calls() -> None:
+    middleware = CircuitBreakerMiddleware(
+        config={"failure_threshold": 2, "timeout": 60},
+        fallback={"dependency": Fallback.cached(), "send": Fallback.tool("mirror"),
+                  "read": Fallback.static({"note": "try later"})})
+    mcp, seen = build_server(0, middleware=middleware)
+    async with ServerRunner(mcp) as runner, Client(runner.mcp_url, timeout=30) as client:
+        good = await client.call_tool("dependency")
+        assert good.data == "dependency ok" and "cblab/fallback" not in (good.meta or {})
+        for tool in ("dependency", "send", "read"):
+            middleware.registry[tool].force_open("test")
+        cached = await client.call_tool("dependency")
+        assert cached.data == "dependency ok"
+        assert cached.meta["cblab/fallback"]["kind"] == "cached"
+        assert cached.meta["cblab/fallback"]["reason"] == "dependency_unavailable"
+        other = await client.call_tool("send")
+        assert other.data == "from the mirror"
+        assert other.meta["cblab/fallback"] == {"kind": "tool", "reason": "dependency_unavailable",
+                                                "age_s": None, "tool": "mirror"}
+        static = await client.call_tool("read")
+        assert static.structured_content["result"] == {"note": "try later"}
+        assert seen["dependency"] == 1 and seen["send"] == 0 and seen["mirror"] == 1
+    assert middleware.fallbacks.stats()["served"] == {"cached": 1, "static": 1, "tool": 1}
+
+
+def test_a_fallback_for_a_tool_that_does_not_exist_is_refused() -> None:
+    middleware = CircuitBreakerMiddleware(fallback={"nope": Fallback.static("x")})
+    with pytest.raises(Exception, match="fallback: no tool named 'nope'"):
+        middleware.check_tools(["read"])

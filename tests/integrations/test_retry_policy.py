@@ -263,3 +263,16 @@ def test_bad_options_are_refused_naming_the_field(bad: dict[str, Any]) -> None:
     field = next(iter(bad))
     with pytest.raises(ConfigError, match=field):
         RetryPolicy(**bad)
+
+
+@pytest.mark.parametrize("seed", range(10))
+async def test_a_jittered_wait_never_runs_past_the_deadline(seed: int) -> None:
+    world = World()
+    attempt, calls = failing(100, cost=0.3, clock=world.clock)
+    policy = world.policy(50, backoff=1.0, max_backoff=1.0, deadline=2.0, budget_ratio=None,
+                          rng=random.Random(seed))
+    with pytest.raises(httpx.ConnectError):
+        await policy.call(attempt, judge)
+    # every attempt started before the deadline, and no wait ended after it
+    assert world.clock() - 0.3 < 2.0
+    assert policy.stats()["attempts"] == calls["n"]

@@ -99,3 +99,10 @@ def test_pattern_series_stay_visible_when_they_overlap() -> None:
     fig = compare_retries(RetrySpec(duration=30, seed=1)).figure()
     styles = {(t.line.dash, t.line.width) for t in fig.data if t.name}
     assert len(styles) == 4  # every variant drawn differently
+
+
+def test_a_latency_shown_in_ms_is_labelled_ms() -> None:
+    frame = pd.DataFrame({"protected": [0.0229, 0.5]}, index=["latency_p50_s", "availability"])
+    text = show_table(frame).data
+    assert list(text.index) == ["latency_p50_ms", "availability"]
+    assert text.loc["latency_p50_ms", "protected"] == "22.9 ms"

@@ -33,3 +33,10 @@ def test_the_cap_keeps_the_start_and_counts_the_rest():
 def test_bad_sizes_are_refused(memory, cap):
     with pytest.raises(ValueError, match=r"memory_rows|max_rows"):
         Recording(memory, max_rows=cap)
+
+
+def test_a_session_refuses_a_bad_recording_size():
+    from cblab.lab import LabParams, LabSession
+
+    with pytest.raises(ValueError, match="recording_rows must be an int >= 1, got 0"):
+        LabSession(LabParams(), recording_rows=0)

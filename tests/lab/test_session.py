@@ -129,8 +129,8 @@ def test_an_export_keeps_a_session_longer_than_the_memory_cap(stack: Stack, tmp_
 
     session = LabSession(LabParams(failure_threshold=3, breaker_timeout=1.0, rate=40.0,
                                    update_hz=10.0, run_seconds=4.0),
-                         stack=stack, recording_rows=50).start()
-    session.wait(timeout=60)
+                         stack=stack, recording_rows=50, load_process=False).start()
+    session.wait(timeout=180)
     assert session.phase == "finished" and session.error is None
     recording = session.feed.recording
     assert recording.spilled > 4 * 50 and recording.in_memory < 50  # mostly on disk
@@ -158,9 +158,10 @@ def test_a_capped_recording_says_what_it_did_not_keep(stack: Stack, tmp_path: Pa
     from cblab.runs import load_run
 
     session = LabSession(LabParams(failure_threshold=3, breaker_timeout=1.0, rate=40.0,
-                                   update_hz=10.0, run_seconds=3.0), stack=stack)
+                                   update_hz=10.0, run_seconds=3.0), stack=stack,
+                         load_process=False)
     session.feed.recording = Recording(20, max_rows=100, t_index=2)
-    session.start().wait(timeout=60)
+    session.start().wait(timeout=180)
     recording = session.feed.recording
     assert len(recording) == 100 and recording.not_kept > 0
     export_session(session, tmp_path)

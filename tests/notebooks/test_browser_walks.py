@@ -58,6 +58,13 @@ def page(chromium: Any, lab_server: JupyterLabServer) -> Iterator[Any]:
             lab_server.api("DELETE", f"api/sessions/{session['id']}")
 
 
+def _no_errors(page: Any) -> None:
+    """Nothing went wrong out of sight: no console error, no uncaught page error, and
+    no kernel error (an error output, or a traceback on stderr such as a widget's comm
+    handler logs, which only JupyterLab's log console shows)."""
+    assert not page.errors, "\n".join(page.errors)
+
+
 def _shot(page: Any, name: str, artifacts_dir: Path, selector: str | None = None) -> None:
     """A picture of what the person sees. (An element screenshot waits for the
     element to stop changing, which a live chart never does: clip a page shot.)"""
@@ -150,7 +157,7 @@ def test_01_hang_button_trips_the_protected_breaker_and_it_recovers(
     status = page.locator(".cblab-live-status").first.inner_text()
     assert "protected" in status and "unprotected" in status and "no breaker" in status
     _shot(page, "01-recovered", artifacts_dir, ".cblab-live")
-    assert not [e for e in page.errors if e.startswith("pageerror")]
+    _no_errors(page)
 
 
 # --- 02: the stepper through every move, and Reset -----------------------------------------
@@ -211,6 +218,7 @@ def test_02_stepper_walks_every_move_and_reset_starts_over(
     assert reset["state"] == "CLOSED", reset
     assert reset["rejected"] == reset["calls admitted"] == "0", reset
     assert "counts and history at 0" in page.locator(".cblab-log").first.inner_text()
+    _no_errors(page)
 
 
 # --- 03: the live lab: trip, a refused setting, Stop, Export -------------------------------
@@ -247,7 +255,7 @@ def test_03_live_lab_trip_refused_setting_stop_and_export(
     report, errors = _open_report(page, link)
     _shot(report, "03-report", artifacts_dir)
     assert not errors, errors
-    assert not [e for e in page.errors if e.startswith("pageerror")]
+    _no_errors(page)
 
 
 # --- 04: the live check, then the comparison after Stop ------------------------------------
@@ -269,6 +277,7 @@ def test_04_live_check_then_compare_after_stop(
     for row in ("availability", "trips"):
         assert row in text, text
     _shot(page, "04-compare", artifacts_dir)
+    _no_errors(page)
 
 
 # --- 06: the recorded runs' report, opened from its link -----------------------------------
@@ -285,3 +294,4 @@ def test_06_report_opens_from_its_link_with_charts_drawn(
     _shot(report, "06-report", artifacts_dir)
     assert report.locator(".js-plotly-plot").count() >= 5
     assert not errors, errors
+    _no_errors(page)

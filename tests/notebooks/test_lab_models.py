@@ -446,3 +446,33 @@ def test_dashboard_traces_match_the_feed_arrays() -> None:
     assert by_meta[("latency", "protected", "rejected")].showlegend
     assert not by_meta[("latency", "unprotected", "success")].x
     assert apply_arrays(fig, feed.arrays(), cache) == 0  # nothing new: nothing sent
+
+
+def test_live_figure_widget_acknowledgements_raise_nothing_in_the_kernel() -> None:
+    """What the browser sends back after each drawn update (``_js2py_traceDeltas``: the
+    defaults plotly.js filled in, per trace) is handled without an error. With numpy
+    arrays in the traces this raised "The truth value of an array ... is ambiguous"
+    inside the kernel, where only JupyterLab's log console showed it."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from cblab.lab.dashboard import apply_arrays, live_figure
+
+    widget = go.FigureWidget(live_figure(["protected", "unprotected"], "github"))
+    feed = LiveFeed(window_s=30)
+    feed.add([server_call(1.0), state_row(2.0, "closed", "open"),
+              server_call(2.5, "rejected", "open"), load_call(1.0), load_call(2.5, "rejected")])
+    feed.advance(5.0)
+    with widget.batch_update():
+        apply_arrays(widget, feed.arrays(), {}, legend_variant="protected")
+    for trace in widget.data:  # what the trace holds for plotly's delta handling
+        for prop in ("x", "y", "base", "customdata"):
+            assert not isinstance(trace._props.get(prop), np.ndarray), (trace.meta, prop)
+    # The acknowledgement of that update, shaped as the browser sends it: per trace,
+    # the properties of plotly.js's full data that differ from the data it was given.
+    deltas = [{"uid": t.uid, "visible": True, "index": i, "marker": {"line": {"width": 0}},
+               "hoverlabel": {"namelength": 15, "font": {"size": 13}}}
+              for i, t in enumerate(widget.data)]
+    widget._js2py_traceDeltas = {"trace_edit_id": widget._last_trace_edit_id,
+                                 "trace_deltas": deltas}
+    assert widget.data[0]._prop_defaults.get("visible") is True  # it was applied

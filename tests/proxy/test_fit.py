@@ -78,7 +78,8 @@ async def test_fitted_profile_reproduces_the_recorded_run_in_the_simulator(
     fit = fit_run(recorded.to_dict("records"), deadline_s=5.0)
     assert [p.name for p in fit.phases] == ["healthy", "faulty"]
     quality = fit.quality()
-    assert {"ks", "p50_ms_observed", "p50_ms_fitted", "error_rate_95ci"} <= set(quality[0])
+    assert {"ks", "p50_ms_observed", "p50_ms_fitted", "error_rate_95ci"} <= set(quality.columns)
+    assert list(quality.index) == ["healthy", "faulty"]
 
     sim = simulate(fit.scenario(), seed=1, protected=False, time_scale=10, deadline_s=5.0)
     sim_rows = [r for r in sim.events if r["kind"] == "call"]

@@ -71,3 +71,19 @@ async def test_lab_session_against_a_url_target(upstream: ServerRunner) -> None:
     load = session.events(source="load")
     assert (load["outcome"] == "success").sum() > 5
     assert (load["outcome"] == "rejected").sum() > 0
+
+
+async def test_no_fastmcp_proxy_chatter_in_the_users_output(
+    upstream: ServerRunner, capfd, caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """fastmcp's "Proxy detected connected client - reusing existing session..." INFO line
+    went into the notebook's output (issue 18, item 6)."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        target = ProxyTarget(upstream.mcp_url, "echo", deadline=2.0)
+        await target.start("echo", CONFIG)
+        await target.stop()
+    out, err = capfd.readouterr()
+    for text in (out, err, caplog.text):
+        assert "Proxy detected connected client" not in text

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from cblab.proxy import FaultProxy
 from cblab.runs import load_run
 from cblab.server.app import ServerRunner
 
@@ -44,3 +45,27 @@ async def test_load_refuses_bad_input_with_one_line(upstream: ServerRunner,
     code, _, stderr = await _cblab("load", upstream.mcp_url, "--tool", "echo",
                                    "--args", "[1]", "--out", str(tmp_path / "r"))
     assert code == 1 and "--args must be a JSON object" in stderr
+
+
+async def test_load_warms_up_before_it_records(proxy: FaultProxy, tmp_path: Path) -> None:
+    """The warm-up calls reach the server (the proxy counts them) but not the run, and
+    the command says so; rows carry the phase label and the injected status."""
+    await proxy.set_fault("echo", {"error_rate": 1.0})  # every call: an injected 500
+    out = tmp_path / "warm"
+    code, stdout, stderr = await _cblab(
+        "load", proxy.mcp_url, "--tool", "echo", "--args", '{"x": 1}', "--rate", "10",
+        "--duration", "1", "--warmup", "3", "--phase", "steady", "--out", str(out))
+    assert code == 0, stderr
+    assert "warm-up: 3 call(s) in" in stdout and "not recorded" in stdout
+    run = load_run(out)
+    seen_by_proxy = sum(proxy.stats()["tools"]["echo"].values())
+    assert seen_by_proxy == len(run.events) + 3
+    assert run.meta.extra["warmup_calls"] == 3 and run.meta.extra["warmup_s"] > 0
+    assert set(run.events["phase"]) == {"steady"}
+    assert set(run.events["error_type"]) == {"http_500"}
+
+
+async def test_load_refuses_a_bad_warmup(upstream: ServerRunner, tmp_path: Path) -> None:
+    code, _, stderr = await _cblab("load", upstream.mcp_url, "--tool", "echo",
+                                   "--warmup", "1000", "--out", str(tmp_path / "r"))
+    assert code == 1 and "--warmup must be 0 to 100 calls" in stderr

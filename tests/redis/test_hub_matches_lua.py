@@ -77,3 +77,18 @@ def test_the_hub_and_the_scripts_agree(store, ops, cumulative, kind):
             want = hub.control(name, config, op[1], "by hand")
         assert got == want, op
         generation = got.snapshot.generation
+
+
+def test_restore_agrees_and_never_lowers_the_generation(store):
+    config = CircuitBreakerConfig(failure_threshold=1, timeout=5)
+    clock = ManualClock(1000.0)
+    hub = SharedHub(clock)
+    name = f"restore-{next(_names)}"
+    for gen, state in ((4, "open"), (2, "closed"), (7, "half_open")):
+        args = ["restore", "by hand", gen, state, "normal", 1, 999_000_000, 5_000_000]
+        got = store._run("control", name, config, args, clock())
+        want = hub.control(name, config, *args)
+        assert got == want
+        clock.advance(1.0)
+    assert (got.snapshot.generation, got.snapshot.state) == (7, "half_open")
+    assert got.snapshot.reason == "by hand"

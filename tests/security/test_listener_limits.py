@@ -77,33 +77,45 @@ async def _idle(host: str, port: int) -> bytes:
         writer.close()
 
 
-async def _answers_while(url: str, busy: asyncio.Future[object]) -> int:
-    """Ask the MCP endpoint (one real client, tools/list) until `busy` is done;
-    how many times it answered. Any failure fails the test."""
+async def _answers_while(url: str, busy: asyncio.Future[object], health: str | None) -> int:
+    """Ask the MCP endpoint (one real client, tools/list) and `health` until `busy` is
+    done; how many rounds were answered. Any failure fails the test."""
     answered = 0
-    async with Client(url, timeout=10) as client:
+    async with Client(url, timeout=10) as client, httpx.AsyncClient(timeout=10) as http:
         while not busy.done():
             assert await client.list_tools()
+            if health is not None:
+                assert (await http.get(health)).status_code == 200
             answered += 1
             await asyncio.sleep(0.1)
     return answered
 
 
-async def _abuse_and_check(url: str, idle: int, slow: int) -> None:
+async def _abuse_and_check(url: str, idle: int, slow: int, health: str | None = None) -> None:
     host, port = _address(url)
     attack = asyncio.gather(*[_idle(host, port) for _ in range(idle)],
                             *[_slowloris(host, port) for _ in range(slow)])
-    answered = await _answers_while(url, attack)
+    answered = await _answers_while(url, attack, health)
     answers = await attack
+    # every one was closed (today: none, and read_until_closed times out)
     assert answers[:idle] == [b""] * idle  # closed quietly: it never asked anything
-    assert [status_of(raw) for raw in answers[idle:]] == [408] * slow
-    assert answered >= 1  # and the MCP endpoint answered all along
+    # a 408, or (on a loaded machine, when the deadline beat the first trickled byte or
+    # the client read too late) a plain close
+    assert all(status_of(raw) == 408 or raw == b"" for raw in answers[idle:]), answers[idle:]
+    assert answered >= 1  # and the server answered all along
+
+
+async def test_serve_answers_a_half_sent_request_with_408(serve) -> None:
+    reader, writer = await asyncio.open_connection(*_address(serve["url"]))
+    writer.write(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no blank line, ever
+    raw = await read_until_closed(reader, timeout=30)
+    writer.close()
+    assert status_of(raw) == 408 and b"not received within 0.5 s" in raw
 
 
 async def test_serve_closes_idle_and_slowloris_connections_and_keeps_answering(serve) -> None:
-    await _abuse_and_check(str(serve["mcp_url"]), idle=30, slow=5)
-    async with httpx.AsyncClient(timeout=5) as http:
-        assert (await http.get(f"{serve['url']}/health")).status_code == 200
+    await _abuse_and_check(str(serve["mcp_url"]), idle=30, slow=5,
+                           health=f"{serve['url']}/health")
 
 
 async def test_serve_caps_open_connections_then_recovers(tmp_path: Path) -> None:
@@ -154,7 +166,7 @@ async def test_serve_closes_a_kept_alive_connection_after_the_idle_timeout(serve
 
 async def test_serve_refuses_bad_listener_flags_with_one_line(tmp_path: Path) -> None:
     for flag, value in (("--header-timeout", "0"), ("--idle-timeout", "nan"),
-                        ("--max-open-connections", "0")):
+                        ("--max-open-connections", "0"), ("--event-capacity", "10" * 6)):
         done = await asyncio.create_subprocess_exec(
             CBLAB, "serve", "--port", "0", flag, value,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -24,16 +24,26 @@ def block_loop(seconds: float) -> None:
     time.sleep(seconds)  # the point: this process cannot run anything meanwhile
 
 
-async def test_loop_lag_reads_a_blocked_loop_at_once() -> None:
+async def saturate(times: int, seconds: float) -> None:
+    """Keep the loop behind: block it, let the lag ticker run once, block again."""
+    for _ in range(times):
+        block_loop(seconds)
+        for _ in range(3):  # the ticker's late wake-up runs, and it sleeps again
+            await asyncio.sleep(0)
+
+
+async def test_loop_lag_reads_a_blocked_loop() -> None:
     lag = LoopLag()
     mark = lag.stall()  # starts the ticker
     await asyncio.sleep(0.05)
-    assert lag.lag() < 0.25  # an idle loop is not behind
+    assert lag.lag() < 0.05  # an idle loop is not behind
     block_loop(0.3)
-    assert lag.lag() >= 0.25  # read before the ticker ran: the overdue wake-up counts
-    assert lag.stalled_since(mark) >= 0.25
-    await asyncio.sleep(0.1)
+    assert lag.stalled_since(mark) >= 0.25  # read before the ticker ran: already behind
+    await asyncio.sleep(0.01)
     assert lag.peak >= 0.25 and lag.stalled_since(mark) >= 0.25
+    assert 0 < lag.lag() < 0.25  # one stall moves the sustained lag only a little
+    await saturate(3, 0.3)
+    assert lag.lag() >= 0.15  # a loop that stays behind moves it all the way
 
 
 async def test_an_answer_that_waited_for_the_loop_is_a_success() -> None:
@@ -74,7 +84,7 @@ async def test_the_bulkhead_sheds_new_calls_while_the_loop_lags() -> None:
     bulkhead = Bulkhead("db", 10, max_wait=1.0, max_lag=0.1)
     assert await bulkhead.acquire()
     bulkhead.release()
-    block_loop(0.3)
+    await saturate(3, 0.3)
     assert not await bulkhead.acquire()  # refused at once: no slot was even asked for
     assert (bulkhead.shed, bulkhead.refused, bulkhead.in_flight) == (1, 1, 0)
     refusal = bulkhead.refusal("db", "closed")

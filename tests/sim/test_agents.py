@@ -135,3 +135,53 @@ def test_retry_kpis_by_hand() -> None:
 def test_bad_agents_are_refused_naming_the_field(bad) -> None:
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         Agent(**{"kind": "model", **bad})
+
+
+def test_a_round_trip_delays_each_retry_by_that_much() -> None:
+    run = simulate_agents(one_request_on_a_dead_service(), Agent.framework(2, backoff=0.1),
+                          seed=1, protected=False, round_trip_s=0.25)
+    fail = 0.0005
+    assert attempt_times(run) == pytest.approx([0.0, fail + 0.1 + 0.25,
+                                                2 * fail + 0.3 + 0.5])
+
+
+def test_framework_jitter_draws_below_the_fixed_schedule() -> None:
+    run = simulate_agents(one_request_on_a_dead_service(),
+                          Agent.framework(3, backoff=1.0, jitter=True), seed=5, protected=False)
+    times = attempt_times(run)
+    gaps = [b - a - 0.0005 for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 3 and all(0 <= g <= 2 ** n for n, g in enumerate(gaps))
+    assert gaps != [1.0, 2.0, 4.0]
+
+
+def test_load_timeline_by_hand() -> None:
+    from cblab.analysis.retries import load_timeline
+
+    rows = [(0.2, "a", "success"), (0.7, "a", "failure"), (1.5, "a", "rejected"),
+            (1.6, "b", "failure"), (3.9, "a", "success"), (-0.5, "a", "success")]
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "sim", "variant": v,
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": 0.0,
+               "state": "closed", "state_after": "closed", "error_type": None}
+              for i, (t, v, o) in enumerate(rows)]
+    timeline = load_timeline(events, duration=4.0)
+    a = timeline[timeline["variant"] == "a"]
+    assert a["t"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert a["sent"].tolist() == [2, 0, 0, 1] and a["refused"].tolist() == [0, 1, 0, 0]
+    assert a["succeeded"].tolist() == [1, 0, 0, 1]
+    b = timeline[timeline["variant"] == "b"]
+    assert b["sent"].tolist() == [0, 1, 0, 0] and b["succeeded"].sum() == 0
+    halves = load_timeline(events, bin_s=0.5, duration=2.0)
+    assert halves[halves["variant"] == "a"]["sent"].tolist() == [1, 1, 0, 0]
+
+
+def test_a_slow_failure_lets_more_calls_out_before_the_breaker_trips() -> None:
+    config = {"failure_threshold": 5, "timeout": 30}
+    scenario = single_phase({"mode": "down"}, duration_s=5, rate_per_s=50)
+    quick = simulate_agents(scenario, Agent.none(), config, seed=1)
+    slow = simulate_agents(scenario, Agent.none(), config, seed=1, fail_fast_s=0.2)
+    sent = [sum(1 for r in run.run.rows if r[0] == "call" and r[3].value != "rejected")
+            for run in (quick, slow)]
+    assert sent[0] == 5  # one at a time: exactly the threshold
+    assert sent[1] > 5  # calls admitted while the first five were failing
+    first_failure = next(r for r in slow.run.rows if r[0] == "call")
+    assert first_failure[2] == pytest.approx(0.2)

@@ -108,3 +108,22 @@ def test_events_are_written_in_chunks_exactly_as_the_frame(tmp_path):
     assert list(written["variant"]) == list(expected["variant"])
     assert written["t"].tolist() == pytest.approx(expected["t"].tolist())
     assert [p.name for p in tmp_path.iterdir()] == ["events.csv"]  # no temp file left
+
+
+def test_replica_runs_are_bounded_too():
+    from cblab.sim.replicas import simulate_replicas
+
+    with pytest.raises(WorkLimitError, match="max_calls=N"):
+        simulate_replicas(2, rate=1e9, duration=60)
+    assert simulate_replicas(2, rate=10, duration=10, outage=(2, 4), max_calls=200)
+
+
+def test_a_process_count_that_would_fork_the_machine_is_refused(capsys):
+    from cblab.sim.cli import sweep_main
+    from cblab.sim.executors import max_local_workers
+
+    assert sweep_main(["--param", "failure_threshold=3", "--workers", "100000"]) == 2
+    assert "--workers must be at most" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="workers must be at most"):
+        sweep({"failure_threshold": [3]}, "hang", 1, workers=max_local_workers() + 1,
+              progress=False)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cblab.sim.cache import ResultCache, _digest
+from cblab.sim.cache import ResultCache
 from cblab.sim.cli import sweep_main
 from cblab.sim.sweep import sweep
 
@@ -28,11 +28,12 @@ def test_a_second_sweep_is_served_from_the_cache(tmp_path):
     second = run(ResultCache(tmp_path))
     assert second.attrs["sweep"]["cached"] == 8 and second.attrs["sweep"]["computed"] == 0
     assert second.equals(first)
-    # the figures really come from the files: a (validly) edited entry shows through
+    # the figures really come from the files: an entry signed with the cache's own key
+    # (only its owner can) shows through
     entry = cache.entries()[0]
     data = json.loads(entry.read_text())
     data["kpis"]["trips"] = 999
-    data["sha256"] = _digest(data["kpis"])
+    data["mac"] = cache.open()._mac(data["key"], data["kpis"])
     entry.write_text(json.dumps(data))
     assert 999 in set(run(ResultCache(tmp_path))["trips"])
 
@@ -54,7 +55,7 @@ def test_changes_that_decide_a_run_are_misses(tmp_path):
 @pytest.mark.parametrize("damage", [
     lambda text: text[: len(text) // 2],  # cut short (a crash mid-write, a full disk)
     lambda text: "not json at all",
-    lambda text: text.replace('"requested": ', '"requested": 1'),  # checksum mismatch
+    lambda text: text.replace('"requested": ', '"requested": 1'),  # MAC mismatch
     lambda text: json.dumps({**json.loads(text), "key": "0" * 64}),  # someone else's entry
 ])
 def test_a_damaged_entry_is_recomputed(tmp_path, damage):

@@ -22,6 +22,21 @@ elseif action == 'reconfigure' then
     S.open_for = open_duration(S.trips)
   end
   dirty, announce = true, true
+elseif action == 'restore' then
+  -- a replica knows a higher generation than this record (Redis restarted empty, the
+  -- key expired, or it moved on local state): continue from the highest one known.
+  -- ARGV[15..20] generation, state, mode, trips in a row, opened_at (us), open_for (us)
+  local gen = tonumber(ARGV[15])
+  if gen > S.gen then
+    S.gen, S.state, S.mode = gen, ARGV[16], ARGV[17]
+    S.trips = tonumber(ARGV[18])
+    S.opened_at, S.open_for = tonumber(ARGV[19]), tonumber(ARGV[20])
+    S.trial_ok, S.count = 0, 0
+    S.changed_at, S.reason = NOW, reason
+    redis.call('DEL', T)
+    if KEYS[3] then redis.call('DEL', KEYS[3]) end
+    dirty, announce = true, true
+  end
 elseif action ~= 'read' then
   return redis.error_reply('unknown control action ' .. tostring(action))
 end

@@ -1,0 +1,164 @@
+"""Load amplification on the dependency during the shipped outage scenario (issue 22).
+
+    python -m benchmarks.bench_retry            # simulated (10 seeds) and live
+    python -m benchmarks.bench_retry --no-live  # simulated only
+    python -m benchmarks.bench_retry --quick    # 3 seeds, live at 1/10 speed-up
+
+Callers: no retries, naive retries (a framework's 3 retries, exponential backoff
+without jitter, refusals retried too) and budgeted retries (cblab's `RetryPolicy`
+rules: full jitter, 10 % budget, refusals never retried), each with and without the
+breaker (failure_threshold 5, timeout 10 s), on `outage-and-recovery` (the users
+service is down from 30 s to 60 s at 20 requests/s).
+
+Figures (`cblab.analysis.retries`): `load` = calls that reached the dependency
+during the outage; `amplification` = load / the no-retries load of the same column
+(with or without the breaker); `recovery_s` = from the outage's end to the first
+success; `wasted` = calls that gave the agent nothing. Simulated: mean over seeds.
+Live: one run per variant on the real stack, with the scenario and the breaker's
+timeout scaled by `--live-scale` (default 0.2: 18 s per run instead of 90 s), next
+to the simulator's range over seeds for the same scaled world, whose agents pay the
+MCP round trip the live agents measured and whose server fails a call as slowly as
+the live one did (`simulate_agents(round_trip_s=..., fail_fast_s=...)`).
+
+Target: budgeted retries + breaker keep the load during the outage within 1.1x of
+no retries + breaker, while recovering at least as fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+from typing import Any
+
+from cblab.analysis.retries import retry_kpis
+from cblab.faults.scenario import Scenario
+from cblab.sim.agents import Agent, simulate_agents
+from cblab.sim.workload import resolve_scenario
+
+SCENARIO = "outage-and-recovery"
+CONFIG = {"failure_threshold": 5, "timeout": 10.0, "half_open_max_calls": 1,
+          "success_threshold": 1}
+TARGET_LOAD_RATIO = 1.1
+CALLERS = [("no retries", Agent.none()), ("naive 3, no jitter", Agent.framework(3)),
+           ("budgeted 3", Agent.budgeted(3))]
+
+
+def _kpis(run: Any) -> dict[str, Any]:
+    return retry_kpis(run.to_frame(), run.scenario, requests=run.requests)
+
+
+def simulated(scenario: Scenario, config: dict[str, Any], seeds: range,
+              measured: dict[tuple[str, bool], dict[str, float]] | None = None,
+              ) -> dict[tuple[str, bool], list[dict[str, Any]]]:
+    """`measured`: per variant, the live run's round trip and fail-fast time to model."""
+    timing = measured or {}
+
+    def run(name: str, agent: Agent, breaker: bool, seed: int) -> dict[str, Any]:
+        options = {k: v for k, v in timing.get((name, breaker), {}).items()
+                   if k in ("round_trip_s", "fail_fast_s")}
+        return _kpis(simulate_agents(scenario, agent, config, seed=seed, protected=breaker,
+                                     **options))
+
+    return {(name, breaker): [run(name, agent, breaker, seed) for seed in seeds]
+            for breaker in (False, True) for name, agent in CALLERS}
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    return statistics.fmean(r[key] for r in rows)
+
+
+def print_table(title: str, figures: dict[tuple[str, bool], dict[str, float]]) -> None:
+    print(title)
+    print(f"  {'caller':22s} {'breaker':8s} {'load':>8s} {'amplif.':>8s} {'recovery_s':>10s} "
+          f"{'wasted':>8s} {'success':>8s}")
+    for (name, breaker), f in figures.items():
+        base = figures[("no retries", breaker)]["load"]
+        amp = f["load"] / base if base else float("nan")
+        print(f"  {name:22s} {'yes' if breaker else 'no':8s} {f['load']:8.1f} {amp:8.2f} "
+              f"{f['recovery_s']:10.2f} {f['wasted']:8.1f} {f['success']:8.3f}")
+
+
+def summarise(runs: dict[tuple[str, bool], list[dict[str, Any]]]) -> dict[tuple[str, bool],
+                                                                       dict[str, float]]:
+    return {key: {"load": _mean(rows, "load_during_fault"),
+                  "recovery_s": _mean(rows, "recovery_s"), "wasted": _mean(rows, "wasted"),
+                  "success": _mean(rows, "success_rate")} for key, rows in runs.items()}
+
+
+def verdict(figures: dict[tuple[str, bool], dict[str, float]], where: str) -> bool:
+    none, budgeted = figures[("no retries", True)], figures[("budgeted 3", True)]
+    ratio = budgeted["load"] / none["load"]
+    faster = budgeted["recovery_s"] <= none["recovery_s"] + 1e-9
+    ok = ratio <= TARGET_LOAD_RATIO and faster
+    print(f"  {where}: budgeted + breaker load = {ratio:.2f}x no retries + breaker "
+          f"(target <= {TARGET_LOAD_RATIO}); recovery {budgeted['recovery_s']:.2f} s vs "
+          f"{none['recovery_s']:.2f} s (target: no slower): {'MET' if ok else 'NOT MET'}")
+    return ok
+
+
+async def live(scale: float, seed: int) -> dict[tuple[str, bool], dict[str, float]]:
+    from cblab.lab.retry_live import run_agents_live
+    from cblab.stack import Stack
+
+    scenario = resolve_scenario(SCENARIO).scaled(scale)
+    config = {**CONFIG, "timeout": CONFIG["timeout"] * scale}
+    out: dict[tuple[str, bool], dict[str, float]] = {}
+    async with Stack(("protected", "unprotected"), seed=seed, github=config,
+                     deadline=2.0) as stack:
+        for breaker in (False, True):
+            for name, agent in CALLERS:
+                run = await run_agents_live(stack, "protected" if breaker else "unprotected",
+                                            scenario, agent, seed=seed)
+                k = run.kpis()
+                out[(name, breaker)] = {"load": k["load_during_fault"],
+                                        "recovery_s": k["recovery_s"], "wasted": k["wasted"],
+                                        "success": k["success_rate"],
+                                        "round_trip_s": run.round_trip_s,
+                                        "fail_fast_s": run.fail_fast_s}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_retry", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 seeds; live at 1/10 speed-up")
+    parser.add_argument("--no-live", action="store_true", help="simulated only")
+    parser.add_argument("--live-scale", type=float, default=None,
+                        help="scale the scenario and breaker timeout for the live runs")
+    args = parser.parse_args(argv)
+    scale = args.live_scale if args.live_scale is not None else (0.1 if args.quick else 0.2)
+    if not 0 < scale <= 1:
+        print(f"bench_retry: --live-scale must be in (0, 1], got {scale}", file=sys.stderr)
+        return 2
+    seeds = range(3 if args.quick else 10)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    full = summarise(simulated(resolve_scenario(SCENARIO), CONFIG, seeds))
+    print_table(f"simulated, {SCENARIO}, mean of {len(seeds)} seeds", full)
+    ok = verdict(full, "simulated")
+    if args.no_live:
+        return 0 if ok else 1
+    scaled_scenario = resolve_scenario(SCENARIO).scaled(scale)
+    scaled_config = {**CONFIG, "timeout": CONFIG["timeout"] * scale}
+    live_figures = asyncio.run(live(scale, seed=1))
+    sim_runs = simulated(scaled_scenario, scaled_config, seeds, live_figures)
+    print_table(f"live, {SCENARIO} at time scale {scale} (breaker timeout "
+                f"{scaled_config['timeout']:g} s), one run each", live_figures)
+    print("  live load vs the simulator's range over seeds (same scaled world; the simulated\n"
+          "  agents pay the round trip, and the server the fail-fast time, measured live):")
+    for key, rows in sim_runs.items():
+        loads = [r["load_during_fault"] for r in rows]
+        inside = min(loads) <= live_figures[key]["load"] <= max(loads)
+        print(f"    {key[0]:22s} breaker={'yes' if key[1] else 'no ':3s} live "
+              f"{live_figures[key]['load']:6.0f}  sim {min(loads):5.0f}..{max(loads):<5.0f} "
+              f"{'inside' if inside else 'OUTSIDE'}  (round trip "
+              f"{live_figures[key]['round_trip_s'] * 1000:.0f} ms, fail-fast "
+              f"{live_figures[key]['fail_fast_s'] * 1000:.0f} ms)")
+    ok = verdict(live_figures, "live") and ok
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""`cblab fit`: a recorded run (or the proxy's /events rows) -> a fault profile scenario.
+
+    cblab fit runs/my-server -o my-server.json        # then: cblab simulate my-server.json
+    cblab fit proxy-events.json --source proxy --tool get_forecast
+
+Prints the quality table (per phase: calls, error rate and its 95 % interval,
+timeouts, the fitted latency, KS distance, observed vs fitted p50/p90/p99) and
+writes the fitted phases as a scenario JSON that `cblab simulate`, `cblab sweep`
+and `cblab.sim` accept. The deadline comes from the run's metadata when
+`cblab load` recorded it (so fit and replay agree), else from ``--deadline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+MAX_ROWS_FILE_BYTES = 512 * 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cblab fit",
+        description="Fit a fault profile per phase to a recorded run (a run directory from "
+        "`cblab load`/`cblab record`, or a JSON/CSV file of event rows such as the proxy's "
+        "/events) and write it as a scenario for `cblab simulate` and `cblab sweep`.",
+    )
+    parser.add_argument("run", type=Path, help="a run directory, or a .json/.csv file of rows")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help="write the fitted scenario here (JSON); default: print only")
+    parser.add_argument("--name", default=None, help="the scenario's name (default: the input's)")
+    parser.add_argument("--source", default="auto",
+                        help="rows of this source only: load, proxy, server (default: load if "
+                        "present, else every call row)")
+    parser.add_argument("--tool", default=None, help="one tool's calls only (default: all)")
+    parser.add_argument("--deadline", type=float, default=None, metavar="S",
+                        help="the client's deadline in seconds, to model timed-out calls "
+                        "(default: the run's own, as recorded by cblab load)")
+    parser.add_argument("--warmup", default="auto", metavar="auto|S",
+                        help="leave out a client warm-up stall: auto (found from the "
+                        "latencies), 0 (keep every call) or seconds from the start")
+    return parser
+
+
+def _read_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and whatever metadata the input has."""
+    from cblab.runs import load_run
+
+    if path.is_dir():
+        run = load_run(path)
+        return run.events.to_dict("records"), run.meta.to_dict()
+    if not path.is_file():
+        raise ValueError(f"{path}: no such run directory or file")
+    if path.stat().st_size > MAX_ROWS_FILE_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_ROWS_FILE_BYTES // 2**20} MiB")
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        return pd.read_csv(path).to_dict("records"), {}
+    from cblab.strict_json import read_json_file
+
+    try:
+        data = read_json_file(path)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    rows = data.get("events") if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: expected a list of event rows or {{\"events\": [...]}}")
+    return rows, {}
+
+
+def _warmup(text: str) -> str | float:
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"--warmup must be 'auto' or seconds >= 0, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .fit import FitError, fit_run
+
+    args = build_parser().parse_args(argv)
+    try:
+        warmup = _warmup(args.warmup)
+        if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
+            raise ValueError(f"--deadline must be seconds > 0, got {args.deadline!r}")
+        if args.out is not None and not args.out.parent.is_dir():
+            raise ValueError(f"-o {args.out}: directory {args.out.parent} does not exist")
+        rows, meta = _read_rows(args.run)
+        if not rows:
+            raise ValueError(f"{args.run}: no rows")
+        source = args.source
+        if source == "auto":
+            source = "load" if any(r.get("source") == "load" for r in rows) else None
+        deadline = args.deadline
+        if deadline is None:
+            deadline = (meta.get("extra") or {}).get("deadline_s")
+        fit = fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup)
+    except (FitError, ValueError, OSError) as exc:
+        print(f"cblab fit: {exc}", file=sys.stderr)
+        return 2
+    name = args.name or args.run.stem
+    if fit.warmup:
+        print(f"warm-up: {fit.warmup.dropped} calls scheduled in the first "
+              f"{fit.warmup.end_s - min(float(r['t']) for r in rows if r.get('t') is not None):.1f} s "
+              "left out (a client warm-up stall; --warmup 0 keeps them)")
+    with _wide_pandas():
+        print(fit.quality().to_string())
+    scenario = fit.scenario(name)
+    if args.out is not None:
+        args.out.write_text(json.dumps(scenario, indent=2) + "\n", encoding="utf-8")
+        hint = "" if deadline is None else f" --deadline {deadline:g}"
+        print(f"wrote {args.out}: {len(fit.phases)} phase(s); replay it with "
+              f"`cblab simulate {args.out}{hint}`")
+    return 0
+
+
+def _wide_pandas() -> Any:
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 30)
