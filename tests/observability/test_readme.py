@@ -52,3 +52,9 @@ def test_the_shell_lines_check_the_rules(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 12 rules found" in done.stdout
     assert done.stdout.rstrip().endswith("SUCCESS")
+
+
+def test_the_docs_page_has_the_same_code() -> None:
+    page = (ROOT / "docs" / "how-to" / "observe-in-production.md").read_text()
+    for language in ("python", "py", "text", "sh"):
+        assert re.findall(rf"```{language}\n(.*?)```", page, re.S) == blocks(language), language
