@@ -33,9 +33,13 @@ state_change``                         ``to`` and ``reason``
 Metrics (meter ``cblab``), every one with ``resilience.circuit_breaker.name``:
 ``resilience.circuit_breaker.state`` (up-down counter, one series per ``state``, 1 for
 the current one, 0 otherwise), ``resilience.circuit_breaker.calls`` (counter by
-``outcome``), ``resilience.circuit_breaker.call.duration`` (histogram, seconds, by
-``outcome``; refusals have no duration) and ``resilience.circuit_breaker.transitions``
-(counter by ``from`` and ``to``).
+``outcome``, observed from the breakers' own counts at collection),
+``resilience.circuit_breaker.call.duration`` (histogram, seconds, by ``outcome``;
+refusals have no duration; recorded at collection) and
+``resilience.circuit_breaker.transitions`` (counter by ``from`` and ``to``).
+
+Also here: `capture_spans` and `traced_calls` (spans as table rows, for the README and
+notebooks) and `configure_sdk` (``cblab serve --otel console|otlp``).
 
 Everything is fed by breaker listeners (`cblab._events`): a listener runs on the call
 path, in the caller's context, so ``trace.get_current_span()`` is the span of the call
