@@ -49,6 +49,7 @@ from cblab.faults.profile import plan_request
 from cblab.faults.scenario import Scenario
 from cblab.integrations.budget import RetryBudget, backoff_limit, full_jitter
 
+from .bounds import DEFAULT_MAX_CALLS, WorkLimitError, check_limit, expected_calls
 from .engine import gc_paused
 from .model import (
     _QUEUED,
@@ -315,6 +316,7 @@ def simulate_agents(
     variant: str | None = None,
     round_trip_s: float = 0.0,
     fail_fast_s: float = FAST_FAIL_S,
+    max_calls: int = DEFAULT_MAX_CALLS,
 ) -> AgentRun:
     """Play `scenario` with `agent`s as the callers; `protected=False` disables the breaker.
 
@@ -323,6 +325,8 @@ def simulate_agents(
     next attempt starts that much later. `fail_fast_s`: how long the server takes to
     report a refused connection (or a capacity 503) as a failure (default: loopback's
     0.5 ms; a loaded server takes longer, and calls in flight meanwhile still go out).
+    `max_calls`: refused (WorkLimitError) before simulating when the scenario's arrivals
+    times (1 + the agent's retries) could pass it.
     """
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be a cblab.sim.agents.Agent, got {agent!r}")
@@ -333,6 +337,11 @@ def simulate_agents(
     scenario = resolve_scenario(scenario)
     config = _config(config)
     phases = load_phases(scenario, rate=rate)
+    calls = expected_calls(phases) * (1 + agent.retries)
+    if calls > check_limit("max_calls", max_calls):
+        raise WorkLimitError(f"agents on {scenario.name!r} could make {{amount}} simulated "
+                             "calls (rate x duration x (1 + retries))",
+                             calls, "max_calls", max_calls)
     sim = AgentSimulation(scenario, phases, config, agent, seed=seed, deadline_s=deadline_s,
                           protected=protected, service=service, round_trip_s=round_trip_s,
                           fail_fast_s=fail_fast_s)

@@ -185,3 +185,15 @@ def test_a_slow_failure_lets_more_calls_out_before_the_breaker_trips() -> None:
     assert sent[1] > 5  # calls admitted while the first five were failing
     first_failure = next(r for r in slow.run.rows if r[0] == "call")
     assert first_failure[2] == pytest.approx(0.2)
+
+
+def test_agents_refuse_work_past_the_call_limit_before_simulating() -> None:
+    """Arrivals x (1 + retries) is bounded up front, like `simulate`'s rate x duration."""
+    from cblab.sim.agents import Agent, simulate_agents
+    from cblab.sim.bounds import WorkLimitError
+
+    agent = Agent("model", retries=10)
+    with pytest.raises(WorkLimitError, match="max_calls"):
+        simulate_agents("outage-and-recovery", agent, seed=1, rate=1e6)
+    with pytest.raises(WorkLimitError, match=r"1 \+ retries"):
+        simulate_agents("outage-and-recovery", agent, seed=1, max_calls=100)
