@@ -367,6 +367,14 @@ class CircuitBreaker:
         self.calls += 1
         return Permit(self._generation, HALF_OPEN, now, lease)
 
+    async def admit_async(self) -> Permit | Rejection:
+        """`admit()` for async callers: with a shared store, a HALF_OPEN trial lease is
+        awaited from the store (within its deadline) instead of refused while it is
+        fetched. With the memory store, and in CLOSED, it is `admit()`."""
+        if self._alease_trial is None or self._state is CLOSED:
+            return self.admit()
+        return await self._admit_awaiting_lease()
+
     async def _admit_awaiting_lease(self) -> Permit | Rejection:
         """`admit()`, except that a HALF_OPEN lease is awaited from the store."""
         now = self._clock()

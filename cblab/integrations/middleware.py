@@ -423,7 +423,7 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
     async def _call_once(self, route: _Route, context: Any, call_next: Any) -> Any:
         """One attempt: one breaker admission, one record."""
         breaker = route.breaker
-        permit = breaker.admit()
+        permit = await breaker.admit_async()  # a shared store's trial lease is awaited
         if not permit.admitted:
             return refusal_result(*refusal.unavailable(
                 breaker.name, permit.state.value, permit.retry_after))

@@ -18,7 +18,10 @@ Every family is labelled with the breaker's `name`:
 ``cblab_circuitbreaker_trips_total{name}``
     counter of automatic moves to OPEN.
 ``cblab_bulkhead_in_flight{name}`` / ``_waiting`` / ``_refused_total`` / ``_limit``
-    the middleware's bulkheads, when it has them.
+    the middleware's bulkheads, when it has them; ``_shed_total`` (of the refused:
+    while the event loop lagged more than `max_lag`), ``_local_misses_total``
+    (deadlines missed while the event loop was still behind: local overload, not
+    failures) and ``_loop_lag_seconds`` (the event loop's sustained lag).
 """
 
 from __future__ import annotations

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent calls (and HTTP connections) per dependency; more wait "
                         "up to the deadline for a slot, then are refused as local_overload "
                         "(default: 100)")
+    p.add_argument("--max-lag", type=float, default=0.25, metavar="S",
+                   help="refuse new calls as local_overload while the event loop runs this "
+                        "many seconds behind (sustained); 0 = never (default: 0.25)")
     p.add_argument("--failure-threshold", type=int,
                    help="failure_threshold for both breakers (overrides per-breaker defaults)")
     p.add_argument("--breaker-timeout", type=float,
@@ -171,6 +174,7 @@ def settings_from_args(args: argparse.Namespace, *, users_url: str | None = None
         protected=not args.unprotected,
         deadline=args.deadline,
         max_connections=args.max_connections,
+        max_lag=args.max_lag or None,
         admin_token=token or None,
         event_log_capacity=args.event_capacity,
         variant=args.variant,

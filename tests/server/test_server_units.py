@@ -137,3 +137,5 @@ def test_cli_refuses_bad_flags_before_starting(capsys) -> None:
     assert "both --backend-users and --backend-orders" in capsys.readouterr().err
     assert serve_main(["--database-config", "{not json"]) == 2
     assert "--database-config is not valid JSON" in capsys.readouterr().err
+    assert serve_main(["--max-lag", "-1"]) == 2
+    assert "max_lag must be a positive number of seconds" in capsys.readouterr().err
