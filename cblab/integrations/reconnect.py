@@ -145,6 +145,9 @@ class ReconnectingClient:
         self._suspect = False  # the last call failed as a connection failure
         self._alive_since_failure = True
         self._pending: asyncio.Task[None] | None = None
+        # False for a client that does not report its own session (a subclass that
+        # connects lazily): then only failed calls make it reconnect.
+        self._observable = True
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class ReconnectingClient:
         return bool(callable(dead) and dead())
 
     def needs_reconnect(self, trial: bool = False) -> bool:
-        if self._suspect or self.session_gone():
+        if self._suspect or (self._observable and self.session_gone()):
             return True
         return trial and not self._alive_since_failure
 
@@ -231,6 +234,7 @@ class ReconnectingClient:
                 await self.client.__aenter__()
         self._suspect = False
         self._alive_since_failure = True
+        self._observable = not self.session_gone()
 
     async def _shut(self) -> None:
         client = self.client

@@ -3,6 +3,8 @@ when a reconnect is due, and its options. (Real restarts: test_restarts.py.)"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx2
 import pytest
@@ -11,7 +13,7 @@ from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 
 from cblab import ConfigError
-from cblab.integrations import ReconnectingClient
+from cblab.integrations import GuardedClient, ReconnectingClient
 from cblab.integrations.reconnect import half_open_trial, in_half_open_trial, is_connection_failure
 
 
@@ -63,3 +65,32 @@ def test_bad_options() -> None:
         ReconnectingClient("http://127.0.0.1:1/mcp")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="connect_timeout must be seconds > 0"):
         ReconnectingClient(Client("http://127.0.0.1:1/mcp"), connect_timeout=0)
+
+
+async def test_a_client_that_connects_lazily_is_not_reopened_on_every_call() -> None:
+    # The live lab's guard hop wraps such a client: it opens its own inner session.
+    mcp = FastMCP("here")
+
+    @mcp.tool
+    def ping() -> str:
+        return "pong"
+
+    class Lazy(Client):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(mcp)
+            self.inner = Client(mcp)
+
+        async def __aenter__(self) -> Lazy:
+            return self  # connects on the first call instead
+
+        async def call_tool(self, name: str, arguments: Any = None, **kwargs: Any) -> Any:
+            if not self.inner.is_connected():
+                await self.inner.__aenter__()
+            return await self.inner.call_tool(name, arguments, **kwargs)
+
+    lazy = Lazy()
+    async with GuardedClient(lazy, name="here") as guard:
+        for _ in range(5):
+            assert (await guard.call_tool("ping")).data == "pong"
+        assert guard.connection.reconnects == 0
+    await lazy.inner.close()
