@@ -1,5 +1,5 @@
-"""Every Python example in the README's "Protect your own MCP server" and "Protect your
-MCP client" sections runs as written, in a fresh interpreter."""
+"""Every Python example on the docs pages "Protect your server" and "Protect your client"
+runs as written, in a fresh interpreter, and prints what the page promises."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("## Protect your own MCP server", "## Protect your MCP client")
+PAGES = {  # the docs page -> its title (the example names below use the title)
+    "docs/how-to/protect-your-server.md": "Protect your own MCP server",
+    "docs/how-to/protect-your-client.md": "Protect your MCP client",
+}
 
 
 def examples() -> list[tuple[str, str]]:
-    text = (ROOT / "README.md").read_text()
     found = []
-    for title in SECTIONS:
-        start = text.index(title + "\n")
-        end = text.find("\n## ", start + len(title))
-        section = text[start:end if end != -1 else None]
-        for i, code in enumerate(re.findall(r"```python\n(.*?)```", section, re.S)):
-            found.append((f"{title[3:]} #{i + 1}", code))
+    for page, title in PAGES.items():
+        text = (ROOT / page).read_text()
+        for i, code in enumerate(re.findall(r"```python\n(.*?)```", text, re.S)):
+            found.append((f"{title} #{i + 1}", code))
     return found
 
 

@@ -1,4 +1,4 @@
-"""The README's "Bring your own MCP server" example runs as printed."""
+"""The docs page "Bring your own MCP server" runs as printed."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "how-to" / "bring-your-own-server.md"
 
 
 def test_the_python_example_runs() -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Bring your own MCP server", 1)[1].split("\n## ", 1)[0]
+    section = PAGE.read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     runnable = [b for b in blocks if "asyncio.run(main())" in b]
     assert len(runnable) == 1

@@ -1,4 +1,4 @@
-"""One glossary: the README's "Key figures" and every report's last section are
+"""One glossary: the docs' "Key figures" (Record runs and build reports) and every report's last section are
 `cblab.analysis.GLOSSARY`, word for word, and it names every figure a report shows."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from cblab.runs import load_run
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_readme_holds_the_glossary():
-    assert glossary_markdown() in (ROOT / "README.md").read_text()
+def test_the_docs_hold_the_glossary():
+    assert glossary_markdown() in (ROOT / "docs" / "how-to" / "reports.md").read_text()
 
 
 # where each report column is defined (a column added without a definition fails here)
