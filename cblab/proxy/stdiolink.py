@@ -154,22 +154,43 @@ class StdioLink:
     async def _handshake(self) -> None:
         """The era the server speaks, as a client finds it: ``server/discover`` first
         (2026-07-28: no handshake, every request carries its own ``_meta``), else the
-        ``initialize`` handshake."""
-        try:  # as long as fastmcp's client waits: a slow server may answer late
-            async with asyncio.timeout(min(DISCOVER_TIMEOUT, self.init_timeout)):
-                found = await self._send_request("server/discover", {"_meta": self._meta()})
-        except (TimeoutError, UpstreamUnavailable) as exc:
-            if self._process is None:
-                raise UpstreamUnavailable(str(exc) or "the server exited") from None
-            found = {}
-        if any(v >= MODERN_VERSION for v in found.get("supportedVersions", ()) if isinstance(v, str)):
-            self.modern = True
-            return
-        self.modern = False
-        self.initialize_result = await self._send_request("initialize", {
-            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-            "clientInfo": _CLIENT_INFO})
-        await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        ``initialize`` handshake. A server silent on discover for `DISCOVER_TIMEOUT`
+        is also sent ``initialize``; whichever succeeds first decides (a slow modern
+        server's late discover answer still counts)."""
+        loop = asyncio.get_running_loop()
+        discover = loop.create_task(self._send_request("server/discover", {"_meta": self._meta()}))
+        initialize: asyncio.Task[dict[str, Any]] | None = None
+        pending: set[asyncio.Task[dict[str, Any]]] = {discover}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending, timeout=None if initialize else DISCOVER_TIMEOUT,
+                    return_when=asyncio.FIRST_COMPLETED)
+                if discover in done and not discover.exception():
+                    versions = discover.result().get("supportedVersions", ())
+                    if any(isinstance(v, str) and v >= MODERN_VERSION for v in versions):
+                        self.modern = True
+                        return
+                if initialize in done and not initialize.exception():
+                    self.modern = False
+                    self.initialize_result = initialize.result()
+                    await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                    return
+                if self._process is None:
+                    raise UpstreamUnavailable(self.health.last_error or "the server exited")
+                if initialize is None:  # discover failed, or no answer yet
+                    initialize = loop.create_task(self._send_request("initialize", {
+                        "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                        "clientInfo": _CLIENT_INFO}))
+                    pending.add(initialize)
+            assert initialize is not None
+            raise initialize.exception() or UpstreamUnavailable("the handshake failed")
+        finally:
+            for task in (discover, initialize):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
 
     def _meta(self) -> dict[str, Any]:
         return {"io.modelcontextprotocol/protocolVersion": MODERN_VERSION,

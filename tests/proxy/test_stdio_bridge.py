@@ -1,0 +1,42 @@
+"""The stdio bridge finds the server's protocol era as a client would: a server silent
+on `server/discover` gets the handshake, a slow modern one is not pushed into it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from fastmcp import Client
+
+from cblab.proxy import FaultProxy, stdiolink
+
+from .conftest import STDIO_SERVER
+
+LEGACY = [sys.executable, str(Path(__file__).with_name("legacy_server.py"))]
+
+
+async def test_a_server_silent_on_discover_gets_the_handshake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stdiolink, "DISCOVER_TIMEOUT", 0.2)
+    async with FaultProxy(LEGACY, connect_timeout=30) as proxy:
+        assert proxy.tools == ["echo"]
+        async with Client(proxy.mcp_url) as client:
+            init = client.initialize_result
+            assert init is not None and init.server_info.name == "legacy-echo"
+            assert init.instructions == "legacy"
+            result = await client.call_tool_mcp("echo", {"a": 1})
+        assert result.content[0].text == '{"a": 1}'  # type: ignore[union-attr]
+
+
+async def test_a_slow_modern_server_keeps_its_era(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discover unanswered within the wait (the server still importing), so the bridge
+    also sends initialize; the server's late discover answer wins, as it should."""
+    monkeypatch.setattr(stdiolink, "DISCOVER_TIMEOUT", 0.01)
+    async with FaultProxy(STDIO_SERVER, connect_timeout=60) as proxy:
+        assert "echo" in proxy.tools
+        async with Client(proxy.mcp_url) as client:
+            assert client.initialize_result is None  # 2026-07-28: no handshake
+            result = await client.call_tool_mcp("echo", {"x": 4})
+        assert result.structured_content == {"result": 4}
