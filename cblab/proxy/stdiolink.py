@@ -86,6 +86,7 @@ class StdioLink:
         self._reader: asyncio.Task[None] | None = None
         self._respawn: asyncio.Task[None] | None = None
         self._stopping = False
+        self._answering: set[asyncio.Task[None]] = set()  # replies to the server's requests
         self.initialize_result: dict[str, Any] = {}
         self.modern = False  # the server speaks 2026-07-28: relay server/discover too
         self.tools: list[str] = []
@@ -372,7 +373,9 @@ class StdioLink:
             return  # not JSON-RPC (a server printing to stdout by mistake)
         if "method" in message:
             if "id" in message:  # a request from the server
-                asyncio.get_running_loop().create_task(self._answer_server(message))
+                task = asyncio.get_running_loop().create_task(self._answer_server(message))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
             return
         number = message.get("id")
         future = self._pending.get(number) if isinstance(number, int) else None
