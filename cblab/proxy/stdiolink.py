@@ -6,6 +6,10 @@ each client request as it came, only renumbering its id (clients' ids may collid
 the answer gets the client's id back). Nothing is re-modelled: listings, schemas,
 results and task messages pass through as the server wrote them.
 
+A client of the handshake era in front of a 2026-07-28 server gets the server's
+discover answer as its ``initialize`` result, and its requests get the ``_meta``
+envelope that era requires (the proxy's client info, no client capabilities).
+
 What the bridge answers itself, for a server of the handshake era only:
 
 - ``initialize``: the server's own answer to the proxy's handshake (its
@@ -54,6 +58,7 @@ log = logging.getLogger("cblab.proxy")
 PROTOCOL_VERSION = "2025-11-25"
 MODERN_VERSION = "2026-07-28"
 DISCOVER_TIMEOUT = 10.0
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 _CHUNK = 1 << 16
 _EDGE = 4096  # bytes of an oversized line kept at each end, to find its id
 
@@ -89,6 +94,7 @@ class StdioLink:
         self._answering: set[asyncio.Task[None]] = set()  # replies to the server's requests
         self.initialize_result: dict[str, Any] = {}
         self.modern = False  # the server speaks 2026-07-28: relay server/discover too
+        self.discover_result: dict[str, Any] = {}
         self.tools: list[str] = []
 
     @property
@@ -171,6 +177,7 @@ class StdioLink:
                     versions = discover.result().get("supportedVersions", ())
                     if any(isinstance(v, str) and v >= MODERN_VERSION for v in versions):
                         self.modern = True
+                        self.discover_result = discover.result()
                         return
                 if initialize in done and not initialize.exception():
                     self.modern = False
@@ -192,6 +199,20 @@ class StdioLink:
                     task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
+
+    def _legacy_initialize(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A handshake-era client in front of a 2026-07-28 server: the server's own
+        discover answer, in the shape of an initialize result."""
+        params = message.get("params")
+        asked = params.get("protocolVersion") if isinstance(params, dict) else None
+        found = self.discover_result
+        info = (found.get("_meta") or {}).get("io.modelcontextprotocol/serverInfo")
+        result = {"protocolVersion": asked if asked in HANDSHAKE_VERSIONS else PROTOCOL_VERSION,
+                  "capabilities": found.get("capabilities", {}),
+                  "serverInfo": info or {"name": self.argv[0], "version": "unknown"}}
+        if found.get("instructions"):
+            result["instructions"] = found["instructions"]
+        return result
 
     def _meta(self) -> dict[str, Any]:
         return {"io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
@@ -269,8 +290,11 @@ class StdioLink:
                 await self.notify(message)
             return Reply(202, [(b"content-length", b"0")], one_chunk(b""))
         request_id, method = message["id"], message["method"]
-        if method == "initialize" and not self.modern:
-            return json_reply({"jsonrpc": "2.0", "id": request_id, "result": self.initialize_result})
+        if method == "initialize":
+            result = self._legacy_initialize(message) if self.modern else self.initialize_result
+            return json_reply({"jsonrpc": "2.0", "id": request_id, "result": result})
+        if self.modern:
+            message = _with_envelope(message, self._meta())
         if method == "server/discover" and not self.modern:
             return json_reply(error_message(request_id, METHOD_NOT_FOUND, "Method not found"))
         try:
@@ -390,6 +414,19 @@ class StdioLink:
                                   f"{message.get('method')!s:.100} is not relayed by the cblab proxy")
         with contextlib.suppress(UpstreamUnavailable):
             await self._write(reply)
+
+
+def _with_envelope(message: dict[str, Any], envelope: dict[str, Any]) -> dict[str, Any]:
+    """A handshake-era client's request, with the ``_meta`` keys a 2026-07-28 server
+    needs (the client's own keys win)."""
+    params = message.get("params")
+    params = dict(params) if isinstance(params, dict) else {}
+    meta = params.get("_meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    if "io.modelcontextprotocol/protocolVersion" in meta:
+        return message  # a 2026-07-28 client: as it came
+    params["_meta"] = {**envelope, **meta}
+    return {**message, "params": params}
 
 
 def _version() -> str:
