@@ -195,10 +195,12 @@ class StdioLink:
             raise initialize.exception() or UpstreamUnavailable("the handshake failed")
         finally:
             for task in (discover, initialize):
-                if task is not None and not task.done():
+                if task is None:
+                    continue
+                if not task.done():
                     task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await task
+                with contextlib.suppress(BaseException):
+                    await task  # also retrieves the loser's error: no "never retrieved" log
 
     def _legacy_initialize(self, message: dict[str, Any]) -> dict[str, Any]:
         """A handshake-era client in front of a 2026-07-28 server: the server's own

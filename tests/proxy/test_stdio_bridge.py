@@ -3,6 +3,7 @@ on `server/discover` gets the handshake, a slow modern one is not pushed into it
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -32,7 +33,8 @@ async def test_a_server_silent_on_discover_gets_the_handshake(
         assert result.content[0].text == '{"a": 1}'  # type: ignore[union-attr]
 
 
-async def test_a_slow_modern_server_keeps_its_era(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_slow_modern_server_keeps_its_era(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
     """Discover unanswered within the wait (the server still importing), so the bridge
     also sends initialize; the server's late discover answer wins, as it should."""
     monkeypatch.setattr(stdiolink, "DISCOVER_TIMEOUT", 0.01)
@@ -42,6 +44,8 @@ async def test_a_slow_modern_server_keeps_its_era(monkeypatch: pytest.MonkeyPatc
             assert client.initialize_result is None  # 2026-07-28: no handshake
             result = await client.call_tool_mcp("echo", {"x": 4})
         assert result.structured_content == {"result": 4}
+    gc.collect()  # the refused initialize was awaited, not left for asyncio to report
+    assert "never retrieved" not in caplog.text
 
 
 async def test_a_handshake_era_client_in_front_of_a_modern_server() -> None:
