@@ -9,6 +9,9 @@ added latency). Both are separate processes on loopback; the client is a fastmcp
    noise hits both alike): p50/p99 per call and the difference.
 2. Closed-loop throughput with 8 concurrent callers on one client, alternated the
    same way: calls per second.
+3. CPU seconds per call of the upstream and of the proxy process (from /proc over the
+   sequential blocks): the proxy's own cost, which the machine's load does not move
+   the way it moves wall-clock figures.
 
 Run: ``python -m benchmarks.bench_proxy`` (or ``python -m benchmarks proxy``); under a
 minute. Prints a markdown table with the load average.
@@ -30,7 +33,7 @@ from pathlib import Path
 os.environ.setdefault("FASTMCP_ENABLE_RICH_TRACEBACKS", "false")
 
 BLOCKS, BLOCK_CALLS = 8, 40
-ROUNDS, ROUND_S, WORKERS = 2, 2.5, 8
+ROUNDS, ROUND_S, WORKERS = 3, 2.0, 8
 TOOL = "list_cities"
 
 
@@ -94,10 +97,20 @@ async def _throughput(client, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-async def _measure(urls: dict[str, str]) -> dict[str, dict[str, list[float]]]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(urls: dict[str, str], pids: dict[str, int]) -> dict[str, dict[str, list[float]]]:
     from fastmcp import Client
 
-    results: dict[str, dict[str, list[float]]] = {k: {"lat": [], "tput": []} for k in urls}
+    results: dict[str, dict[str, list[float]]] = {
+        k: {"lat": [], "tput": [], "cpu": []} for k in urls}
     async with Client(urls["direct"]) as direct, Client(urls["proxy"]) as proxied:
         clients = {"direct": direct, "proxy": proxied}
         for client in clients.values():  # warm up
@@ -105,7 +118,11 @@ async def _measure(urls: dict[str, str]) -> dict[str, dict[str, list[float]]]:
         for block in range(BLOCKS):
             order = ("direct", "proxy") if block % 2 == 0 else ("proxy", "direct")
             for name in order:
+                before = {who: _cpu_s(pid) for who, pid in pids.items()}
                 results[name]["lat"] += await _sequential(clients[name], BLOCK_CALLS)
+                if name == "proxy":  # the upstream serves both paths; the proxy only this one
+                    for who, pid in pids.items():
+                        results[who]["cpu"].append((_cpu_s(pid) - before[who]) / BLOCK_CALLS)
         for rnd in range(ROUNDS * 2):
             name = ("direct", "proxy", "proxy", "direct")[rnd % 4]
             results[name]["tput"].append(await _throughput(clients[name], ROUND_S))
@@ -131,7 +148,8 @@ def main() -> int:
                 env=env, stdout=subprocess.DEVNULL,
             )
             info = _wait_file(ready, proxy)
-        results = asyncio.run(_measure({"direct": direct_url, "proxy": info["mcp_url"]}))
+        results = asyncio.run(_measure({"direct": direct_url, "proxy": info["mcp_url"]},
+                                       {"direct": upstream.pid, "proxy": proxy.pid}))
     finally:
         for proc in (proxy, upstream):
             if proc is not None:
@@ -156,6 +174,10 @@ def main() -> int:
     print(f"proxy overhead: p50 +{(pct(p['lat'], .5) - pct(d['lat'], .5)) * 1000:.1f} ms, "
           f"p99 +{(pct(p['lat'], .99) - pct(d['lat'], .99)) * 1000:.1f} ms; throughput "
           f"{sum(p['tput']) / sum(d['tput']):.2f} x direct")
+    upstream_cpu = sum(d["cpu"]) / len(d["cpu"]) * 1000
+    proxy_cpu = sum(p["cpu"]) / len(p["cpu"]) * 1000
+    print(f"CPU per call: upstream server {upstream_cpu:.2f} ms, proxy {proxy_cpu:.2f} ms "
+          f"({proxy_cpu / upstream_cpu:.2f} x the server's)")
     return 0
 
 

@@ -77,6 +77,8 @@ class FaultProxy:
     token         bearer token for the control API (None: no token, loopback only)
     scenario      a scenario to play from the start (name, path or `ProxyScenario`)
     allowed_hosts, allowed_origins   more Host names / Origins both listeners accept
+    connect_timeout    how long the upstream may take to answer at start (a stdio
+                  server starting its interpreter on a busy machine takes seconds)
     max_result_bytes   the largest answer taken from the upstream; a larger one is
                   answered with a JSON-RPC error "result too large"
     """
@@ -92,7 +94,7 @@ class FaultProxy:
         token: str | None = None,
         scenario: str | Path | ProxyScenario | None = None,
         time_scale: float = 1.0,
-        connect_timeout: float = 15.0,
+        connect_timeout: float = 60.0,
         events_capacity: int = 100_000,
         allowed_hosts: Sequence[str] = (),
         allowed_origins: Sequence[str] = (),

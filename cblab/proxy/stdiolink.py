@@ -6,6 +6,10 @@ each client request as it came, only renumbering its id (clients' ids may collid
 the answer gets the client's id back). Nothing is re-modelled: listings, schemas,
 results and task messages pass through as the server wrote them.
 
+A client of the handshake era in front of a 2026-07-28 server gets the server's
+discover answer as its ``initialize`` result, and its requests get the ``_meta``
+envelope that era requires (the proxy's client info, no client capabilities).
+
 What the bridge answers itself, for a server of the handshake era only:
 
 - ``initialize``: the server's own answer to the proxy's handshake (its
@@ -54,6 +58,7 @@ log = logging.getLogger("cblab.proxy")
 PROTOCOL_VERSION = "2025-11-25"
 MODERN_VERSION = "2026-07-28"
 DISCOVER_TIMEOUT = 10.0
+HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 _CHUNK = 1 << 16
 _EDGE = 4096  # bytes of an oversized line kept at each end, to find its id
 
@@ -86,8 +91,10 @@ class StdioLink:
         self._reader: asyncio.Task[None] | None = None
         self._respawn: asyncio.Task[None] | None = None
         self._stopping = False
+        self._answering: set[asyncio.Task[None]] = set()  # replies to the server's requests
         self.initialize_result: dict[str, Any] = {}
         self.modern = False  # the server speaks 2026-07-28: relay server/discover too
+        self.discover_result: dict[str, Any] = {}
         self.tools: list[str] = []
 
     @property
@@ -154,22 +161,60 @@ class StdioLink:
     async def _handshake(self) -> None:
         """The era the server speaks, as a client finds it: ``server/discover`` first
         (2026-07-28: no handshake, every request carries its own ``_meta``), else the
-        ``initialize`` handshake."""
-        try:  # as long as fastmcp's client waits: a slow server may answer late
-            async with asyncio.timeout(min(DISCOVER_TIMEOUT, self.init_timeout)):
-                found = await self._send_request("server/discover", {"_meta": self._meta()})
-        except (TimeoutError, UpstreamUnavailable) as exc:
-            if self._process is None:
-                raise UpstreamUnavailable(str(exc) or "the server exited") from None
-            found = {}
-        if any(v >= MODERN_VERSION for v in found.get("supportedVersions", ()) if isinstance(v, str)):
-            self.modern = True
-            return
-        self.modern = False
-        self.initialize_result = await self._send_request("initialize", {
-            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-            "clientInfo": _CLIENT_INFO})
-        await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        ``initialize`` handshake. A server silent on discover for `DISCOVER_TIMEOUT`
+        is also sent ``initialize``; whichever succeeds first decides (a slow modern
+        server's late discover answer still counts)."""
+        loop = asyncio.get_running_loop()
+        discover = loop.create_task(self._send_request("server/discover", {"_meta": self._meta()}))
+        initialize: asyncio.Task[dict[str, Any]] | None = None
+        pending: set[asyncio.Task[dict[str, Any]]] = {discover}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending, timeout=None if initialize else DISCOVER_TIMEOUT,
+                    return_when=asyncio.FIRST_COMPLETED)
+                if discover in done and not discover.exception():
+                    versions = discover.result().get("supportedVersions", ())
+                    if any(isinstance(v, str) and v >= MODERN_VERSION for v in versions):
+                        self.modern = True
+                        self.discover_result = discover.result()
+                        return
+                if initialize in done and not initialize.exception():
+                    self.modern = False
+                    self.initialize_result = initialize.result()
+                    await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                    return
+                if self._process is None:
+                    raise UpstreamUnavailable(self.health.last_error or "the server exited")
+                if initialize is None:  # discover failed, or no answer yet
+                    initialize = loop.create_task(self._send_request("initialize", {
+                        "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                        "clientInfo": _CLIENT_INFO}))
+                    pending.add(initialize)
+            assert initialize is not None
+            raise initialize.exception() or UpstreamUnavailable("the handshake failed")
+        finally:
+            for task in (discover, initialize):
+                if task is None:
+                    continue
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task  # also retrieves the loser's error: no "never retrieved" log
+
+    def _legacy_initialize(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A handshake-era client in front of a 2026-07-28 server: the server's own
+        discover answer, in the shape of an initialize result."""
+        params = message.get("params")
+        asked = params.get("protocolVersion") if isinstance(params, dict) else None
+        found = self.discover_result
+        info = (found.get("_meta") or {}).get("io.modelcontextprotocol/serverInfo")
+        result = {"protocolVersion": asked if asked in HANDSHAKE_VERSIONS else PROTOCOL_VERSION,
+                  "capabilities": found.get("capabilities", {}),
+                  "serverInfo": info or {"name": self.argv[0], "version": "unknown"}}
+        if found.get("instructions"):
+            result["instructions"] = found["instructions"]
+        return result
 
     def _meta(self) -> dict[str, Any]:
         return {"io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
@@ -247,8 +292,11 @@ class StdioLink:
                 await self.notify(message)
             return Reply(202, [(b"content-length", b"0")], one_chunk(b""))
         request_id, method = message["id"], message["method"]
-        if method == "initialize" and not self.modern:
-            return json_reply({"jsonrpc": "2.0", "id": request_id, "result": self.initialize_result})
+        if method == "initialize":
+            result = self._legacy_initialize(message) if self.modern else self.initialize_result
+            return json_reply({"jsonrpc": "2.0", "id": request_id, "result": result})
+        if self.modern:
+            message = _with_envelope(message, self._meta())
         if method == "server/discover" and not self.modern:
             return json_reply(error_message(request_id, METHOD_NOT_FOUND, "Method not found"))
         try:
@@ -351,7 +399,9 @@ class StdioLink:
             return  # not JSON-RPC (a server printing to stdout by mistake)
         if "method" in message:
             if "id" in message:  # a request from the server
-                asyncio.get_running_loop().create_task(self._answer_server(message))
+                task = asyncio.get_running_loop().create_task(self._answer_server(message))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
             return
         number = message.get("id")
         future = self._pending.get(number) if isinstance(number, int) else None
@@ -366,6 +416,19 @@ class StdioLink:
                                   f"{message.get('method')!s:.100} is not relayed by the cblab proxy")
         with contextlib.suppress(UpstreamUnavailable):
             await self._write(reply)
+
+
+def _with_envelope(message: dict[str, Any], envelope: dict[str, Any]) -> dict[str, Any]:
+    """A handshake-era client's request, with the ``_meta`` keys a 2026-07-28 server
+    needs (the client's own keys win)."""
+    params = message.get("params")
+    params = dict(params) if isinstance(params, dict) else {}
+    meta = params.get("_meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    if "io.modelcontextprotocol/protocolVersion" in meta:
+        return message  # a 2026-07-28 client: as it came
+    params["_meta"] = {**envelope, **meta}
+    return {**message, "params": params}
 
 
 def _version() -> str:

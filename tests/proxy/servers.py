@@ -11,10 +11,27 @@ import os
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_http_headers
+from pydantic import BaseModel
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+class Route(BaseModel):
+    """Nested models: a nested output schema."""
+
+    points: list[Point]
 
 
 def build_upstream() -> FastMCP:
-    mcp = FastMCP("test-upstream")
+    mcp = FastMCP("test-upstream", instructions="A server for the proxy's tests.")
+
+    @mcp.tool(tags={"geo"})
+    def route(n: int = 2) -> Route:
+        """`n` points on a line."""
+        return Route(points=[Point(x=i, y=i) for i in range(n)])
 
     @mcp.tool
     def echo(x: int) -> int:

@@ -180,3 +180,22 @@ async def test_max_concurrency_rejects_or_queues_per_tool(proxy: FaultProxy) -> 
         assert time.perf_counter() - started >= 0.9  # one at a time
     rows = await rows_of(proxy, 7)
     assert sum(r["error_type"] == "injected_overload" for r in rows) == 2
+
+
+async def test_listings_and_results_pass_through_unchanged(proxy: FaultProxy,
+                                                           upstream: object) -> None:
+    """A fastmcp upstream (2026-07-28, sessionless): a nested output schema, tags,
+    instructions and identity exactly as the server gives them."""
+    from .reference import listing
+
+    direct = await listing(upstream.mcp_url)  # type: ignore[attr-defined]
+    via = await listing(proxy.mcp_url)
+    for part in direct:
+        assert via[part] == direct[part], part
+    route = next(t for t in via["tools"]["tools"] if t["name"] == "route")
+    assert "points" in route["outputSchema"]["properties"]
+    async with Client(upstream.mcp_url) as client:  # type: ignore[attr-defined]
+        direct_call = await client.call_tool_mcp("route", {"n": 3})
+    async with Client(proxy.mcp_url) as client:
+        via_call = await client.call_tool_mcp("route", {"n": 3})
+    assert via_call.model_dump() == direct_call.model_dump()

@@ -20,3 +20,4 @@ def test_the_python_example_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert "['get_forecast', 'list_cities']" in done.stdout
     assert "True {'error': 'injected_fault', 'status': 500}" in done.stdout
+    assert "connected" in done.stdout.splitlines()
