@@ -259,9 +259,11 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         runs = [simulate(scenario, config, protected=not args.unprotected, **options)]
     first = runs[0]
+    fitted = (first.scenario.description or "").startswith("fitted from a recorded run")
+    target = ("the fitted service" if fitted
+              else f"{first.service} (breaker {first.breaker})")  # the demo's names otherwise
     print(f"{first.scenario.name}: {first.duration_s:g} s simulated, {first.calls} calls to "
-          f"{first.service} (breaker {first.breaker}), seed {args.seed}, "
-          f"{sum(r.wall_s for r in runs):.2f} s wall")
+          f"{target}, seed {args.seed}, {sum(r.wall_s for r in runs):.2f} s wall")
     if len(runs) == 2:
         table = compare(runs[1], runs[0])
         width = max(len(label) for _, label, _ in _SUMMARY)
