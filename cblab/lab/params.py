@@ -30,7 +30,10 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["AutopilotStep", "LabParams", "ParamError", "parse_autopilot"]
 
@@ -93,6 +96,23 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ParamError(f"{name} must be 0 or 1, got {raw!r}")
 
 
+#: field -> (environment variable, what it means), in the order a person reads them.
+_DESCRIBED = {
+    "run_seconds": ("CBLAB_RUN_SECONDS", "how long a live loop runs"),
+    "wait": ("CBLAB_WAIT", "the last cell waits for the loop (headless runs)"),
+    "update_hz": ("CBLAB_UPDATE_HZ", "live chart updates per second"),
+    "chart_points": ("CBLAB_CHART_POINTS", "latency points per variant on the live chart"),
+    "window_s": ("CBLAB_WINDOW_SECONDS", "seconds of history the live charts show"),
+    "rate": ("CBLAB_RATE", "requests per second from the load generator"),
+    "breaker_timeout": ("CBLAB_BREAKER_TIMEOUT", "the breaker's open timeout (s)"),
+    "failure_threshold": ("CBLAB_FAILURE_THRESHOLD", "failures that trip the breaker"),
+    "autopilot": ("CBLAB_AUTOPILOT", "slider moves played by themselves"),
+    "expect_states": ("CBLAB_EXPECT_STATES", "states a waited-for run must visit"),
+    "quick": ("CBLAB_QUICK", "small sweeps and short simulations"),
+    "seed": ("CBLAB_SEED", "seed of the backend, the load and the simulations"),
+}
+
+
 @dataclass(frozen=True)
 class LabParams:
     """Live-lab and notebook parameters. `LabParams.from_env()` reads the variables."""
@@ -146,7 +166,37 @@ class LabParams:
         )
         return replace(params, **overrides) if overrides else params
 
+    def table(self) -> pd.DataFrame:
+        """Every parameter with its value, environment variable and default."""
+        import pandas as pd
+
+        rows = []
+        for name, (variable, meaning) in _DESCRIBED.items():
+            value = getattr(self, name)
+            if isinstance(value, frozenset):
+                value = ", ".join(sorted(value)) or "–"
+            elif isinstance(value, tuple):
+                value = ", ".join(f"{s.at:g}: {s.control}={_shown(s.value)}" for s in value) or "–"
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, float) and name == "run_seconds" and value == 0:
+                value = "until Stop"
+            rows.append({"parameter": name, "value": value, "set by": variable,
+                         "meaning": meaning})
+        return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        from .tables import readable_table
+
+        frame = self.table()
+        frame["value"] = [str(v) if not isinstance(v, str) else v for v in frame["value"]]
+        return str(readable_table(frame, caption="Parameters in effect").to_html())
+
     @property
     def headless(self) -> bool:
         """A bounded run whose end the notebook waits for (CI, benchmarks)."""
         return self.wait and self.run_seconds > 0
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

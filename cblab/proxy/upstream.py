@@ -111,6 +111,9 @@ class Upstream:
         loopback. ProxyError with a clear reason when the upstream cannot be used.
         """
         client = self.client()
+        # A stdio server is kept alive between sessions (keep_alive): closing the
+        # transport, after the session, is what ends its process.
+        stack.push_async_callback(client.transport.close)
         try:
             async with asyncio.timeout(timeout):
                 await stack.enter_async_context(client)
