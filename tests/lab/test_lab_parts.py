@@ -99,3 +99,39 @@ def test_pattern_series_stay_visible_when_they_overlap() -> None:
     fig = compare_retries(RetrySpec(duration=30, seed=1)).figure()
     styles = {(t.line.dash, t.line.width) for t in fig.data if t.name}
     assert len(styles) == 4  # every variant drawn differently
+
+
+def test_report_links_on_this_machine_go_to_a_loopback_report_server(
+        monkeypatch: Any, tmp_path: Path) -> None:
+    """A report opened from the Jupyter server's /files/ route cannot open its own data
+    links (403 "Blocking request from unknown origin"); on this machine the link goes to
+    a read-only loopback server for the report's directory, which serves the data too."""
+    import urllib.error
+    import urllib.request
+
+    reports = tmp_path / "reports"
+    (reports / "run-data").mkdir(parents=True)
+    report = reports / "run.html"
+    report.write_text("<html><a href='run-data/events.csv'>events</a></html>")
+    (reports / "run-data" / "events.csv").write_text("t,kind\n0.5,call\n")
+    (tmp_path / "secret.txt").write_text("not served")
+    monkeypatch.setattr(links, "_servers", lambda: [
+        {"root_dir": str(tmp_path), "base_url": "/", "hostname": "127.0.0.1"}])
+    url = links.report_url(report)
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/run.html")
+    assert f'href="{url}"' in links.report_link_html(report)
+    base = url.rsplit("/", 1)[0]
+    with urllib.request.urlopen(base + "/run-data/events.csv", timeout=10) as response:
+        assert response.read().decode() == "t,kind\n0.5,call\n"
+    for refused in ("/../secret.txt", "/", "/run-data/"):  # nothing outside, no listing
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(base + refused, timeout=10)
+        assert info.value.code == 404, refused
+    foreign = urllib.request.Request(url, headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(foreign, timeout=10)
+    assert info.value.code == 403
+    assert links.report_url(report) == url  # one server per directory, reused
+    monkeypatch.setattr(links, "_servers", lambda: [
+        {"root_dir": str(tmp_path), "base_url": "/", "hostname": "0.0.0.0"}])
+    assert links.report_url(report) == "/files/reports/run.html"  # a remote browser

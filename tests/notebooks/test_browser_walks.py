@@ -107,8 +107,17 @@ def _open_report(page: Any, link: Any) -> tuple[Any, list[str]]:
         link.click()
     report = opened.value
     report.wait_for_load_state()
-    assert "/files/" in report.url and report.url.endswith(".html"), report.url
+    # JupyterLab runs on this machine: the report comes from the loopback report server
+    assert report.url.startswith("http://127.0.0.1:") and report.url.endswith(".html"), report.url
     report.wait_for_function(CHARTS_DRAWN_JS, timeout=60_000)
+    # Its data links answer (from the Jupyter server's /files/ they were refused, 403).
+    data = report.locator("a.data-link")
+    assert data.count() >= 2
+    for i in range(2):
+        with report.expect_download(timeout=30_000) as download:
+            data.nth(i).click()
+        assert download.value.failure() is None
+        assert download.value.suggested_filename in ("events.csv", "run.json")
     return report, errors
 
 
@@ -214,6 +223,20 @@ def test_02_stepper_walks_every_move_and_reset_starts_over(
     log = page.locator(".cblab-log").first.inner_text()
     assert "HALF-OPEN" in log and "HALF_OPEN" not in log
     _shot(page, "02-stepper", artifacts_dir, ".cblab-state-machine")
+    # An impossible setting is refused, with the reason, under the sliders: clear of
+    # every slider's readout.
+    assert _press(page, ".cblab-state-machine .cblab-success-threshold", "End") == 5
+    refusal = page.locator(".cblab-state-machine .cblab-config-message .cblab-error").first
+    refusal.wait_for(timeout=30_000)
+    assert "Not applied" in refusal.inner_text()
+    box = page.locator(".cblab-state-machine .cblab-config-message").first.bounding_box()
+    readouts = page.locator(".cblab-state-machine .widget-readout")
+    for i in range(readouts.count()):
+        r = readouts.nth(i).bounding_box()
+        assert r["y"] + r["height"] <= box["y"] or r["x"] + r["width"] <= box["x"], (r, box)
+    _press(page, ".cblab-state-machine .cblab-success-threshold", "Home")
+    page.locator(".cblab-state-machine .cblab-config-message >> text=applied").wait_for(
+        timeout=30_000)
     reset = click("reset", clock="0 s", trips="0")
     assert reset["state"] == "CLOSED", reset
     assert reset["rejected"] == reset["calls admitted"] == "0", reset
@@ -276,6 +299,7 @@ def test_04_live_check_then_compare_after_stop(
     assert "still running" not in text
     for row in ("availability", "trips"):
         assert row in text, text
+    assert re.search(r"stopped at \d+ s of the [\d.]+ s scenario", text), text
     _shot(page, "04-compare", artifacts_dir)
     _no_errors(page)
 
@@ -294,4 +318,53 @@ def test_06_report_opens_from_its_link_with_charts_drawn(
     _shot(report, "06-report", artifacts_dir)
     assert report.locator(".js-plotly-plot").count() >= 5
     assert not errors, errors
+    _no_errors(page)
+
+
+def _run_to_table(page: Any, lab_server: JupyterLabServer, notebook: str, cell: str,
+                  timeout_s: float = 120) -> str:
+    """Run all of `notebook`; the text of the table the cell containing `cell` shows."""
+    open_notebook(page, lab_server, notebook, timeout=120)
+    run_all_cells(page)
+    table = _cell_output(page, cell).locator("table").first
+    table.wait_for(timeout=timeout_s * 1000)
+    return str(table.inner_text())
+
+
+# --- 00: the parameters in effect, as a table ----------------------------------------------
+
+
+def test_00_index_shows_its_parameters_as_a_table(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    text = _run_to_table(page, lab_server, "00-index.ipynb", "LabParams.from_env()")
+    for shown in ("Parameters in effect", "CBLAB_RUN_SECONDS", "CBLAB_BREAKER_TIMEOUT",
+                  "update_hz"):
+        assert shown in text, text
+    assert "LabParams(" not in _cell_output(page, "LabParams.from_env()").inner_text()
+    _shot(page, "00-index", artifacts_dir)
+    _no_errors(page)
+
+
+# --- 07: live replicas, local vs shared, then the sweep over 1..32 ---------------------------
+
+
+TICKS_JS = """(title) => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')]
+    .find((d) => d.layout && d.layout.title && String(d.layout.title.text || '').includes(title));
+  return plot ? [...plot.querySelectorAll('.xtick text')].map((t) => t.textContent) : null;
+}"""
+
+
+def test_07_replicas_table_and_sweep_axes(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    text = _run_to_table(page, lab_server, "07-replicas.ipynb", "replicas_table(result)",
+                         timeout_s=240)
+    assert "calls reaching the failing backend" in text and "local" in text and "shared" in text
+    page.wait_for_function(f"() => ({TICKS_JS})('Trial calls') !== null", timeout=120_000)
+    for title in ("Failing calls until", "Trial calls"):
+        ticks = page.evaluate(TICKS_JS, title)
+        assert ticks == ["1", "2", "4", "8", "16", "32"], (title, ticks)
+    _shot(page, "07-replicas", artifacts_dir)
     _no_errors(page)
