@@ -35,6 +35,10 @@ pytestmark = pytest.mark.live
 
 CHART = LIVE_CHART
 
+# A widget button navigates nowhere: do not wait for "scheduled navigations" after the
+# click (on a loaded machine playwright waited out its 30 s there, the click long done).
+WIDGET_CLICK: dict[str, Any] = {"no_wait_after": True}
+
 # Every plotly chart on the page drawn (a layout and an SVG with data in it).
 CHARTS_DRAWN_JS = """
 () => {
@@ -154,14 +158,14 @@ def test_01_hang_button_trips_the_protected_breaker_and_it_recovers(
 ) -> None:
     _start_live(page, lab_server, "01-why-circuit-breakers.ipynb")
     _wait_state(page, "protected · github", "closed")
-    page.locator(".cblab-outage button", has_text="hang").first.click()
+    page.locator(".cblab-outage button", has_text="hang").first.click(**WIDGET_CLICK)
     _wait_state(page, "protected · github", "open")
     # the status line agrees (its HTML is rewritten a few times a second: select anew)
     page.wait_for_selector('.cblab-live-status .badge[data-state="open"], '
                            '.cblab-live-status .badge[data-state="half_open"]', timeout=30_000)
     page.wait_for_timeout(2000)  # a little of the hang for the picture
     _shot(page, "01-hang", artifacts_dir, ".cblab-live")
-    page.locator(".cblab-outage button", has_text="up").first.click()
+    page.locator(".cblab-outage button", has_text="up").first.click(**WIDGET_CLICK)
     _wait_state(page, "protected · github", "closed")
     status = page.locator(".cblab-live-status").first.inner_text()
     assert "protected" in status and "unprotected" in status and "no breaker" in status
@@ -208,7 +212,7 @@ def test_02_stepper_walks_every_move_and_reset_starts_over(
         """Press a button; wait until the counters show `expect` (the kernel answers
         each press in its own time)."""
         for _ in range(times):
-            page.locator(f"button.cblab-{name}").first.click()
+            page.locator(f"button.cblab-{name}").first.click(**WIDGET_CLICK)
         for key, value in expect.items():
             page.wait_for_function(f"(a) => ({COUNTER_JS})(a[0]) === a[1]",
                                    arg=[key.replace("_", " "), value], timeout=30_000)
@@ -265,13 +269,13 @@ def test_03_live_lab_trip_refused_setting_stop_and_export(
     assert "in the last 5 s" in status and "since the start" in status
     _shot(page, "03-live-lab", artifacts_dir, ".cblab-live")
 
-    page.locator("button.cblab-stop").first.click()
+    page.locator("button.cblab-stop").first.click(**WIDGET_CLICK)
     page.wait_for_selector(".cblab-live-status >> text=Stopped", timeout=30_000)
     assert page.locator("button.cblab-stop").first.is_disabled()
     assert page.locator(".cblab-error-rate.cblab-ended").count() == 1  # looks inactive
     assert _press(page, ".cblab-error-rate", "End") == 0  # and is: the slider is disabled
 
-    page.locator("button.cblab-export").first.click()
+    page.locator("button.cblab-export").first.click(**WIDGET_CLICK)
     link = page.locator(".cblab-export-message a").first
     link.wait_for(timeout=90_000)
     assert link.get_attribute("target") == "_blank"
@@ -289,7 +293,7 @@ def test_04_live_check_then_compare_after_stop(
 ) -> None:
     _start_live(page, lab_server, "04-tuning.ipynb")
     page.wait_for_timeout(3000)  # a few seconds of the scenario
-    page.locator("button.cblab-stop").first.click()
+    page.locator("button.cblab-stop").first.click(**WIDGET_CLICK)
     page.wait_for_selector(".cblab-live-status >> text=Stopped", timeout=30_000)
     _shot(page, "04-live-check", artifacts_dir, ".cblab-live")
     _run_cell_containing(page, "if lab.finished:")
