@@ -372,3 +372,19 @@ def test_07_replicas_table_and_sweep_axes(
         assert ticks == ["1", "2", "4", "8", "16", "32"], (title, ticks)
     _shot(page, "07-replicas", artifacts_dir)
     _no_errors(page)
+
+
+# --- 05: the simulated patterns (no controls): every chart and table shown, no errors ------
+
+
+def test_05_patterns_draw_their_charts_and_tables(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    open_notebook(page, lab_server, "05-related-patterns.ipynb", timeout=120)
+    run_all_cells(page)
+    _cell_output(page, "queueing_lesson").locator("table").first.wait_for(timeout=240_000)
+    page.wait_for_function(CHARTS_DRAWN_JS, timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    assert page.locator(".jp-OutputArea table").count() >= 3  # two summaries, the lesson
+    _shot(page, "05-patterns", artifacts_dir)
+    _no_errors(page)
