@@ -31,6 +31,10 @@ class _Handler(SimpleHTTPRequestHandler):
         if not self._host_ok():
             self.send_error(403, "Host not allowed")
             return None
+        if self.path == "/favicon.ico":  # asked by every browser tab: "none", not a 404
+            self.send_response(204)
+            self.end_headers()
+            return None
         return super().send_head()
 
     def list_directory(self, path: Any) -> None:

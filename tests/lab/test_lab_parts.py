@@ -135,3 +135,5 @@ def test_report_links_on_this_machine_go_to_a_loopback_report_server(
     monkeypatch.setattr(links, "_servers", lambda: [
         {"root_dir": str(tmp_path), "base_url": "/", "hostname": "0.0.0.0"}])
     assert links.report_url(report) == "/files/reports/run.html"  # a remote browser
+    with urllib.request.urlopen(base + "/favicon.ico", timeout=10) as response:
+        assert response.status == 204  # a browser tab asks; no 404 in its console
