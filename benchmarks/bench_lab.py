@@ -190,7 +190,7 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
     open_notebook(page, server, notebook, timeout=180)
     start = time.perf_counter()
     run_all_cells(page)
-    page.wait_for_selector(LIVE_CHART, timeout=300_000)
+    page.wait_for_selector(LIVE_CHART, timeout=600_000)  # 04 sweeps first
     out["run_all_to_chart_widget_s"] = round(time.perf_counter() - start, 2)
     page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=LIVE_CHART, timeout=300_000)
     out["run_all_to_first_data_s"] = round(time.perf_counter() - start, 2)
@@ -253,6 +253,8 @@ def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str,
                     try:
                         figures = browser_page(server, page, notebook, LIVE_NOTEBOOKS[notebook])
                         figures["errors"] = len(errors)
+                    except Exception as exc:  # one notebook's failure: the others still run
+                        figures = {"failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
                     finally:
                         context.close()
                         for session in server.api("GET", "api/sessions") or []:
@@ -284,8 +286,12 @@ def main() -> int:
         runs += [("now", n, {}) for n in notebooks]
         results = browser_runs(runs)
         before = results[0][2]
-        for _label, notebook, fig in results[1:]:
-            if notebook == "03-live-lab.ipynb":
+        for _label, notebook, fig in results:
+            if "failed" in fig:
+                problems.append(f"{notebook}: {fig['failed']}")
+        results = [r for r in results if "failed" not in r[2]]
+        for _label, notebook, fig in results[1:] if "failed" not in before else results:
+            if notebook == "03-live-lab.ipynb" and "failed" not in before:
                 print(f"  03 now/before: busy {fig['main_thread_busy']}/{before['main_thread_busy']}"
                       f", press->paint p95 {fig['press_to_paint_ms_p95']}/"
                       f"{before['press_to_paint_ms_p95']} ms, redraws/s "
