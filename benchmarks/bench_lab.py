@@ -12,7 +12,7 @@ Part 2 (``CBLAB_BENCH_BROWSER``, default 1) opens every live notebook in Jupyter
 and Chromium (``CBLAB_BENCH_NOTEBOOKS`` picks some), runs all cells, times the first
 chart, then for 20 s while the charts run presses a slider's arrow keys every 1.5 s
 and measures: redraws of the live chart per second, the main thread's busy share
-(Chromium's task time), the time from a key press to the page showing it, and
+(Chromium's task time), the time from a key press to the next paint (Event Timing), and
 console/kernel errors. 03 also runs with the old settings (8 updates/s, 600 points
 per variant), side by side. Targets: >= 4 redraws/s, < 50 % busy, press -> page
 <= 300 ms p95, no errors (``CBLAB_BENCH_LAB_SECONDS=0`` runs this part alone). The
@@ -153,21 +153,15 @@ def summarise(result: dict, seconds: float) -> tuple[dict, list[str]]:
 
 
 # Measured in the page while the charts run: redraws of the live chart
-# (plotly_afterplot), and for every key press on a slider the time until the page
-# shows it (the slider's readout changes; input -> next paint by the Event Timing API
-# too). Main-thread busy comes from Chromium's own task accounting (CDP Performance
+# (plotly_afterplot), and for every key press on a slider the time from the press to
+# the next paint after the page handled it (the Event Timing API's duration: what a
+# person waits for the slider to move, queueing behind chart work included).
+# Main-thread busy comes from Chromium's own task accounting (CDP Performance
 # metrics: TaskDuration over wall time).
-PAGE_PROBE_JS = """([sel, slider]) => {
+PAGE_PROBE_JS = """(sel) => {
   const el = document.querySelector(sel);
-  const w = window.__cblabBench = {redraws: 0, pressed: null, reflected: [], events: []};
+  const w = window.__cblabBench = {redraws: 0, events: []};
   el.on('plotly_afterplot', () => { w.redraws++; });
-  const readout = slider && document.querySelector(slider + ' .widget-readout');
-  if (readout) {
-    document.addEventListener('keydown', () => { w.pressed = performance.now(); }, true);
-    new MutationObserver(() => {
-      if (w.pressed !== null) { w.reflected.push(performance.now() - w.pressed); w.pressed = null; }
-    }).observe(readout, {subtree: true, characterData: true, childList: true});
-  }
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) if (e.name === 'keydown') w.events.push(e.duration);
   }).observe({type: 'event', durationThreshold: 16});
@@ -196,7 +190,7 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
     open_notebook(page, server, notebook, timeout=180)
     start = time.perf_counter()
     run_all_cells(page)
-    page.wait_for_selector(LIVE_CHART, timeout=300_000)
+    page.wait_for_selector(LIVE_CHART, timeout=600_000)  # 04 sweeps first
     out["run_all_to_chart_widget_s"] = round(time.perf_counter() - start, 2)
     page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=LIVE_CHART, timeout=300_000)
     out["run_all_to_first_data_s"] = round(time.perf_counter() - start, 2)
@@ -208,7 +202,7 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
         metrics = cdp.send("Performance.getMetrics")["metrics"]
         return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
 
-    page.evaluate(PAGE_PROBE_JS, [LIVE_CHART, slider])
+    page.evaluate(PAGE_PROBE_JS, LIVE_CHART)
     busy0, wall0 = task_s(), time.perf_counter()
     handle = page.locator(f"{slider} .noUi-handle").first if slider else None
     presses = 0
@@ -223,9 +217,10 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
     out["redraws_per_s"] = round(probe["redraws"] / (wall1 - wall0), 2)
     out["main_thread_busy"] = round((busy1 - busy0) / (wall1 - wall0), 2)
     out["presses"] = presses
-    out["press_to_page_ms_p95"] = _p95(probe["reflected"])
-    out["press_to_page_ms_max"] = round(max(probe["reflected"]), 1) if probe["reflected"] else None
-    out["input_to_paint_ms_p95"] = _p95(probe["events"])
+    # (Event Timing reports presses answered within 16 ms as nothing: count them as 16)
+    answered = probe["events"] + [16.0] * max(presses - len(probe["events"]), 0)
+    out["press_to_paint_ms_p95"] = _p95(answered)
+    out["press_to_paint_ms_max"] = round(max(answered), 1) if answered else None
     out["status_line"] = page.locator(".cblab-live-status").first.inner_text()[-45:]
     out["load_average"] = tuple(round(x, 2) for x in os.getloadavg())
     return out
@@ -258,6 +253,8 @@ def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str,
                     try:
                         figures = browser_page(server, page, notebook, LIVE_NOTEBOOKS[notebook])
                         figures["errors"] = len(errors)
+                    except Exception as exc:  # one notebook's failure: the others still run
+                        figures = {"failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
                     finally:
                         context.close()
                         for session in server.api("GET", "api/sessions") or []:
@@ -289,19 +286,23 @@ def main() -> int:
         runs += [("now", n, {}) for n in notebooks]
         results = browser_runs(runs)
         before = results[0][2]
-        for _label, notebook, fig in results[1:]:
-            if notebook == "03-live-lab.ipynb":
+        for _label, notebook, fig in results:
+            if "failed" in fig:
+                problems.append(f"{notebook}: {fig['failed']}")
+        results = [r for r in results if "failed" not in r[2]]
+        for _label, notebook, fig in results[1:] if "failed" not in before else results:
+            if notebook == "03-live-lab.ipynb" and "failed" not in before:
                 print(f"  03 now/before: busy {fig['main_thread_busy']}/{before['main_thread_busy']}"
-                      f", press->page p95 {fig['press_to_page_ms_p95']}/"
-                      f"{before['press_to_page_ms_p95']} ms, redraws/s "
+                      f", press->paint p95 {fig['press_to_paint_ms_p95']}/"
+                      f"{before['press_to_paint_ms_p95']} ms, redraws/s "
                       f"{fig['redraws_per_s']}/{before['redraws_per_s']}")
             if fig["redraws_per_s"] < MIN_RATE:
                 problems.append(f"{notebook}: fewer than {MIN_RATE} redraws per second")
             if fig["main_thread_busy"] >= MAX_BUSY:
                 problems.append(f"{notebook}: main thread {fig['main_thread_busy']:.0%} busy")
-            if (fig["press_to_page_ms_p95"] or 0) > MAX_REFLECT_MS:
+            if (fig["press_to_paint_ms_p95"] or 0) > MAX_REFLECT_MS:
                 problems.append(f"{notebook}: a slider press took "
-                                f"{fig['press_to_page_ms_p95']} ms (p95) to show")
+                                f"{fig['press_to_paint_ms_p95']} ms (p95) to show")
             if fig["errors"]:
                 problems.append(f"{notebook}: {fig['errors']} console/kernel errors")
     for problem in problems:

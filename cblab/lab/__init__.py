@@ -45,7 +45,7 @@ from .patterns import (
     simulate_retries,
 )
 from .stepper import BreakerStepper, Step
-from .tables import show_table
+from .tables import readable_table, show_table
 
 if TYPE_CHECKING:
     from .live import LiveLab
@@ -71,6 +71,7 @@ __all__ = [
     "default_policies",
     "expected_calls_until_trip",
     "file_url",
+    "readable_table",
     "report_link_html",
     "show_table",
     "simulate_bulkhead",

@@ -34,6 +34,7 @@ from .diagram import STATE_COLORS, STATE_LABELS
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
+    from pandas.io.formats.style import Styler
 
 __all__ = [
     "PolicyComparison",
@@ -126,6 +127,18 @@ class PolicyComparison:
             margin={"l": 10, "r": 10, "t": 50, "b": 40},
         )
         return fig
+
+    def table(self) -> Styler:
+        """The summary for reading: labelled columns with units, "never" for a
+        breaker that never tripped."""
+        from .tables import readable_table
+
+        return readable_table(self.summary, {
+            "policy": "policy", "trips": "trips", "first_trip_s": "first trip (s)",
+            "rejected": "calls rejected", "rejected_pct": "rejected (%)",
+            "time_not_closed_pct": "time not CLOSED (%)",
+        }, missing="never", caption=f"{self.duration / 60:g} minutes of a healthy service "
+           f"with {self.error_rate:.0%} errors")
 
 
 def compare_policies(

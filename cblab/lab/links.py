@@ -7,6 +7,11 @@ Jupyter server serves every file under its root at ``<base_url>files/<path>``
 (with scripts allowed, in a sandboxed origin of their own), so the notebooks link
 there, in a new tab. Outside a Jupyter server (nbclient, a script) the link is the
 file's ``file://`` URL.
+
+A report links to its data (``events.csv``, ``run.json``); the Jupyter server
+refuses those links from a page it serves sandboxed. So when the Jupyter server
+runs on this machine (``make lab``), report links go to a loopback server for the
+report's directory (`cblab.lab.report_server`) instead.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["file_url", "report_link_html"]
+__all__ = ["file_url", "report_link_html", "report_url"]
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _servers() -> list[dict[str, object]]:
@@ -57,9 +64,21 @@ def _under(path: Path, server: dict[str, object]) -> bool:
     return full.resolve().is_relative_to(root.resolve()) and full.exists()
 
 
+def report_url(path: str | os.PathLike[str]) -> str:
+    """Where a person opens a report with working data links: the loopback report
+    server when the Jupyter server is on this machine, else `file_url`."""
+    servers = _servers()
+    if servers and all(str(s.get("hostname") or "") in _LOOPBACK for s in servers):
+        from .report_server import report_server
+
+        target = Path(path).resolve()
+        return report_server(target.parent).url(target)
+    return file_url(path)
+
+
 def report_link_html(path: str | os.PathLike[str], label: str = "Report") -> str:
     """An HTML link to a report that opens in a new browser tab."""
     shown = escape(Path(path).name)
-    return (f'{escape(label)}: <a class="cblab-report-link" href="{escape(file_url(path))}" '
+    return (f'{escape(label)}: <a class="cblab-report-link" href="{escape(report_url(path))}" '
             f'target="_blank" rel="noopener">{shown}</a> '
             '<span style="color:#6b7280">(opens in a new tab)</span>')

@@ -7,7 +7,7 @@ set a few variables to keep runs short and deterministic:
 ``CBLAB_RUN_SECONDS``       stop the live loop after this many seconds (0: run until Stop)
 ``CBLAB_WAIT``              1: the notebook's last cell waits for the loop to end, then
                             checks what happened (headless runs); 0: it returns at once
-``CBLAB_UPDATE_HZ``         chart updates per second (default 5; 1 to 20)
+``CBLAB_UPDATE_HZ``         chart updates per second (default 6; 1 to 20)
 ``CBLAB_CHART_POINTS``      latency points per variant the live chart draws (default 250)
 ``CBLAB_WINDOW_SECONDS``    seconds of history the live charts show (default 60)
 ``CBLAB_RATE``              requests per second from the load generator (default 20)
@@ -30,7 +30,10 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["AutopilotStep", "LabParams", "ParamError", "parse_autopilot"]
 
@@ -93,16 +96,33 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ParamError(f"{name} must be 0 or 1, got {raw!r}")
 
 
+#: field -> (environment variable, what it means), in the order a person reads them.
+_DESCRIBED = {
+    "run_seconds": ("CBLAB_RUN_SECONDS", "how long a live loop runs"),
+    "wait": ("CBLAB_WAIT", "the last cell waits for the loop (headless runs)"),
+    "update_hz": ("CBLAB_UPDATE_HZ", "live chart updates per second"),
+    "chart_points": ("CBLAB_CHART_POINTS", "latency points per variant on the live chart"),
+    "window_s": ("CBLAB_WINDOW_SECONDS", "seconds of history the live charts show"),
+    "rate": ("CBLAB_RATE", "requests per second from the load generator"),
+    "breaker_timeout": ("CBLAB_BREAKER_TIMEOUT", "the breaker's open timeout (s)"),
+    "failure_threshold": ("CBLAB_FAILURE_THRESHOLD", "failures that trip the breaker"),
+    "autopilot": ("CBLAB_AUTOPILOT", "slider moves played by themselves"),
+    "expect_states": ("CBLAB_EXPECT_STATES", "states a waited-for run must visit"),
+    "quick": ("CBLAB_QUICK", "small sweeps and short simulations"),
+    "seed": ("CBLAB_SEED", "seed of the backend, the load and the simulations"),
+}
+
+
 @dataclass(frozen=True)
 class LabParams:
     """Live-lab and notebook parameters. `LabParams.from_env()` reads the variables."""
 
     run_seconds: float = 0.0  # 0: until Stop
     wait: bool = False
-    # 5 updates/s of at most 250 latency points per variant: every update is a full
+    # 6 updates/s of at most 250 latency points per variant: every update is a full
     # redraw in the browser (about 110 ms in Chromium with 300 points, 140 ms with 600,
     # measured at load 10), and what the browser is drawing delays every click.
-    update_hz: float = 5.0
+    update_hz: float = 6.0
     chart_points: int = 250
     window_s: float = 60.0
     rate: float = 20.0
@@ -133,7 +153,7 @@ class LabParams:
         params = cls(
             run_seconds=_number(env, "CBLAB_RUN_SECONDS", 0.0, 0.0, 7 * 24 * 3600.0),
             wait=_flag(env, "CBLAB_WAIT"),
-            update_hz=_number(env, "CBLAB_UPDATE_HZ", 5.0, 1.0, 20.0),
+            update_hz=_number(env, "CBLAB_UPDATE_HZ", 6.0, 1.0, 20.0),
             chart_points=int(_number(env, "CBLAB_CHART_POINTS", 250, 20, 5000)),
             window_s=_number(env, "CBLAB_WINDOW_SECONDS", 60.0, 5.0, 3600.0),
             rate=_number(env, "CBLAB_RATE", 20.0, 0.0, 500.0),
@@ -146,7 +166,37 @@ class LabParams:
         )
         return replace(params, **overrides) if overrides else params
 
+    def table(self) -> pd.DataFrame:
+        """Every parameter with its value, environment variable and default."""
+        import pandas as pd
+
+        rows = []
+        for name, (variable, meaning) in _DESCRIBED.items():
+            value = getattr(self, name)
+            if isinstance(value, frozenset):
+                value = ", ".join(sorted(value)) or "–"
+            elif isinstance(value, tuple):
+                value = ", ".join(f"{s.at:g}: {s.control}={_shown(s.value)}" for s in value) or "–"
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif isinstance(value, float) and name == "run_seconds" and value == 0:
+                value = "until Stop"
+            rows.append({"parameter": name, "value": value, "set by": variable,
+                         "meaning": meaning})
+        return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        from .tables import readable_table
+
+        frame = self.table()
+        frame["value"] = [str(v) if not isinstance(v, str) else v for v in frame["value"]]
+        return str(readable_table(frame, caption="Parameters in effect").to_html())
+
     @property
     def headless(self) -> bool:
         """A bounded run whose end the notebook waits for (CI, benchmarks)."""
         return self.wait and self.run_seconds > 0
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -82,7 +82,10 @@ class StateMachinePanel:
         for name, slider in self.sliders.items():
             slider.add_class(f"cblab-{name.replace('_', '-')}")
             slider.observe(self._on_slider, names="value")
-        self.config_message = W.HTML()
+        # Below the sliders, as wide as they are: beside them a refusal's long text
+        # spread over their readouts.
+        self.config_message = W.HTML(layout=W.Layout(width="440px", min_height="1.5em"))
+        self.config_message.add_class("cblab-config-message")
         self.diagram = W.HTML()
         self.counters = W.HTML()
         self.counters.add_class("cblab-counters")
@@ -95,7 +98,7 @@ class StateMachinePanel:
             W.HBox([self.buttons["advance"], self.advance_by, self.buttons["reset"]]),
             W.HBox([self.diagram, self.counters]),
             W.HTML("<b>Settings</b> (applied at once; the failure count restarts)"),
-            W.HBox([W.VBox(list(self.sliders.values())), self.config_message]),
+            W.VBox([*self.sliders.values(), self.config_message]),
             self.log,
         ])
         self.widget.add_class("cblab-panel")

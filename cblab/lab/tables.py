@@ -13,6 +13,7 @@ frame itself for computing).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..plots.tables import KPI_SPECS, NOT_AVAILABLE, format_kpi, kpi_spec, unavailable_kpis
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pandas.io.formats.style import Styler
 
-__all__ = ["format_figure", "show_table"]
+__all__ = ["TABLE_STYLES", "format_figure", "format_value", "readable_table", "show_table"]
 
 
 def _missing(value: Any) -> bool:
@@ -110,3 +111,75 @@ def _ms_label(label: Any) -> Any:
     if "latency" in name.lower() and name.endswith("_s"):
         return f"{name.removesuffix('_s')}_ms"
     return label
+
+
+#: A table that reads well beside the notebook's text: compact, no sideways overflow
+#: (headers wrap), numbers right-aligned.
+TABLE_STYLES: list[dict[str, Any]] = [
+    {"selector": "", "props": [("border-collapse", "collapse"), ("font-size", "13px"),
+                               ("max-width", "100%"), ("margin", "4px 0 10px 0")]},
+    {"selector": "caption", "props": [("caption-side", "top"), ("text-align", "left"),
+                                      ("font-weight", "600"), ("padding-bottom", "4px")]},
+    {"selector": "th", "props": [("white-space", "normal"), ("padding", "4px 10px"),
+                                 ("text-align", "right"), ("border-bottom", "1px solid #9ca3af"),
+                                 ("font-weight", "600"), ("max-width", "14em")]},
+    {"selector": "td", "props": [("padding", "3px 10px"), ("text-align", "right"),
+                                 ("border-bottom", "1px solid #e5e7eb")]},
+    {"selector": "th.row_heading", "props": [("text-align", "left")]},
+]
+
+
+def format_value(value: Any, missing: str = "–") -> str:
+    """One cell for reading: whole numbers with thousands separators, other numbers to
+    3 significant figures (no exponent below a billion), texts as they are."""
+    if _missing(value):
+        return missing
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        number = float(value)
+        if number.is_integer() and abs(number) < 1e15:
+            return f"{int(number):,d}"
+        if abs(number) >= 1000:
+            return f"{number:,.0f}"
+        return f"{number:.3g}" if abs(number) >= 1e-3 else f"{number:.1e}"
+    if isinstance(value, tuple | list):
+        return " – ".join(format_value(v, missing) for v in value)
+    return str(value)
+
+
+def readable_table(
+    frame: pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    *,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+    index: bool = False,
+    caption: str | None = None,
+    missing: str = "–",
+) -> Styler:
+    """A few columns of `frame`, for a person: `columns` picks the columns to show, in
+    order, each with its label (say the unit there: "first trip (s)"); every value is
+    rounded (`format_value`) unless `formats` gives a column (by its name in `frame`)
+    its own formatter. The index is hidden unless `index`. Returns a Styler: keep
+    `frame` for computing."""
+    import pandas as pd
+
+    picked = frame if columns is None else frame.loc[:, list(columns)]
+    formats = formats or {}
+    text = picked.copy().astype(object)
+    for column in picked.columns:
+        fmt = formats.get(str(column)) or (lambda v: format_value(v, missing))
+        text[column] = [fmt(v) if not _missing(v) or column in formats else missing
+                        for v in picked[column].tolist()]
+    if columns is not None:
+        text = text.rename(columns=dict(columns))
+    styler = text.style.set_table_styles(TABLE_STYLES)
+    words = [label for label, column in zip(text.columns, picked.columns, strict=True)
+             if not pd.api.types.is_numeric_dtype(picked[column])]
+    if words:  # texts read from the left
+        styler = styler.set_properties(subset=words, **{"text-align": "left"})
+    if not index:
+        styler = styler.hide(axis="index")
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler

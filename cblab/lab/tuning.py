@@ -41,6 +41,7 @@ __all__ = [
     "SWEEP_SCORES",
     "Score",
     "best_config",
+    "compare_with_simulation",
     "fault_phases",
     "fault_window",
     "heatmaps",
@@ -502,3 +503,28 @@ def live_check(params: Any, config: Mapping[str, Any], scenario: Any, *,
         title = f"Live check of {shown} on “{plan.name}”"
     return LiveLab(params, config=config, scenario=plan, service=service, title=title,
                    **options)
+
+
+def compare_with_simulation(lab: Any, config: Mapping[str, Any], *, seed: int = 1,
+                            rows: Sequence[str] = ("availability", "share_failed_fast",
+                                                   "trips", "recovery_s")) -> Any:
+    """A finished live check (`live_check`) next to the simulator's prediction for the
+    same scenario and `config`, as a table for reading. A run stopped before its
+    scenario ended is compared with the simulation cut at the same moment, and the
+    table's caption says so: a 46 s run against a 90 s simulation compares nothing."""
+    from ..analysis import compare
+    from ..sim import simulate
+    from .tables import show_table
+
+    live = lab.events("server")
+    predicted = simulate(lab.scenario, config, seed=seed).to_frame()
+    length = float(lab.scenario.total_duration_s)
+    ended = float(live["t"].max()) if len(live) else 0.0
+    caption = f"The whole {length:g} s scenario, simulated and live."
+    if lab.session.phase == "stopped" and ended < length - 1.0:
+        predicted = predicted[predicted["t"] <= ended].reset_index(drop=True)
+        caption = (f"The live run was stopped at {ended:.0f} s of the {length:g} s scenario: "
+                   f"the simulation is cut there too, so both columns cover the same "
+                   f"{ended:.0f} s.")
+    table = compare(predicted, live, lab.scenario, labels=("simulated", "live"))
+    return show_table(table.loc[list(rows)]).set_caption(caption)

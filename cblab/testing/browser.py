@@ -128,8 +128,10 @@ KERNEL_ERROR_MARK = "[cblab-kernel] "
 #: Runs in every page before its scripts: once JupyterLab is up, it listens to the
 #: IOPub channel of every notebook's kernel and reports, through ``console.error``, what
 #: JupyterLab's log console and output areas would show as an error: ``error``
-#: messages (a cell's or a comm handler's traceback) and stderr text with a traceback
-#: or an error in it (ipykernel logs "Exception in comm_msg" there). Outside
+#: messages (a cell's or a comm handler's traceback) and stderr text with a Python
+#: traceback in it (ipykernel logs "Exception in comm_msg" with one; the kernel also
+#: forwards its child processes' stderr, whose mere "ERROR" log lines are not
+#: counted). Outside
 #: JupyterLab (a report page) it does nothing.
 KERNEL_WATCH_JS = r"""
 (() => {
@@ -137,7 +139,7 @@ KERNEL_WATCH_JS = r"""
   window.__cblabKernelWatch = true;
   const MARK = MARK_LITERAL;
   const hooked = new WeakSet();
-  const pattern = /Traceback|Error|Exception/;
+  const pattern = /Traceback \(most recent call last\)/;
   const report = (text) => console.error(MARK + text.slice(0, 2000));
   const onMessage = (_ctx, msg) => {
     const type = msg.header && msg.header.msg_type, c = msg.content || {};

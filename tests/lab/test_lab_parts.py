@@ -106,3 +106,41 @@ def test_a_latency_shown_in_ms_is_labelled_ms() -> None:
     text = show_table(frame).data
     assert list(text.index) == ["latency_p50_ms", "availability"]
     assert text.loc["latency_p50_ms", "protected"] == "22.9 ms"
+
+
+def test_report_links_on_this_machine_go_to_a_loopback_report_server(
+        monkeypatch: Any, tmp_path: Path) -> None:
+    """A report opened from the Jupyter server's /files/ route cannot open its own data
+    links (403 "Blocking request from unknown origin"); on this machine the link goes to
+    a read-only loopback server for the report's directory, which serves the data too."""
+    import urllib.error
+    import urllib.request
+
+    reports = tmp_path / "reports"
+    (reports / "run-data").mkdir(parents=True)
+    report = reports / "run.html"
+    report.write_text("<html><a href='run-data/events.csv'>events</a></html>")
+    (reports / "run-data" / "events.csv").write_text("t,kind\n0.5,call\n")
+    (tmp_path / "secret.txt").write_text("not served")
+    monkeypatch.setattr(links, "_servers", lambda: [
+        {"root_dir": str(tmp_path), "base_url": "/", "hostname": "127.0.0.1"}])
+    url = links.report_url(report)
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/run.html")
+    assert f'href="{url}"' in links.report_link_html(report)
+    base = url.rsplit("/", 1)[0]
+    with urllib.request.urlopen(base + "/run-data/events.csv", timeout=10) as response:
+        assert response.read().decode() == "t,kind\n0.5,call\n"
+    for refused in ("/../secret.txt", "/", "/run-data/"):  # nothing outside, no listing
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(base + refused, timeout=10)
+        assert info.value.code == 404, refused
+    foreign = urllib.request.Request(url, headers={"Host": "evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(foreign, timeout=10)
+    assert info.value.code == 403
+    assert links.report_url(report) == url  # one server per directory, reused
+    monkeypatch.setattr(links, "_servers", lambda: [
+        {"root_dir": str(tmp_path), "base_url": "/", "hostname": "0.0.0.0"}])
+    assert links.report_url(report) == "/files/reports/run.html"  # a remote browser
+    with urllib.request.urlopen(base + "/favicon.ico", timeout=10) as response:
+        assert response.status == 204  # a browser tab asks; no 404 in its console

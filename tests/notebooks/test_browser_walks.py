@@ -13,10 +13,12 @@ live loops stop. Breaker timeouts are 1 s, so trips and recoveries take seconds.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -34,6 +36,10 @@ from cblab.testing import (
 pytestmark = pytest.mark.live
 
 CHART = LIVE_CHART
+
+# A widget button navigates nowhere: do not wait for "scheduled navigations" after the
+# click (on a loaded machine playwright waited out its 30 s there, the click long done).
+WIDGET_CLICK: dict[str, Any] = {"no_wait_after": True}
 
 # Every plotly chart on the page drawn (a layout and an SVG with data in it).
 CHARTS_DRAWN_JS = """
@@ -107,8 +113,18 @@ def _open_report(page: Any, link: Any) -> tuple[Any, list[str]]:
         link.click()
     report = opened.value
     report.wait_for_load_state()
-    assert "/files/" in report.url and report.url.endswith(".html"), report.url
+    # JupyterLab runs on this machine: the report comes from the loopback report server
+    assert report.url.startswith("http://127.0.0.1:") and report.url.endswith(".html"), report.url
     report.wait_for_function(CHARTS_DRAWN_JS, timeout=60_000)
+    # Its data links answer (from the Jupyter server's /files/ they were refused, 403).
+    data = report.locator("a.data-link")
+    assert data.count() >= 2
+    for i in range(2):
+        href = urljoin(report.url, data.nth(i).get_attribute("href"))
+        answer = report.request.get(href)
+        assert answer.ok, (href, answer.status)
+        body = answer.text()
+        assert (json.loads(body) if href.endswith(".json") else body.split(",", 1)[0]), href
     return report, errors
 
 
@@ -145,14 +161,14 @@ def test_01_hang_button_trips_the_protected_breaker_and_it_recovers(
 ) -> None:
     _start_live(page, lab_server, "01-why-circuit-breakers.ipynb")
     _wait_state(page, "protected · github", "closed")
-    page.locator(".cblab-outage button", has_text="hang").first.click()
+    page.locator(".cblab-outage button", has_text="hang").first.click(**WIDGET_CLICK)
     _wait_state(page, "protected · github", "open")
     # the status line agrees (its HTML is rewritten a few times a second: select anew)
     page.wait_for_selector('.cblab-live-status .badge[data-state="open"], '
                            '.cblab-live-status .badge[data-state="half_open"]', timeout=30_000)
     page.wait_for_timeout(2000)  # a little of the hang for the picture
     _shot(page, "01-hang", artifacts_dir, ".cblab-live")
-    page.locator(".cblab-outage button", has_text="up").first.click()
+    page.locator(".cblab-outage button", has_text="up").first.click(**WIDGET_CLICK)
     _wait_state(page, "protected · github", "closed")
     status = page.locator(".cblab-live-status").first.inner_text()
     assert "protected" in status and "unprotected" in status and "no breaker" in status
@@ -199,7 +215,7 @@ def test_02_stepper_walks_every_move_and_reset_starts_over(
         """Press a button; wait until the counters show `expect` (the kernel answers
         each press in its own time)."""
         for _ in range(times):
-            page.locator(f"button.cblab-{name}").first.click()
+            page.locator(f"button.cblab-{name}").first.click(**WIDGET_CLICK)
         for key, value in expect.items():
             page.wait_for_function(f"(a) => ({COUNTER_JS})(a[0]) === a[1]",
                                    arg=[key.replace("_", " "), value], timeout=30_000)
@@ -214,6 +230,20 @@ def test_02_stepper_walks_every_move_and_reset_starts_over(
     log = page.locator(".cblab-log").first.inner_text()
     assert "HALF-OPEN" in log and "HALF_OPEN" not in log
     _shot(page, "02-stepper", artifacts_dir, ".cblab-state-machine")
+    # An impossible setting is refused, with the reason, under the sliders: clear of
+    # every slider's readout.
+    assert _press(page, ".cblab-state-machine .cblab-success-threshold", "End") == 5
+    refusal = page.locator(".cblab-state-machine .cblab-config-message .cblab-error").first
+    refusal.wait_for(timeout=30_000)
+    assert "Not applied" in refusal.inner_text()
+    box = page.locator(".cblab-state-machine .cblab-config-message").first.bounding_box()
+    readouts = page.locator(".cblab-state-machine .widget-readout")
+    for i in range(readouts.count()):
+        r = readouts.nth(i).bounding_box()
+        assert r["y"] + r["height"] <= box["y"] or r["x"] + r["width"] <= box["x"], (r, box)
+    _press(page, ".cblab-state-machine .cblab-success-threshold", "Home")
+    page.locator(".cblab-state-machine .cblab-config-message >> text=applied").wait_for(
+        timeout=30_000)
     reset = click("reset", clock="0 s", trips="0")
     assert reset["state"] == "CLOSED", reset
     assert reset["rejected"] == reset["calls admitted"] == "0", reset
@@ -242,13 +272,13 @@ def test_03_live_lab_trip_refused_setting_stop_and_export(
     assert "in the last 5 s" in status and "since the start" in status
     _shot(page, "03-live-lab", artifacts_dir, ".cblab-live")
 
-    page.locator("button.cblab-stop").first.click()
+    page.locator("button.cblab-stop").first.click(**WIDGET_CLICK)
     page.wait_for_selector(".cblab-live-status >> text=Stopped", timeout=30_000)
     assert page.locator("button.cblab-stop").first.is_disabled()
     assert page.locator(".cblab-error-rate.cblab-ended").count() == 1  # looks inactive
     assert _press(page, ".cblab-error-rate", "End") == 0  # and is: the slider is disabled
 
-    page.locator("button.cblab-export").first.click()
+    page.locator("button.cblab-export").first.click(**WIDGET_CLICK)
     link = page.locator(".cblab-export-message a").first
     link.wait_for(timeout=90_000)
     assert link.get_attribute("target") == "_blank"
@@ -266,7 +296,7 @@ def test_04_live_check_then_compare_after_stop(
 ) -> None:
     _start_live(page, lab_server, "04-tuning.ipynb")
     page.wait_for_timeout(3000)  # a few seconds of the scenario
-    page.locator("button.cblab-stop").first.click()
+    page.locator("button.cblab-stop").first.click(**WIDGET_CLICK)
     page.wait_for_selector(".cblab-live-status >> text=Stopped", timeout=30_000)
     _shot(page, "04-live-check", artifacts_dir, ".cblab-live")
     _run_cell_containing(page, "if lab.finished:")
@@ -276,6 +306,7 @@ def test_04_live_check_then_compare_after_stop(
     assert "still running" not in text
     for row in ("availability", "trips"):
         assert row in text, text
+    assert re.search(r"stopped at \d+ s of the [\d.]+ s scenario", text), text
     _shot(page, "04-compare", artifacts_dir)
     _no_errors(page)
 
@@ -294,4 +325,69 @@ def test_06_report_opens_from_its_link_with_charts_drawn(
     _shot(report, "06-report", artifacts_dir)
     assert report.locator(".js-plotly-plot").count() >= 5
     assert not errors, errors
+    _no_errors(page)
+
+
+def _run_to_table(page: Any, lab_server: JupyterLabServer, notebook: str, cell: str,
+                  timeout_s: float = 120) -> str:
+    """Run all of `notebook`; the text of the table the cell containing `cell` shows."""
+    open_notebook(page, lab_server, notebook, timeout=120)
+    run_all_cells(page)
+    table = _cell_output(page, cell).locator("table").first
+    table.wait_for(timeout=timeout_s * 1000)
+    return str(table.inner_text())
+
+
+# --- 00: the parameters in effect, as a table ----------------------------------------------
+
+
+def test_00_index_shows_its_parameters_as_a_table(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    text = _run_to_table(page, lab_server, "00-index.ipynb", "LabParams.from_env()")
+    for shown in ("Parameters in effect", "CBLAB_RUN_SECONDS", "CBLAB_BREAKER_TIMEOUT",
+                  "update_hz"):
+        assert shown in text, text
+    assert "LabParams(" not in _cell_output(page, "LabParams.from_env()").inner_text()
+    _shot(page, "00-index", artifacts_dir)
+    _no_errors(page)
+
+
+# --- 07: live replicas, local vs shared, then the sweep over 1..32 ---------------------------
+
+
+TICKS_JS = """(title) => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')]
+    .find((d) => d.layout && d.layout.title && String(d.layout.title.text || '').includes(title));
+  return plot ? [...plot.querySelectorAll('.xtick text')].map((t) => t.textContent) : null;
+}"""
+
+
+def test_07_replicas_table_and_sweep_axes(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    text = _run_to_table(page, lab_server, "07-replicas.ipynb", "replicas_table(result)",
+                         timeout_s=240)
+    assert "calls reaching the failing backend" in text and "local" in text and "shared" in text
+    page.wait_for_function(f"() => ({TICKS_JS})('Trial calls') !== null", timeout=120_000)
+    for title in ("Failing calls until", "Trial calls"):
+        ticks = page.evaluate(TICKS_JS, title)
+        assert ticks == ["1", "2", "4", "8", "16", "32"], (title, ticks)
+    _shot(page, "07-replicas", artifacts_dir)
+    _no_errors(page)
+
+
+# --- 05: the simulated patterns (no controls): every chart and table shown, no errors ------
+
+
+def test_05_patterns_draw_their_charts_and_tables(
+    page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
+) -> None:
+    open_notebook(page, lab_server, "05-related-patterns.ipynb", timeout=120)
+    run_all_cells(page)
+    _cell_output(page, "queueing_lesson").locator("table").first.wait_for(timeout=240_000)
+    page.wait_for_function(CHARTS_DRAWN_JS, timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    assert page.locator(".jp-OutputArea table").count() >= 3  # two summaries, the lesson
+    _shot(page, "05-patterns", artifacts_dir)
     _no_errors(page)

@@ -476,3 +476,37 @@ def test_live_figure_widget_acknowledgements_raise_nothing_in_the_kernel() -> No
     widget._js2py_traceDeltas = {"trace_edit_id": widget._last_trace_edit_id,
                                  "trace_deltas": deltas}
     assert widget.data[0]._prop_defaults.get("visible") is True  # it was applied
+
+
+# --- tables a person reads -----------------------------------------------------------------
+
+
+def test_readable_table_picks_labels_rounds_and_hides_the_index() -> None:
+    import pandas as pd
+
+    from cblab.lab import readable_table
+
+    frame = pd.DataFrame({"policy": ["a", "b"], "trips": [15, 0], "first_trip_s": [7.5512, None],
+                          "rejected_pct": [70.425, 0.0], "ignored": [1, 2]})
+    styler = readable_table(frame, {"policy": "policy", "first_trip_s": "first trip (s)",
+                                    "rejected_pct": "rejected (%)", "trips": "trips"},
+                            missing="never")
+    shown = styler.data
+    assert list(shown.columns) == ["policy", "first trip (s)", "rejected (%)", "trips"]
+    assert shown.iloc[0].tolist() == ["a", "7.55", "70.4", "15"]
+    assert shown.iloc[1].tolist() == ["b", "never", "0", "0"]
+    html = styler.to_html()
+    assert "ignored" not in html and "white-space: normal" in html
+    assert 'class="row_heading' not in html  # the index is hidden
+
+
+def test_lab_params_show_as_a_table_with_their_variables() -> None:
+    from cblab.lab import LabParams
+
+    params = LabParams.from_env({"CBLAB_UPDATE_HZ": "4", "CBLAB_AUTOPILOT": "2:error_rate=1"})
+    table = params.table().set_index("parameter")
+    assert table.loc["update_hz", "value"] == 4 and table.loc["update_hz", "set by"] == "CBLAB_UPDATE_HZ"
+    assert table.loc["autopilot", "value"] == "2: error_rate=1"
+    assert table.loc["run_seconds", "value"] == "until Stop"
+    assert set(table.index) == set(LabParams.__dataclass_fields__)  # none forgotten
+    assert "CBLAB_CHART_POINTS" in params._repr_html_()
