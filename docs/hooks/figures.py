@@ -100,14 +100,19 @@ def _from_report(key: str, kind: str, *names: str, title: str | None = None) -> 
     return DocFigure(key, tuple(run_source(n) for n in names), make)
 
 
-def _hang_latency() -> Any:
+def _hang_latency() -> Shown:
     """01: both hang runs' latency per request on a log axis, as notebook 01 draws
-    its simulated pair (`plots.latency_scatter(events, log_y=True)`)."""
+    its simulated pair (`plots.latency_scatter(events, log_y=True)`), with the
+    report's caption (what the rejected calls' waits measured)."""
     from cblab import plots
+    from cblab.report.figures import refusal_caption
 
-    names = ("hang-protected", "hang-unprotected")
-    both = plots.combine_events({n: run(n).events for n in names})
-    return plots.latency_scatter(both, log_y=True, title=None)
+    both = plots.combine_events({n: run(n).events for n in HANG})
+    caption = ("Every request's latency as the caller saw it, from when the call was due, "
+               "coloured by outcome: the unprotected server's calls wait for the deadline "
+               f"while the backend hangs. {refusal_caption(both)}")
+    return Shown(plots.latency_scatter(both, log_y=True, title=None),
+                 "Latency per request (log scale)", caption.strip())
 
 
 # --- the simulator, seeded ----------------------------------------------------------
@@ -196,11 +201,7 @@ PAGES: dict[str, tuple[str, list[DocFigure]]] = {
         "the protected and the unprotected server (`data/runs/hang-*`).",
         [
             _from_report("fig-01-state", "state_timeline", *HANG),
-            _figure("fig-01-latency", "Latency per request (log scale)",
-                      "Every request's latency as the caller saw it, coloured by outcome: "
-                      "the unprotected server's calls wait for the deadline while the "
-                      "backend hangs; the protected one's are rejected at once.",
-                      tuple(run_source(n) for n in HANG), _hang_latency),
+            DocFigure("fig-01-latency", tuple(run_source(n) for n in HANG), _hang_latency),
             _from_report("fig-01-load", "backend_load", *HANG),
         ],
     ),
@@ -292,11 +293,11 @@ def figure_html(fig: DocFigure) -> str:
         )
         sources = ", ".join(f"`{s}`" for s in fig.sources)
         _built[fig.key] = (
-            f'<figure class="cblab-figure" data-cblab-figure="{fig.key}" '
+            f'<div class="cblab-figure" data-cblab-figure="{fig.key}" '
             f'data-cblab-source="{html.escape(" ".join(fig.sources))}">\n'
             f"<p><strong>{html.escape(shown.title)}</strong></p>\n{plot}\n"
-            f"<figcaption>{_inline_code(shown.caption)} <em>Data: {_inline_code(sources)}."
-            "</em></figcaption>\n</figure>"
+            f"<p><em>{_inline_code(shown.caption)} Data: {_inline_code(sources)}.</em></p>\n"
+            "</div>"
         )
     return _built[fig.key]
 
