@@ -237,8 +237,9 @@ PAGES: dict[str, tuple[str, list[DocFigure]]] = {
                       "queue full after the incident (shaded); behind a breaker they do not.",
                       (SIM,), _retries),
             _figure("fig-05-bulkheads", "Bulkheads",
-                      "`compare_bulkheads(BulkheadSpec(duration=60, seed=1))`: a hanging "
-                      "dependency takes the shared pool, not the bulkhead.", (SIM,),
+                      "`compare_bulkheads(BulkheadSpec(duration=60, seed=1))`: the hanging "
+                      "`orders` calls take every worker of a shared pool and starve the "
+                      "healthy `users`; a bulkhead keeps them in their compartment.", (SIM,),
                       _bulkheads),
         ],
     ),
@@ -287,19 +288,36 @@ def figure_html(fig: DocFigure) -> str:
     """The figure as an HTML fragment (built once per build)."""
     if fig.key not in _built:
         shown = fig.make()
-        plot = shown.figure.to_html(
+        plot = _legend_below(shown.figure).to_html(
             full_html=False, include_plotlyjs=False, div_id=fig.key,
             default_width="100%", config={"displaylogo": False, "responsive": True},
         )
         sources = ", ".join(f"`{s}`" for s in fig.sources)
+        # a figure with a title of its own needs no heading above it
+        heading = "" if shown.figure.layout.title.text else (
+            f"<p><strong>{html.escape(shown.title)}</strong></p>\n")
         _built[fig.key] = (
             f'<div class="cblab-figure" data-cblab-figure="{fig.key}" '
             f'data-cblab-source="{html.escape(" ".join(fig.sources))}">\n'
-            f"<p><strong>{html.escape(shown.title)}</strong></p>\n{plot}\n"
+            f"{heading}{plot}\n"
             f"<p><em>{_inline_code(shown.caption)} Data: {_inline_code(sources)}.</em></p>\n"
             "</div>"
         )
     return _built[fig.key]
+
+
+def _legend_below(figure: Any) -> Any:
+    """A legend on the right takes a third of the page's narrow column: put it under
+    the plot, in rows, and make the figure as much taller."""
+    legend = figure.layout.legend
+    if legend.orientation == "h" or not any(t.showlegend is not False for t in figure.data):
+        return figure
+    height = figure.layout.height or 450
+    return figure.update_layout(
+        height=height + 70,
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -70 / height - 0.12,
+                "yanchor": "top"},
+    )
 
 
 def _inline_code(text: str) -> str:
