@@ -197,8 +197,8 @@ PAGES: dict[str, tuple[str, list[DocFigure]]] = {
                       title="Latency per phase, protected vs unprotected")],
     ),
     "01-why-circuit-breakers": (
-        "The notebook's live panel, recorded: the shipped `hang` scenario played against "
-        "the protected and the unprotected server (`data/runs/hang-*`).",
+        "The notebook's experiment, recorded live on the real stack (`cblab record`): the "
+        "shipped `hang` scenario played against the protected and the unprotected server.",
         [
             _from_report("fig-01-state", "state_timeline", *HANG),
             DocFigure("fig-01-latency", tuple(run_source(n) for n in HANG), _hang_latency),
@@ -213,8 +213,9 @@ PAGES: dict[str, tuple[str, list[DocFigure]]] = {
                    "only the cumulative count keeps tripping.", (SIM,), _policies)],
     ),
     "03-live-lab": (
-        "The live lab's charts, from a run recorded with it: the shipped "
-        "`outage-and-recovery` scenario against the protected server.",
+        "The live lab's charts, drawn from a run recorded live on the real stack "
+        "(`cblab record`): the shipped `outage-and-recovery` scenario against the "
+        "protected server.",
         [
             _from_report("fig-03-state", "state_timeline", OUTAGE[0]),
             _from_report("fig-03-latency", "latency_scatter", OUTAGE[0]),
@@ -331,8 +332,9 @@ def section_html(stem: str, page_url: str) -> str:
     parts = [
         f'<div class="cblab-figures" id="{SECTION_ID}-section">',
         f'<h2 id="{SECTION_ID}">{SECTION_TITLE}</h2>',
-        f"<p>{_inline_code(intro)} Built with this site, by the same figure builders "
-        "the notebook calls; run the notebook to draw them yourself.</p>",
+        f"<p>{_inline_code(intro)} Built with this site from the data named under "
+        "each figure, by cblab's own figure builders (those the notebooks and reports "
+        "call); run the notebook to draw them yourself.</p>",
         f'<script src="{plotly_src}"></script>',
         *(figure_html(f) for f in figures),
         "</div>",
