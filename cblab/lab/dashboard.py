@@ -34,10 +34,12 @@ STATE_NAMES = {"closed": "CLOSED", "open": "OPEN", "half_open": "HALF-OPEN"}
 
 
 def live_figure(
-    variants: Sequence[str], breaker: str, x_range: tuple[float, float] = (0.0, 15.0)
+    variants: Sequence[str], breaker: str, x_range: tuple[float, float] = (0.0, 15.0),
+    dependency: str = "backend",
 ) -> go.Figure:
     """Breaker state band, latency per request (a row per variant), rolling success
-    rate, and requests per second reaching the backend, sharing one time axis."""
+    rate, and requests per second reaching the `dependency` ("backend" for the demo
+    stack, "target" for a server of your own), sharing one time axis."""
     variants = list(variants)
     n = len(variants)
     rows = ["state", *[f"latency:{v}" for v in variants], "success", "backend"]
@@ -47,7 +49,7 @@ def live_figure(
         "Breaker state",
         *[latency_title if n == 1 else f"{latency_title}: {v}" for v in variants],
         "Success rate (rolling 5 s)",
-        "Requests per second reaching the backend",
+        f"Requests per second reaching the {dependency}",
     ]
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, row_heights=heights,
                         vertical_spacing=0.055, subplot_titles=titles)

@@ -225,7 +225,11 @@ class LiveLab:
 
     def _install_figure(self) -> None:
         if self.figure is None:
-            fig = live_figure(self.variants, self.breaker, self.session.x_range)
+            from .target import StackTarget
+
+            dependency = ("backend" if isinstance(self.session.target, StackTarget)
+                          else "target")  # a server of the user's own (08)
+            fig = live_figure(self.variants, self.breaker, self.session.x_range, dependency)
             if self.scenario is not None:  # shade its fault phases (04's live check)
                 from .tuning import shade_faults
 
