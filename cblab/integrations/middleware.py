@@ -123,16 +123,6 @@ def _seconds(where: str, value: Any, *, allow_zero: bool = False) -> float:
     return float(value)
 
 
-def _names(where: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ConfigError(f"{where} must be a list of tool names, got {value!r}")
-    names = tuple(value)
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{where}: tool names must be non-empty strings, got {name!r}")
-    return names
-
-
 class _Route:
     """How calls to one tool are protected (resolved once per tool name)."""
 
@@ -216,7 +206,7 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         self.groups = dict(groups)
         self._exact = {k: v for k, v in groups.items() if not (_GLOB & set(k))}
         self._patterns = [(k, v) for k, v in groups.items() if _GLOB & set(k)]
-        self.unprotected = frozenset(_names("unprotected", unprotected))
+        self.unprotected = _tool_names("unprotected", unprotected) or frozenset()
         grouped_and_free = sorted(self.unprotected & set(self._exact))
         if grouped_and_free:
             raise ConfigError(
@@ -225,7 +215,8 @@ class CircuitBreakerMiddleware(ToolInjectionMiddleware):
         if classifier is not None and not callable(classifier):
             raise ConfigError(f"classifier must be callable, got {classifier!r}")
         self.classifier = classifier if classifier is not None else classify_exception
-        self.count_error_results = frozenset(_names("count_error_results", count_error_results))
+        self.count_error_results = (
+            _tool_names("count_error_results", count_error_results) or frozenset())
         if call_timeout is None or isinstance(call_timeout, Mapping):
             self._timeouts = {
                 tool: _seconds(f"call_timeout[{tool!r}]", t)
