@@ -187,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     from .pick import Objective, robust_pick, score_points
     from .variants import stress_variants
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad flag (2, said in one line)
+        return int(exc.code or 0)
     try:
         objective = Objective(args.objective, args.cost_failed, args.cost_wasted,
                               args.cost_refused, args.max_wasted)
