@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cblab tune", description="Tune a breaker on your own traffic: fit the "
                 "run, sweep settings over stress variants of its outage, pick the setting whose "
                 "worst variant is best, and write (or apply) it as a config.")
-    p.add_argument("run", type=Path, help="a run directory, or a .json/.csv file of event rows "
-                   "(e.g. the proxy's /events)")
+    p.add_argument("run", type=Path, help="a run directory, a .json/.csv file of event rows "
+                   "(e.g. the proxy's /events), or an OTLP JSON trace export of MCP tools/call "
+                   "spans")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="write the picked config here (JSON for CircuitBreakerConfig.from_dict)")
     p.add_argument("--current", type=Path, default=None, metavar="FILE",
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--deadline", type=float, default=None, metavar="S",
                         help="the client's deadline in seconds (default: the run's own, else "
                              "the simulator's)")
+    inputs.add_argument("--phase", action="append", default=[], metavar="NAME=START:END",
+                        help="a phase by time on the rows' t axis, in seconds (repeatable; "
+                             "default: the rows' phase labels, else one phase)")
     inputs.add_argument("--warmup", default="auto", metavar="auto|S",
                         help="leave out a client warm-up stall: auto, 0 or seconds")
     search = p.add_argument_group("the search")
@@ -150,6 +154,24 @@ def _grid(params: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def _phases(items: list[str]) -> list[tuple[str, float, float]] | None:
+    if not items:
+        return None
+    phases = []
+    for item in items:
+        name, _, span = item.partition("=")
+        start, _, end = span.partition(":")
+        try:
+            low, high = float(start), float(end)
+        except ValueError:
+            low = high = math.nan
+        if not name or not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise _UsageError(f"--phase must be NAME=START:END with START < END seconds, "
+                              f"got {item!r}")
+        phases.append((name, low, high))
+    return phases
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     from cblab import CircuitBreakerConfig, ConfigError
     from cblab.strict_json import read_json_file
@@ -169,6 +191,20 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def _read_input(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and metadata of a run, a rows file, or an OTLP JSON trace export."""
+    from cblab.faults.cli import _read_rows
+    from cblab.strict_json import read_json_file
+
+    from .spans import is_otlp, span_rows
+
+    if path.is_file() and path.suffix == ".json":
+        data = read_json_file(path)
+        if is_otlp(data):
+            return span_rows(data), {}
+    return _read_rows(path)
+
+
 def _fmt(mean: float, half: float, as_share: bool) -> str:
     spec = ".2%" if as_share else ".1f"
     if math.isnan(half):
@@ -178,7 +214,7 @@ def _fmt(mean: float, half: float, as_share: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from cblab import CircuitBreakerConfig
-    from cblab.faults.cli import _read_rows, _warmup
+    from cblab.faults.cli import _warmup
     from cblab.faults.fit import FitError, fit_run
     from cblab.sim.run import DEFAULT_DEADLINE_S
     from cblab.sim.sweep import sweep
@@ -196,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                               args.cost_refused, args.max_wasted)
         grid = _grid(args.param)
         warmup = _warmup(args.warmup)
+        phases = _phases(args.phase)
         if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
             raise _UsageError(f"--deadline must be seconds > 0, got {args.deadline!r}")
         if not (math.isfinite(args.longer) and args.longer >= 1):
@@ -213,14 +250,15 @@ def main(argv: list[str] | None = None) -> int:
             live = admin.get_config(base_url, args.breaker, token)  # reachable, token accepted
             if current is None:
                 current = live
-        rows, meta = _read_rows(args.run)
+        rows, meta = _read_input(args.run)
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
         source = args.source
         if source == "auto":
             source = "load" if any(r.get("source") == "load" for r in rows) else None
         deadline = args.deadline or (meta.get("extra") or {}).get("deadline_s")
-        fit = fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup)
+        fit = fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup,
+                      phases=phases)
         name = args.run.stem or "fitted"
         variants = stress_variants(fit.scenario(name), longer=args.longer,
                                    names=[v.strip() for v in args.variants.split(",") if v.strip()])
