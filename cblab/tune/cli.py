@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the longer variant's outage lasts X times the observed (default 3)")
     search.add_argument("--seeds", type=_count, default=5, metavar="N",
                         help="seeds per (setting, variant) (default 5)")
+    search.add_argument("--search", choices=("auto", "grid", "optuna"), default="auto",
+                        help="the whole grid, or optuna's TPE sampler over its values (auto: "
+                             "the grid up to 200 settings, optuna beyond)")
+    search.add_argument("--trials", type=_count, default=60, metavar="N",
+                        help="settings optuna tries (default 60)")
     search.add_argument("--executor", choices=("local", "dask"), default="local",
                         help="run the sweep on a local process pool or a Dask cluster")
     search.add_argument("--workers", type=_count, default=None, metavar="N",
@@ -221,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import admin
     from .pick import Objective, robust_pick, score_points
+    from .search import search
     from .variants import stress_variants
 
     try:
@@ -264,16 +270,15 @@ def main(argv: list[str] | None = None) -> int:
                                    names=[v.strip() for v in args.variants.split(",") if v.strip()])
         base = dict(current or {})
         settings = list(grid)
-        runs = math.prod(len(v) for v in grid.values()) * len(variants) * args.seeds
-        print(f"fitted {len(fit.phases)} phase(s) from {args.run}; sweeping "
-              f"{math.prod(len(v) for v in grid.values())} setting(s) x {len(variants)} "
-              f"variant(s) x {args.seeds} seed(s) = {runs} runs")
+        size = math.prod(len(v) for v in grid.values())
+        print(f"fitted {len(fit.phases)} phase(s) from {args.run}; searching {size} "
+              f"setting(s) x {len(variants)} variant(s) x {args.seeds} seed(s)")
         options: dict[str, Any] = dict(
             base=base, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
             progress=sys.stderr.isatty(), deadline_s=deadline or DEFAULT_DEADLINE_S,
             max_runs=args.max_runs, max_sweep_calls=args.max_sweep_calls)
-        table = sweep(grid, variants, args.seeds, **options)
-        points = score_points(table, settings, objective)
+        points, meta = search(grid, variants, args.seeds, objective, options,
+                              method=args.search, trials=args.trials)
         pick = robust_pick(points, objective)
         now_grid = {k: [base.get(k, getattr(CircuitBreakerConfig(), k))] for k in settings}
         now = score_points(sweep(now_grid, variants, args.seeds, **options), settings,
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     config = CircuitBreakerConfig.from_dict({**base, **pick.setting}).to_dict()
     config.pop("excluded_exceptions", None)
     config.pop("is_excluded", None)
-    _report(pick, now, objective, table.attrs["sweep"])
+    _report(pick, now, objective, meta)
     if args.out is not None:
         args.out.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out}; serve it with "
@@ -313,4 +318,5 @@ def _report(pick: Any, now: Any, objective: Any, meta: dict[str, Any]) -> None:
     print(f"  worst case: {_fmt(pick.robust, math.nan, share)} vs {_fmt(now.robust, math.nan, share)}"
           f" ({'+' if gain >= 0 else ''}{gain:{'.2%' if share else '.1f'}}); "
           f"wasted calls in the worst variant {pick.worst_wasted:.1f} vs {now.worst_wasted:.1f}")
-    print(f"  sweep: {meta['runs']} runs in {meta['wall_s']:.1f} s ({meta.get('executor', '?')})")
+    print(f"  {meta['search']}: {meta['runs']} runs in {meta['wall_s']:.1f} s "
+          f"({meta.get('executor', '?')})")
