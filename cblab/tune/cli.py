@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     from cblab import CircuitBreakerConfig
     from cblab.faults.cli import _warmup
     from cblab.faults.fit import FitError, fit_run
+    from cblab.sim.executors import resolve_executor
     from cblab.sim.run import DEFAULT_DEADLINE_S
     from cblab.sim.sweep import sweep
 
@@ -273,16 +274,19 @@ def main(argv: list[str] | None = None) -> int:
         size = math.prod(len(v) for v in grid.values())
         print(f"fitted {len(fit.phases)} phase(s) from {args.run}; searching {size} "
               f"setting(s) x {len(variants)} variant(s) x {args.seeds} seed(s)")
+        # one pool (or cluster) for every sweep of the command: started once
+        runner = resolve_executor(args.executor, workers=args.workers, scheduler=args.scheduler)
         options: dict[str, Any] = dict(
-            base=base, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-            progress=sys.stderr.isatty(), deadline_s=deadline or DEFAULT_DEADLINE_S,
-            max_runs=args.max_runs, max_sweep_calls=args.max_sweep_calls)
-        points, meta = search(grid, variants, args.seeds, objective, options,
-                              method=args.search, trials=args.trials)
-        pick = robust_pick(points, objective)
-        now_grid = {k: [base.get(k, getattr(CircuitBreakerConfig(), k))] for k in settings}
-        now = score_points(sweep(now_grid, variants, args.seeds, **options), settings,
-                           objective)[0]
+            base=base, executor=runner, progress=sys.stderr.isatty(),
+            deadline_s=deadline or DEFAULT_DEADLINE_S, max_runs=args.max_runs,
+            max_sweep_calls=args.max_sweep_calls)
+        with runner:
+            points, meta = search(grid, variants, args.seeds, objective, options,
+                                  method=args.search, trials=args.trials)
+            pick = robust_pick(points, objective)
+            now_grid = {k: [base.get(k, getattr(CircuitBreakerConfig(), k))] for k in settings}
+            now = score_points(sweep(now_grid, variants, args.seeds, **options), settings,
+                               objective)[0]
     except (FitError, ValueError, OSError) as exc:  # TuneError, AdminError, SweepError too
         print(f"cblab tune: {exc}", file=sys.stderr)
         return 2

@@ -53,7 +53,6 @@ def _optuna(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], s
     started = time.perf_counter()
     tried: dict[tuple[Any, ...], PointScore] = {}
     runs = 0
-    options = {**options, "workers": options.get("workers") or 1}
 
     def trial_score(trial: Any) -> float:
         nonlocal runs
@@ -73,7 +72,8 @@ def _optuna(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], s
         sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     study.optimize(trial_score, n_trials=trials)
     meta = {"search": "optuna", "trials": trials, "runs": runs, "points": len(tried),
-            "wall_s": round(time.perf_counter() - started, 3), "executor": "local",
+            "wall_s": round(time.perf_counter() - started, 3),
+            "executor": getattr(options.get("executor"), "name", options.get("executor")),
             "seeds": list(range(seeds))}
     return list(tried.values()), meta
 

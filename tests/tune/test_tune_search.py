@@ -13,7 +13,7 @@ from cblab.tune.search import GRID_LIMIT, search
 from tests.tune.traffic import crafted_rows, write_rows
 
 GRID = {"failure_threshold": [3, 20], "timeout": [5.0, 60.0]}
-OPTIONS = {"workers": 1, "progress": False}
+OPTIONS = {"workers": 1, "progress": False}  # sweep options: in this process
 
 
 @pytest.fixture(scope="module")
