@@ -19,11 +19,11 @@ class AdminError(ValueError):
     """The server could not be reached, refused the token, or refused the config."""
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, flag: str = "--apply") -> str:
     """The base URL without a trailing slash; AdminError unless http(s)://host[:port]."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AdminError(f"--apply needs the server's base URL, e.g. http://127.0.0.1:8000, "
+        raise AdminError(f"{flag} needs the server's base URL, e.g. http://127.0.0.1:8000, "
                          f"got {url!r}")
     return url.rstrip("/")
 

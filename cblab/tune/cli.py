@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "spans")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="write the picked config here (JSON for CircuitBreakerConfig.from_dict)")
-    p.add_argument("--current", type=Path, default=None, metavar="FILE",
-                   help="today's config (JSON) to compare with (default: the server's, with "
-                        "--apply; else the library defaults)")
+    p.add_argument("--current", default=None, metavar="FILE|URL",
+                   help="today's config to compare with: a JSON file, or a cblab server's "
+                        "base URL (read through its admin API, with --token); default: the "
+                        "server's with --apply, else the library defaults")
     inputs = p.add_argument_group("the fit")
     inputs.add_argument("--source", default="auto",
                         help="rows of this source only: load, proxy, server (default: load if "
@@ -246,8 +247,16 @@ def main(argv: list[str] | None = None) -> int:
             raise _UsageError(f"--longer must be >= 1, got {args.longer!r}")
         if args.out is not None and not args.out.parent.is_dir():
             raise _UsageError(f"-o {args.out}: directory {args.out.parent} does not exist")
-        current = _read_config(args.current) if args.current is not None else None
         token = args.token or os.environ.get(TOKEN_ENV)
+        current = None
+        if args.current is not None and args.current.startswith(("http://", "https://")):
+            if not token:
+                raise _UsageError(f"--current URL needs the server's admin token: --token T "
+                                  f"or ${TOKEN_ENV}")
+            current = admin.get_config(admin.check_url(args.current, "--current"),
+                                       args.breaker, token)
+        elif args.current is not None:
+            current = _read_config(Path(args.current))
         base_url = None
         if args.apply is not None:
             base_url = admin.check_url(args.apply)

@@ -68,3 +68,12 @@ async def test_apply_with_a_wrong_token_is_refused(live: Live, traffic: Path, ca
     assert code == 2
     assert err.startswith("cblab tune: GET ") and "answered 401" in err and "\n" not in err
     assert live.lab.registry["github"].config.failure_threshold == 3
+
+
+async def test_current_is_read_from_a_live_server(live: Live, traffic: Path, capsys) -> None:
+    code = await asyncio.to_thread(main, [str(traffic), *ARGS, "--current", live.url,
+                                          "--token", TOKEN])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "current {'failure_threshold': 3, 'timeout': 0.2}" in printed.out
+    assert live.lab.registry["github"].config.failure_threshold == 3  # read, not changed
