@@ -322,10 +322,14 @@ def _report(pick: Any, now: Any, objective: Any, meta: dict[str, Any]) -> None:
     share = objective.kind == "availability"
     print(f"\nrobust pick: {pick.setting}  ({objective.label}, mean ± 95 % CI over "
           f"{len(meta['seeds'])} seeds; worst variant decides)")
-    print(f"  {'variant':<28} {'pick':>20} {'current ' + str(now.setting):>40}  wasted pick/current")
+    width = max(len("variant"), *map(len, pick.per_variant))
+    current = f"current {now.setting}"
+    print(f"  {'variant':<{width}} {'pick':>20}  {current:>{max(len(current), 20)}}  "
+          "wasted pick/current")
     for variant, (mean, half) in pick.per_variant.items():
         cur = now.per_variant[variant]
-        print(f"  {variant:<28} {_fmt(mean, half, share):>20} {_fmt(cur[0], cur[1], share):>40}  "
+        print(f"  {variant:<{width}} {_fmt(mean, half, share):>20}  "
+              f"{_fmt(cur[0], cur[1], share):>{max(len(current), 20)}}  "
               f"{pick.wasted[variant]:.1f}/{now.wasted[variant]:.1f}")
     gain = pick.robust - now.robust
     print(f"  worst case: {_fmt(pick.robust, math.nan, share)} vs {_fmt(now.robust, math.nan, share)}"
