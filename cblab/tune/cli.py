@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                       phases=phases)
         name = args.run.stem or "fitted"
         variants = stress_variants(fit.scenario(name), longer=args.longer,
+                                   deadline_s=deadline or DEFAULT_DEADLINE_S,
                                    names=[v.strip() for v in args.variants.split(",") if v.strip()])
         base = dict(current or {})
         settings = list(grid)

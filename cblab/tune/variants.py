@@ -6,7 +6,8 @@ outage only. These variants keep the fitted profiles and change the outage phase
 
 - ``observed``: the fitted scenario as it is;
 - ``longer``: each outage phase lasts `longer` times as long;
-- ``harsher``: each outage phase fails half of what it still answered well;
+- ``harsher``: in each outage phase, errors and calls that hang past the deadline
+  each go halfway to every call (a slow outage ties up what a fast one does not);
 - ``flapping``: each outage phase is cut into `cycles` bursts with healthy gaps
   between them (the profile of the run's first healthy phase), so a breaker that
   closes too eagerly trips again and again.
@@ -17,6 +18,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from cblab.sim.run import DEFAULT_DEADLINE_S
 
 __all__ = ["OUTAGE_SHARE", "VARIANTS", "outage_phases", "stress_variants"]
 
@@ -37,17 +40,24 @@ def outage_phases(scenario: Mapping[str, Any], service: str = "users") -> list[i
             if _bad_share(phase.get("faults", {}).get(service, {})) >= OUTAGE_SHARE]
 
 
-def _harsher(profile: dict[str, Any]) -> dict[str, Any]:
+def _halfway(value: Any) -> float:
+    return min(1.0, float(value) + (1.0 - float(value)) / 2)
+
+
+def _harsher(profile: dict[str, Any], deadline_s: float) -> dict[str, Any]:
+    """Errors and calls that hang past the deadline each halfway to all calls."""
     if profile.get("mode") == "hang":
         return profile
-    rest = 1.0 - float(profile.get("error_rate", 0.0)) - float(profile.get("slow_fraction", 0.0))
-    profile["error_rate"] = min(1.0, float(profile.get("error_rate", 0.0)) + max(rest, 0.0) / 2)
+    profile["error_rate"] = _halfway(profile.get("error_rate", 0.0))
+    profile["slow_fraction"] = _halfway(profile.get("slow_fraction", 0.0))
+    profile["slow_ms"] = max(float(profile.get("slow_ms", 0.0)), 2000.0 * deadline_s)
     return profile
 
 
 def stress_variants(scenario: Mapping[str, Any], *, service: str = "users",
                     names: Sequence[str] = VARIANTS, longer: float = 3.0,
-                    cycles: int = 3) -> list[dict[str, Any]]:
+                    cycles: int = 3, deadline_s: float = DEFAULT_DEADLINE_S
+                    ) -> list[dict[str, Any]]:
     """One scenario dict per variant in `names`, each named ``<scenario>-<variant>``.
 
     ValueError when the scenario has no outage phase (nothing to stress) or a name
@@ -73,7 +83,8 @@ def stress_variants(scenario: Mapping[str, Any], *, service: str = "users",
                 phase["duration_s"] = float(phase["duration_s"]) * longer
                 new.append(phase)
             elif name == "harsher":
-                phase["faults"][service] = _harsher(dict(phase["faults"][service]))
+                phase["faults"][service] = _harsher(dict(phase["faults"][service]),
+                                                     deadline_s)
                 new.append(phase)
             else:  # flapping
                 burst = float(phase["duration_s"]) / cycles
