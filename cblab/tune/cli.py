@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "spans")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="write the picked config here (JSON for CircuitBreakerConfig.from_dict)")
+    p.add_argument("--table", type=Path, default=None, metavar="FILE",
+                   help="also write every simulated run's KPIs (.parquet or .csv, as "
+                        "`cblab sweep -o`): the evidence behind the pick")
     p.add_argument("--current", default=None, metavar="FILE|URL",
                    help="today's config to compare with: a JSON file, or a cblab server's "
                         "base URL (read through its admin API, with --token); default: the "
@@ -245,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
             raise _UsageError(f"--deadline must be seconds > 0, got {args.deadline!r}")
         if not (math.isfinite(args.longer) and args.longer >= 1):
             raise _UsageError(f"--longer must be >= 1, got {args.longer!r}")
-        if args.out is not None and not args.out.parent.is_dir():
-            raise _UsageError(f"-o {args.out}: directory {args.out.parent} does not exist")
+        for flag, path in (("-o", args.out), ("--table", args.table)):
+            if path is not None and not path.parent.is_dir():
+                raise _UsageError(f"{flag} {path}: directory {path.parent} does not exist")
+        if args.table is not None and args.table.suffix.lower() not in (".parquet", ".csv"):
+            raise _UsageError(f"--table must end in .parquet or .csv, got {str(args.table)!r}")
         token = args.token or os.environ.get(TOKEN_ENV)
         current = None
         if args.current is not None and args.current.startswith(("http://", "https://")):
@@ -308,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out}; serve it with "
               f"`cblab serve --{args.breaker}-config \"$(cat {args.out})\"`")
+    if args.table is not None:
+        from cblab.sim.sweep import write_sweep
+
+        write_sweep(meta["table"], args.table)
+        print(f"wrote {args.table}: {len(meta['table'])} runs")
     if base_url is not None and token:
         try:
             status = admin.put_config(base_url, args.breaker, token, config)

@@ -31,7 +31,7 @@ def _grid(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], see
     from cblab.sim.sweep import sweep
 
     table = sweep(grid, variants, seeds, **options)
-    meta = dict(table.attrs["sweep"], search="grid")
+    meta = dict(table.attrs["sweep"], search="grid", table=table)
     return score_points(table, list(grid), objective), meta
 
 
@@ -52,6 +52,7 @@ def _optuna(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], s
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     tried: dict[tuple[Any, ...], PointScore] = {}
+    tables = []
     runs = 0
 
     def trial_score(trial: Any) -> float:
@@ -61,6 +62,7 @@ def _optuna(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], s
         if key not in tried:
             table = sweep({k: [v] for k, v in point.items()}, variants, seeds, **options)
             runs += len(table)
+            tables.append(table)
             tried[key] = score_points(table, list(grid), objective)[0]
         score = tried[key]
         if objective.max_wasted is not None and score.worst_wasted > objective.max_wasted:
@@ -71,7 +73,9 @@ def _optuna(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], s
         direction="maximize" if objective.higher_is_better else "minimize",
         sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     study.optimize(trial_score, n_trials=trials)
-    meta = {"search": "optuna", "trials": trials, "runs": runs, "points": len(tried),
+    import pandas as pd
+
+    meta = {"search": "optuna", "trials": trials, "table": pd.concat(tables, ignore_index=True), "runs": runs, "points": len(tried),
             "wall_s": round(time.perf_counter() - started, 3),
             "executor": getattr(options.get("executor"), "name", options.get("executor")),
             "seeds": list(range(seeds))}
@@ -81,7 +85,8 @@ def _optuna(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], s
 def search(grid: Mapping[str, Sequence[Any]], variants: list[dict[str, Any]], seeds: int,
            objective: Objective, options: dict[str, Any], *, method: str = "auto",
            trials: int = 60, sampler_seed: int = 0) -> tuple[list[PointScore], dict[str, Any]]:
-    """The settings tried, scored, and the search's metadata (runs, wall_s, ...)."""
+    """The settings tried, scored, and the search's metadata (runs, wall_s, ...; `table`:
+    every run's row, as `cblab.sim.sweep.sweep` gives them)."""
     if method not in ("auto", "grid", "optuna"):
         raise TuneError(f"search must be auto, grid or optuna, got {method!r}")
     points = math.prod(len(v) for v in grid.values())

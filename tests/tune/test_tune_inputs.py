@@ -65,6 +65,7 @@ def test_an_unreachable_server_is_refused(traffic: Path, capsys) -> None:
     (["--max-runs", "2"], "max_runs"),
     (["--cost-wasted", "-1"], "argument --cost-wasted: must be a number >= 0"),
     (["--deadline", "0"], "--deadline must be seconds > 0"),
+    (["--table", "runs.txt"], "--table must end in .parquet or .csv"),
     (["--phase", "outage=20:10"], "--phase must be NAME=START:END"),
 ])
 def test_bad_flags_name_the_problem(traffic: Path, capsys, extra, expected) -> None:

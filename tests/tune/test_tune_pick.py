@@ -13,6 +13,7 @@ from cblab import CircuitBreakerConfig
 from cblab.analysis.kpis import run_kpis
 from cblab.faults.fit import fit_run
 from cblab.sim import simulate
+from cblab.sim.sweep import read_sweep
 from cblab.tune import stress_variants
 from cblab.tune.cli import main
 from tests.tune.traffic import PROFILE, crafted_rows, write_rows
@@ -55,8 +56,10 @@ def test_the_fit_recovers_the_generating_profile():
 
 def test_the_pick_is_the_brute_force_optimum(traffic: Path, tmp_path: Path, capsys):
     out = tmp_path / "config.json"
-    assert main([str(traffic), *ARGS, "-o", str(out)]) == 0
+    table = tmp_path / "runs.csv"
+    assert main([str(traffic), *ARGS, "-o", str(out), "--table", str(table)]) == 0
     printed = capsys.readouterr().out
+    assert len(read_sweep(table)) == 4 * 4 * SEEDS  # settings x variants x seeds
     setting, worst = _brute_force(json.loads(traffic.read_text()),
                                   lambda k: float(k["availability"]))
     picked = json.loads(out.read_text())
