@@ -148,18 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
 def _grid(params: list[str]) -> dict[str, list[Any]]:
     if not params:
         return {k: list(v) for k, v in DEFAULT_GRID.items()}
+    from cblab import CircuitBreakerConfig
+
+    known = [f for f in CircuitBreakerConfig.__dataclass_fields__
+             if f not in ("excluded_exceptions", "is_excluded")]
     grid: dict[str, list[Any]] = {}
     for item in params:
         name, sep, values = item.partition("=")
+        name = name.strip()
         if not sep or not name or not values:
             raise _UsageError(f"--param must be NAME=V1,V2, got {item!r}")
+        if name not in known:
+            raise _UsageError(f"--param {name}: not a breaker setting; settings: "
+                              f"{', '.join(known)}")
         parsed: list[Any] = []
         for text in values.split(","):
             try:
                 parsed.append(json.loads(text))
             except ValueError:
                 raise _UsageError(f"--param {name}: {text!r} is not a number") from None
-        grid[name.strip()] = parsed
+        grid[name] = parsed
     return grid
 
 
@@ -306,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FitError, ValueError, OSError) as exc:  # TuneError, AdminError, SweepError too
         print(f"cblab tune: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the sweep has stopped its workers; nothing was written
+        print("cblab tune: interrupted; nothing written or applied", file=sys.stderr)
+        return 130
     config = CircuitBreakerConfig.from_dict({**base, **pick.setting}).to_dict()
     config.pop("excluded_exceptions", None)
     config.pop("is_excluded", None)

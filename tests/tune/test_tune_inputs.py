@@ -58,7 +58,8 @@ def test_an_unreachable_server_is_refused(traffic: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
-    (["--param", "threshold=3"], "unknown grid key(s) 'threshold'"),
+    (["--param", "threshold=3"], "--param threshold: not a breaker setting"),
+    (["--param", "rate=5,10"], "--param rate: not a breaker setting"),
     (["--param", "timeout=soon"], "--param timeout: 'soon' is not a number"),
     (["--apply", "127.0.0.1:8000", "--token", "t"], "--apply needs the server's base URL"),
     (["--variants", "worse"], "unknown variant(s) worse"),
