@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "proxy": ("cblab.proxy.cli", "main", "fault-injecting MCP proxy in front of any MCP server"),
     "load": ("cblab.load.cli", "main", "open-loop load on one tool of an MCP server, saved as a run"),
     "fit": ("cblab.faults.cli", "main", "fit a fault profile to a recorded run, write a scenario"),
+    "tune": ("cblab.tune.cli", "main", "tune a breaker on your own traffic: fit, stress, sweep, pick"),
     "record": ("cblab.lab.record", "main", "play a scenario on the live stack, save the runs"),
     "notebooks": ("cblab.notebooks", "main", "copy the lab's Jupyter notebooks into a directory"),
 }

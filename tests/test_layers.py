@@ -42,6 +42,7 @@ LAYERS: dict[str, float] = {
     "plots": 8,           # figure builders
     "report": 8.5,        # HTML/CSV reports from the figures
     "lab": 9,             # notebook widgets over a live session
+    "tune": 9.5,          # cblab tune: fit -> stress variants -> sweep -> robust pick
     "testing": 10,        # the JupyterLab/chromium test harness
     "notebooks": 10,      # `cblab notebooks DIR`: copies the shipped notebooks out
     "examples": 10,       # example MCP servers to put behind the proxy (import no cblab)
