@@ -68,6 +68,7 @@ __all__ = [
     "RunError",
     "RunMeta",
     "load_run",
+    "read_event_rows",
     "save_run",
     "shipped_runs",
     "validate_events",
@@ -461,3 +462,32 @@ def replace_dir(tmp: Path, path: Path) -> None:
         raise
     with contextlib.suppress(OSError):
         shutil.rmtree(old)
+
+
+#: the largest rows file `read_event_rows` reads
+MAX_ROWS_FILE_BYTES = 512 * 1024 * 1024
+
+
+def read_event_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Event rows and whatever metadata the input has: a run directory (`load_run`),
+    or a .json (a list of rows or ``{"events": [...]}``, such as the proxy's /events)
+    or .csv file of rows. ValueError naming the file when it is none of these."""
+    if path.is_dir():
+        run = load_run(path)
+        return run.events.to_dict("records"), run.meta.to_dict()
+    if not path.is_file():
+        raise ValueError(f"{path}: no such run directory or file")
+    if path.stat().st_size > MAX_ROWS_FILE_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_ROWS_FILE_BYTES // 2**20} MiB")
+    if path.suffix == ".csv":
+        return pd.read_csv(path).to_dict("records"), {}
+    from cblab.strict_json import read_json_file
+
+    try:
+        data = read_json_file(path)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    rows = data.get("events") if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"{path}: expected a list of event rows or {{\"events\": [...]}}")
+    return rows, {}

@@ -21,9 +21,6 @@ from typing import Any
 
 __all__ = ["main"]
 
-MAX_ROWS_FILE_BYTES = 512 * 1024 * 1024
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cblab fit",
@@ -48,56 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and whatever metadata the input has."""
-    from cblab.runs import load_run
-
-    if path.is_dir():
-        run = load_run(path)
-        return run.events.to_dict("records"), run.meta.to_dict()
-    if not path.is_file():
-        raise ValueError(f"{path}: no such run directory or file")
-    if path.stat().st_size > MAX_ROWS_FILE_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_ROWS_FILE_BYTES // 2**20} MiB")
-    if path.suffix == ".csv":
-        import pandas as pd
-
-        return pd.read_csv(path).to_dict("records"), {}
-    from cblab.strict_json import read_json_file
-
-    try:
-        data = read_json_file(path)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    rows = data.get("events") if isinstance(data, dict) else data
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ValueError(f"{path}: expected a list of event rows or {{\"events\": [...]}}")
-    return rows, {}
-
-
-def _warmup(text: str) -> str | float:
-    if text == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"--warmup must be 'auto' or seconds >= 0, got {text!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
+    from cblab.runs import read_event_rows
+
     from .fit import FitError, fit_run
+    from .warmup import parse_warmup
 
     args = build_parser().parse_args(argv)
     try:
-        warmup = _warmup(args.warmup)
+        warmup = parse_warmup(args.warmup)
         if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
             raise ValueError(f"--deadline must be seconds > 0, got {args.deadline!r}")
         if args.out is not None and not args.out.parent.is_dir():
             raise ValueError(f"-o {args.out}: directory {args.out.parent} does not exist")
-        rows, meta = _read_rows(args.run)
+        rows, meta = read_event_rows(args.run)
         if not rows:
             raise ValueError(f"{args.run}: no rows")
         source = args.source

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Warmup", "find_warmup"]
+__all__ = ["Warmup", "find_warmup", "parse_warmup"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,16 @@ def find_warmup(rows: Sequence[Mapping[str, Any]], *, factor: float = 3.0,
     if warm_end is None:
         return Warmup(0.0, 0)
     return Warmup(warm_end, sum(1 for r in timed if float(r["t"]) < warm_end))
+
+
+def parse_warmup(text: str) -> str | float:
+    """A `--warmup` flag: "auto" or seconds >= 0 (ValueError naming the flag)."""
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"--warmup must be 'auto' or seconds >= 0, got {text!r}")
+    return value

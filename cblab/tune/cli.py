@@ -210,7 +210,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _read_input(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and metadata of a run, a rows file, or an OTLP JSON trace export."""
-    from cblab.faults.cli import _read_rows
+    from cblab.runs import read_event_rows
     from cblab.strict_json import read_json_file
 
     from .spans import is_otlp, span_rows
@@ -219,7 +219,7 @@ def _read_input(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         data = read_json_file(path)
         if is_otlp(data):
             return span_rows(data), {}
-    return _read_rows(path)
+    return read_event_rows(path)
 
 
 def _fmt(mean: float, half: float, as_share: bool) -> str:
@@ -231,8 +231,8 @@ def _fmt(mean: float, half: float, as_share: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from cblab import CircuitBreakerConfig
-    from cblab.faults.cli import _warmup
     from cblab.faults.fit import FitError, fit_run
+    from cblab.faults.warmup import parse_warmup
     from cblab.sim.executors import resolve_executor
     from cblab.sim.run import DEFAULT_DEADLINE_S
     from cblab.sim.sweep import sweep
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         objective = Objective(args.objective, args.cost_failed, args.cost_wasted,
                               args.cost_refused, args.max_wasted)
         grid = _grid(args.param)
-        warmup = _warmup(args.warmup)
+        warmup = parse_warmup(args.warmup)
         phases = _phases(args.phase)
         if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
             raise _UsageError(f"--deadline must be seconds > 0, got {args.deadline!r}")
