@@ -65,7 +65,7 @@ def fit_table(fit: Any) -> Styler:
     import pandas as pd
 
     rows = []
-    for q in fit.quality():
+    for q in fit.quality_rows():
         row = {"phase": q["phase"], "calls": q["calls"], "rate_per_s": q["rate_per_s"],
                "error_rate": q["error_rate"],
                "error_ci": " – ".join(percent(x) for x in q["error_rate_95ci"]),
