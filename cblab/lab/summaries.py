@@ -1,6 +1,7 @@
 """The notebooks' results as tables a person reads: a few labelled columns with units,
 rounded (`cblab.lab.tables.readable_table`). Each takes what a cblab call returned.
 
+    config_table(config)      07: a breaker's settings, one row each, with units
     runs_table(runs)          06: the recorded runs
     replicas_table(result)    07: local vs shared breakers over live replicas
     fit_table(fit)            08: how well the fault profile fits the recorded calls
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pandas.io.formats.style import Styler
 
-__all__ = ["fit_table", "percent", "replicas_table", "runs_table", "sweep_table"]
+__all__ = ["config_table", "fit_table", "percent", "replicas_table", "runs_table", "sweep_table"]
 
 
 def percent(value: Any) -> str:
@@ -30,6 +31,22 @@ def percent(value: Any) -> str:
 def _ms(seconds: Any) -> str:
     text = format_value(seconds)
     return text if text == "–" else f"{float(seconds) * 1000:,.1f}"
+
+
+def config_table(config: Any) -> Styler:
+    """A breaker's settings (a `CircuitBreakerConfig` or its dict): setting, value, unit."""
+    import pandas as pd
+
+    from cblab import CircuitBreakerConfig
+
+    data = config.to_dict() if isinstance(config, CircuitBreakerConfig) else dict(config)
+    units = {"timeout": "s", "call_timeout": "s", "max_trial_duration": "s",
+             "max_timeout": "s", "failure_threshold": "failures in a row",
+             "success_threshold": "trial successes", "half_open_max_calls": "trial calls"}
+    rows = [{"setting": k, "value": v, "unit": units.get(k, "")} for k, v in data.items()
+            if not isinstance(v, dict | list | tuple)]
+    return readable_table(pd.DataFrame(rows), {"setting": "setting", "value": "value",
+                                               "unit": "unit"})
 
 
 def runs_table(runs: Iterable[Any]) -> Styler:

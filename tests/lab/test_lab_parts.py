@@ -144,3 +144,17 @@ def test_report_links_on_this_machine_go_to_a_loopback_report_server(
     assert links.report_url(report) == "/files/reports/run.html"  # a remote browser
     with urllib.request.urlopen(base + "/favicon.ico", timeout=10) as response:
         assert response.status == 204  # a browser tab asks; no 404 in its console
+
+
+def test_config_table_shows_each_setting_with_its_unit() -> None:
+    from cblab import CircuitBreakerConfig
+    from cblab.lab.summaries import config_table
+
+    config = {"failure_threshold": 3, "timeout": 1.5, "half_open_max_calls": 2,
+              "success_threshold": 2}
+    shown = config_table(config).data
+    assert shown.set_index("setting").loc["timeout", "value"] == "1.5"
+    assert shown.set_index("setting").loc["timeout", "unit"] == "s"
+    whole = config_table(CircuitBreakerConfig(**config)).data.set_index("setting")
+    assert whole.loc["failure_threshold", "value"] == "3"
+    assert "policy" not in whole.index  # nested values are not a row of a flat table
