@@ -139,13 +139,14 @@ def test_bad_settings_are_refused() -> None:
 
 
 async def test_bulkhead_refusals_are_recorded_as_the_server_records_them(live_factory) -> None:
-    # 2 slots and at most 2 waiting: of 8 calls arriving within 40 ms, while the first
-    # two hold their slots for their 0.3 s deadline, at least the last 4 are refused at
-    # once, however fast the machine (the verdict is counted, not raced)
-    live = await live_factory(max_connections=2, deadline=0.3)
-    await live.backend.set_profile("users", {"latency": {"kind": "constant", "ms": 400}})
+    # 2 slots and at most 2 waiting: 8 calls sent within 40 ms, while the first two hold
+    # their slots for their 2 s deadline (the backend takes 4 s): however slowly a busy
+    # machine delivers the 8 to the server, they all arrive while both slots are held, so
+    # at least 4 are refused at once (the verdict is counted, not raced)
+    live = await live_factory(max_connections=2, deadline=2.0)
+    await live.backend.set_profile("users", {"latency": {"kind": "constant", "ms": 4000}})
     gen = LoadGenerator(live.mcp_url, "github_user", rate=200, arrivals="constant",
-                        deadline=5.0, keep_all=True)
+                        deadline=10.0, keep_all=True)
     await gen.run(count=8)
     assert_one_record_per_arrival(gen)
     shed = [r for r in gen.records() if r["error_type"] == "local_overload"]

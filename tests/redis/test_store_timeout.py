@@ -27,7 +27,8 @@ async def test_one_slow_answer_is_not_an_outage(redis_factory, namespace):
                          what="the PING after the timeout")
         assert store.available and store.fallbacks == 0
         status = store.status()
-        assert status["slow_answers"] == 1 and status["fallback_cause"] is None
+        # the stalled read answered slowly (other operations in that 0.3 s may too): no fallback
+        assert status["slow_answers"] >= 1 and status["fallback_cause"] is None
         assert await store.read("dep", breaker.config) is not None
 
 
