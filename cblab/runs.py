@@ -67,6 +67,7 @@ __all__ = [
     "Run",
     "RunError",
     "RunMeta",
+    "json_event_rows",
     "load_run",
     "read_event_rows",
     "save_run",
@@ -487,7 +488,13 @@ def read_event_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         data = read_json_file(path)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+    return json_event_rows(data, path), {}
+
+
+def json_event_rows(data: Any, where: Path | str) -> list[dict[str, Any]]:
+    """The rows of parsed JSON: a list of rows or ``{"events": [...]}`` (the proxy's
+    /events); ValueError naming `where` otherwise."""
     rows = data.get("events") if isinstance(data, dict) else data
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ValueError(f"{path}: expected a list of event rows or {{\"events\": [...]}}")
-    return rows, {}
+        raise ValueError(f"{where}: expected a list of event rows or {{\"events\": [...]}}")
+    return rows

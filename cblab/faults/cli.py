@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["add_fit_options", "check_fit_options", "fit_rows", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -32,42 +32,63 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--out", type=Path, default=None,
                         help="write the fitted scenario here (JSON); default: print only")
     parser.add_argument("--name", default=None, help="the scenario's name (default: the input's)")
+    add_fit_options(parser, deadline_default="the run's own, as recorded by cblab load")
+    return parser
+
+
+def add_fit_options(parser: Any, *, deadline_default: str) -> None:
+    """The flags that say which rows to fit and how (`cblab fit` and `cblab tune`)."""
     parser.add_argument("--source", default="auto",
                         help="rows of this source only: load, proxy, server (default: load if "
                         "present, else every call row)")
     parser.add_argument("--tool", default=None, help="one tool's calls only (default: all)")
     parser.add_argument("--deadline", type=float, default=None, metavar="S",
                         help="the client's deadline in seconds, to model timed-out calls "
-                        "(default: the run's own, as recorded by cblab load)")
+                        f"(default: {deadline_default})")
     parser.add_argument("--warmup", default="auto", metavar="auto|S",
                         help="leave out a client warm-up stall: auto (found from the "
                         "latencies), 0 (keep every call) or seconds from the start")
-    return parser
+
+
+def check_fit_options(args: argparse.Namespace) -> str | float:
+    """Refuse a bad --deadline (ValueError) before any work; the parsed --warmup."""
+    from .warmup import parse_warmup
+
+    if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
+        raise ValueError(f"--deadline must be seconds > 0, got {args.deadline!r}")
+    return parse_warmup(args.warmup)
+
+
+def fit_rows(args: argparse.Namespace, rows: list[dict[str, Any]], meta: dict[str, Any],
+             warmup: str | float, phases: Any = None) -> tuple[Any, float | None]:
+    """Fit `rows` as the fit flags say: --source auto is "load" when the run has load
+    rows; the deadline is --deadline, else the run's own (from its metadata)."""
+    from .fit import fit_run
+
+    source = args.source
+    if source == "auto":
+        source = "load" if any(r.get("source") == "load" for r in rows) else None
+    deadline = args.deadline
+    if deadline is None:
+        deadline = (meta.get("extra") or {}).get("deadline_s")
+    return fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup,
+                   phases=phases), deadline
 
 
 def main(argv: list[str] | None = None) -> int:
     from cblab.runs import read_event_rows
 
-    from .fit import FitError, fit_run
-    from .warmup import parse_warmup
+    from .fit import FitError
 
     args = build_parser().parse_args(argv)
     try:
-        warmup = parse_warmup(args.warmup)
-        if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
-            raise ValueError(f"--deadline must be seconds > 0, got {args.deadline!r}")
+        warmup = check_fit_options(args)
         if args.out is not None and not args.out.parent.is_dir():
             raise ValueError(f"-o {args.out}: directory {args.out.parent} does not exist")
         rows, meta = read_event_rows(args.run)
         if not rows:
             raise ValueError(f"{args.run}: no rows")
-        source = args.source
-        if source == "auto":
-            source = "load" if any(r.get("source") == "load" for r in rows) else None
-        deadline = args.deadline
-        if deadline is None:
-            deadline = (meta.get("extra") or {}).get("deadline_s")
-        fit = fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup)
+        fit, deadline = fit_rows(args, rows, meta, warmup)
     except (FitError, ValueError, OSError) as exc:
         print(f"cblab fit: {exc}", file=sys.stderr)
         return 2

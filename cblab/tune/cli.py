@@ -62,6 +62,7 @@ def _count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cblab.faults.cli import add_fit_options
     from cblab.sim.bounds import DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS
 
     from .variants import VARIANTS
@@ -82,18 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "base URL (read through its admin API, with --token); default: the "
                         "server's with --apply, else the library defaults")
     inputs = p.add_argument_group("the fit")
-    inputs.add_argument("--source", default="auto",
-                        help="rows of this source only: load, proxy, server (default: load if "
-                             "present, else every call row)")
-    inputs.add_argument("--tool", default=None, help="one tool's calls only (default: all)")
-    inputs.add_argument("--deadline", type=float, default=None, metavar="S",
-                        help="the client's deadline in seconds (default: the run's own, else "
-                             "the simulator's)")
+    add_fit_options(inputs, deadline_default="the run's own, else the simulator's")
     inputs.add_argument("--phase", action="append", default=[], metavar="NAME=START:END",
                         help="a phase by time on the rows' t axis, in seconds (repeatable; "
                              "default: the rows' phase labels, else one phase)")
-    inputs.add_argument("--warmup", default="auto", metavar="auto|S",
-                        help="leave out a client warm-up stall: auto, 0 or seconds")
     search = p.add_argument_group("the search")
     search.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                         help="values to try for one breaker setting (repeatable; default "
@@ -210,15 +203,17 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _read_input(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and metadata of a run, a rows file, or an OTLP JSON trace export."""
-    from cblab.runs import read_event_rows
+    from cblab.runs import json_event_rows, read_event_rows
     from cblab.strict_json import read_json_file
 
     from .spans import is_otlp, span_rows
 
-    if path.is_file() and path.suffix == ".json":
-        data = read_json_file(path)
-        if is_otlp(data):
-            return span_rows(data), {}
+    if path.is_file() and path.suffix == ".json":  # read once: a trace or rows
+        try:
+            data = read_json_file(path)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        return (span_rows(data), {}) if is_otlp(data) else (json_event_rows(data, path), {})
     return read_event_rows(path)
 
 
@@ -231,8 +226,8 @@ def _fmt(mean: float, half: float, as_share: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from cblab import CircuitBreakerConfig
-    from cblab.faults.fit import FitError, fit_run
-    from cblab.faults.warmup import parse_warmup
+    from cblab.faults.cli import check_fit_options, fit_rows
+    from cblab.faults.fit import FitError
     from cblab.sim.executors import resolve_executor
     from cblab.sim.run import DEFAULT_DEADLINE_S
     from cblab.sim.sweep import sweep
@@ -250,10 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         objective = Objective(args.objective, args.cost_failed, args.cost_wasted,
                               args.cost_refused, args.max_wasted)
         grid = _grid(args.param)
-        warmup = parse_warmup(args.warmup)
+        warmup = check_fit_options(args)
         phases = _phases(args.phase)
-        if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
-            raise _UsageError(f"--deadline must be seconds > 0, got {args.deadline!r}")
         if not (math.isfinite(args.longer) and args.longer >= 1):
             raise _UsageError(f"--longer must be >= 1, got {args.longer!r}")
         for flag, path in (("-o", args.out), ("--table", args.table)):
@@ -283,12 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, meta = _read_input(args.run)
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
-        source = args.source
-        if source == "auto":
-            source = "load" if any(r.get("source") == "load" for r in rows) else None
-        deadline = args.deadline or (meta.get("extra") or {}).get("deadline_s")
-        fit = fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup,
-                      phases=phases)
+        fit, deadline = fit_rows(args, rows, meta, warmup, phases)
         name = args.run.stem or "fitted"
         variants = stress_variants(fit.scenario(name), longer=args.longer,
                                    deadline_s=deadline or DEFAULT_DEADLINE_S,
