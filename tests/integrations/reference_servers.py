@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,17 +21,12 @@ from fastmcp import Context, FastMCP
 from fastmcp.server.lifespan import lifespan
 
 from cblab.integrations import CircuitBreakerMiddleware, ReconnectingClient
+from cblab.stores.server import free_port  # one loopback-port helper for every test
 from cblab.testing.reference import everything_command
 
 from ..helpers import eventually
 
 __all__ = ["EverythingHttp", "StdioServer", "free_port", "relay_server"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EverythingHttp:

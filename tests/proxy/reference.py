@@ -13,21 +13,15 @@ import asyncio
 import json
 import os
 import signal
-import socket
 from typing import Any
 
 import httpx
 from fastmcp import Client
 
+from cblab.stores.server import free_port  # one loopback-port helper for every test
 from cblab.testing.reference import everything_command
 
 __all__ = ["EverythingHttp", "RawClient", "free_port", "listing"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EverythingHttp:
