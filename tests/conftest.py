@@ -36,6 +36,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:  # one marker for every test that uses the browser fixture
         if "chromium" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+            # A notebook walk starts JupyterLab, a kernel, the live stack and Chromium on
+            # 2 shared cores; one full-suite run in five saw a walk wait 180 s for its first
+            # chart and pass at once alone. One rerun, reported as such (an unexplained
+            # flake, not a fix: see the issue notes); a second failure still fails.
+            item.add_marker(pytest.mark.flaky(reruns=1))
             browser_modules.add(item.nodeid.split("::")[0])
     # Under pytest-xdist (`make test` runs `--dist loadgroup`): a module's tests stay on
     # one worker (its module fixtures start once), and the modules that drive Chromium
