@@ -28,13 +28,21 @@ LAB_ENV = {
 }
 
 
+def restore_notebooks(served: Path) -> None:
+    """Put the committed notebooks back. JupyterLab autosaves what it shows, outputs
+    included: a walk opening a notebook an earlier walk (or a failed attempt of the same
+    walk, rerun) left behind would render that kernel's widgets, which no longer exist
+    ("widget model not found")."""
+    for book in (REPO / "notebooks").glob("*.ipynb"):
+        shutil.copy(book, served)
+
+
 @pytest.fixture(scope="session")
 def served_notebooks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("served")
     served = root / "notebooks"
     served.mkdir()
-    for book in (REPO / "notebooks").glob("*.ipynb"):
-        shutil.copy(book, served)
+    restore_notebooks(served)
     (root / "data").symlink_to(REPO / "data")
     return served
 
@@ -45,3 +53,10 @@ def lab_server(served_notebooks: Path, artifacts_dir: Path) -> Iterator[JupyterL
     with JupyterLabServer(served_notebooks, env=env,
                           log_path=artifacts_dir / "browser_walks_jupyterlab.log") as server:
         yield server
+
+
+@pytest.fixture
+def committed_notebooks(served_notebooks: Path) -> Path:
+    """The served notebooks as committed, whatever a walk before this one saved."""
+    restore_notebooks(served_notebooks)
+    return served_notebooks

@@ -52,7 +52,7 @@ CHARTS_DRAWN_JS = """
 
 
 @pytest.fixture
-def page(chromium: Any, lab_server: JupyterLabServer) -> Iterator[Any]:
+def page(chromium: Any, lab_server: JupyterLabServer, committed_notebooks: Path) -> Iterator[Any]:
     context = chromium.new_context(viewport={"width": 1400, "height": 1500})
     page = context.new_page()
     page.errors = collect_console_errors(page)  # type: ignore[attr-defined]
