@@ -183,3 +183,24 @@ def test_bad_input_is_refused_with_the_reason(kwargs: dict[str, Any], error: typ
                **kwargs}
     with pytest.raises(error, match=match):
         tune(rows, {}, **options)
+
+
+def test_the_view_repicks_when_a_weight_moves(result: Any) -> None:
+    from cblab.lab.tune_view import TuneView, pick_table_html
+
+    view = TuneView(result.repick(kind="cost"))
+    before = view.table.value
+    view.sliders["cost_refused"].value = 5.0  # what the slider does in the browser
+    expected = repick(result, Objective("cost", cost_refused=5.0,
+                                        max_wasted=view.sliders["max_wasted"].value))
+    assert view.result.pick.setting == expected.pick.setting
+    assert view.result.objective.cost_refused == 5.0
+    assert view.table.value == pick_table_html(expected) != before
+    drawn = [t for t in view.figure.data if t.type == "heatmap"]
+    fresh = [t for t in expected.heatmap_figure().data if t.type == "heatmap"]
+    assert [t.z for t in drawn] == [t.z for t in fresh]
+    # a limit no setting meets: said in the view, the last pick kept
+    kept = view.result
+    view.sliders["max_wasted"].value = 0.0
+    assert "no setting keeps wasted calls" in view.message.value
+    assert view.result is kept
