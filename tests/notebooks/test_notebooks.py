@@ -56,6 +56,7 @@ def test_the_notebooks_are_all_here() -> None:
         "06-reports.ipynb",
         "07-replicas.ipynb",
         "08-your-server.ipynb",
+        "09-tune-your-breaker.ipynb",
     ]
 
 
