@@ -72,11 +72,13 @@ class TuneView:
                                 step=step, description=label, continuous_update=False,
                                 style={"description_width": "initial"})
             for name, (label, top, step) in WEIGHTS.items()}
-        most = max(p.worst_wasted for p in result.points)
-        limit = objective.max_wasted if objective.max_wasted is not None else most
+        top = float(math.ceil(max(p.worst_wasted for p in result.points)))
+        limit = objective.max_wasted if objective.max_wasted is not None else top
         self.sliders["max_wasted"] = W.FloatSlider(
-            value=float(min(limit, math.ceil(most))), min=0.0, max=float(math.ceil(most)),
-            step=max(1.0, float(math.ceil(most / 100))), description="max wasted calls",
+            value=float(min(limit, top)), min=0.0, max=top,
+            step=max(1.0, float(math.ceil(top / 100))), description="max wasted calls",
+            tooltip="only settings whose worst variant sends at most this many calls into the "
+                    "failing server; at the top: no limit",
             continuous_update=False, style={"description_width": "initial"})
         self.figure = go.FigureWidget(result.heatmap_figure())
         # HTML widgets, not Output widgets: headless runners (nbclient) mishandle those
@@ -93,9 +95,13 @@ class TuneView:
         return self.box._repr_mimebundle_(**kwargs)
 
     def _moved(self, _: Any = None) -> None:
-        self.set(**{name: slider.value for name, slider in self.sliders.items()})
+        weights = {name: slider.value for name, slider in self.sliders.items()}
+        top = self.sliders["max_wasted"]
+        if top.value >= top.max:  # at its top the slider means no limit
+            weights["max_wasted"] = None
+        self.set(**weights)
 
-    def set(self, **weights: float) -> Any:
+    def set(self, **weights: float | None) -> Any:
         """Re-pick with these objective fields (cost_failed, cost_wasted, cost_refused,
         max_wasted) and redraw; the new result (or the old one, with the reason shown,
         when no setting meets max_wasted)."""
