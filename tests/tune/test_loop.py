@@ -205,3 +205,25 @@ def test_the_view_repicks_when_a_weight_moves(result: Any) -> None:
     view.sliders["max_wasted"].value = 0.0
     assert "no setting keeps wasted calls" in view.message.value
     assert view.result is kept
+
+
+def test_the_pick_and_fit_figures_draw_those_numbers(result: Any) -> None:
+    from cblab.tune.figures import fit_figure, pick_figure
+
+    runs = result.table
+    pick, current = pick_figure(result).data
+    for trace, setting, table in ((pick, result.pick.setting, runs),
+                                  (current, result.current.setting, result.current_table)):
+        mine = table[(table["failure_threshold"] == setting["failure_threshold"])
+                     & (table["timeout"] == setting["timeout"])]
+        means = mine.groupby("scenario", sort=False)["availability"].mean()
+        expected = [means[v] for v in result.variant_names] + [means.min()]  # + worst case
+        assert list(trace.x) == [*result.variant_names, "worst case"]
+        assert list(trace.y) == pytest.approx(expected)
+    observed, fitted = fit_figure(result).data
+    start = result.fit.warmup.end_s if result.fit.warmup else -1.0  # a warm-up left out
+    healthy = sorted(1000 * r["latency"] for r in crafted_rows()
+                     if r["phase"] == "healthy" and r["t"] >= start)  # all answered
+    nearest_rank_p50 = healthy[math.ceil(0.5 * len(healthy)) - 1]  # the fit's definition
+    assert observed.y[0] == pytest.approx(nearest_rank_p50, abs=0.005)
+    assert list(fitted.y) == pytest.approx(list(fit_quality_table(result)["fitted_ms"]))
