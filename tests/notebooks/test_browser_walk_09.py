@@ -50,7 +50,7 @@ def test_09_a_weight_slider_repicks_and_the_report_opens(
     table = _cell_output(page, VIEW).locator("table.tune-pick").first
     table.wait_for(timeout=300_000)  # the loop runs first: a sweep of 15 x 4 x 3 runs
     _cell_output(page, EXPORT).locator("a.cblab-report-link").first.wait_for(timeout=120_000)
-    page.wait_for_function(CHARTS_DRAWN_JS, timeout=60_000)
+    page.wait_for_function(CHARTS_DRAWN_JS, timeout=180_000)  # the widget's bundle loads
     before, heat_before = table.inner_text(), page.evaluate(HEATMAP_Z_JS, VIEW)
 
     value = _press(page, WASTED, "End")  # a wasted call now costs 20 failed ones
@@ -59,9 +59,11 @@ def test_09_a_weight_slider_repicks_and_the_report_opens(
         "([sel, old]) => { const t = document.querySelector(sel);"
         " return t && t.innerText !== old; }",
         arg=[".jp-OutputArea table.tune-pick", before], timeout=60_000)
-    assert page.evaluate(HEATMAP_Z_JS, VIEW) != heat_before  # redrawn with the new costs
+    page.wait_for_function(f"([text, old]) => ({HEATMAP_Z_JS})(text) !== old",
+                           arg=[VIEW, heat_before], timeout=60_000)  # redrawn, new costs
     assert "cost per 1k requests" in _cell_output(page, VIEW).inner_text()
-    _shot(page, "09-repicked", artifacts_dir, ".jp-OutputArea table.tune-pick")
+    _shot(page, "09-repicked", artifacts_dir,
+          f".jp-Cell:has(.jp-InputArea:has-text('{VIEW}')) .jp-OutputArea")
 
     # export again: the report holds the weights the slider set, and opens from its link
     old_link = _cell_output(page, EXPORT).locator("a.cblab-report-link").first
