@@ -214,13 +214,21 @@ def tune(
                  "current": round(done - searched, 3), "total": round(done - started, 3)})
 
 
+def _bare(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without its `attrs` (the sweep's metadata, every scenario in it): pandas
+    deep-copies attrs on every operation, which made scoring 150 runs take 0.25 s."""
+    bare = table.copy(deep=False)
+    bare.attrs = {}
+    return bare
+
+
 def repick(result: TuneResult, objective: Objective) -> TuneResult:
     """`result` scored and picked again under `objective`, from the runs already
     simulated (TuneError when no setting meets its `max_wasted`)."""
     settings = result.settings
-    points = score_points(result.table, settings, objective)
+    points = score_points(_bare(result.table), settings, objective)
     pick = robust_pick(points, objective)
-    now = score_points(result.current_table, settings, objective)[0]
+    now = score_points(_bare(result.current_table), settings, objective)[0]
     return dataclasses.replace(result, objective=objective, points=points, pick=pick,
                                current=now, config=_config(result.base, pick.setting))
 
