@@ -352,7 +352,7 @@ def simulate_agents(
     status = sim.breaker.get_status()
     counts = {key: status[key] for key in (
         "calls", "successes", "failures", "slow_calls", "rejected", "excluded", "cancelled",
-        "late", "trips", "trial_timeouts")}
+        "late", "trips", "probe_failures", "trial_timeouts")}
     run = SimRun(scenario=scenario, config=config, seed=seed, protected=protected,
                  variant=variant, service=service, breaker=sim.breaker_name, tool=sim.tool,
                  deadline_s=sim.deadline, calls=sim.attempts, wall_s=0.0, counts=counts,

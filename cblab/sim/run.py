@@ -233,7 +233,7 @@ def simulate(
     status = sim.breaker.get_status()
     counts = {key: status[key] for key in (
         "calls", "successes", "failures", "slow_calls", "rejected", "excluded", "cancelled",
-        "late", "trips", "trial_timeouts")}
+        "late", "trips", "probe_failures", "trial_timeouts")}
     return SimRun(
         scenario=scenario, config=config, seed=seed, protected=protected, variant=variant,
         service=service, breaker=sim.breaker_name, tool=sim.tool, deadline_s=sim.deadline,
