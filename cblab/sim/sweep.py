@@ -20,8 +20,10 @@ How it runs:
   result is stored as its batch arrives, so an interrupted sweep resumes where
   it stopped;
 - **batches**: a task is a batch of simulations, sized from a quick calibration
-  (the first runs, timed here) so that one batch takes about `TARGET_BATCH_S`
-  and every worker gets several: per-task overhead stays small and progress moves;
+  (the first runs, their CPU time here) so that one batch takes about
+  `TARGET_BATCH_S` and every worker gets several: per-task overhead stays small
+  and progress moves. Runs of one scenario and seed are batched together and
+  share their draws (`cblab.sim.model.Draws`: arrivals and backend plans);
 - **executor**: `cblab.sim.executors` (this process, a process pool, Dask);
 - **progress**: a `tqdm.auto` bar (a widget in a notebook, text in a terminal)
   moves per batch, with an ETA;
@@ -77,8 +79,11 @@ __all__ = [
 #: Grid keys that set the simulation rather than the breaker.
 SIM_PARAMETERS: tuple[str, ...] = ("deadline_s", "rate", "arrivals", "protected", "service")
 
-#: Wall seconds one batch of simulations should take (task overhead is ~1 ms).
-TARGET_BATCH_S = 0.5
+#: CPU seconds one batch of simulations should take: long enough that a task's
+#: overhead (about 1 ms on a quiet machine, tens of ms on a loaded one, more on a
+#: remote cluster) and the shared draws (`Draws`, about one run's cost) are small
+#: next to it, short enough that progress moves and the workers finish together.
+TARGET_BATCH_S = 1.0
 
 _CONFIG_FIELDS = tuple(
     name for name in CircuitBreakerConfig.__dataclass_fields__
@@ -397,13 +402,14 @@ def sweep(
             with _closing(runner):
                 if batch_size is None:
                     # Calibrate on the first runs (here, and kept): the faster of two is the
-                    # estimate of one run's cost.
+                    # estimate of one run's cost. CPU time of this thread, not wall time:
+                    # on a busy machine wall time says more about the other processes.
                     times = []
                     calibration: Shared = {}  # as in a batch: the second run shares draws
                     for task in pending[:2]:
-                        t0 = time.perf_counter()
+                        t0 = time.thread_time()
                         keep(task[0], _run_task(task, calibration))
-                        times.append(time.perf_counter() - t0)
+                        times.append(time.thread_time() - t0)
                         bar.update(1)
                     pending = pending[2:]
                     per_run = min(times)
