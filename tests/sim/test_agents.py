@@ -72,10 +72,22 @@ def test_budgeted_retries_use_full_jitter_and_stop_at_a_refusal() -> None:
 
 
 def test_the_budget_bounds_retries_by_requests() -> None:
-    agent = Agent.budgeted(3, budget_ratio=0.1, budget_burst=5)
+    agent = Agent.budgeted(3, budget_ratio=0.1, budget_burst=5, max_streak=None)
     run = simulate_agents(failing_at(1.0, duration_s=100), agent, seed=4, protected=False)
     retries = run.attempts - run.requests
     assert 0.1 * run.requests - 1 <= retries <= 5 + 0.1 * run.requests
+
+
+def test_budgeted_agents_stop_retrying_once_calls_fail_in_a_row() -> None:
+    # every call fails: the first request retries (its own failures are one call in the
+    # streak), the second's failure makes two calls in a row, and no retry follows
+    run = simulate_agents(failing_at(1.0, duration_s=100), Agent.budgeted(3, max_streak=2),
+                          seed=4, protected=False)
+    assert 1 <= run.attempts - run.requests <= 3
+    # a blip (independent failures at 10 %) is still retried: nearly every request succeeds
+    blip = simulate_agents(failing_at(0.1, duration_s=100), Agent.budgeted(3), seed=4,
+                           protected=False)
+    assert blip.succeeded / blip.requests > 0.98
 
 
 def test_a_refusal_is_retried_only_by_agents_that_ignore_it() -> None:
@@ -112,6 +124,12 @@ def test_on_the_shipped_outage_budgeted_retries_and_a_breaker_add_no_storm() -> 
     assert figures["naive"]["load_during_fault"] > 3 * figures["plain"]["load_during_fault"]
     assert (figures["budgeted"]["load_during_fault"]
             <= 1.1 * figures["none"]["load_during_fault"])
+    runs["budgeted alone"] = simulate_agents("outage-and-recovery", Agent.budgeted(3), config,
+                                             seed=1, protected=False)
+    alone = retry_kpis(runs["budgeted alone"].to_frame(), "outage-and-recovery",
+                       requests=runs["budgeted alone"].requests)
+    # without a breaker the streak is the defence: calls failing in a row are not retried
+    assert alone["load_during_fault"] <= 1.1 * figures["plain"]["load_during_fault"]
     assert figures["budgeted"]["recovery_s"] <= figures["none"]["recovery_s"] + 1e-9
 
 
@@ -131,7 +149,7 @@ def test_retry_kpis_by_hand() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"kind": "storm"}, {"retries": -1}, {"think_s": math.nan},
-                                 {"budget_ratio": -0.1}])
+                                 {"budget_ratio": -0.1}, {"max_streak": 1}])
 def test_bad_agents_are_refused_naming_the_field(bad) -> None:
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         Agent(**{"kind": "model", **bad})
