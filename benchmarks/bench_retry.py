@@ -42,7 +42,7 @@ import statistics
 import sys
 from typing import Any
 
-from cblab.analysis.retries import retry_kpis
+from cblab.analysis.retries import fault_load_parts, retry_kpis
 from cblab.faults.scenario import Scenario
 from cblab.sim.agents import Agent, simulate_agents
 from cblab.sim.workload import resolve_scenario
@@ -133,36 +133,17 @@ async def live(scale: float, seeds: range) -> dict[tuple[str, bool], list[dict[s
                         "seed": seed, "load": k["load_during_fault"],
                         "recovery_s": k["recovery_s"], "wasted": k["wasted"],
                         "success": k["success_rate"], "round_trip_s": run.round_trip_s,
-                        "fail_fast_s": run.fail_fast_s, **composition(run)})
+                        "fail_fast_s": run.fail_fast_s, **fault_load_parts(
+                            run.events, run.scenario, retry_times=[
+                                t for t, _, retry, how in run.log if retry and how != "refused"])})
     return out
-
-
-def composition(run: Any) -> dict[str, int]:
-    """The calls that reached the dependency during the outage, by who sent them: first
-    attempts and retries while the breaker was closed (the agents' log), half-open
-    probes, and calls that ended after the breaker opened ("late": in flight at the
-    trip). Retries are matched to rows by count: the server's rows do not name them."""
-    windows = [(start, start + phase.duration_s)
-               for start, phase in zip(run.scenario.phase_starts, run.scenario.phases,
-                                       strict=True) if phase.profile("users").mode == "down"]
-
-    def inside(t: float) -> bool:
-        return any(a <= t < b for a, b in windows)
-
-    sent = [r for r in run.events if r.get("kind") == "call" and r.get("outcome") != "rejected"
-            and inside(r["t"])]
-    retries = sum(1 for t, _, retry, how in run.log
-                  if retry and how in ("failure", "error", "success") and inside(t))
-    return {"probes": sum(1 for r in sent if r.get("state") == "half_open"),
-            "late": sum(1 for r in sent if r.get("outcome") == "late"),
-            "retries_sent": retries}
 
 
 def live_summary(runs: dict[tuple[str, bool], list[dict[str, float]]],
                  ) -> dict[tuple[str, bool], dict[str, float]]:
     return {key: {name: statistics.fmean(r[name] for r in rows)
                   for name in ("load", "recovery_s", "wasted", "success", "round_trip_s",
-                               "fail_fast_s", "probes", "late", "retries_sent")}
+                               "fail_fast_s", "probes", "late", "retries")}
             for key, rows in runs.items()}
 
 
@@ -217,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ((name, True) for name, _ in CALLERS):
         f = live_figures[key]
         print(f"    {key[0]:24s} breaker=yes  load {f['load']:5.2f}: half-open probes "
-              f"{f['probes']:4.2f}, retries {f['retries_sent']:4.2f}, in flight when it "
+              f"{f['probes']:4.2f}, retries {f['retries']:4.2f}, in flight when it "
               f"tripped (late) {f['late']:4.2f}")
     ok = verdict(live_figures, f"live (mean of {n_live} seeds)") and ok
     print(f"load average at end: {os.getloadavg()[0]:.2f}")

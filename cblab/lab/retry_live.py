@@ -73,6 +73,8 @@ class LiveAgentRun:
     #: was sent, request number, retry number (0: the first attempt), how it ended:
     #: "success", "failure", "refused" or "error" (the session failed))
     log: list[tuple[float, int, int, str]] = field(default_factory=list, repr=False)
+    #: how far the rows' t = 0 may be from the backend's scenario start (seconds)
+    clock_error_s: float = 0.0
 
     def kpis(self) -> dict[str, Any]:
         return retry_kpis(self.events, self.scenario, requests=self.requests)
@@ -91,7 +93,7 @@ async def _rows_after(server: Any, after: int) -> list[dict[str, Any]]:
         after = part[-1]["seq"]
 
 
-async def _scenario_start(backend: Any, server: Any) -> float:
+async def _scenario_start(backend: Any, server: Any) -> tuple[float, float]:
     """When the backend started playing, on the server's clock (the clock of its rows).
 
     The backend's outage begins at its own start plus the phase offsets; rows are
@@ -99,11 +101,11 @@ async def _scenario_start(backend: Any, server: Any) -> float:
     scenario put t = 0 one or two round trips late (45 ms at load 3: a call that
     failed on the dead dependency fell before the window). Here the backend's
     elapsed time is read between two readings of the server's clock: the error is
-    at most half that bracket."""
+    at most half that bracket. Returns (the start, that error bound)."""
     before = (await server.aevents(after=10**12))["now"]
     elapsed = (await backend.ascenario())["elapsed_s"]
     after = (await server.aevents(after=10**12))["now"]
-    return float((before + after) / 2 - elapsed)
+    return float((before + after) / 2 - elapsed), float((after - before) / 2)
 
 
 async def run_agents_live(
@@ -140,7 +142,7 @@ async def run_agents_live(
         seen = await _rows_after(server, 0)
         before = seen[-1]["seq"] if seen else 0
         await stack.backend.aplay_scenario(scenario.to_dict())
-        start_t = await _scenario_start(stack.backend, server)
+        start_t, clock_error = await _scenario_start(stack.backend, server)
         # the agents' clock, aligned: arrivals and the end of retries count from the
         # backend's scenario start, as the simulator's do
         started = loop.time() - ((await server.aevents(after=10**12))["now"] - start_t)
@@ -202,4 +204,4 @@ async def run_agents_live(
     return LiveAgentRun(name, agent, scenario, counts["requests"], counts["attempts"],
                         counts["succeeded"], events,
                         statistics.median(trips) if trips else 0.0,
-                        statistics.median(failed) if failed else 0.0, sorted(log))
+                        statistics.median(failed) if failed else 0.0, sorted(log), clock_error)

@@ -18,7 +18,8 @@ kind            after a failure                               after a refusal
                 agent on the same schedule; ``jitter=True``:  retries every error
                 a uniform draw below it), up to `retries`
 ``budgeted``    cblab's `RetryPolicy`: full jitter, a retry   gives up: a refusal is
-                budget shared by the agents                   never retried
+                budget shared by the agents, and no retry     never retried
+                once `max_streak` calls in a row failed
 ``patient``     calls again after `think_s`                   waits the refusal's
                                                               ``retry_after_s``, then
                                                               calls again

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cblab.analysis.retries import retry_kpis
+from cblab.analysis.retries import fault_load_parts, retry_kpis
 from cblab.sim import single_phase
 from cblab.sim.agents import Agent, simulate_agents
 
@@ -146,6 +146,19 @@ def test_retry_kpis_by_hand() -> None:
     assert k["fault_load_per_s"] == pytest.approx(3 / 30)
     assert k["succeeded"] == 3 and k["wasted"] == 5 and k["success_rate"] == 0.75
     assert k["recovery_s"] == pytest.approx(1.0) and k["attempts_per_request"] == 2.0
+
+
+def test_fault_load_parts_by_hand() -> None:
+    rows = [  # t, outcome, state at admission: the outage is [30, 60)
+        (29.9, "failure", "closed"), (30.1, "failure", "closed"), (30.2, "late", "closed"),
+        (30.3, "rejected", "open"), (40.0, "failure", "half_open"),
+        (50.0, "rejected", "half_open"), (60.1, "success", "half_open")]
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "sim", "variant": "v",
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": 0.0,
+               "state": st, "state_after": "open", "error_type": None}
+              for i, (t, o, st) in enumerate(rows)]
+    parts = fault_load_parts(events, "outage-and-recovery", retry_times=[29.0, 30.15, 59.9, 60])
+    assert parts == {"probes": 1, "late": 1, "retries": 2}
 
 
 @pytest.mark.parametrize("bad", [{"kind": "storm"}, {"retries": -1}, {"think_s": math.nan},
