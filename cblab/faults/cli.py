@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_fit_options", "check_fit_options", "fit_rows", "main"]
+__all__ = ["PHASE_MODES", "add_fit_options", "check_fit_options", "fit_rows", "main"]
+
+PHASE_MODES = ("auto", "labels", "one")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -48,6 +50,10 @@ def add_fit_options(parser: Any, *, deadline_default: str) -> None:
     parser.add_argument("--warmup", default="auto", metavar="auto|S",
                         help="leave out a client warm-up stall: auto (found from the "
                         "latencies), 0 (keep every call) or seconds from the start")
+    parser.add_argument("--phases", choices=PHASE_MODES, default=None,
+                        help="auto: find the phases (healthy, outage, slow) by change-point "
+                        "detection; labels: the rows' phase labels; one: the whole run as one "
+                        "phase (default: labels when the rows have them, else auto)")
 
 
 def check_fit_options(args: argparse.Namespace) -> str | float:
@@ -56,6 +62,8 @@ def check_fit_options(args: argparse.Namespace) -> str | float:
 
     if args.deadline is not None and not (math.isfinite(args.deadline) and args.deadline > 0):
         raise ValueError(f"--deadline must be seconds > 0, got {args.deadline!r}")
+    if args.phases is not None and getattr(args, "phase", None):
+        raise ValueError(f"--phases {args.phases} and --phase NAME=START:END: give one")
     return parse_warmup(args.warmup)
 
 
@@ -71,8 +79,23 @@ def fit_rows(args: argparse.Namespace, rows: list[dict[str, Any]], meta: dict[st
     deadline = args.deadline
     if deadline is None:
         deadline = (meta.get("extra") or {}).get("deadline_s")
-    return fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup,
-                   phases=phases), deadline
+    mode = args.phases
+    if phases is None and mode is None:
+        labelled = any(isinstance(r.get("phase"), str) and r.get("phase") for r in rows)
+        mode = "labels" if labelled else "auto"
+    if phases is None and mode == "auto":
+        phases = "auto"
+    elif phases is None and mode == "one":
+        phases = [("all", -math.inf, math.inf)]
+    fit = fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup,
+                  phases=phases)
+    if fit.found is not None:
+        why = "" if args.phases else "the rows carry no phase labels, so "
+        what = f"tool {fit.found.tool}" if fit.found.tool else "the calls"
+        print(f"phases: {why}found by change-point detection for {what} (change points to "
+              f"within {fit.found.bin_s:.2g} s; --phases one fits one phase): "
+              f"{fit.found.describe()}")
+    return fit, deadline
 
 
 def main(argv: list[str] | None = None) -> int:
