@@ -12,7 +12,9 @@ log latency (the spread estimated within bins), plus a penalty per change point
 
 Segments are then *classified* against the quietest one, not against zero: an
 ``outage`` is `FAULT_EXCESS` (10 points) more bad calls than the quietest segment, a
-``slow`` phase a latency `SLOW_FACTOR` (3) times the fastest segment's; the rest is
+``slow`` phase a typical latency `SLOW_FACTOR` (3) times the fastest other segment's and
+`SLOW_MIN_S` (50 ms) more (millisecond calls on a loaded machine triple without any
+fault; a breaker's slow-call and deadline settings live in the 100s of ms); the rest is
 ``healthy``, and neighbours of one kind merge. Background noise (5 % errors all run
 long, issue 19's trap) is therefore the baseline, never an outage. One phase left is
 named ``all``, as an unlabelled fit always was.
@@ -48,7 +50,7 @@ CALLS_PER_BIN = 10  # the automatic bin width holds about this many calls
 PENALTY = 3.0  # per change point, times ln(calls): twice BIC's 1.5 for 2 parameters + 1 place
 FAULT_EXCESS = 0.10  # an outage has this share of bad calls more than the quietest segment
 SLOW_FACTOR = 3.0  # a slow phase's typical latency is this many times the fastest segment's
-SLOW_MIN_S = 0.005  # ... and at least this much slower (a 1 ms -> 3 ms wobble is no fault)
+SLOW_MIN_S = 0.05  # ... and at least 50 ms slower: a loaded machine's 5 -> 15 ms is no fault
 _SIGMA_FLOOR = 0.05  # log-latency spread floor: interpolated or constant latencies have ~0
 _BAD = frozenset({"failure", "slow", "timeout", "rejected"})
 _GOOD = frozenset({"success", "excluded"})
@@ -208,17 +210,18 @@ def _stats(bins: _Bins, a: int, b: int) -> tuple[int, int, float | None]:
 def _classify(stats: list[tuple[int, int, float | None]]) -> list[str]:
     shares = [e / c if c else 1.0 for c, e, _ in stats]
     quietest = min(shares)
-    latencies = [lat for _, _, lat in stats if lat is not None]
+    kinds = ["outage" if share - quietest >= FAULT_EXCESS else "" for share in shares]
+    # the latency baseline comes from segments that are not outages: a refused
+    # connection fails in a millisecond, faster than any healthy answer
+    latencies = [lat for (_, _, lat), kind in zip(stats, kinds, strict=True)
+                 if lat is not None and not kind]
     fastest = min(latencies) if latencies else None
-    kinds = []
-    for share, (_, _, latency) in zip(shares, stats, strict=True):
-        if share - quietest >= FAULT_EXCESS:
-            kinds.append("outage")
-        elif (latency is not None and fastest is not None and latency >= SLOW_FACTOR * fastest
-              and latency - fastest >= SLOW_MIN_S):
-            kinds.append("slow")
-        else:
-            kinds.append("healthy")
+    for i, (_, _, latency) in enumerate(stats):
+        if kinds[i]:
+            continue
+        slow = (latency is not None and fastest is not None and latency >= SLOW_FACTOR * fastest
+                and latency - fastest >= SLOW_MIN_S)
+        kinds[i] = "slow" if slow else "healthy"
     return kinds
 
 

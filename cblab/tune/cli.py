@@ -70,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cblab tune", description="Tune a breaker on your own traffic: fit the "
                 "run, sweep settings over stress variants of its outage, pick the setting whose "
                 "worst variant is best, and write (or apply) it as a config.")
-    p.add_argument("run", type=Path, help="a run directory, a .json/.csv file of event rows "
-                   "(e.g. the proxy's /events), or an OTLP JSON trace export of MCP tools/call "
-                   "spans")
+    p.add_argument("run", type=Path, nargs="?", help="a run directory, a .json/.csv file of "
+                   "event rows (e.g. the proxy's /events), or an OTLP JSON trace export of MCP "
+                   "tools/call spans (or --prometheus instead)")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="write the picked config here (JSON for CircuitBreakerConfig.from_dict)")
     p.add_argument("--table", type=Path, default=None, metavar="FILE",
@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--phase", action="append", default=[], metavar="NAME=START:END",
                         help="a phase by time on the rows' t axis, in seconds (repeatable; "
                              "default: the rows' phase labels, else one phase)")
+    prom = p.add_argument_group("or the breaker's own metrics in Prometheus (--tool: the "
+                                "breaker's name)")
+    prom.add_argument("--prometheus", default=None, metavar="URL",
+                      help="read the breaker's calls through this Prometheus's query_range API "
+                           "instead of a run, e.g. http://127.0.0.1:9090")
+    prom.add_argument("--start", default=None, metavar="TIME",
+                      help="now, now-DURATION (e.g. now-30m), unix seconds or RFC 3339 (default: "
+                           "an hour before --end)")
+    prom.add_argument("--end", default=None, metavar="TIME", help="as --start (default: now)")
+    prom.add_argument("--step", default=None, metavar="DURATION",
+                      help="e.g. 15s (default: the range / 1000, at least 1s; the scrape "
+                           "interval is the finest that tells)")
     search = p.add_argument_group("the search")
     search.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                         help="values to try for one breaker setting (repeatable; default "
@@ -201,13 +213,24 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_input(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and metadata of a run, a rows file, or an OTLP JSON trace export."""
+def _read_input(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and metadata of a run, a rows file, an OTLP JSON trace export, or Prometheus."""
     from cblab.runs import json_event_rows, read_event_rows
     from cblab.strict_json import read_json_file
 
     from .spans import is_otlp, span_rows
 
+    path = args.run
+    if (path is None) == (args.prometheus is None):
+        raise _UsageError("give a run (a directory or file) or --prometheus URL, not "
+                          f"{'both' if path else 'neither'}")
+    if args.prometheus is not None:
+        from .prometheus import prometheus_rows, range_query
+
+        return prometheus_rows(range_query(args.prometheus, start=args.start, end=args.end,
+                                           step=args.step, name=args.tool))
+    if any(v is not None for v in (args.start, args.end, args.step)):
+        raise _UsageError("--start, --end and --step go with --prometheus")
     if path.is_file() and path.suffix == ".json":  # read once: a trace or rows
         try:
             data = read_json_file(path)
@@ -273,18 +296,19 @@ def main(argv: list[str] | None = None) -> int:
             live = admin.get_config(base_url, args.breaker, token)  # reachable, token accepted
             if current is None:
                 current = live
-        rows, meta = _read_input(args.run)
+        rows, meta = _read_input(args)
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
         fit, deadline = fit_rows(args, rows, meta, warmup, phases)
-        name = args.run.stem or "fitted"
+        name = (args.run.stem if args.run else meta["prometheus"]["name"]) or "fitted"
         variants = stress_variants(fit.scenario(name), longer=args.longer,
                                    deadline_s=deadline or DEFAULT_DEADLINE_S,
                                    names=[v.strip() for v in args.variants.split(",") if v.strip()])
         base = dict(current or {})
         settings = list(grid)
         size = math.prod(len(v) for v in grid.values())
-        print(f"fitted {len(fit.phases)} phase(s) from {args.run}; searching {size} "
+        print(f"fitted {len(fit.phases)} phase(s) from {args.run or args.prometheus}; "
+              f"searching {size} "
               f"setting(s) x {len(variants)} variant(s) x {args.seeds} seed(s)")
         # one pool (or cluster) for every sweep of the command: started once
         runner = resolve_executor(args.executor, workers=args.workers, scheduler=args.scheduler)
