@@ -95,7 +95,19 @@ def fit_rows(args: argparse.Namespace, rows: list[dict[str, Any]], meta: dict[st
         print(f"phases: {why}found by change-point detection for {what} (change points to "
               f"within {fit.found.bin_s:.2g} s; --phases one fits one phase): "
               f"{fit.found.describe()}")
+        if fit.found.tool is None and args.tool is None:
+            _per_tool(rows, source, deadline)
     return fit, deadline
+
+
+def _per_tool(rows: list[dict[str, Any]], source: str | None, deadline: float | None) -> None:
+    """Each tool's own phases, when the fit pooled several tools."""
+    from .changepoint import phases_by_tool
+
+    calls = [r for r in rows if source is None or r.get("source") == source]
+    for tool, found in phases_by_tool(calls, deadline_s=deadline).items():
+        print(f"  tool {tool or '(none)'} alone: {found.describe()}")
+    print("  (the fit pools these tools; --tool NAME fits one)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,21 @@ def test_each_tool_gets_its_own_phases() -> None:
             assert abs(got - want) <= 2 * found.bin_s, (tool, got, want)
 
 
+def test_cblab_fit_shows_each_tools_phases_when_it_pools_them(tmp_path: Path,
+                                                              capsys) -> None:
+    rows = unlabelled(5, OUTAGE) + [{**r, "tool": "database_query"}
+                                    for r in unlabelled(6, (OUTAGE[0],))]
+    run = write_rows(tmp_path / "traffic.json", sorted(rows, key=lambda r: r["t"]))
+    assert fit_main([str(run)]) == 0
+    said = capsys.readouterr().out
+    assert "  tool database_query alone: all " in said
+    assert "  tool github_user alone: healthy " in said and "; outage " in said
+    assert "(the fit pools these tools; --tool NAME fits one)" in said
+    assert fit_main([str(run), "--tool", "database_query"]) == 0
+    said = capsys.readouterr().out
+    assert "for tool database_query" in said and "alone" not in said
+
+
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="no call rows"):
         find_phases([{"kind": "state", "t": 1.0}])
