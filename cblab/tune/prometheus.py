@@ -268,10 +268,14 @@ def prometheus_rows(q: RangeQuery) -> tuple[list[dict[str, Any]], dict[str, Any]
     """The breaker's calls in the range, as rows; metadata says what was read."""
     buckets = _query(q, BUCKETS + _selector(q.name))
     if not buckets:
+        known = [] if q.name is None else sorted(
+            str((s.get("metric") or {}).get("name")) for s in
+            _query(q, f"count by (name) ({BUCKETS})"))
+        hint = (f"breakers in the range: {', '.join(known)}" if known else
+                "is it scraping a cblab server's /metrics?")
         raise PrometheusError(
             f"Prometheus at {q.url} has no {BUCKETS}{_selector(q.name)} between "
-            f"{_iso(q.start)} and {_iso(q.end)}: is it scraping a cblab server's /metrics"
-            f"{'' if q.name is None else ' with that breaker'}?")
+            f"{_iso(q.start)} and {_iso(q.end)}; {hint}")
     names = sorted({str((s.get("metric") or {}).get("name")) for s in buckets})
     name = q.name
     if name is None:

@@ -260,7 +260,10 @@ def test_tune_from_prometheus_writes_a_config(recorded: dict[str, Any], tmp_path
 def test_a_query_that_finds_nothing_is_named(recorded: dict[str, Any], capsys) -> None:
     err = _refused([*_flags(recorded), "--tool", "nosuch", *FAST], capsys)
     assert "has no cblab_circuitbreaker_call_duration_seconds_bucket{name=\"nosuch\"}" in err
+    assert err.endswith("; breakers in the range: database, github")  # a tool's name, maybe
     before = ["--prometheus", recorded["prometheus"].url, "--tool", "github",
               "--start", f"{recorded['start'] - 600:.3f}", "--end", f"{recorded['start'] - 300:.3f}",
               *FAST]
-    assert "no cblab_circuitbreaker_call_duration_seconds_bucket" in _refused(before, capsys)
+    err = _refused(before, capsys)
+    assert "no cblab_circuitbreaker_call_duration_seconds_bucket" in err
+    assert err.endswith("; is it scraping a cblab server's /metrics?")
