@@ -8,6 +8,8 @@ timeouts, the fitted latency, KS distance, observed vs fitted p50/p90/p99) and
 writes the fitted phases as a scenario JSON that `cblab simulate`, `cblab sweep`
 and `cblab.sim` accept. The deadline comes from the run's metadata when
 `cblab load` recorded it (so fit and replay agree), else from ``--deadline``.
+Phases: the rows' labels, else found by change-point detection (``--phases``,
+`cblab.faults.changepoint`), as the output says.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit_options(inputs, deadline_default="the run's own, else the simulator's")
     inputs.add_argument("--phase", action="append", default=[], metavar="NAME=START:END",
                         help="a phase by time on the rows' t axis, in seconds (repeatable; "
-                             "default: the rows' phase labels, else one phase)")
+                             "default: as --phases says)")
     prom = p.add_argument_group("or the breaker's own metrics in Prometheus (--tool: the "
                                 "breaker's name)")
     prom.add_argument("--prometheus", default=None, metavar="URL",
