@@ -2,6 +2,7 @@
 
     cblab fit runs/my-server -o my-server.json        # then: cblab simulate my-server.json
     cblab fit proxy-events.json --source proxy --tool get_forecast
+    cblab fit --prometheus http://127.0.0.1:9090 --tool github -o github.json
 
 Prints the quality table (per phase: calls, error rate and its 95 % interval,
 timeouts, the fitted latency, KS distance, observed vs fitted p50/p90/p99) and
@@ -32,11 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
         "`cblab load`/`cblab record`, or a JSON/CSV file of event rows such as the proxy's "
         "/events) and write it as a scenario for `cblab simulate` and `cblab sweep`.",
     )
-    parser.add_argument("run", type=Path, help="a run directory, or a .json/.csv file of rows")
+    parser.add_argument("run", type=Path, nargs="?",
+                        help="a run directory, or a .json/.csv file of rows (or --prometheus)")
     parser.add_argument("-o", "--out", type=Path, default=None,
                         help="write the fitted scenario here (JSON); default: print only")
     parser.add_argument("--name", default=None, help="the scenario's name (default: the input's)")
     add_fit_options(parser, deadline_default="the run's own, as recorded by cblab load")
+    from cblab.tune.prometheus import add_prometheus_options
+
+    add_prometheus_options(parser.add_argument_group(
+        "or the breaker's own metrics in Prometheus (--tool: the breaker's name)"))
     return parser
 
 
@@ -122,14 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         warmup = check_fit_options(args)
         if args.out is not None and not args.out.parent.is_dir():
             raise ValueError(f"-o {args.out}: directory {args.out.parent} does not exist")
-        rows, meta = read_event_rows(args.run)
+        from cblab.tune.prometheus import rows_from_args
+
+        rows, meta = rows_from_args(args) or read_event_rows(args.run)
         if not rows:
             raise ValueError(f"{args.run}: no rows")
         fit, deadline = fit_rows(args, rows, meta, warmup)
     except (FitError, ValueError, OSError) as exc:
         print(f"cblab fit: {exc}", file=sys.stderr)
         return 2
-    name = args.name or args.run.stem
+    name = args.name or (args.run.stem if args.run else meta["prometheus"]["name"])
     if fit.warmup:
         print(f"warm-up: {fit.warmup.dropped} calls scheduled in the first "
               f"{fit.warmup.end_s - min(float(r['t']) for r in rows if r.get('t') is not None):.1f} s "

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cblab.faults.cli import add_fit_options
     from cblab.sim.bounds import DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS
 
+    from .prometheus import add_prometheus_options
     from .variants import VARIANTS
 
     p = _Parser(prog="cblab tune", description="Tune a breaker on your own traffic: fit the "
@@ -87,18 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--phase", action="append", default=[], metavar="NAME=START:END",
                         help="a phase by time on the rows' t axis, in seconds (repeatable; "
                              "default: as --phases says)")
-    prom = p.add_argument_group("or the breaker's own metrics in Prometheus (--tool: the "
-                                "breaker's name)")
-    prom.add_argument("--prometheus", default=None, metavar="URL",
-                      help="read the breaker's calls through this Prometheus's query_range API "
-                           "instead of a run, e.g. http://127.0.0.1:9090")
-    prom.add_argument("--start", default=None, metavar="TIME",
-                      help="now, now-DURATION (e.g. now-30m), unix seconds or RFC 3339 (default: "
-                           "an hour before --end)")
-    prom.add_argument("--end", default=None, metavar="TIME", help="as --start (default: now)")
-    prom.add_argument("--step", default=None, metavar="DURATION",
-                      help="e.g. 15s (default: the range / 1000, at least 1s; the scrape "
-                           "interval is the finest that tells)")
+    add_prometheus_options(p.add_argument_group(
+        "or the breaker's own metrics in Prometheus (--tool: the breaker's name)"))
     search = p.add_argument_group("the search")
     search.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                         help="values to try for one breaker setting (repeatable; default "
@@ -218,19 +209,13 @@ def _read_input(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[st
     from cblab.runs import json_event_rows, read_event_rows
     from cblab.strict_json import read_json_file
 
+    from .prometheus import rows_from_args
     from .spans import is_otlp, span_rows
 
+    read = rows_from_args(args)
+    if read is not None:
+        return read
     path = args.run
-    if (path is None) == (args.prometheus is None):
-        raise _UsageError("give a run (a directory or file) or --prometheus URL, not "
-                          f"{'both' if path else 'neither'}")
-    if args.prometheus is not None:
-        from .prometheus import prometheus_rows, range_query
-
-        return prometheus_rows(range_query(args.prometheus, start=args.start, end=args.end,
-                                           step=args.step, name=args.tool))
-    if any(v is not None for v in (args.start, args.end, args.step)):
-        raise _UsageError("--start, --end and --step go with --prometheus")
     if path.is_file() and path.suffix == ".json":  # read once: a trace or rows
         try:
             data = read_json_file(path)

@@ -1,6 +1,7 @@
 """The breaker's own metrics in Prometheus -> call rows that `cblab.faults.fit` reads.
 
     cblab tune --prometheus http://127.0.0.1:9090 --tool github --start now-30m --step 5s
+    cblab fit --prometheus http://127.0.0.1:9090 --tool github -o github.json
 
 Reads, through Prometheus's HTTP API (``/api/v1/query_range``), the breaker metrics
 `cblab serve` (`cblab.server.metrics`) exposes, for one breaker (``name`` label):
@@ -38,8 +39,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["BUCKETS", "MAX_POINTS", "MAX_ROWS", "PrometheusError", "RangeQuery", "check_url",
-           "parse_step", "parse_time", "prometheus_rows", "rows_from_series"]
+__all__ = ["BUCKETS", "MAX_POINTS", "MAX_ROWS", "PrometheusError", "RangeQuery",
+           "add_prometheus_options", "check_url", "parse_step", "parse_time", "prometheus_rows",
+           "range_query", "rows_from_args", "rows_from_series"]
 
 BUCKETS = "cblab_circuitbreaker_call_duration_seconds_bucket"
 REFUSED = "cblab_circuitbreaker_not_permitted_calls_total"
@@ -296,6 +298,34 @@ def prometheus_rows(q: RangeQuery) -> tuple[list[dict[str, Any]], dict[str, Any]
     meta = {"prometheus": {"name": f"prometheus-{name}", "url": q.url, "start": q.start,
                            "end": q.end, "step": q.step, "breaker": name}}
     return rows, meta
+
+
+def add_prometheus_options(group: Any) -> None:
+    """`--prometheus URL --start --end --step` (`cblab tune`, `cblab fit`)."""
+    group.add_argument("--prometheus", default=None, metavar="URL",
+                       help="read the breaker's calls through this Prometheus's query_range "
+                            "API instead of a run, e.g. http://127.0.0.1:9090")
+    group.add_argument("--start", default=None, metavar="TIME",
+                       help="now, now-DURATION (e.g. now-30m), unix seconds or RFC 3339 "
+                            "(default: an hour before --end)")
+    group.add_argument("--end", default=None, metavar="TIME", help="as --start (default: now)")
+    group.add_argument("--step", default=None, metavar="DURATION",
+                       help="e.g. 15s (default: the range / 1000, at least 1s; the scrape "
+                            "interval is the finest that tells)")
+
+
+def rows_from_args(args: Any) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """The rows when ``args.prometheus`` is given, None when ``args.run`` is; a
+    PrometheusError for both, neither, or range flags without --prometheus."""
+    if (args.run is None) == (args.prometheus is None):
+        raise PrometheusError("give a run (a directory or file) or --prometheus URL, not "
+                              f"{'both' if args.run else 'neither'}")
+    if args.prometheus is None:
+        if any(v is not None for v in (args.start, args.end, args.step)):
+            raise PrometheusError("--start, --end and --step go with --prometheus")
+        return None
+    return prometheus_rows(range_query(args.prometheus, start=args.start, end=args.end,
+                                       step=args.step, name=args.tool))
 
 
 def _iso(stamp: float) -> str:

@@ -1,4 +1,4 @@
-"""`cblab tune --prometheus`: the breaker's own metrics, read back through a REAL Prometheus
+"""`cblab tune --prometheus` (and `cblab fit`): the breaker's own metrics, read back through a REAL Prometheus
 (1 s scrapes) that scraped a live `cblab serve` driven through an outage, become rows
 whose phases are found and fitted, and a config is written. Bad flags, an unreachable
 Prometheus and a query that finds nothing exit 2 with one line. The series -> rows
@@ -19,6 +19,7 @@ import pytest
 from fastmcp import Client
 
 from cblab.faults.changepoint import find_phases
+from cblab.faults.cli import main as fit_main
 from cblab.stack import Stack
 from cblab.tune.cli import main
 from cblab.tune.prometheus import (
@@ -254,6 +255,29 @@ def test_tune_from_prometheus_writes_a_config(recorded: dict[str, Any], tmp_path
     assert "outage" in said.out and f"from {recorded['prometheus'].url}" in said.out
     config = json.loads(out.read_text())
     assert config["failure_threshold"] in (3, 10) and config["timeout"] == 5
+
+
+@pytestmark_live
+def test_fit_from_prometheus_writes_the_scenario(recorded: dict[str, Any], tmp_path: Path,
+                                                 capsys) -> None:
+    out = tmp_path / "github.json"
+    assert fit_main([*_flags(recorded), "--tool", "github", "-o", str(out)]) == 0, \
+        capsys.readouterr().err
+    scenario = json.loads(out.read_text())
+    assert scenario["name"] == "prometheus-github"
+    assert [p["name"] for p in scenario["phases"]] == ["healthy", "outage", "healthy-2"]
+    profiles = [p["faults"]["users"] for p in scenario["phases"]]
+    assert profiles[1]["error_rate"] > 0.7 > max(profiles[0]["error_rate"],
+                                                 profiles[2]["error_rate"])
+
+
+def test_fit_takes_a_run_or_prometheus(tmp_path: Path, capsys) -> None:
+    assert fit_main([]) == 2
+    assert capsys.readouterr().err.strip() == ("cblab fit: give a run (a directory or file) "
+                                               "or --prometheus URL, not neither")
+    url = f"http://127.0.0.1:{_closed_port()}"
+    assert fit_main(["--prometheus", url, "--tool", "github"]) == 2
+    assert capsys.readouterr().err.startswith(f"cblab fit: cannot reach Prometheus at {url}")
 
 
 @pytestmark_live
