@@ -156,6 +156,33 @@ def test_cblab_fit_shows_each_tools_phases_when_it_pools_them(tmp_path: Path,
     assert "for tool database_query" in said and "alone" not in said
 
 
+@pytest.mark.parametrize("source", ["load", "server"])
+def test_the_shipped_recordings_outages_are_found(source: str) -> None:
+    """Real recordings (data/runs: the live stack through an outage or a hang), labels
+    removed: the fault is found within 1.5 s of its labelled start, it is bad through
+    its labelled end, and what comes before is healthy. (What follows may be a `slow`
+    phase: callers measured from their intended start wait behind the backlog.)"""
+    from cblab.runs import read_event_rows, shipped_runs
+
+    runs = shipped_runs()
+    assert len(runs) == 4
+    for run in runs:
+        rows, meta = read_event_rows(run)
+        calls = sorted((r for r in rows if r.get("kind") == "call"
+                        and r.get("source") == source), key=lambda r: r["t"])
+        labelled = [r["t"] for r in calls if r["phase"] in ("outage", "hang")]
+        fault_start, fault_end = min(labelled), max(labelled)
+        found = find_phases([{k: v for k, v in r.items() if k != "phase"} for r in calls],
+                            deadline_s=meta["extra"]["deadline_s"])
+        first = next(p for p in found.phases if p.kind == "outage")
+        assert abs(first.start_s - fault_start) <= 1.5, (run.name, found.describe())
+        assert first.bad_share > 0.7, (run.name, found.describe())
+        bad_until = max(p.end_s for p in found.phases if p.kind == "outage")
+        assert bad_until >= fault_end - 1.0, (run.name, found.describe())
+        before = [p for p in found.phases if p.end_s <= first.start_s]
+        assert before and all(p.kind == "healthy" for p in before), (run.name, found.describe())
+
+
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="no call rows"):
         find_phases([{"kind": "state", "t": 1.0}])
