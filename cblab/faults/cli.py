@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PHASE_MODES", "add_fit_options", "check_fit_options", "fit_rows", "main"]
+__all__ = ["PHASE_MODES", "add_fit_options", "check_fit_options", "fit_rows", "main",
+           "phases_for", "say_phases"]
 
 PHASE_MODES = ("auto", "labels", "one")
 
@@ -78,40 +79,57 @@ def check_fit_options(args: argparse.Namespace) -> str | float:
 def fit_rows(args: argparse.Namespace, rows: list[dict[str, Any]], meta: dict[str, Any],
              warmup: str | float, phases: Any = None) -> tuple[Any, float | None]:
     """Fit `rows` as the fit flags say: --source auto is "load" when the run has load
-    rows; the deadline is --deadline, else the run's own (from its metadata)."""
+    rows; the deadline is --deadline, else the run's own (from its metadata); the
+    phases as `phases_for` says (found ones are printed, `say_phases`)."""
     from .fit import fit_run
 
-    source = args.source
-    if source == "auto":
-        source = "load" if any(r.get("source") == "load" for r in rows) else None
+    source = _source(args, rows)
     deadline = args.deadline
     if deadline is None:
         deadline = (meta.get("extra") or {}).get("deadline_s")
-    mode = args.phases
-    if phases is None and mode is None:
-        labelled = any(isinstance(r.get("phase"), str) and r.get("phase") for r in rows)
-        mode = "labels" if labelled else "auto"
-    if phases is None and mode == "auto":
-        phases = "auto"
-    elif phases is None and mode == "one":
-        phases = [("all", -math.inf, math.inf)]
     fit = fit_run(rows, source=source, tool=args.tool, deadline_s=deadline, warmup=warmup,
-                  phases=phases)
-    if fit.found is not None:
-        why = "" if args.phases else "the rows carry no phase labels, so "
-        what = f"tool {fit.found.tool}" if fit.found.tool else "the calls"
-        print(f"phases: {why}found by change-point detection for {what} (change points to "
-              f"within {fit.found.bin_s:.2g} s; --phases one fits one phase): "
-              f"{fit.found.describe()}")
-        if fit.found.tool is None and args.tool is None:
-            _per_tool(rows, source, deadline)
+                  phases=phases_for(args.phases, phases, rows))
+    say_phases(fit, args, rows, deadline)
     return fit, deadline
 
 
-def _per_tool(rows: list[dict[str, Any]], source: str | None, deadline: float | None) -> None:
-    """Each tool's own phases, when the fit pooled several tools."""
+def _source(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str | None:
+    """--source; auto is "load" when the run has load rows, else every source."""
+    if args.source != "auto":
+        return str(args.source)
+    return "load" if any(r.get("source") == "load" for r in rows) else None
+
+
+def phases_for(mode: str | None, given: Any, rows: list[dict[str, Any]]) -> Any:
+    """`fit_run`'s `phases` from --phases (`mode`) and phases given by time (`given`,
+    tune's --phase): given ones win; no mode means the rows' labels when they have
+    them, else "auto" (change-point detection)."""
+    if given is not None:
+        return given
+    if mode is None:
+        labelled = any(isinstance(r.get("phase"), str) and r.get("phase") for r in rows)
+        mode = "labels" if labelled else "auto"
+    if mode == "auto":
+        return "auto"
+    return [("all", -math.inf, math.inf)] if mode == "one" else None
+
+
+def say_phases(fit: Any, args: argparse.Namespace, rows: list[dict[str, Any]],
+               deadline: float | None) -> None:
+    """Print the phases change-point detection found (if it ran), and each tool's own
+    when the fit pooled several."""
+    if fit.found is None:
+        return
+    why = "" if args.phases else "the rows carry no phase labels, so "
+    what = f"tool {fit.found.tool}" if fit.found.tool else "the calls"
+    print(f"phases: {why}found by change-point detection for {what} (change points to "
+          f"within {fit.found.bin_s:.2g} s; --phases one fits one phase): "
+          f"{fit.found.describe()}")
+    if fit.found.tool is not None or args.tool is not None:
+        return
     from .changepoint import phases_by_tool
 
+    source = _source(args, rows)
     calls = [r for r in rows if source is None or r.get("source") == source]
     for tool, found in phases_by_tool(calls, deadline_s=deadline).items():
         print(f"  tool {tool or '(none)'} alone: {found.describe()}")
