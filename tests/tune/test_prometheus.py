@@ -234,7 +234,10 @@ def test_the_outage_is_found_in_the_breakers_metrics(recorded: dict[str, Any]) -
     failed = sum(r["outcome"] == "failure" for r in rows)
     assert failed >= 60 and sum(r["outcome"] == "success" for r in rows) >= 60
     found = find_phases(rows)
-    assert [p.kind for p in found.phases] == ["healthy", "outage", "healthy"], found.describe()
+    # one outage, healthy before it; after it healthy (or `slow`, if the loaded machine
+    # slowed the calls down by 3 times and 50 ms: latency is not what this test controls)
+    kinds = [p.kind for p in found.phases]
+    assert kinds[:2] == ["healthy", "outage"] and kinds.count("outage") == 1, found.describe()
     # within a scrape (1 s), a step (1 s) and two bins of when the backend went down / up
     tolerance = 2.0 + 2 * found.bin_s
     down, up = recorded["down"] - q.start, recorded["up"] - q.start
@@ -265,10 +268,10 @@ def test_fit_from_prometheus_writes_the_scenario(recorded: dict[str, Any], tmp_p
         capsys.readouterr().err
     scenario = json.loads(out.read_text())
     assert scenario["name"] == "prometheus-github"
-    assert [p["name"] for p in scenario["phases"]] == ["healthy", "outage", "healthy-2"]
-    profiles = [p["faults"]["users"] for p in scenario["phases"]]
-    assert profiles[1]["error_rate"] > 0.7 > max(profiles[0]["error_rate"],
-                                                 profiles[2]["error_rate"])
+    names = [p["name"] for p in scenario["phases"]]
+    assert names[:2] == ["healthy", "outage"] and len(names) >= 3, names
+    rates = [p["faults"]["users"]["error_rate"] for p in scenario["phases"]]
+    assert rates[1] > 0.7 > max(rates[:1] + rates[2:]), rates
 
 
 def test_fit_takes_a_run_or_prometheus(tmp_path: Path, capsys) -> None:
