@@ -156,6 +156,29 @@ def test_cblab_fit_shows_each_tools_phases_when_it_pools_them(tmp_path: Path,
     assert "for tool database_query" in said and "alone" not in said
 
 
+@pytest.mark.parametrize("protected", [False, True])
+def test_issue_19s_noisy_outage_in_the_simulator_is_one_outage(protected: bool) -> None:
+    """The trap of issue 19 item 3: `with_background_errors("outage-and-recovery", 0.05)`
+    (5 % errors in every phase, the outage 30-60 s). The phases found: healthy, the
+    outage within 1.5 s of its bounds, healthy again, whether or not a breaker refused
+    the outage's calls."""
+    from cblab.lab.tuning import with_background_errors
+    from cblab.sim import simulate
+
+    scenario = with_background_errors("outage-and-recovery", 0.05)
+    for seed in SEEDS:
+        run = simulate(scenario, seed=seed, protected=protected)
+        calls = [{k: v for k, v in r.items() if k != "phase"} for r in run.events
+                 if r.get("kind") == "call"]
+        found = find_phases(calls)
+        assert [p.kind for p in found.phases] == ["healthy", "outage", "healthy"], \
+            found.describe()
+        outage = found.phases[1]
+        assert abs(outage.start_s - 30.0) <= 1.5 and abs(outage.end_s - 60.0) <= 1.5, \
+            found.describe()
+        assert all(p.bad_share < 0.1 for p in found.phases if p.kind == "healthy")
+
+
 @pytest.mark.parametrize("source", ["load", "server"])
 def test_the_shipped_recordings_outages_are_found(source: str) -> None:
     """Real recordings (data/runs: the live stack through an outage or a hang), labels
