@@ -61,14 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     from cblab.faults.cli import add_fit_options
     from cblab.sim.bounds import DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS
 
+    from .prometheus import add_prometheus_options
     from .variants import VARIANTS
 
     p = _Parser(prog="cblab tune", description="Tune a breaker on your own traffic: fit the "
                 "run, sweep settings over stress variants of its outage, pick the setting whose "
                 "worst variant is best, and write (or apply) it as a config.")
-    p.add_argument("run", type=Path, help="a run directory, a .json/.csv file of event rows "
-                   "(e.g. the proxy's /events), or an OTLP JSON trace export of MCP tools/call "
-                   "spans")
+    p.add_argument("run", type=Path, nargs="?", help="a run directory, a .json/.csv file of "
+                   "event rows (e.g. the proxy's /events), or an OTLP JSON trace export of MCP "
+                   "tools/call spans (or --prometheus instead)")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="write the picked config here (JSON for CircuitBreakerConfig.from_dict)")
     p.add_argument("--table", type=Path, default=None, metavar="FILE",
@@ -86,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit_options(inputs, deadline_default="the run's own, else the simulator's")
     inputs.add_argument("--phase", action="append", default=[], metavar="NAME=START:END",
                         help="a phase by time on the rows' t axis, in seconds (repeatable; "
-                             "default: the rows' phase labels, else one phase)")
+                             "default: as --phases says)")
+    add_prometheus_options(p.add_argument_group(
+        "or the breaker's own metrics in Prometheus (--tool: the breaker's name)"))
     search = p.add_argument_group("the search")
     search.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                         help="values to try for one breaker setting (repeatable; default "
@@ -203,13 +206,18 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_input(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and metadata of a run, a rows file, or an OTLP JSON trace export."""
+def _read_input(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and metadata of a run, a rows file, an OTLP JSON trace export, or Prometheus."""
     from cblab.runs import json_event_rows, read_event_rows
     from cblab.strict_json import read_json_file
 
+    from .prometheus import rows_from_args
     from .spans import is_otlp, span_rows
 
+    read = rows_from_args(args)
+    if read is not None:
+        return read
+    path = args.run
     if path.is_file() and path.suffix == ".json":  # read once: a trace or rows
         try:
             data = read_json_file(path)
@@ -275,6 +283,7 @@ def _live(args: argparse.Namespace, token: str | None) -> tuple[dict[str, Any] |
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cblab.faults.cli import phases_for, say_phases
     from cblab.faults.fit import FitError
 
     from . import admin
@@ -288,18 +297,21 @@ def main(argv: list[str] | None = None) -> int:
         objective, grid, warmup, phases = _check(args)
         token = args.token or os.environ.get(TOKEN_ENV)
         current, base_url = _live(args, token)
-        rows, meta = _read_input(args.run)
+        rows, meta = _read_input(args)
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
 
-        def started(fit: Any, variants: list[Any], size: int) -> None:
-            print(f"fitted {len(fit.phases)} phase(s) from {args.run}; searching {size} "
-                  f"setting(s) x {len(variants)} variant(s) x {args.seeds} seed(s)")
+        def started(fit: Any, variants: list[Any], size: int, deadline: float | None) -> None:
+            say_phases(fit, args, rows, deadline)
+            print(f"fitted {len(fit.phases)} phase(s) from {args.run or args.prometheus}; "
+                  f"searching {size} setting(s) x {len(variants)} variant(s) x {args.seeds} "
+                  "seed(s)")
 
         result = tune(
             rows, meta, grid=grid, objective=objective, current=current,
-            name=args.run.stem or "fitted", source=args.source, tool=args.tool,
-            deadline_s=args.deadline, warmup=warmup, phases=phases,
+            name=(args.run.stem if args.run else meta["prometheus"]["name"]) or "fitted",
+            source=args.source, tool=args.tool, deadline_s=args.deadline, warmup=warmup,
+            phases=phases_for(args.phases, phases, rows),
             variants=[v.strip() for v in args.variants.split(",") if v.strip()],
             longer=args.longer, seeds=args.seeds, search=args.search, trials=args.trials,
             executor=args.executor, workers=args.workers, scheduler=args.scheduler,

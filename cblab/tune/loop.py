@@ -128,7 +128,7 @@ def tune(
     tool: str | None = None,
     deadline_s: float | None = None,
     warmup: str | float = "auto",
-    phases: Sequence[tuple[str, float, float]] | None = None,
+    phases: Sequence[tuple[str, float, float]] | str | None = None,
     variants: Sequence[str] = VARIANTS,
     longer: float = 3.0,
     seeds: int = 5,
@@ -150,8 +150,11 @@ def tune(
     grid         setting -> values to try (default `DEFAULT_GRID`)
     executor     "local", "dask" or an executor (`cblab.sim.executors`), started once
                  for every sweep of the call
-    on_start     called with (fit, variants, points) before the search (the CLI's
-                 "searching ..." line)
+    phases       ``[(name, start_s, end_s), ...]``, "auto" (found by change-point
+                 detection), or None: the rows' phase labels, else one phase
+                 (`cblab.faults.fit.fit_run`)
+    on_start     called with (fit, variants, settings to try, deadline_s) before the
+                 search (the CLI prints the phases and its "searching ..." line)
 
     Raises FitError, TuneError, ValueError (bad input, with the reason) before any sweep.
     """
@@ -190,7 +193,7 @@ def tune(
     base = {k: v for k, v in (current or {}).items() if k not in _NOT_SETTINGS}
     settings = list(space)
     if on_start is not None:
-        on_start(fit, scenarios, math.prod(len(v) for v in space.values()))
+        on_start(fit, scenarios, math.prod(len(v) for v in space.values()), deadline_s)
     runner = resolve_executor(executor, workers=workers, scheduler=scheduler)
     options: dict[str, Any] = dict(
         base=base, executor=runner, progress=progress, deadline_s=deadline,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cblab.analysis.retries import retry_kpis
+from cblab.analysis.retries import fault_load_parts, retry_kpis
 from cblab.sim import single_phase
 from cblab.sim.agents import Agent, simulate_agents
 
@@ -72,10 +72,22 @@ def test_budgeted_retries_use_full_jitter_and_stop_at_a_refusal() -> None:
 
 
 def test_the_budget_bounds_retries_by_requests() -> None:
-    agent = Agent.budgeted(3, budget_ratio=0.1, budget_burst=5)
+    agent = Agent.budgeted(3, budget_ratio=0.1, budget_burst=5, max_streak=None)
     run = simulate_agents(failing_at(1.0, duration_s=100), agent, seed=4, protected=False)
     retries = run.attempts - run.requests
     assert 0.1 * run.requests - 1 <= retries <= 5 + 0.1 * run.requests
+
+
+def test_budgeted_agents_stop_retrying_once_calls_fail_in_a_row() -> None:
+    # every call fails: the first request retries (its own failures are one call in the
+    # streak), the second's failure makes two calls in a row, and no retry follows
+    run = simulate_agents(failing_at(1.0, duration_s=100), Agent.budgeted(3, max_streak=2),
+                          seed=4, protected=False)
+    assert 1 <= run.attempts - run.requests <= 3
+    # a blip (independent failures at 10 %) is still retried: nearly every request succeeds
+    blip = simulate_agents(failing_at(0.1, duration_s=100), Agent.budgeted(3), seed=4,
+                           protected=False)
+    assert blip.succeeded / blip.requests > 0.98
 
 
 def test_a_refusal_is_retried_only_by_agents_that_ignore_it() -> None:
@@ -112,6 +124,12 @@ def test_on_the_shipped_outage_budgeted_retries_and_a_breaker_add_no_storm() -> 
     assert figures["naive"]["load_during_fault"] > 3 * figures["plain"]["load_during_fault"]
     assert (figures["budgeted"]["load_during_fault"]
             <= 1.1 * figures["none"]["load_during_fault"])
+    runs["budgeted alone"] = simulate_agents("outage-and-recovery", Agent.budgeted(3), config,
+                                             seed=1, protected=False)
+    alone = retry_kpis(runs["budgeted alone"].to_frame(), "outage-and-recovery",
+                       requests=runs["budgeted alone"].requests)
+    # without a breaker the streak is the defence: calls failing in a row are not retried
+    assert alone["load_during_fault"] <= 1.1 * figures["plain"]["load_during_fault"]
     assert figures["budgeted"]["recovery_s"] <= figures["none"]["recovery_s"] + 1e-9
 
 
@@ -130,8 +148,21 @@ def test_retry_kpis_by_hand() -> None:
     assert k["recovery_s"] == pytest.approx(1.0) and k["attempts_per_request"] == 2.0
 
 
+def test_fault_load_parts_by_hand() -> None:
+    rows = [  # t, outcome, state at admission: the outage is [30, 60)
+        (29.9, "failure", "closed"), (30.1, "failure", "closed"), (30.2, "late", "closed"),
+        (30.3, "rejected", "open"), (40.0, "failure", "half_open"),
+        (50.0, "rejected", "half_open"), (60.1, "success", "half_open")]
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "sim", "variant": "v",
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": 0.0,
+               "state": st, "state_after": "open", "error_type": None}
+              for i, (t, o, st) in enumerate(rows)]
+    parts = fault_load_parts(events, "outage-and-recovery", retry_times=[29.0, 30.15, 59.9, 60])
+    assert parts == {"probes": 1, "late": 1, "retries": 2}
+
+
 @pytest.mark.parametrize("bad", [{"kind": "storm"}, {"retries": -1}, {"think_s": math.nan},
-                                 {"budget_ratio": -0.1}])
+                                 {"budget_ratio": -0.1}, {"max_streak": 1}])
 def test_bad_agents_are_refused_naming_the_field(bad) -> None:
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         Agent(**{"kind": "model", **bad})
