@@ -78,6 +78,9 @@ CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
 SUCCESS, FAILURE, REJECTED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.REJECTED
 _INF = math.inf
 
+#: Events `_sync` reads back from the breaker's log (it checks that none was missed).
+_RECENT_EVENTS = 6
+
 # where a call's backend request is
 _NONE, _QUEUED, _SERVING = 0, 1, 2
 
@@ -359,8 +362,10 @@ class Simulation:
         seen = self._gen
         append = self.rows.append
         found = 0
-        # The log is tiny (16): between two syncs the breaker logs at most a few events.
-        for _, event in breaker.event_log.since(0).events:
+        # Every admit and record is followed by a sync, and one of them logs at most a
+        # few events (a call, and up to two state changes): the newest few hold them.
+        log = breaker.event_log
+        for _, event in log.since(max(log.last_seq - _RECENT_EVENTS, 0)).events:
             if event.__class__ is StateChange and event.generation > seen:
                 append(("state", event.at, None, None, event.from_state, event.to_state, None,
                         event.reason, event.generation))
