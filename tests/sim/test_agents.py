@@ -78,12 +78,33 @@ def test_the_budget_bounds_retries_by_requests() -> None:
     assert 0.1 * run.requests - 1 <= retries <= 5 + 0.1 * run.requests
 
 
+def test_a_budgeted_retry_is_dropped_if_calls_failed_while_it_waited() -> None:
+    # two requests 0.5 s apart on a dead service; the first one's retry waits up to 1 s:
+    # it goes only if it is sent before the second request has failed
+    scenario = single_phase({"mode": "down"}, duration_s=1.0, rate_per_s=2.0,
+                            arrivals="constant")
+    agent = Agent.budgeted(1, backoff=1.0)
+    sent = dropped = 0
+    for seed in range(40):
+        run = simulate_agents(scenario, agent, seed=seed, protected=False)
+        times = attempt_times(run)
+        assert run.requests == 2
+        retry_times = [t for t in times if t not in (0.0, 0.5)]
+        assert all(t < 0.5 + 0.0005 for t in retry_times), times  # never after the 2nd failed
+        sent += len(retry_times)
+        dropped += not retry_times
+    assert sent > 5 and dropped > 5  # the uniform wait fell on both sides of 0.5 s
+
+
 def test_budgeted_agents_stop_retrying_once_calls_fail_in_a_row() -> None:
-    # every call fails: the first request retries (its own failures are one call in the
-    # streak), the second's failure makes two calls in a row, and no retry follows
+    # every call fails: at most the first request retries (its own failures are one call
+    # in the streak); from the second failure on, no retry goes (tokens alone: 10 %)
     run = simulate_agents(failing_at(1.0, duration_s=100), Agent.budgeted(3, max_streak=2),
                           seed=4, protected=False)
-    assert 1 <= run.attempts - run.requests <= 3
+    assert run.attempts - run.requests <= 3
+    tokens = simulate_agents(failing_at(1.0, duration_s=100),
+                             Agent.budgeted(3, max_streak=None), seed=4, protected=False)
+    assert tokens.attempts - tokens.requests >= 0.1 * tokens.requests - 1
     # a blip (independent failures at 10 %) is still retried: nearly every request succeeds
     blip = simulate_agents(failing_at(0.1, duration_s=100), Agent.budgeted(3), seed=4,
                            protected=False)
