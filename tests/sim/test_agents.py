@@ -169,6 +169,21 @@ def test_retry_kpis_by_hand() -> None:
     assert k["recovery_s"] == pytest.approx(1.0) and k["attempts_per_request"] == 2.0
 
 
+def test_a_call_counts_toward_the_fault_load_if_its_span_meets_the_outage() -> None:
+    rows = [  # t, latency, outcome: the outage is [30, 60)
+        (29.7, 0.29, "failure"),   # admitted before, ended before: not counted
+        (29.8, 0.30, "failure"),   # a lagging server sent it into the outage: counted
+        (29.99, 0.05, "failure"),  # in flight when the dependency fell: counted
+        (29.9, 0.40, "rejected"),  # refused: never sent
+        (59.99, 0.02, "success"),  # admitted inside: counted
+        (60.0, 0.01, "success")]   # admitted after the end: not counted
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "server", "variant": "v",
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": lat,
+               "state": "closed", "state_after": "closed", "error_type": None}
+              for i, (t, lat, o) in enumerate(rows)]
+    assert retry_kpis(events, "outage-and-recovery", requests=6)["load_during_fault"] == 3
+
+
 def test_fault_load_parts_by_hand() -> None:
     rows = [  # t, outcome, state at admission: the outage is [30, 60)
         (29.9, "failure", "closed"), (30.1, "failure", "closed"), (30.2, "late", "closed"),
