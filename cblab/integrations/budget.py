@@ -105,6 +105,17 @@ class RetryBudget:
         self.denied += 1
         return False
 
+    def recheck(self) -> bool:
+        """Just before a granted retry goes out: False (its token back) when calls have
+        failed in a row meanwhile. The backoff is long enough for other calls to fail:
+        the decision is taken again on what is known when the retry would be sent."""
+        if not self.streak_blocks:
+            return True
+        self.tokens = min(self.burst, self.tokens + 1.0)
+        self.denied += 1
+        self.denied_streak += 1
+        return False
+
     def __repr__(self) -> str:
         return (f"RetryBudget(ratio={self.ratio}, burst={self.burst}, "
                 f"max_streak={self.max_streak}, tokens={self.tokens:.2f}, streak={self.streak})")

@@ -22,15 +22,17 @@ What it does, per call:
   are at most ``budget_burst + budget_ratio * calls``. An outage cannot multiply load;
 - no retry once `max_streak` calls in a row through that breaker have failed their
   first attempt (default 2: a call is not retried when the call before it failed
-  too), until an attempt succeeds. Calls failing in a row mean an outage, not a
-  blip; retries then only add load, and behind a breaker they race its trip: a
-  retry admitted while it counts consecutive failures goes out beside the calls
-  already in flight when it opens;
+  too), until an attempt succeeds; checked again when the backoff ends, so a retry
+  does not go out if another call failed while it waited. Calls failing in a row
+  mean an outage, not a blip; retries then only add load, and behind a breaker they
+  race its trip: a retry admitted while it counts consecutive failures goes out
+  beside the calls already in flight when it opens;
 - never retries a refusal: a breaker's (`CircuitOpenError`, a
   ``dependency_unavailable`` result) or a bulkhead's (``local_overload``). A refusal
   carries ``retry_after_s``: it goes back to the caller untouched, which is how it
   is honoured (no attempt is made before the breaker said). Nor does it retry after
-  the attempt's failure opened the breaker (the retry could only be refused);
+  the attempt's failure opened the breaker, or once it opened during the backoff
+  (the retry could only be refused);
 - honours ``Retry-After`` on 429/503: the next attempt waits at least that long;
   a Retry-After longer than `max_retry_after` or past the deadline ends the
   retries at once (waiting for nothing helps nobody);
@@ -226,8 +228,10 @@ class RetryPolicy:
                 budget.record(judgement.reason == "success", retry=retry > 0)
             reason, wait = self._next(judgement, retry, end, budget, breaker_open)
             if reason is None:
-                retry += 1
                 await self.sleep(wait)
+                reason = self._still(budget, breaker_open)
+            if reason is None:
+                retry += 1
                 continue
             self.stopped[reason] += 1
             if error is not None:
@@ -256,6 +260,17 @@ class RetryPolicy:
         if budget is not None and not budget.withdraw():
             return ("streak" if budget.streak_blocks else "budget"), 0.0
         return None, wait
+
+    @staticmethod
+    def _still(budget: RetryBudget | None, breaker_open: Callable[[], bool] | None,
+               ) -> str | None:
+        """After the backoff, before the retry goes out: why it no longer goes, or None.
+        Calls that failed meanwhile, or a breaker that opened, stop it here."""
+        if budget is not None and not budget.recheck():
+            return "streak"
+        if breaker_open is not None and breaker_open():
+            return "breaker_open"
+        return None
 
     def stats(self) -> dict[str, Any]:
         """Calls, attempts, why calls stopped, and each budget's tokens."""

@@ -180,6 +180,8 @@ async def run_agents_live(
                     return
                 retries += 1
                 await asyncio.sleep(delay)
+                if not agent.still_retries(budget):
+                    return
 
         tasks = []
         for t in arrival_times(load_phases(scenario), arrival_rng(seed)):

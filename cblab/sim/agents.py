@@ -170,6 +170,11 @@ class Agent:
             return None
         return full_jitter(rng, self.backoff, self.max_backoff, retries + 1)
 
+    def still_retries(self, budget: RetryBudget | None) -> bool:
+        """When the wait `next_delay` gave is over, just before the retry goes out: False
+        when it no longer goes (budgeted: calls failed in a row meanwhile)."""
+        return budget is None or self.kind != "budgeted" or budget.recheck()
+
 
 class _Request:
     __slots__ = ("t", "retries", "done")
@@ -280,7 +285,13 @@ class AgentSimulation(Simulation):
             self.gave_up += 1
             return
         request.retries += 1
-        self.env.schedule(delay + self.round_trip_s, self._attempt, request)
+        self.env.schedule(delay + self.round_trip_s, self._retry, request)
+
+    def _retry(self, request: _Request) -> None:
+        if self.agent.still_retries(self._budget):
+            self._attempt(request)
+        else:
+            self.gave_up += 1
 
     def _delay(self, request: _Request, refused: bool, retry_after: float | None) -> float | None:
         return self.agent.next_delay(request.retries, refused=refused, retry_after=retry_after,

@@ -283,6 +283,45 @@ async def test_no_retry_once_calls_fail_in_a_row_until_one_succeeds() -> None:
     assert await policy.call(other, judge, key="other-dep") == "ok"  # its own streak
 
 
+async def test_a_retry_does_not_go_out_if_another_call_failed_while_it_waited() -> None:
+    world = World()
+    policy = world.policy(3, budget_ratio=1.0, budget_burst=5)
+    meanwhile: list[bool] = [False]  # another call through "dep" fails during the wait
+
+    async def sleep(seconds: float) -> None:
+        await world.sleep(seconds)
+        for ok in meanwhile:
+            policy.budget("dep").record(ok)
+
+    policy.sleep = sleep
+    attempt, calls = failing(100)
+    with pytest.raises(httpx.ConnectError):
+        await policy.call(attempt, judge, key="dep")
+    # granted (one call had failed), then re-checked after the backoff: two had
+    assert calls["n"] == 1 and len(world.waits) == 1
+    assert policy.stats()["stopped"]["streak"] == 1
+    assert policy.budget("dep").tokens == 5  # the token came back
+    policy.budget("dep").record(True)  # a success ends the streak
+    meanwhile[:] = [True]  # and another call succeeds during the wait: the retry goes
+    attempt, calls = failing(1)
+    assert await policy.call(attempt, judge, key="dep") == "ok" and calls["n"] == 2
+
+
+async def test_a_breaker_that_opened_during_the_backoff_stops_the_retry() -> None:
+    world = World()
+    opened = {"now": False}
+
+    async def sleep(seconds: float) -> None:
+        await world.sleep(seconds)
+        opened["now"] = True
+
+    policy = RetryPolicy(3, clock=world.clock, sleep=sleep, rng=random.Random(1))
+    attempt, calls = failing(100)
+    with pytest.raises(httpx.ConnectError):  # the failure, not a refusal
+        await policy.call(attempt, judge, key="dep", breaker_open=lambda: opened["now"])
+    assert calls["n"] == 1 and policy.stats()["stopped"]["breaker_open"] == 1
+
+
 async def test_no_retry_joins_a_breakers_count_of_consecutive_failures_from_other_calls(
 ) -> None:
     world = World()
