@@ -33,7 +33,8 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("time open / half-open / closed", "seconds the breaker spent in each state."),
     ("fault phase", "a scenario phase in which the service is down or hangs, or behaves "
      "differently from its baseline (its least failing phase). Background errors that "
-     "every healthy phase has are not a fault."),
+     "every healthy phase has are not a fault. A phase that says whether it is a fault "
+     "(\"fault\": true|false; fitted scenarios do) is taken at its word."),
     ("fault episode", "consecutive fault phases: one outage."),
     ("detection_s", "episode start -> the breaker's first move to OPEN in it (0 if already "
      "open; n/a if it never opened during the episode). A run's figure is the mean over "

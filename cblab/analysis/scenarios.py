@@ -86,7 +86,9 @@ def fault_phase_names(scenario: Any, service: str | None = None) -> list[str]:
     differently from its baseline phase (`baseline_phase`: more errors, another
     latency...), or when it is capacity-limited and the load differs from the
     baseline's. Background noise is not a fault: errors that every healthy phase
-    has (`with_background_errors`) make no phase a fault phase.
+    has (`with_background_errors`) make no phase a fault phase. A phase that says
+    whether it is a fault (``"fault": true|false``, as fitted scenarios do) is taken
+    at its word.
     """
     scenario = as_scenario(scenario)
     if scenario is None:
@@ -95,6 +97,10 @@ def fault_phase_names(scenario: Any, service: str | None = None) -> list[str]:
     baselines = {name: baseline_phase(scenario, name) for name in services}
     names = []
     for phase in scenario.phases:
+        if phase.fault is not None:
+            if phase.fault:
+                names.append(phase.name)
+            continue
         for name in services:
             profile, base = phase.profile(name), baselines[name]
             if (

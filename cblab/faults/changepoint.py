@@ -210,7 +210,11 @@ def _stats(bins: _Bins, a: int, b: int) -> tuple[int, int, float | None]:
     return calls, errors, latency
 
 
-def _classify(stats: list[tuple[int, int, float | None]]) -> list[str]:
+def classify(stats: Sequence[tuple[int, int, float | None]]) -> list[str]:
+    """Each segment's kind from (calls, bad calls, typical latency in seconds):
+    ``outage`` (FAULT_EXCESS more bad calls than the quietest segment), ``slow``
+    (SLOW_FACTOR times and SLOW_MIN_S slower than the fastest non-outage segment) or
+    ``healthy``. Also how a fitted scenario marks its fault phases (`fit.RunFit`)."""
     shares = [e / c if c else 1.0 for c, e, _ in stats]
     quietest = min(shares)
     kinds = ["outage" if share - quietest >= FAULT_EXCESS else "" for share in shares]
@@ -255,7 +259,7 @@ def find_phases(rows: Iterable[Mapping[str, Any]], *, deadline_s: float | None =
     total = max(sum(bins.n), 2)
     ends = _segments(bins, min_calls, penalty * math.log(total), _sigma(calls, bins))
     starts = [0, *ends[:-1]]
-    kinds = _classify([_stats(bins, a, b) for a, b in zip(starts, ends, strict=True)])
+    kinds = classify([_stats(bins, a, b) for a, b in zip(starts, ends, strict=True)])
     merged: list[tuple[str, int, int]] = []
     for kind, a, b in zip(kinds, starts, ends, strict=True):
         if merged and merged[-1][0] == kind:

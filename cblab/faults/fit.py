@@ -199,17 +199,32 @@ class RunFit:
         return pd.DataFrame(rows).set_index("phase")
 
     def scenario(self, name: str = "fitted", service: str = "users") -> dict[str, Any]:
-        """A scenario dict (one phase per fitted phase) for `cblab.sim.simulate`/`sweep`."""
+        """A scenario dict (one phase per fitted phase) for `cblab.sim.simulate`/`sweep`.
+
+        Each phase says whether it is a fault (`fault_kinds`): fitted healthy phases
+        differ a little from each other, and analysis must not take that for an
+        outage (every call of a "healthy" phase would count as wasted)."""
+        kinds = self.fault_kinds()
         return {
             "name": name,
             "description": "fitted from a recorded run by cblab.faults.fit",
             "phases": [
                 {"name": p.name, "duration_s": max(p.duration_s, 1e-3),
                  "faults": {service: p.profile.to_dict()},
-                 "load": {"rate_per_s": p.rate_per_s, "arrivals": "poisson"}}
-                for p in self.phases
+                 "load": {"rate_per_s": p.rate_per_s, "arrivals": "poisson"},
+                 "fault": kind != "healthy"}
+                for p, kind in zip(self.phases, kinds, strict=True)
             ],
         }
+
+    def fault_kinds(self) -> list[str]:
+        """Each phase's kind (``healthy``, ``outage``, ``slow``) by the rule change-point
+        detection uses (`changepoint.classify`): against the quietest phase, not zero."""
+        from .changepoint import classify  # it imports this module
+
+        return classify([(p.calls, p.errors + p.timeouts,
+                          None if p.latency is None else p.latency.observed_ms[0.5] / 1000)
+                         for p in self.phases])
 
 
 def _timed_out(row: Mapping[str, Any], deadline_s: float | None) -> bool:

@@ -173,6 +173,11 @@ class Phase:
     duration_s: float
     faults: Mapping[str, FaultProfile]
     load: LoadSpec | None = None
+    #: Whether this phase is a fault (an outage to detect and recover from), when the
+    #: scenario says so; None: analysis decides by comparing it with the baseline phase
+    #: (`cblab.analysis.fault_phase_names`). A fitted scenario says so: its healthy
+    #: phases differ a little from each other, which is measurement, not a fault.
+    fault: bool | None = None
 
     def profile(self, service: str) -> FaultProfile:
         """The profile of `service` in this phase (healthy if the phase left it out)."""
@@ -186,13 +191,14 @@ class Phase:
             and self.duration_s == other.duration_s
             and all(self.profile(s) == other.profile(s) for s in SERVICES)
             and self.load == other.load
+            and self.fault == other.fault
         )
 
     __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Phase:
-        data = check_fields(data, ("name", "duration_s", "faults", "load"), where)
+        data = check_fields(data, ("name", "duration_s", "faults", "load", "fault"), where)
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ScenarioError(f"{where}: name must be a non-empty string, got {name!r}")
@@ -215,7 +221,10 @@ class Phase:
         load = data.get("load")
         if load is not None:
             load = LoadSpec.from_dict(load, f"{where}: load")
-        return cls(name, duration, MappingProxyType(faults), load)
+        fault = data.get("fault")
+        if fault is not None and not isinstance(fault, bool):
+            raise ScenarioError(f"{where}: fault must be true, false or absent, got {fault!r}")
+        return cls(name, duration, MappingProxyType(faults), load, fault)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -229,6 +238,8 @@ class Phase:
         }
         if self.load is not None:
             data["load"] = self.load.to_dict()
+        if self.fault is not None:
+            data["fault"] = self.fault
         return data
 
 
@@ -279,7 +290,8 @@ class Scenario:
                 f"{self.total_duration_s * time_scale:g} s, more than {MAX_TOTAL_S:g} (a year)"
             )
         phases = tuple(
-            Phase(p.name, p.duration_s * time_scale, p.faults, p.load) for p in self.phases
+            Phase(p.name, p.duration_s * time_scale, p.faults, p.load, p.fault)
+            for p in self.phases
         )
         return Scenario(self.name, self.description, phases)
 
