@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "with --apply")
     live.add_argument("--breaker", default="github",
                       help="the breaker to reconfigure (default github)")
+    from .verify import add_verify_options
+
+    add_verify_options(p)
     return p
 
 
@@ -236,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     from .pick import Objective, robust_pick, score_points
     from .search import search
     from .variants import stress_variants
+    from .verify import check_verify, run_verification
 
     try:
         args = build_parser().parse_args(argv)
@@ -273,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             live = admin.get_config(base_url, args.breaker, token)  # reachable, token accepted
             if current is None:
                 current = live
+        plan = check_verify(args, base_url, token)  # --verify: proxy and server reachable
         rows, meta = _read_input(args.run)
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
@@ -326,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"applied to {base_url} breaker {args.breaker!r}: "
               f"{ {k: status['config'].get(k) for k in settings} }")
+    if plan is not None:
+        return run_verification(plan, fit.scenario(name), config, deadline or DEFAULT_DEADLINE_S)
     return 0
 
 

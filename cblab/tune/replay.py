@@ -143,7 +143,7 @@ async def _first_call(mcp_url: str, tool: str, arguments: Mapping[str, Any]) -> 
             await client.call_tool_mcp(tool, dict(arguments))
     except ReplayError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any client failure is one line
+    except Exception as exc:  # any client failure: one line
         raise ReplayError(f"cannot call {tool!r} on {mcp_url}: {exc or type(exc).__name__}") from None
 
 
@@ -173,8 +173,9 @@ async def replay(scenario: Mapping[str, Any], *, server: str, mcp_url: str, brea
             # pay one-off costs in every process on the way: imports, schemas)
             while gen.completed < WARM_CALLS:
                 if load.done():
-                    await load  # raises what stopped it
-                    raise ReplayError(f"the load on {mcp_url} stopped before it was warm")
+                    why = load.exception()
+                    raise ReplayError(f"the load on {mcp_url} stopped before it was warm"
+                                      f"{f': {why}' if why else ''}")
                 await asyncio.sleep(0.02)
             before = time.monotonic()
             await _call(client, "POST", f"{proxy}/scenario", proxy_token,

@@ -58,16 +58,41 @@ def mean_rate(scenario: Mapping[str, Any]) -> float:
     return calls / total if total > 0 else 0.0
 
 
+def outage_names(scenario: Mapping[str, Any]) -> list[str]:
+    """The phases KPIs treat as faults: the outage `cblab.tune.variants` stresses (at
+    least `OUTAGE_SHARE` of calls failed), not every phase that differs from the
+    others by a fitted percent of background errors."""
+    from .variants import outage_phases
+
+    return [scenario["phases"][i]["name"] for i in outage_phases(scenario)]
+
+
+def kpis_of(events: Any, scenario: Mapping[str, Any]) -> dict[str, float]:
+    """`cblab.analysis.run_kpis` of a live or simulated run of `scenario` (its outage
+    phases as the faults), numbers only (None as NaN)."""
+    from cblab.analysis import run_kpis
+    from cblab.faults import Scenario
+
+    figures = run_kpis(events, Scenario.from_dict(dict(scenario)), service="users",
+                       fault_phases=outage_names(scenario))
+    return {k: float(v) if v is not None else math.nan for k, v in figures.items()
+            if v is None or isinstance(v, (int, float))}
+
+
 def predict(scenario: Mapping[str, Any], config: Mapping[str, Any], *, rate: float,
             deadline_s: float, seeds: int = DEFAULT_SEEDS) -> pd.DataFrame:
-    """The simulator's KPIs for `config` on `scenario`, one row per seed
-    (`cblab.sim.sweep.sweep`, in this process)."""
-    from cblab.sim.sweep import sweep
+    """The simulator's KPIs for `config` on `scenario` at `rate`, one row per seed
+    (seeds 0..n-1; `kpis_of`, as the live run)."""
+    import pandas as pd
 
-    first = next(iter(config))
-    return sweep({first: [config[first]]}, [dict(scenario)], seeds, base=dict(config),
-                 executor="local", workers=1, progress=False, deadline_s=deadline_s,
-                 rate=rate)
+    from cblab.sim import simulate
+
+    rows = []
+    for seed in range(seeds):
+        run = simulate(dict(scenario), dict(config), seed=seed, deadline_s=deadline_s,
+                       rate=rate)
+        rows.append({"seed": seed, **kpis_of(run, scenario)})
+    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -139,8 +164,8 @@ class Verification:
     def report(self) -> str:
         """The comparison as text lines (what `cblab tune --verify` prints)."""
         length = sum(float(p["duration_s"]) for p in self.scenario["phases"])
-        lines = [f"verified live: {self.scenario.get('name')} ({length:g} s, time scale "
-                 f"{self.scale:g}) at {self.rate:g} calls/s; predicted: the range over "
+        lines = [f"verified live: {self.scenario.get('name')} ({length:.1f} s, time scale "
+                 f"{self.scale:g}) at {self.rate:.1f} calls/s; predicted: the range over "
                  f"{len(self.predicted)} simulated seeds",
                  f"  {'kpi':<18} {'live':>10} {'predicted':>22}  inside"]
         for row in self.table().itertuples(index=False):
@@ -181,9 +206,6 @@ def verify_live(scenario: Mapping[str, Any], config: Mapping[str, Any], *, serve
     rate       calls per second (default: the scenario's mean fitted rate)
     predicted  a per-seed KPI table to compare with instead of simulating one (tests)
     """
-    from cblab.analysis import run_kpis
-    from cblab.faults import Scenario
-
     from .replay import replay
 
     played = scaled_scenario(scenario, scale)
@@ -200,7 +222,162 @@ def verify_live(scenario: Mapping[str, Any], config: Mapping[str, Any], *, serve
 
         raise ReplayError(f"breaker {breaker!r} at {server} recorded no call during the "
                           f"replay: does tool {tool!r} go through it?")
-    figures = run_kpis(rows, Scenario.from_dict(played), service="users")
-    live = {k: float(v) if v is not None else math.nan for k, v in figures.items()
-            if isinstance(v, (int, float)) or v is None}
+    live = kpis_of(rows, played)
     return Verification(dict(config), played, scale, calls_per_s, live, predicted, rows)
+
+
+# --- the command line: `cblab tune --apply URL --verify ...` ------------------------------
+
+PROXY_TOKEN_ENV = "CBLAB_PROXY_TOKEN"
+#: A live replay longer than this (seconds, after --verify-scale) is refused.
+MAX_REPLAY_S = 3600.0
+#: Calls per second the live load may be asked for.
+MAX_RATE = 500.0
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """What `--verify` checked before any work, for `run_verification` after the apply."""
+
+    server: str
+    mcp_url: str
+    breaker: str
+    token: str
+    proxy: str
+    proxy_token: str | None
+    tool: str
+    arguments: dict[str, Any]
+    scale: float
+    rate: float | None
+    seeds: int
+
+
+def add_verify_options(parser: Any) -> None:
+    """The `--verify` flags, in their own group of `cblab tune`'s parser."""
+    group = parser.add_argument_group(
+        "verify live (with --apply)", "replay the fitted outage through the fault proxy "
+        "that sits between the server and its dependency, drive one tool with load at the "
+        "fitted rate, and compare the breaker's live KPIs with the simulator's range over "
+        "seeds (exit 1 when a KPI is outside it)")
+    group.add_argument("--verify", action="store_true",
+                       help="after --apply, verify the pick live")
+    group.add_argument("--verify-proxy", default=None, metavar="URL",
+                       help="the fault proxy's control API (`cblab proxy` prints it)")
+    group.add_argument("--proxy-token", default=None,
+                       help=f"the proxy's control token (default: ${PROXY_TOKEN_ENV}, if set)")
+    group.add_argument("--verify-tool", default=None, metavar="NAME",
+                       help="the tool the load calls (default: the --breaker name, as the "
+                            "middleware names a tool's breaker)")
+    group.add_argument("--verify-args", default="{}", metavar="JSON",
+                       help="the tool's arguments as a JSON object (default {})")
+    group.add_argument("--verify-mcp", default=None, metavar="URL",
+                       help="the server's MCP endpoint (default: the --apply URL + /mcp)")
+    group.add_argument("--verify-scale", type=float, default=1.0, metavar="X",
+                       help="replay the outage with every phase X times as long (e.g. 0.1: "
+                            "a 10-minute recording in 1 minute); the prediction is simulated "
+                            "on the same scaled scenario (default 1)")
+    group.add_argument("--verify-rate", type=float, default=None, metavar="R",
+                       help="calls per second (default: the fitted mean rate)")
+    group.add_argument("--verify-seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                       help=f"simulated seeds of the predicted range (default {DEFAULT_SEEDS})")
+
+
+def _get(url: str, token: str | None) -> Any:
+    import httpx
+
+    from .replay import ReplayError
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise ReplayError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+    if response.status_code != 200:
+        raise ReplayError(f"GET {url} answered {response.status_code}")
+    try:
+        return response.json()
+    except ValueError:
+        raise ReplayError(f"GET {url} did not answer JSON") from None
+
+
+def check_verify(args: Any, server: str | None, token: str | None) -> LivePlan | None:
+    """Check the `--verify` flags and reach the proxy and the server, before any work.
+    None without `--verify`; a ValueError with one line when something is wrong."""
+    import json
+    import os
+
+    from .admin import check_url
+    from .replay import ReplayError
+
+    if not args.verify:
+        extra = [flag for flag, value in (("--verify-proxy", args.verify_proxy),
+                                          ("--verify-tool", args.verify_tool))
+                 if value is not None]
+        if extra:
+            raise ValueError(f"{extra[0]} is only used with --verify")
+        return None
+    if server is None or not token:
+        raise ValueError("--verify needs --apply URL and its --token: it verifies the pick "
+                         "on the server it was applied to")
+    if args.verify_proxy is None:
+        raise ValueError("--verify needs --verify-proxy URL: the control API of the fault "
+                         "proxy between the server and its dependency")
+    proxy = check_url(args.verify_proxy, "--verify-proxy")
+    mcp_url = check_url(args.verify_mcp, "--verify-mcp") if args.verify_mcp else f"{server}/mcp"
+    if not (math.isfinite(args.verify_scale) and args.verify_scale > 0):
+        raise ValueError(f"--verify-scale must be a number > 0, got {args.verify_scale!r}")
+    if args.verify_rate is not None and not (math.isfinite(args.verify_rate)
+                                             and 0 < args.verify_rate <= MAX_RATE):
+        raise ValueError(f"--verify-rate must be > 0 and at most {MAX_RATE:g} calls/s, got "
+                         f"{args.verify_rate!r}")
+    if not 2 <= args.verify_seeds <= 1000:
+        raise ValueError(f"--verify-seeds must be 2 to 1000, got {args.verify_seeds!r}")
+    try:
+        arguments = json.loads(args.verify_args)
+    except ValueError as exc:
+        raise ValueError(f"--verify-args is not valid JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise ValueError(f"--verify-args must be a JSON object, got {args.verify_args!r}")
+    tool = args.verify_tool or args.breaker
+    proxy_token = args.proxy_token or os.environ.get(PROXY_TOKEN_ENV) or None
+    tools = _get(f"{proxy}/tools", proxy_token)
+    if not isinstance(tools, dict) or not isinstance(tools.get("tools"), list):
+        raise ReplayError(f"{proxy} is not a cblab fault proxy's control API (no /tools)")
+    events = _get(f"{server}/events?after=0&limit=1", None)
+    if not isinstance(events, dict) or not isinstance(events.get("events"), list):
+        raise ReplayError(f"{server}/events did not answer an event list: --verify reads the "
+                          "breaker's calls there (cblab.integrations.mount_routes)")
+    return LivePlan(server, mcp_url, args.breaker, token, proxy, proxy_token, tool, arguments,
+                    float(args.verify_scale), args.verify_rate, int(args.verify_seeds))
+
+
+def run_verification(plan: LivePlan, scenario: Mapping[str, Any], config: Mapping[str, Any],
+                     deadline_s: float) -> int:
+    """`cblab tune`'s last step: verify, print the comparison; 0 all inside, 1 a warning,
+    2 the replay failed (one line)."""
+    import sys
+
+    played = scaled_scenario(scenario, plan.scale)
+    length = sum(float(p["duration_s"]) for p in played["phases"])
+    rate = plan.rate if plan.rate is not None else mean_rate(played)
+    if length > MAX_REPLAY_S:
+        print(f"cblab tune: the live replay would last {length:.0f} s (more than "
+              f"{MAX_REPLAY_S:.0f}): give a smaller --verify-scale", file=sys.stderr)
+        return 2
+    if not 0 < rate <= MAX_RATE:
+        print(f"cblab tune: the fitted rate is {rate:g} calls/s; give --verify-rate (at most "
+              f"{MAX_RATE:g})", file=sys.stderr)
+        return 2
+    print(f"\nverifying live: replaying {length:.1f} s of the fitted outage through "
+          f"{plan.proxy} at {rate:.1f} calls/s on {plan.tool!r}...", flush=True)
+    try:
+        result = verify_live(scenario, config, server=plan.server, breaker=plan.breaker,
+                             token=plan.token, proxy=plan.proxy, tool=plan.tool,
+                             arguments=plan.arguments, mcp_url=plan.mcp_url,
+                             proxy_token=plan.proxy_token, scale=plan.scale, rate=rate,
+                             deadline_s=deadline_s, seeds=plan.seeds)
+    except ValueError as exc:  # ReplayError, a refused simulation
+        print(f"cblab tune: {exc}", file=sys.stderr)
+        return 2
+    print(result.report())
+    return 1 if result.warnings else 0
