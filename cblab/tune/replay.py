@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 __all__ = ["ReplayError", "live_rows", "proxy_scenario", "replay"]
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 30.0  # a loaded machine's server may take seconds after a replay
 #: /events answers at most this many rows per request (`mount_routes`' bound).
 PAGE = 10_000
 #: Calls answered before the outage starts (warm-up; not recorded).
@@ -61,7 +61,7 @@ async def _call(client: Any, method: str, url: str, token: str | None,
     try:
         response = await client.request(method, url, json=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise ReplayError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+        raise ReplayError(f"cannot reach {url}: {str(exc) or type(exc).__name__}") from None
     try:
         data = response.json()
     except ValueError:
@@ -144,7 +144,7 @@ async def _first_call(mcp_url: str, tool: str, arguments: Mapping[str, Any]) -> 
     except ReplayError:
         raise
     except Exception as exc:  # any client failure: one line
-        raise ReplayError(f"cannot call {tool!r} on {mcp_url}: {exc or type(exc).__name__}") from None
+        raise ReplayError(f"cannot call {tool!r} on {mcp_url}: {str(exc) or type(exc).__name__}") from None
 
 
 async def replay(scenario: Mapping[str, Any], *, server: str, mcp_url: str, breaker: str,

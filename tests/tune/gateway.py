@@ -33,12 +33,18 @@ async def _serve(args: argparse.Namespace) -> None:
     # otherwise open a session per call: hundreds of ms on a busy machine)
     upstream = Client(args.upstream)
     await upstream.__aenter__()
-    logging.getLogger("fastmcp.server.providers.proxy").setLevel(logging.WARNING)
+    # fastmcp logs every failed tool call with a formatted traceback: at 20 injected
+    # errors a second that alone can starve the server on a loaded machine
+    logging.getLogger("fastmcp").setLevel(logging.CRITICAL)
     mcp = create_proxy(upstream, name="gateway")
     protection = CircuitBreakerMiddleware(config=json.loads(args.config),
                                           call_timeout=args.deadline)
     mcp.add_middleware(protection)
     await protection.check(mcp)  # every tool's breaker exists now: --apply can reach it
+    # pay the first tool call's one-off costs (imports, output schemas: tens of seconds
+    # on a loaded machine, blocking the loop) before saying ready, not during a replay
+    async with Client(mcp) as client:
+        await client.call_tool_mcp("get_forecast", {"city": "Oslo"})
     mount_routes(mcp, protection, admin_token=args.admin_token)
     runner = ServerRunner(mcp)
     stop = asyncio.Event()

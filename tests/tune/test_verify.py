@@ -8,7 +8,7 @@ Real processes on 127.0.0.1, ephemeral ports, as a user runs them::
 
 The crafted traffic (tests/tune/traffic.py: 30 s healthy, 20 s at 90 % errors, 30 s
 healthy, 20 calls/s) is fitted, swept, the pick applied and verified on the fitted
-outage compressed ten times (8 s live).
+outage compressed five times (16 s live).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def traffic(tmp_path: Path) -> Path:
 def _verify_args(rig: Rig, *extra: str) -> list[str]:
     return ["--apply", rig.server, "--token", TOKEN, "--breaker", TOOL, "--verify",
             "--verify-proxy", rig.proxy, "--verify-args", '{"city": "Oslo"}',
-            "--verify-scale", "0.1", *extra]
+            "--verify-scale", "0.2", *extra]
 
 
 def test_verify_lands_inside_the_predicted_range(rig: Rig, traffic: Path, tmp_path: Path,
@@ -112,7 +112,7 @@ def test_verify_lands_inside_the_predicted_range(rig: Rig, traffic: Path, tmp_pa
     live = rig.breaker()
     assert (live["failure_threshold"], live["timeout"]) == (picked["failure_threshold"],
                                                             picked["timeout"])
-    assert re.search(r"verified live: traffic-x0.1 \(8\.0 s, time scale 0.1\) at "
+    assert re.search(r"verified live: traffic-x0.2 \(16\.0 s, time scale 0.2\) at "
                      r"(19|20|21)\.\d calls/s", printed.out), printed.out
     lines = {line.split()[0]: line for line in printed.out.splitlines()
              if line.startswith("  ") and line.split()[0] in KPIS}
@@ -142,12 +142,12 @@ def test_a_bad_prediction_is_reported_per_kpi(rig: Rig) -> None:
     config = {"failure_threshold": 3, "timeout": 0.5}
     httpx.put(f"{rig.server}/admin/breakers/{TOOL}", json=config, timeout=10,
               headers={"Authorization": f"Bearer {TOKEN}"}).raise_for_status()
-    # a prediction no breaker meets on a 2 s total outage: never trips, all answered
+    # a prediction no breaker meets on a 1 s total outage: never trips, all answered
     bad = _crafted_prediction(availability=(0.99, 1.0), share_failed_fast=(0.0, 0.0),
                               wasted_share=(0.0, 0.01), trips=(0, 0),
                               detection_s=(math.nan, math.nan), recovery_s=(math.nan, math.nan))
     result = verify_live(scenario, config, server=rig.server, breaker=TOOL, token=TOKEN,
-                         proxy=rig.proxy, tool=TOOL, arguments={"city": "Oslo"}, scale=0.1,
+                         proxy=rig.proxy, tool=TOOL, arguments={"city": "Oslo"}, scale=0.05,
                          predicted=bad)
     assert isinstance(result, Verification)
     table = result.table()
