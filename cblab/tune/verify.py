@@ -230,8 +230,9 @@ class Verification:
         if length <= 0 or self.lag_s <= LAG_SHARE * length:
             return None
         return (f"the live calls lagged (p95 {self.lag_s:.2f} s) for a {length:.1f} s outage: "
-                f"the replay resolves the breaker's timing poorly; a larger time scale or a "
-                f"quieter machine helps")
+                f"the replay resolves the breaker's timing poorly; a lower rate (calls queue "
+                f"when the server cannot keep up), a larger time scale or a quieter machine "
+                f"helps")
 
     def report(self) -> str:
         """The comparison as text lines (what `cblab tune --verify` prints)."""

@@ -8,7 +8,8 @@ Real processes on 127.0.0.1, ephemeral ports, as a user runs them::
 
 The crafted traffic (tests/tune/traffic.py: 30 s healthy, 20 s at 90 % errors, 30 s
 healthy, 20 calls/s) is fitted, swept, the pick applied and verified on the fitted
-outage compressed five times (16 s live).
+outage compressed five times (16 s live), at 10 calls/s (on 2 shared cores, the four
+processes a call crosses queue calls at the fitted 21/s when the machine is busy).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def traffic(tmp_path: Path) -> Path:
 def _verify_args(rig: Rig, *extra: str) -> list[str]:
     return ["--apply", rig.server, "--token", TOKEN, "--breaker", TOOL, "--verify",
             "--verify-proxy", rig.proxy, "--verify-args", '{"city": "Oslo"}',
-            "--verify-scale", "0.2", *extra]
+            "--verify-scale", "0.2", "--verify-rate", "10", *extra]
 
 
 def test_verify_lands_inside_the_predicted_range(rig: Rig, traffic: Path, tmp_path: Path,
@@ -113,7 +114,7 @@ def test_verify_lands_inside_the_predicted_range(rig: Rig, traffic: Path, tmp_pa
     assert (live["failure_threshold"], live["timeout"]) == (picked["failure_threshold"],
                                                             picked["timeout"])
     assert re.search(r"verified live: traffic-x0.2 \(16\.0 s, time scale 0.2\) at "
-                     r"(19|20|21)\.\d calls/s", printed.out), printed.out
+                     r"10\.0 calls/s", printed.out), printed.out
     lines = {line.split()[0]: line for line in printed.out.splitlines()
              if line.startswith("  ") and line.split()[0] in KPIS}
     assert set(lines) == set(KPIS), printed.out
