@@ -101,7 +101,7 @@ def traffic(tmp_path: Path) -> Path:
 def _verify_args(rig: Rig, *extra: str) -> list[str]:
     return ["--apply", rig.server, "--token", TOKEN, "--breaker", TOOL, "--verify",
             "--verify-proxy", rig.proxy, "--verify-args", '{"city": "Oslo"}',
-            "--verify-scale", "0.2", "--verify-rate", "10", *extra]
+            "--verify-scale", "0.2", "--verify-rate", "10", "--verify-seeds", "20", *extra]
 
 
 def test_verify_lands_inside_the_predicted_range(rig: Rig, traffic: Path, tmp_path: Path,
@@ -205,3 +205,25 @@ def test_verify_without_a_proxy_exits_2(rig: Rig, traffic: Path,
     assert capsys.readouterr().err == (
         "cblab tune: --verify needs --verify-proxy URL: the control API of the fault proxy "
         "between the server and its dependency\n")
+
+
+def test_the_replayed_scenario_is_the_fitted_one_scaled_with_counted_errors() -> None:
+    from cblab.tune.replay import proxy_scenario
+    from cblab.tune.verify import mean_rate, scaled_scenario
+
+    fitted = {"name": "fitted", "phases": [
+        {"name": "healthy", "duration_s": 30.0, "load": {"rate_per_s": 20.0},
+         "faults": {"users": {"error_rate": 0.02,
+                              "latency": {"kind": "lognormal", "median_ms": 50, "sigma": 0.3}}}},
+        {"name": "outage", "duration_s": 10.0, "load": {"rate_per_s": 40.0},
+         "faults": {"users": {"error_rate": 0.9, "slow_fraction": 0.1, "slow_ms": 4000}}}]}
+    scaled = scaled_scenario(fitted, 0.1)
+    assert scaled["name"] == "fitted-x0.1"
+    assert [p["duration_s"] for p in scaled["phases"]] == pytest.approx([3.0, 1.0])
+    assert mean_rate(scaled) == pytest.approx((3 * 20 + 1 * 40) / 4)
+    played = proxy_scenario(scaled)
+    assert [p["name"] for p in played["phases"]] == ["healthy", "outage"]
+    healthy, outage = (p["faults"]["*"] for p in played["phases"])
+    assert healthy["error_as"] == outage["error_as"] == "jsonrpc"  # what a breaker counts
+    assert "latency" not in healthy  # the server's own latency plays, none added
+    assert (outage["error_rate"], outage["slow_fraction"], outage["slow_ms"]) == (0.9, 0.1, 4000)
