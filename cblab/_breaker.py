@@ -176,7 +176,8 @@ class CircuitBreaker:
         self._sync_lock = threading.Lock()
         self.calls = self.successes = self.failures = self.slow_calls = 0
         self.rejected = self.excluded = self.cancelled = self.late = 0
-        self.trips = self.trial_timeouts = self.listener_errors = 0
+        # trips: CLOSED -> OPEN (the glossary's trip); probe_failures: HALF_OPEN -> OPEN
+        self.trips = self.probe_failures = self.trial_timeouts = self.listener_errors = 0
         self._last_failure_wall: float | None = None
         self._apply_config(config)
         self._record: StateRecord = store.attach(name, config, clock(), self._on_store_change)
@@ -294,7 +295,10 @@ class CircuitBreaker:
         if (came_from, to) not in (_MANUAL_MOVES if manual else _AUTOMATIC_MOVES):
             raise AssertionError(f"illegal move {came_from.value} -> {to.value}")
         if to is OPEN and not manual:
-            self.trips += 1
+            if came_from is HALF_OPEN:
+                self.probe_failures += 1
+            else:
+                self.trips += 1
         self._refresh(snap)
         self._emit(
             StateChange(self.name, snap.changed_at, came_from, to, snap.reason, snap.generation)
@@ -672,6 +676,7 @@ class CircuitBreaker:
             "cancelled": self.cancelled,
             "late": self.late,
             "trips": self.trips,
+            "probe_failures": self.probe_failures,
             "trial_timeouts": self.trial_timeouts,
             "half_open_in_flight": len(snap.leases),
             "half_open_successes": snap.trial_successes,

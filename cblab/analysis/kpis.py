@@ -52,12 +52,14 @@ phases and these figures say nothing about faults.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cblab import CircuitState, Outcome
 from cblab.demo import BREAKER_SERVICE
 from cblab.faults.scenario import Scenario
 from cblab.schema import CompactRun
@@ -137,6 +139,9 @@ TRIP: tuple[str, str] = ("closed", "open")
 PROBE_FAILURE: tuple[str, str] = ("half_open", "open")
 
 _SUCCESS_OUTCOMES = ("success", "slow")
+# a compact row's enums as text: a dict lookup (Enum.value is a slow descriptor)
+_TEXT: dict[Any, str] = {member: member.value for member in (*Outcome, *CircuitState)}
+_BY_T, _LATENCY, _OUTCOME, _ERROR = (operator.itemgetter(i) for i in (1, 2, 3, 6))
 _ANSWERED_ERRORS = ("not_found",)  # a late call with this error_type still got its answer
 
 
@@ -229,20 +234,23 @@ class _Run:
         """Straight from a simulated run's compact rows (`COMPACT_ROW_FIELDS`), skipping
         the frame."""
         calls = [row for row in run.rows if row[0] == "call"]
-        changes = sorted((row for row in run.rows if row[0] == "state"), key=lambda r: r[1])
-        calls.sort(key=lambda r: r[1])  # stable: ties keep their log order
+        changes = sorted((row for row in run.rows if row[0] == "state"), key=_BY_T)
+        calls.sort(key=_BY_T)  # stable: ties keep their log order
         n = len(calls)
-        t = np.fromiter((r[1] for r in calls), dtype="float64", count=n)
-        latency = np.fromiter((r[2] for r in calls), dtype="float64", count=n)
-        outcome = [r[3].value for r in calls]
-        success = succeeded(outcome, [r[6] for r in calls])
+        # columns by C-level getters; enums to text by a dict lookup
+        text = _TEXT
+        outcome = [text[o] for o in map(_OUTCOME, calls)]
+        success = succeeded(outcome, list(map(_ERROR, calls)))
         rejected = np.fromiter((o == "rejected" for o in outcome), dtype=bool, count=n)
         return cls(
-            t=t, latency=latency, success=success, rejected=rejected, admitted=~rejected,
+            t=np.fromiter(map(_BY_T, calls), dtype="float64", count=n),
+            latency=np.fromiter(map(_LATENCY, calls), dtype="float64", count=n),
+            success=success, rejected=rejected, admitted=~rejected,
             change_t=np.fromiter((r[1] for r in changes), dtype="float64", count=len(changes)),
-            change_from=np.array([r[4].value for r in changes], dtype=object),
-            change_to=np.array([r[5].value for r in changes], dtype=object),
-            initial=changes[0][4].value if changes else (calls[0][4].value if calls else "closed"),
+            change_from=np.array([_TEXT[r[4]] for r in changes], dtype=object),
+            change_to=np.array([_TEXT[r[5]] for r in changes], dtype=object),
+            initial=_TEXT[changes[0][4]] if changes else (_TEXT[calls[0][4]] if calls
+                                                          else "closed"),
             duration=run.duration_s,
         )
 
@@ -473,6 +481,20 @@ def _sim_run(events: Any, scenario: Any, options: Mapping[str, Any]) -> tuple[_R
     return _Run.from_sim(events), windows
 
 
+def _sim_rows(events: Any, *, per_phase: bool = False, service: str | None = None,
+              fault_phases: Iterable[str] | None = None,
+              flap_window_s: float = DEFAULT_FLAP_WINDOW_S,
+              duration_s: float | None = None) -> list[dict[str, Any]] | None:
+    """`kpis`' rows for a SimRun analysed against its own scenario (no frame at all),
+    or None when the fast path does not apply."""
+    flap_window_s = _check_flap_window(flap_window_s)
+    fast = _sim_run(events, None, {"service": service, "fault_phases": fault_phases,
+                                   "duration_s": duration_s})
+    if fast is None:
+        return None
+    return _analyse(*fast, flap_window_s=flap_window_s, per_phase=per_phase)
+
+
 def kpis(
     events: Any,
     scenario: Any = None,
@@ -496,11 +518,12 @@ def kpis(
     flap_window_s = _check_flap_window(flap_window_s)
     by = list(by)
     columns = [*by, *(["phase", "start", "end", "fault"] if per_phase else []), *KPI_COLUMNS]
-    fast = _sim_run(events, scenario, {"service": service, "fault_phases": fault_phases,
-                                       "duration_s": duration_s})
-    if fast is not None and not by:
-        rows = _analyse(*fast, flap_window_s=flap_window_s, per_phase=per_phase)
-        return pd.DataFrame(rows, columns=columns)
+    if not by and scenario is None:
+        rows = _sim_rows(events, per_phase=per_phase, service=service,
+                         fault_phases=fault_phases, flap_window_s=flap_window_s,
+                         duration_s=duration_s)
+        if rows is not None:
+            return pd.DataFrame(rows, columns=columns)
     frame, scenario = _inputs(events, scenario)
     unknown = [c for c in by if c not in frame.columns]
     if unknown:
@@ -536,6 +559,9 @@ def run_kpis(events: Any, scenario: Any = None, **options: Any) -> dict[str, Any
     for sweeps); the figures are the same.
     """
     if isinstance(events, CompactRun) and scenario is None:
+        rows = _sim_rows(events, **options)  # no frame at all: sweeps call this per run
+        if rows:
+            return {column: _plain(rows[0][column]) for column in KPI_COLUMNS}
         table = kpis(events, None, by=(), **options)
     else:
         frame, scenario = _inputs(events, scenario)

@@ -12,8 +12,12 @@ figure                 definition
 ``attempts_per_request``  attempts / requests
 ``sent``               call rows the breaker let through (outcome not ``rejected``):
                        attempts that reached the dependency
-``load_during_fault``  ``sent`` with `t` inside the scenario's fault windows: the load
-                       on the dependency while it is down or failing
+``load_during_fault``  ``sent`` calls that met a fault window, the load on the
+                       dependency while it is down or failing: admitted before the
+                       window's end and ended at or after its start (`t` to
+                       `t + latency`), so a call a lagging server admitted just
+                       before an outage but sent into it counts, as does one in
+                       flight when the dependency fell
 ``fault_load_per_s``   load_during_fault / the fault windows' total length
 ``succeeded``          call rows that succeeded (`kpis.succeeded`)
 ``success_rate``       succeeded / requests (each request succeeds at most once)
@@ -21,6 +25,12 @@ figure                 definition
 ``recovery_s``         from the end of the last fault window to the admission of the
                        first call after it that succeeded (NaN: none did)
 =====================  =================================================================
+
+What the load during the fault consisted of (`fault_load_parts`): ``probes``, the
+calls admitted half-open; ``late``, calls admitted closed that ended after the
+breaker opened (in flight when it tripped); ``retries``, the callers' retries sent
+inside the fault windows (given by the caller: the server's rows do not say which
+attempt is a retry). The parts may overlap (a retry can be a probe).
 
 Load amplification compares ``load_during_fault`` between two runs of the same
 scenario and seed (`amplification`). `load_timeline` counts, per second and variant,
@@ -40,7 +50,7 @@ from .frames import events_frame
 from .kpis import succeeded as _succeeded
 from .scenarios import as_scenario, phase_windows
 
-__all__ = ["RETRY_KPIS", "amplification", "load_timeline", "retry_kpis"]
+__all__ = ["RETRY_KPIS", "amplification", "fault_load_parts", "load_timeline", "retry_kpis"]
 
 RETRY_KPIS = ("requests", "attempts", "attempts_per_request", "sent", "load_during_fault",
               "fault_load_per_s", "succeeded", "success_rate", "wasted", "recovery_s")
@@ -58,9 +68,8 @@ def retry_kpis(events: Any, scenario: Any, *, requests: int,
     sent = (outcome != "rejected").to_numpy()
     ok = _succeeded(outcome, calls["error_type"])
     windows = [w for w in phase_windows(as_scenario(scenario), service=service) if w.fault]
-    in_fault = np.zeros(len(calls), dtype=bool)
-    for window in windows:
-        in_fault |= (t >= window.start) & (t < window.end)
+    latency = np.nan_to_num(calls["latency"].to_numpy(dtype="float64"), nan=0.0)
+    in_fault = _fault_mask(t, scenario, service, t + latency)
     fault_s = sum(w.end - w.start for w in windows)
     attempts = len(calls)
     n_ok = int(ok.sum())
@@ -83,6 +92,34 @@ def retry_kpis(events: Any, scenario: Any, *, requests: int,
         "wasted": attempts - n_ok,
         "recovery_s": recovery,
     }
+
+
+def _fault_mask(t: np.ndarray, scenario: Any, service: str | None,
+                ended: np.ndarray | None = None) -> np.ndarray:
+    """Which of the spans `t`..`ended` (instants if None) meet a fault window."""
+    last = t if ended is None else ended
+    inside = np.zeros(len(t), dtype=bool)
+    for window in phase_windows(as_scenario(scenario), service=service):
+        if window.fault:
+            inside |= (t < window.end) & (last >= window.start)
+    return inside
+
+
+def fault_load_parts(events: Any, scenario: Any, *, retry_times: Any = (),
+                     service: str | None = "users") -> dict[str, int]:
+    """Of the calls sent during the fault windows (as `load_during_fault` counts them): half-open ``probes``, ``late`` ones
+    (in flight when the breaker opened) and ``retries`` (`retry_times`: when each
+    retry was sent, by the caller's clock; those inside the windows count)."""
+    frame = events if isinstance(events, pd.DataFrame) else events_frame(events)
+    calls = frame[frame["kind"] == "call"]
+    t = calls["t"].to_numpy(dtype="float64")
+    latency = np.nan_to_num(calls["latency"].to_numpy(dtype="float64"), nan=0.0)
+    sent = (calls["outcome"] != "rejected").to_numpy() & _fault_mask(
+        t, scenario, service, t + latency)
+    retries = np.asarray(list(retry_times), dtype="float64")
+    return {"probes": int((sent & (calls["state"] == "half_open").to_numpy()).sum()),
+            "late": int((sent & (calls["outcome"] == "late").to_numpy()).sum()),
+            "retries": int(_fault_mask(retries, scenario, service).sum())}
 
 
 def amplification(load: float, baseline: float) -> float:

@@ -36,10 +36,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist, median
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .profile import ConstantLatency, FaultProfile, Latency, LognormalLatency, NormalLatency
 from .warmup import Warmup, find_warmup
+
+if TYPE_CHECKING:
+    from .changepoint import Phases
 
 __all__ = ["MIN_CALLS", "TIMEOUT_ERRORS", "FitError", "LatencyFit", "PhaseFit", "RunFit", "Warmup",
            "fit_latency", "fit_run"]
@@ -178,6 +181,7 @@ class PhaseFit:
 class RunFit:
     phases: tuple[PhaseFit, ...]
     warmup: Warmup = field(default=Warmup(0.0, 0))  # calls left out as client warm-up
+    found: Phases | None = None  # the phases change-point detection found (phases="auto")
 
     def quality_rows(self) -> list[dict[str, Any]]:
         return [phase.quality() for phase in self.phases]
@@ -250,7 +254,7 @@ def _phase_fit(name: str, rows: list[Mapping[str, Any]], deadline_s: float | Non
 
 def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
             tool: str | None = None, deadline_s: float | None = None,
-            phases: Sequence[tuple[str, float, float]] | None = None,
+            phases: Sequence[tuple[str, float, float]] | str | None = None,
             warmup: str | float = "auto") -> RunFit:
     """Fit a profile per phase of a recorded run's call rows.
 
@@ -258,8 +262,10 @@ def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
                 sees: "load"); None keeps every call row
     tool        keep one tool's calls (None: all)
     deadline_s  the client's deadline, needed when calls timed out
-    phases      ``[(name, start_s, end_s), ...]`` on the rows' `t` axis; without
-                it the rows' ``phase`` column decides, else the run is one phase "all"
+    phases      ``[(name, start_s, end_s), ...]`` on the rows' `t` axis; "auto" finds
+                them (`cblab.faults.changepoint`, after the warm-up is left out; they
+                are in `RunFit.found`); without it the rows' ``phase`` column
+                decides, else the run is one phase "all"
     warmup      "auto" (find a client warm-up stall and leave it out), 0 (keep
                 every call) or seconds (leave out calls scheduled before then)
     """
@@ -273,6 +279,15 @@ def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
     if found:
         calls = [r for r in calls if float(r["t"]) >= found.end_s]
     groups: dict[str, list[Mapping[str, Any]]] = {}
+    detected = None
+    if isinstance(phases, str):
+        if phases != "auto":
+            raise FitError(f"phases must be 'auto' or [(name, start_s, end_s), ...], got "
+                           f"{phases!r}")
+        from .changepoint import find_phases
+
+        detected = find_phases(calls, deadline_s=deadline_s, min_calls=MIN_CALLS)
+        phases = detected.spans()
     if phases is not None:
         for name, start, end in phases:
             groups[name] = [r for r in calls if start <= float(r["t"]) < end]
@@ -284,7 +299,7 @@ def fit_run(rows: Iterable[Mapping[str, Any]], *, source: str | None = "load",
     else:
         groups["all"] = calls
     return RunFit(tuple(_phase_fit(name, group, deadline_s) for name, group in groups.items()
-                        if group), found)
+                        if group), found, detected)
 
 
 def _warmup(calls: Sequence[Mapping[str, Any]], warmup: str | float) -> Warmup:

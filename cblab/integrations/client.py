@@ -211,6 +211,8 @@ class GuardedClient:
         if self.telemetry is not None:
             with self.telemetry.guard_span(self.client, name):
                 return await self._call_tool(name, arguments, **kwargs)
+        if self.retry is None and not self.fallbacks:  # the plain path: one attempt, no layers
+            return await self._call_once(name, arguments, **kwargs)
         return await self._call_tool(name, arguments, **kwargs)
 
     async def _call_tool(self, name: str, arguments: dict[str, Any] | None,

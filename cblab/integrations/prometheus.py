@@ -16,7 +16,10 @@ Every family is labelled with the breaker's `name`:
 ``cblab_circuitbreaker_failure_rate{name}`` / ``..._slow_call_rate{name}``
     gauges from a windowed policy (count_window, time_window), else -1.
 ``cblab_circuitbreaker_trips_total{name}``
-    counter of automatic moves to OPEN.
+    counter of trips: automatic moves from CLOSED to OPEN.
+``cblab_circuitbreaker_probe_failures_total{name}``
+    counter of failed probes: automatic moves from HALF_OPEN back to OPEN (a
+    dependency still down adds one per open timeout; it is not flapping).
 ``cblab_bulkhead_in_flight{name}`` / ``_waiting`` / ``_refused_total`` / ``_limit``
     the middleware's bulkheads, when it has them; ``_shed_total`` (of the refused:
     while the event loop lagged more than `max_lag`), ``_local_misses_total``
@@ -82,6 +85,7 @@ def breaker_lines(
     failure_rate: list[Sample] = []
     slow_rate: list[Sample] = []
     trips: list[Sample] = []
+    probe_failures: list[Sample] = []
     for breaker in breakers:
         name = f'name="{label(breaker.name)}"'
         current = breaker.state
@@ -98,6 +102,7 @@ def breaker_lines(
                              for kind, count in zip(KINDS, counts, strict=True)]
         rejected.append(("", name, breaker.rejected))
         trips.append(("", name, breaker.trips))
+        probe_failures.append(("", name, breaker.probe_failures))
         figures = breaker.get_status()["policy"]
         if "failure_rate" in figures:
             failure_rate.append(("", name, float(figures["failure_rate"])))
@@ -125,7 +130,10 @@ def breaker_lines(
     lines += family("cblab_circuitbreaker_slow_call_rate", "gauge",
                     "Slow-call rate from a windowed policy (0..1), -1 otherwise.", slow_rate)
     lines += family("cblab_circuitbreaker_trips_total", "counter",
-                    "Automatic moves to OPEN.", trips)
+                    "Trips: automatic moves from CLOSED to OPEN.", trips)
+    lines += family("cblab_circuitbreaker_probe_failures_total", "counter",
+                    "Failed probes: automatic moves from HALF_OPEN back to OPEN.",
+                    probe_failures)
     return lines
 
 

@@ -20,11 +20,19 @@ What it does, per call:
   throttling and Finagle's budgets): each call deposits `budget_ratio` tokens (at most
   `budget_burst` held), each retry spends one; so over any stretch of time retries
   are at most ``budget_burst + budget_ratio * calls``. An outage cannot multiply load;
+- no retry once `max_streak` calls in a row through that breaker have failed their
+  first attempt (default 2: a call is not retried when the call before it failed
+  too), until an attempt succeeds; checked again when the backoff ends, so a retry
+  does not go out if another call failed while it waited. Calls failing in a row
+  mean an outage, not a blip; retries then only add load, and behind a breaker they
+  race its trip: a retry admitted while it counts consecutive failures goes out
+  beside the calls already in flight when it opens;
 - never retries a refusal: a breaker's (`CircuitOpenError`, a
   ``dependency_unavailable`` result) or a bulkhead's (``local_overload``). A refusal
   carries ``retry_after_s``: it goes back to the caller untouched, which is how it
   is honoured (no attempt is made before the breaker said). Nor does it retry after
-  the attempt's failure opened the breaker (the retry could only be refused);
+  the attempt's failure opened the breaker, or once it opened during the backoff
+  (the retry could only be refused);
 - honours ``Retry-After`` on 429/503: the next attempt waits at least that long;
   a Retry-After longer than `max_retry_after` or past the deadline ends the
   retries at once (waiting for nothing helps nobody);
@@ -56,7 +64,7 @@ from typing import Any, TypeVar
 from cblab import CircuitOpenError, ConfigError, Outcome
 from cblab.codes import DEPENDENCY_UNAVAILABLE, LOCAL_OVERLOAD
 
-from .budget import RetryBudget, backoff_limit
+from .budget import RetryBudget, backoff_limit, streak_limit
 from .budget import seconds as _number
 from .classify import ExceptionClassifier, as_verdict, classify_exception, exception_chain
 
@@ -75,7 +83,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: Why a call stopped retrying (the keys of `RetryPolicy.stats()["stopped"]`).
-STOP_REASONS = ("success", "final", "refused", "attempts", "deadline", "budget",
+STOP_REASONS = ("success", "final", "refused", "attempts", "deadline", "budget", "streak",
                 "breaker_open", "retry_after_too_long")
 
 
@@ -105,8 +113,10 @@ class RetryPolicy:
     `backoff`, `max_backoff`: seconds; the k-th retry waits up to
     ``min(max_backoff, backoff * 2**(k-1))``. `jitter`: full jitter (True) or the
     whole delay (False). `deadline`: seconds for the whole call, all attempts and
-    waits (None: no deadline). `budget_ratio`, `budget_burst`: the `RetryBudget` each
-    breaker name gets (``budget_ratio=None``: no budget, the storm-prone choice).
+    waits (None: no deadline). `budget_ratio`, `budget_burst`, `max_streak`: the
+    `RetryBudget` each breaker name gets: tokens, and no retry after `max_streak`
+    calls in a row failed (None: tokens only); ``budget_ratio=None``: no budget at all,
+    the storm-prone choice.
     `max_retry_after`: the longest Retry-After worth waiting for, seconds.
     `clock`, `sleep`, `rng`: injectable (tests, the simulator).
     """
@@ -121,6 +131,7 @@ class RetryPolicy:
         deadline: float | None = None,
         budget_ratio: float | None = 0.1,
         budget_burst: float = 10.0,
+        max_streak: int | None = 2,
         max_retry_after: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -138,6 +149,7 @@ class RetryPolicy:
         self.budget_ratio = _number("budget_ratio", budget_ratio, allow_zero=True,
                                     allow_none=True)
         self.budget_burst = _number("budget_burst", budget_burst, allow_zero=True)
+        self.max_streak = streak_limit(max_streak)
         self.max_retry_after = _number("max_retry_after", max_retry_after, allow_zero=True)
         for what, fn in (("clock", clock), ("sleep", sleep)):
             if not callable(fn):
@@ -153,7 +165,8 @@ class RetryPolicy:
     def __repr__(self) -> str:
         return (f"RetryPolicy(attempts={self.attempts}, backoff={self.backoff}, "
                 f"max_backoff={self.max_backoff}, jitter={self.jitter}, "
-                f"deadline={self.deadline}, budget_ratio={self.budget_ratio})")
+                f"deadline={self.deadline}, budget_ratio={self.budget_ratio}, "
+                f"max_streak={self.max_streak})")
 
     # --- the rules -----------------------------------------------------------------------
 
@@ -163,7 +176,8 @@ class RetryPolicy:
             return None
         budget = self.budgets.get(key)
         if budget is None:
-            budget = self.budgets[key] = RetryBudget(self.budget_ratio, self.budget_burst)
+            budget = self.budgets[key] = RetryBudget(self.budget_ratio, self.budget_burst,
+                                                     self.max_streak)
         return budget
 
     def backoff_limit(self, retry: int) -> float:
@@ -210,10 +224,14 @@ class RetryPolicy:
             except Exception as exc:
                 error = exc
             judgement = judge(result, error)
+            if budget is not None and judgement.reason in ("success", "failure"):
+                budget.record(judgement.reason == "success", retry=retry > 0)
             reason, wait = self._next(judgement, retry, end, budget, breaker_open)
             if reason is None:
-                retry += 1
                 await self.sleep(wait)
+                reason = self._still(budget, breaker_open)
+            if reason is None:
+                retry += 1
                 continue
             self.stopped[reason] += 1
             if error is not None:
@@ -240,8 +258,19 @@ class RetryPolicy:
         if end is not None and self.clock() + wait >= end:
             return "deadline", 0.0  # the next attempt could not start in time
         if budget is not None and not budget.withdraw():
-            return "budget", 0.0
+            return ("streak" if budget.streak_blocks else "budget"), 0.0
         return None, wait
+
+    @staticmethod
+    def _still(budget: RetryBudget | None, breaker_open: Callable[[], bool] | None,
+               ) -> str | None:
+        """After the backoff, before the retry goes out: why it no longer goes, or None.
+        Calls that failed meanwhile, or a breaker that opened, stop it here."""
+        if budget is not None and not budget.recheck():
+            return "streak"
+        if breaker_open is not None and breaker_open():
+            return "breaker_open"
+        return None
 
     def stats(self) -> dict[str, Any]:
         """Calls, attempts, why calls stopped, and each budget's tokens."""
@@ -250,7 +279,8 @@ class RetryPolicy:
             "attempts": self.attempts_made,
             "retries": self.attempts_made - self.calls,
             "stopped": dict(self.stopped),
-            "budgets": {k: {"tokens": b.tokens, "denied": b.denied}
+            "budgets": {k: {"tokens": b.tokens, "streak": b.streak, "denied": b.denied,
+                            "denied_streak": b.denied_streak}
                         for k, b in self.budgets.items()},
         }
 

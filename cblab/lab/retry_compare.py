@@ -12,7 +12,8 @@ Three callers side by side, on `CHECK_SCENARIO` (a 6 s outage) by default:
   times (exponential backoff; `jitter` on or off), straight at the dependency;
 - **breaker only**: no retries; the server's breaker sheds the load;
 - **breaker + budgeted retries**: cblab's rules (full jitter, a `budget` of retries
-  per call, a refusal never retried) behind the breaker.
+  per call, no retry once two calls in a row failed, a refusal never retried) behind
+  the breaker.
 
 Figures: `cblab.analysis.retries` (`retry_kpis`, `load_timeline`); nothing here
 computes a figure of its own.

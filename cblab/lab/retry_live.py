@@ -69,6 +69,12 @@ class LiveAgentRun:
     #: median seconds the server took to fail a call while the dependency was down
     #: (`simulate_agents(fail_fast_s=...)`)
     fail_fast_s: float = 0.0
+    #: every attempt as the agents made it: (seconds from the scenario's start when it
+    #: was sent, request number, retry number (0: the first attempt), how it ended:
+    #: "success", "failure", "refused" or "error" (the session failed))
+    log: list[tuple[float, int, int, str]] = field(default_factory=list, repr=False)
+    #: how far the rows' t = 0 may be from the backend's scenario start (seconds)
+    clock_error_s: float = 0.0
 
     def kpis(self) -> dict[str, Any]:
         return retry_kpis(self.events, self.scenario, requests=self.requests)
@@ -85,6 +91,21 @@ async def _rows_after(server: Any, after: int) -> list[dict[str, Any]]:
         if len(part) < _PAGE:
             return rows
         after = part[-1]["seq"]
+
+
+async def _scenario_start(backend: Any, server: Any) -> tuple[float, float]:
+    """When the backend started playing, on the server's clock (the clock of its rows).
+
+    The backend's outage begins at its own start plus the phase offsets; rows are
+    stamped by the server. Reading the server's clock once after starting the
+    scenario put t = 0 one or two round trips late (45 ms at load 3: a call that
+    failed on the dead dependency fell before the window). Here the backend's
+    elapsed time is read between two readings of the server's clock: the error is
+    at most half that bracket. Returns (the start, that error bound)."""
+    before = (await server.aevents(after=10**12))["now"]
+    elapsed = (await backend.ascenario())["elapsed_s"]
+    after = (await server.aevents(after=10**12))["now"]
+    return float((before + after) / 2 - elapsed), float((after - before) / 2)
 
 
 async def run_agents_live(
@@ -113,6 +134,7 @@ async def run_agents_live(
     server = stack.server(variant)
     counts = {"requests": 0, "attempts": 0, "succeeded": 0}
     trips: list[float] = []
+    log: list[tuple[float, int, int, str]] = []
     loop = asyncio.get_running_loop()
     async with Client(server.mcp_url, timeout=call_timeout) as client:
         for _ in range(5):  # warm up: imports, the session, the server's first calls
@@ -120,10 +142,12 @@ async def run_agents_live(
         seen = await _rows_after(server, 0)
         before = seen[-1]["seq"] if seen else 0
         await stack.backend.aplay_scenario(scenario.to_dict())
-        start_t = (await server.aevents(after=10**12))["now"]
-        started = loop.time()
+        start_t, clock_error = await _scenario_start(stack.backend, server)
+        # the agents' clock, aligned: arrivals and the end of retries count from the
+        # backend's scenario start, as the simulator's do
+        started = loop.time() - ((await server.aevents(after=10**12))["now"] - start_t)
 
-        async def request() -> None:
+        async def request(number: int) -> None:
             retries = 0
             args = arguments(args_rng)
             while True:
@@ -134,20 +158,30 @@ async def run_agents_live(
                     result = await client.call_tool(tool, args, raise_on_error=False)
                 except Exception:  # the session failed: a failure like any other
                     trips.append(loop.time() - sent)
+                    log.append((sent - started, number, retries, "error"))
                 else:
                     if not result.is_error:
                         counts["succeeded"] += 1
+                        log.append((sent - started, number, retries, "success"))
+                        if budget is not None:
+                            budget.record(True, retry=retries > 0)
                         return
                     trips.append(loop.time() - sent)
                     content = result.structured_content or {}
                     refused = content.get("error") in REFUSAL_CODES
                     retry_after = content.get("retry_after_s")
+                    log.append((sent - started, number, retries,
+                                "refused" if refused else "failure"))
+                if budget is not None and not refused:
+                    budget.record(False, retry=retries > 0)
                 delay = agent.next_delay(retries, refused=refused, retry_after=retry_after,
                                          rng=agent_rng, budget=budget)
                 if delay is None or loop.time() + delay - started >= total:
                     return
                 retries += 1
                 await asyncio.sleep(delay)
+                if not agent.still_retries(budget):
+                    return
 
         tasks = []
         for t in arrival_times(load_phases(scenario), arrival_rng(seed)):
@@ -157,7 +191,7 @@ async def run_agents_live(
             counts["requests"] += 1
             if budget is not None:
                 budget.deposit()
-            tasks.append(asyncio.create_task(request()))
+            tasks.append(asyncio.create_task(request(counts["requests"])))
         await asyncio.gather(*tasks)
         rows = await _rows_after(server, before)
     events = [dict(row, t=row["t"] - start_t) for row in rows
@@ -172,4 +206,4 @@ async def run_agents_live(
     return LiveAgentRun(name, agent, scenario, counts["requests"], counts["attempts"],
                         counts["succeeded"], events,
                         statistics.median(trips) if trips else 0.0,
-                        statistics.median(failed) if failed else 0.0)
+                        statistics.median(failed) if failed else 0.0, sorted(log), clock_error)

@@ -180,6 +180,7 @@ def _counters_table(counters: dict[str, Any]) -> str:
         ("rejected", counters["rejected"]),
         ("late outcomes", counters["late"]),
         ("trips", counters["trips"]),
+        ("failed probes", counters["probe_failures"]),
     ]
     body = "".join(f'<tr><td>{k}</td><td class="v">{v}</td></tr>' for k, v in rows)
     return f"<table>{body}</table>"

@@ -117,6 +117,7 @@ class BreakerStepper:
             "rejected": status["rejected"],
             "late": status["late"],
             "trips": status["trips"],
+            "probe_failures": status["probe_failures"],
         }
 
     # --- steps -------------------------------------------------------------------------

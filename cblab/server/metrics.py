@@ -22,7 +22,9 @@ Metric names (every one labelled with the breaker's `name`):
 ``cblab_circuitbreaker_slow_call_rate{name}``
     gauge, from a windowed policy, else -1.
 ``cblab_circuitbreaker_trips_total{name}``
-    counter of automatic CLOSED/HALF_OPEN -> OPEN moves.
+    counter of trips: automatic CLOSED -> OPEN moves.
+``cblab_circuitbreaker_probe_failures_total{name}``
+    counter of failed probes: automatic HALF_OPEN -> OPEN moves.
 
 The bulkheads' `cblab_bulkhead_in_flight`, `_waiting`, `_refused_total`, `_limit`,
 `_shed_total` (refused while the event loop lagged), `_local_misses_total` (deadlines
@@ -57,6 +59,7 @@ METRIC_NAMES = (
     "cblab_circuitbreaker_failure_rate",
     "cblab_circuitbreaker_slow_call_rate",
     "cblab_circuitbreaker_trips_total",
+    "cblab_circuitbreaker_probe_failures_total",
     "cblab_tool_calls_total",
     "cblab_bulkhead_in_flight",
     "cblab_bulkhead_waiting",

@@ -18,7 +18,8 @@ kind            after a failure                               after a refusal
                 agent on the same schedule; ``jitter=True``:  retries every error
                 a uniform draw below it), up to `retries`
 ``budgeted``    cblab's `RetryPolicy`: full jitter, a retry   gives up: a refusal is
-                budget shared by the agents                   never retried
+                budget shared by the agents, and no retry     never retried
+                once `max_streak` calls in a row failed
 ``patient``     calls again after `think_s`                   waits the refusal's
                                                               ``retry_after_s``, then
                                                               calls again
@@ -47,7 +48,7 @@ from typing import Any
 from cblab import CircuitBreakerConfig
 from cblab.faults.profile import plan_request
 from cblab.faults.scenario import Scenario
-from cblab.integrations.budget import RetryBudget, backoff_limit, full_jitter
+from cblab.integrations.budget import RetryBudget, backoff_limit, full_jitter, streak_limit
 
 from .bounds import DEFAULT_MAX_CALLS, WorkLimitError, check_limit, expected_calls
 from .engine import gc_paused
@@ -82,6 +83,8 @@ class Agent:
     max_backoff: float = 5.0
     budget_ratio: float = 0.1  # budgeted: retries per call, token bucket
     budget_burst: float = 10.0
+    #: budgeted: no retry once this many calls in a row have failed (None: tokens only)
+    max_streak: int | None = 2
     max_wait_s: float = 60.0  # patient: the longest retry_after_s it will wait
     jitter: bool = False  # framework: full jitter instead of the fixed schedule
 
@@ -94,6 +97,7 @@ class Agent:
             raise ValueError(f"retries must be an integer from 0 to 100, got {self.retries!r}")
         if not isinstance(self.jitter, bool):
             raise ValueError(f"jitter must be True or False, got {self.jitter!r}")
+        streak_limit(self.max_streak)  # a ConfigError (a ValueError) naming max_streak
         for name in ("think_s", "backoff", "max_backoff", "budget_ratio", "budget_burst",
                      "max_wait_s"):
             value = getattr(self, name)
@@ -115,9 +119,9 @@ class Agent:
 
     @classmethod
     def budgeted(cls, retries: int = 3, backoff: float = 0.1, budget_ratio: float = 0.1,
-                 budget_burst: float = 10.0) -> Agent:
+                 budget_burst: float = 10.0, max_streak: int | None = 2) -> Agent:
         return cls("budgeted", retries=retries, backoff=backoff, budget_ratio=budget_ratio,
-                   budget_burst=budget_burst)
+                   budget_burst=budget_burst, max_streak=max_streak)
 
     @classmethod
     def patient(cls, retries: int = 3, think_s: float = 0.0, max_wait_s: float = 60.0) -> Agent:
@@ -138,7 +142,9 @@ class Agent:
 
     def budget(self) -> RetryBudget | None:
         """A fresh budget for one population of these agents (budgeted agents only)."""
-        return RetryBudget(self.budget_ratio, self.budget_burst) if self.kind == "budgeted" else None
+        if self.kind != "budgeted":
+            return None
+        return RetryBudget(self.budget_ratio, self.budget_burst, self.max_streak)
 
     def next_delay(self, retries: int, *, refused: bool, retry_after: float | None,
                    rng: random.Random, budget: RetryBudget | None) -> float | None:
@@ -163,6 +169,11 @@ class Agent:
         if refused or (budget is not None and not budget.withdraw()):
             return None
         return full_jitter(rng, self.backoff, self.max_backoff, retries + 1)
+
+    def still_retries(self, budget: RetryBudget | None) -> bool:
+        """When the wait `next_delay` gave is over, just before the retry goes out: False
+        when it no longer goes (budgeted: calls failed in a row meanwhile)."""
+        return budget is None or self.kind != "budgeted" or budget.recheck()
 
 
 class _Request:
@@ -259,6 +270,8 @@ class AgentSimulation(Simulation):
         request = self._inflight.pop(permit, None)
         if request is None:
             return
+        if self._budget is not None:
+            self._budget.record(outcome is SUCCESS, retry=request.retries > 0)
         if outcome is SUCCESS:
             request.done = True
             self.succeeded += 1
@@ -272,7 +285,13 @@ class AgentSimulation(Simulation):
             self.gave_up += 1
             return
         request.retries += 1
-        self.env.schedule(delay + self.round_trip_s, self._attempt, request)
+        self.env.schedule(delay + self.round_trip_s, self._retry, request)
+
+    def _retry(self, request: _Request) -> None:
+        if self.agent.still_retries(self._budget):
+            self._attempt(request)
+        else:
+            self.gave_up += 1
 
     def _delay(self, request: _Request, refused: bool, retry_after: float | None) -> float | None:
         return self.agent.next_delay(request.retries, refused=refused, retry_after=retry_after,
@@ -352,7 +371,7 @@ def simulate_agents(
     status = sim.breaker.get_status()
     counts = {key: status[key] for key in (
         "calls", "successes", "failures", "slow_calls", "rejected", "excluded", "cancelled",
-        "late", "trips", "trial_timeouts")}
+        "late", "trips", "probe_failures", "trial_timeouts")}
     run = SimRun(scenario=scenario, config=config, seed=seed, protected=protected,
                  variant=variant, service=service, breaker=sim.breaker_name, tool=sim.tool,
                  deadline_s=sim.deadline, calls=sim.attempts, wall_s=0.0, counts=counts,

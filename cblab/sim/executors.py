@@ -167,6 +167,9 @@ class LocalExecutor(Executor):
                 future.cancel()
 
 
+#: Dask settings for the workers of a LocalCluster this executor starts.
+_LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+
 _DASK_LOGGERS = ("distributed.client", "distributed.utils", "distributed.core")
 
 
@@ -234,8 +237,13 @@ class DaskExecutor(Executor):
                     f"cannot reach the Dask scheduler at {self.scheduler!r}: "
                     f"{exc or type(exc).__name__}") from None
         else:
+            import dask
+
             try:
-                with warnings.catch_warnings():
+                # Workers get the settings in force when the cluster starts. Their
+                # statistical profiler samples the task's stack 100 times a second, for a
+                # dashboard this cluster does not serve: off.
+                with warnings.catch_warnings(), dask.config.set(_LOCAL_WORKER_CONFIG):
                     # "Port 8787 is already in use": its health routes move to a free port
                     warnings.filterwarnings("ignore", message="Port .* is already in use")
                     self._cluster = distributed.LocalCluster(

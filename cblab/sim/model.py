@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections import deque
 from typing import Any
 
@@ -41,7 +42,7 @@ from cblab.codes import (
     http_error,
 )
 from cblab.demo import SERVICE_ROUTES
-from cblab.faults.profile import FaultProfile, plan_request, rng_for
+from cblab.faults.profile import DRAWS_PER_REQUEST, FaultProfile, plan_request, rng_for
 from cblab.faults.scenario import Scenario
 from cblab.schema import COMPACT_ROW_FIELDS
 
@@ -49,6 +50,8 @@ from .engine import Engine
 from .workload import LoadPhase, arrival_rng, arrival_times
 
 __all__ = [
+    "PLAN_CHUNK",
+    "Draws",
     "ERROR_DEADLINE",
     "ERROR_REFUSED",
     "ERROR_REJECTED",
@@ -75,6 +78,9 @@ CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
 SUCCESS, FAILURE, REJECTED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.REJECTED
 _INF = math.inf
 
+#: Events `_sync` reads back from the breaker's log (it checks that none was missed).
+_RECENT_EVENTS = 6
+
 # where a call's backend request is
 _NONE, _QUEUED, _SERVING = 0, 1, 2
 
@@ -94,6 +100,84 @@ class _Call:
         self.backend = _NONE
 
 
+#: Backend plans computed at a time, per profile, when a run needs one of them.
+PLAN_CHUNK = 256
+
+#: A backend plan as the main loop reads it: (kind, latency_s, outcome, error_type).
+Plan = tuple[str, float, Outcome, str | None]
+
+
+class Draws:
+    """What a run draws from its seed, whatever its breaker does: the arrival times,
+    and the backend's plan for its k-th request under each fault profile.
+
+    The backend draws exactly `DRAWS_PER_REQUEST` numbers per request whatever the
+    profile (`cblab.faults.profile`), so request k gets draws 5k..5k+4 of
+    `rng_for(seed, service)` in every run of the seed; only the profile in force
+    when it arrives differs between runs. So plan k of a profile is
+    `plan_request(profile, rng)` with `rng` where the stream stands after k
+    requests: exactly what the single stream gives request k under that profile.
+    Plans are computed a chunk of `PLAN_CHUNK` requests at a time, as runs ask for
+    them, from the stream's state saved at the chunk's start.
+
+    Runs of one scenario, seed and load that differ only in breaker settings can
+    share one `Draws` (a sweep does): each then pays for arrivals and plans once.
+    """
+
+    def __init__(self, scenario: Scenario, phases: list[LoadPhase], *, seed: int | str,
+                 service: str) -> None:
+        self.seed, self.service = seed, service
+        self.phases = list(phases)
+        self.profiles = [phase.profile(service) for phase in scenario.phases]
+        self.arrivals = list(arrival_times(phases, arrival_rng(seed)))
+        self._stream = rng_for(seed, service)
+        self._rng = random.Random()  # set to a chunk's start before computing it
+        self._starts: list[Any] = []  # the stream's state at the start of chunk c
+        # one plan list per distinct profile: plan k, or None while its chunk is not needed
+        self._sources: list[tuple[FaultProfile, list[Plan | None]]] = []
+        self.phase_plans: list[list[Plan | None]] = []  # phase index -> its profile's plans
+        for profile in self.profiles:
+            source = next((s for s in self._sources if s[0] == profile), None)
+            if source is None:
+                source = (profile, [])
+                self._sources.append(source)
+            self.phase_plans.append(source[1])
+
+    def matches(self, scenario: Scenario, phases: list[LoadPhase], seed: int | str,
+                service: str) -> bool:
+        """Whether these are the draws of a run of `scenario` with this load and seed."""
+        return (seed == self.seed and type(seed) is type(self.seed) and service == self.service
+                and list(phases) == self.phases
+                and [phase.profile(service) for phase in scenario.phases] == self.profiles)
+
+    def plan(self, plans: list[Plan | None], k: int) -> Plan:
+        """Plan `k` of the profile whose plan list is `plans` (computing its chunk)."""
+        profile = next(s[0] for s in self._sources if s[1] is plans)
+        chunk = k // PLAN_CHUNK
+        first = chunk * PLAN_CHUNK
+        if len(plans) < first + PLAN_CHUNK:
+            plans.extend([None] * (first + PLAN_CHUNK - len(plans)))
+        rng = self._rng
+        rng.setstate(self._start(chunk))
+        for i in range(first, first + PLAN_CHUNK):
+            plan = plan_request(profile, rng)
+            kind = plan.kind
+            plans[i] = (kind, plan.latency_s, SUCCESS if kind == "ok" else FAILURE,
+                        _plan_error(plan))
+        return plans[k]  # type: ignore[return-value]  # just computed
+
+    def _start(self, chunk: int) -> Any:
+        """The backend stream's state after `chunk` x `PLAN_CHUNK` requests."""
+        starts, stream = self._starts, self._stream
+        draw = stream.random
+        while len(starts) <= chunk:
+            if starts:
+                for _ in range(PLAN_CHUNK * DRAWS_PER_REQUEST):
+                    draw()
+            starts.append(stream.getstate())
+        return starts[chunk]
+
+
 class Simulation:
     """One run: build it, call `run()` once, read `rows`."""
 
@@ -107,6 +191,7 @@ class Simulation:
         deadline_s: float,
         protected: bool = True,
         service: str = "users",
+        draws: Draws | None = None,
     ) -> None:
         if service not in SERVICE_ROUTES:
             raise ValueError(f"unknown service {service!r}; services: {', '.join(SERVICE_ROUTES)}")
@@ -126,8 +211,14 @@ class Simulation:
         self.rows: list[tuple[Any, ...]] = []
         self._gen = self.breaker.generation
         self._state = CLOSED  # the breaker's state as of the last row
-        self._arrivals = arrival_times(phases, arrival_rng(seed))
-        self._rng = rng_for(seed, service)
+        if draws is None:
+            draws = Draws(scenario, phases, seed=seed, service=service)
+        elif not draws.matches(scenario, phases, seed, service):
+            raise ValueError("draws were made for another scenario, load, seed or service")
+        self.draws = draws
+        self._arrivals = iter(draws.arrivals)
+        self._plans = draws.phase_plans[0]  # the plans of the profile in force
+        self._rng = rng_for(seed, service)  # for subclasses that draw plans themselves
         self._profiles = [phase.profile(service) for phase in scenario.phases]
         self._profile: FaultProfile = self._profiles[0]
         self._limit = self._profile.max_concurrency
@@ -147,6 +238,9 @@ class Simulation:
         self._ran = True
         env, breaker = self.env, self.breaker
         run_until, schedule_at = env.run, env.schedule_at
+        # The engine's queue, read here to skip calling into the engine when nothing
+        # is due: then moving time is one assignment (what `run`/`jump` would do).
+        queue = env._queue
         # Without slots to count or connections to reset, nothing that happens while
         # a call is in flight can change how its backend request ends: finishing it
         # inline after running what is due first (`advance`) is exact, and a plain
@@ -156,15 +250,20 @@ class Simulation:
         finish_inline = env.advance if simple else env.jump
         admit, record = breaker.admit, breaker.record
         rows_append = self.rows.append
-        rng, deadline = self._rng, self.deadline
+        deadline = self.deadline
         finish, start, on_deadline = self._finish, self._start, self._on_deadline
-        http_error = _HTTP_ERROR
+        more_plans = self.draws.plan
+        http_503 = _HTTP_ERROR[503]
         arrivals = self._arrivals
         calls = 0
+        k = 0  # backend requests so far: the next one gets plan k of its profile
         t = next(arrivals, _INF)
         while t < _INF:
             later = next(arrivals, _INF)
-            run_until(t)
+            if queue and queue[0][0] <= t:
+                run_until(t)
+            else:
+                env._now = t
             calls += 1
             permit = admit()
             if breaker.generation != self._gen:
@@ -179,29 +278,26 @@ class Simulation:
                 self._answer(t + FAST_FAIL_S, later, permit, t, FAILURE, ERROR_REFUSED)
                 t = later
                 continue
-            plan = plan_request(profile, rng)
-            kind = plan.kind
+            plans = self._plans
+            plan = plans[k] if k < len(plans) else None
+            kind, latency, outcome, error = plan or more_plans(plans, k)
+            k += 1
             if not simple:
                 limit = self._limit
                 if self._queue or (limit is not None and self._busy >= limit):
                     if profile.overflow == "reject":
-                        self._answer(t + FAST_FAIL_S, later, permit, t, FAILURE, http_error[503])
+                        self._answer(t + FAST_FAIL_S, later, permit, t, FAILURE, http_503)
                     else:
-                        call = _Call(permit, t, kind, plan.latency_s, _plan_error(plan))
+                        call = _Call(permit, t, kind, latency, error)
                         call.backend = _QUEUED
                         self._queue.append(call)
                         schedule_at(t + deadline, on_deadline, call)
                     t = later
                     continue
-            latency = plan.latency_s
             if latency <= deadline:  # answered in time (a hang's latency is inf)
                 end = t + latency
-                if kind == "ok":
-                    outcome, error = SUCCESS, None
-                else:
-                    outcome = FAILURE
-                    error = http_error[plan.status] if kind == "error" else ERROR_RESET  # type: ignore[index]  # set for errors
-                if end <= later and finish_inline(end):
+                if end <= later and ((not queue or queue[0][0] > end) or finish_inline(end)):
+                    env._now = end  # (what finish_inline does when nothing is due)
                     outcome = record(permit, outcome, error_type=error)
                     if breaker.generation != self._gen or self._state is OPEN:
                         self._sync(True)
@@ -214,7 +310,7 @@ class Simulation:
             elif simple and kind != "hang":  # too slow: the client gives up at its deadline
                 schedule_at(t + deadline, finish, permit, t, FAILURE, ERROR_DEADLINE)
             else:
-                call = _Call(permit, t, kind, latency, _plan_error(plan))
+                call = _Call(permit, t, kind, latency, error)
                 start(call)
                 schedule_at(t + deadline, on_deadline, call)
             t = later
@@ -266,8 +362,10 @@ class Simulation:
         seen = self._gen
         append = self.rows.append
         found = 0
-        # The log is tiny (16): between two syncs the breaker logs at most a few events.
-        for _, event in breaker.event_log.since(0).events:
+        # Every admit and record is followed by a sync, and one of them logs at most a
+        # few events (a call, and up to two state changes): the newest few hold them.
+        log = breaker.event_log
+        for _, event in log.since(max(log.last_seq - _RECENT_EVENTS, 0)).events:
             if event.__class__ is StateChange and event.generation > seen:
                 append(("state", event.at, None, None, event.from_state, event.to_state, None,
                         event.reason, event.generation))
@@ -321,6 +419,7 @@ class Simulation:
     def _enter_phase(self, index: int) -> None:
         old, new = self._profile, self._profiles[index]
         self._profile = new
+        self._plans = self.draws.phase_plans[index]
         self._limit = new.max_concurrency
         if new.mode == "down" and old.mode != "down":
             # the listener closes and every open connection is reset, queued ones too

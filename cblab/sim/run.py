@@ -19,7 +19,7 @@ from cblab.schema import EVENT_COLUMNS, EVENT_DTYPES
 
 from .bounds import DEFAULT_MAX_CALLS, WorkLimitError, check_limit, expected_calls
 from .engine import gc_paused
-from .model import ROW_FIELDS, Simulation
+from .model import ROW_FIELDS, Draws, Simulation
 from .workload import load_phases, resolve_scenario
 
 if TYPE_CHECKING:
@@ -188,6 +188,7 @@ def simulate(
     variant: str | None = None,
     time_scale: float = 1.0,
     max_calls: int = DEFAULT_MAX_CALLS,
+    draws: Draws | None = None,
 ) -> SimRun:
     """Play `scenario` on virtual time through a real `CircuitBreaker`.
 
@@ -205,6 +206,9 @@ def simulate(
     time_scale  multiply every phase duration (`Scenario.scaled`)
     max_calls   refuse (WorkLimitError, a ValueError) before simulating when the
                 expected calls (rate x duration, `cblab.sim.bounds`) exceed it
+    draws       the seed's arrivals and backend plans (`Draws`), shared by runs of
+                the same scenario, load, seed and service (a ValueError otherwise);
+                default: made for this run. Results are the same either way
     """
     scenario = resolve_scenario(scenario)
     if time_scale != 1.0:
@@ -225,7 +229,7 @@ def simulate(
                              "(rate x duration)",
                              calls, "max_calls", max_calls)
     sim = Simulation(scenario, phases, config, seed=seed, deadline_s=deadline_s,
-                     protected=protected, service=service)
+                     protected=protected, service=service, draws=draws)
     with gc_paused():
         started = time.perf_counter()
         rows = sim.run()
@@ -233,7 +237,7 @@ def simulate(
     status = sim.breaker.get_status()
     counts = {key: status[key] for key in (
         "calls", "successes", "failures", "slow_calls", "rejected", "excluded", "cancelled",
-        "late", "trips", "trial_timeouts")}
+        "late", "trips", "probe_failures", "trial_timeouts")}
     return SimRun(
         scenario=scenario, config=config, seed=seed, protected=protected, variant=variant,
         service=service, breaker=sim.breaker_name, tool=sim.tool, deadline_s=sim.deadline,

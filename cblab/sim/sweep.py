@@ -20,8 +20,10 @@ How it runs:
   result is stored as its batch arrives, so an interrupted sweep resumes where
   it stopped;
 - **batches**: a task is a batch of simulations, sized from a quick calibration
-  (the first runs, timed here) so that one batch takes about `TARGET_BATCH_S`
-  and every worker gets several: per-task overhead stays small and progress moves;
+  (the first runs, their CPU time here) so that one batch takes about
+  `TARGET_BATCH_S` and every worker gets several: per-task overhead stays small
+  and progress moves. Runs of one scenario and seed are batched together and
+  share their draws (`cblab.sim.model.Draws`: arrivals and backend plans);
 - **executor**: `cblab.sim.executors` (this process, a process pool, Dask);
 - **progress**: a `tqdm.auto` bar (a widget in a notebook, text in a terminal)
   moves per batch, with an ETA;
@@ -57,6 +59,7 @@ from .bounds import (
 )
 from .cache import ResultCache
 from .executors import ExecutorError, resolve_executor
+from .model import Draws
 from .run import DEFAULT_DEADLINE_S, simulate
 from .workload import load_phases, resolve_scenario
 
@@ -76,8 +79,11 @@ __all__ = [
 #: Grid keys that set the simulation rather than the breaker.
 SIM_PARAMETERS: tuple[str, ...] = ("deadline_s", "rate", "arrivals", "protected", "service")
 
-#: Wall seconds one batch of simulations should take (task overhead is ~1 ms).
-TARGET_BATCH_S = 0.5
+#: CPU seconds one batch of simulations should take: long enough that a task's
+#: overhead (about 1 ms on a quiet machine, tens of ms on a loaded one, more on a
+#: remote cluster) and the shared draws (`Draws`, about one run's cost) are small
+#: next to it, short enough that progress moves and the workers finish together.
+TARGET_BATCH_S = 1.0
 
 _CONFIG_FIELDS = tuple(
     name for name in CircuitBreakerConfig.__dataclass_fields__
@@ -210,20 +216,37 @@ def _check_runs(points: int, scenarios: int, seeds: Any, max_runs: int) -> list[
 Task = tuple[int, dict[str, Any], dict[str, Any], dict[str, Any], Any, int]
 
 
-def _run_task(task: Task) -> dict[str, Any]:
+#: Inputs shared by a batch's runs of one scenario, seed and load: the scenario and
+#: its `Draws` (arrivals and backend plans, the same whatever the breaker does).
+Shared = dict[tuple[Any, ...], tuple[Scenario, Draws]]
+
+
+def _run_task(task: Task, shared: Shared | None = None) -> dict[str, Any]:
     from cblab.analysis.kpis import run_kpis
 
     _index, config, options, scenario_data, seed, max_calls = task
-    run = simulate(Scenario.from_dict(scenario_data), config, seed=seed, max_calls=max_calls,
-                   **options)
+    draws = None
+    if shared is None:
+        scenario = Scenario.from_dict(scenario_data)
+    else:
+        # the batch holds the spec (one object per scenario, however many tasks use it)
+        key = (id(scenario_data), seed, options["rate"], options["arrivals"], options["service"])
+        if key not in shared:
+            scenario = Scenario.from_dict(scenario_data)
+            phases = load_phases(scenario, rate=options["rate"], arrivals=options["arrivals"])
+            shared[key] = scenario, Draws(scenario, phases, seed=seed, service=options["service"])
+        scenario, draws = shared[key]
+    run = simulate(scenario, config, seed=seed, max_calls=max_calls, draws=draws, **options)
     figures = run_kpis(run)
     figures["calls"] = run.calls
     return figures
 
 
 def _run_batch(batch: list[Task]) -> list[tuple[int, dict[str, Any]]]:
-    """A task: a batch of simulations (module level, so workers import it by name)."""
-    return [(task[0], _run_task(task)) for task in batch]
+    """A task: a batch of simulations (module level, so workers import it by name).
+    Its runs of one scenario and seed share their draws (the sweep batches them so)."""
+    shared: Shared = {}
+    return [(task[0], _run_task(task, shared)) for task in batch]
 
 
 # --- the sweep ---------------------------------------------------------------------------------
@@ -364,7 +387,12 @@ def sweep(
             store.put(keys[index], figures)  # type: ignore[arg-type]
 
     with _progress_bar(len(tasks), hits, progress, runner.name) as bar:
-        pending = [task for task in tasks if results[task[0]] is None]
+        # runs of one scenario and seed next to each other, so that a batch's runs share
+        # their draws (`_run_batch`); results go back to their rows by index
+        order = {id(spec): i for i, spec in enumerate(specs)}
+        seed_order = {seed: i for i, seed in enumerate(seed_list)}
+        pending = sorted((task for task in tasks if results[task[0]] is None),
+                         key=lambda task: (order[id(task[3])], seed_order[task[4]]))
         meta.update(runner.describe(), batch_size=0, batches=0)
         if pending:
             try:
@@ -374,12 +402,14 @@ def sweep(
             with _closing(runner):
                 if batch_size is None:
                     # Calibrate on the first runs (here, and kept): the faster of two is the
-                    # estimate of one run's cost.
+                    # estimate of one run's cost. CPU time of this thread, not wall time:
+                    # on a busy machine wall time says more about the other processes.
                     times = []
+                    calibration: Shared = {}  # as in a batch: the second run shares draws
                     for task in pending[:2]:
-                        t0 = time.perf_counter()
-                        keep(task[0], _run_task(task))
-                        times.append(time.perf_counter() - t0)
+                        t0 = time.thread_time()
+                        keep(task[0], _run_task(task, calibration))
+                        times.append(time.thread_time() - t0)
                         bar.update(1)
                     pending = pending[2:]
                     per_run = min(times)

@@ -9,12 +9,16 @@ missing server raises `FileNotFoundError` saying how to get it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 __all__ = [
+    "EverythingHttp",
     "everything_command",
     "fetch_server_command",
     "git_server_command",
@@ -61,3 +65,65 @@ def everything_command(transport: str = "stdio") -> list[str]:
     if not script.exists() or node is None:
         raise FileNotFoundError(f"reference MCP server everything not found at {script}: {_HOW}")
     return [node, str(script), transport]
+
+
+class EverythingHttp:
+    """npm's "everything" server over Streamable HTTP at ``http://127.0.0.1:PORT/mcp``, a
+    child process that a test kills (SIGKILL) and starts again on the same port.
+
+        server = await EverythingHttp(log=tmp_path / "everything.log").start()
+        ...
+        server.kill()              # gone, as a crash is
+        await server.start()       # back on the same port
+    """
+
+    def __init__(self, log: Path | None = None) -> None:
+        from cblab.stores.server import free_port  # one loopback-port helper everywhere
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout: float = 60.0) -> EverythingHttp:
+        """Start it and wait until it listens (or raise, with its log's tail)."""
+        env = {**os.environ, "PORT": str(self.port)}
+        command = everything_command("streamableHttp")
+        if self.log is None:
+            self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+        else:
+            with open(self.log, "ab") as log:
+                self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the everything server exited ({self.process.returncode})"
+                                   f"{self._log_tail()}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                if loop.time() > deadline:
+                    self.kill()
+                    raise TimeoutError(f"the everything server did not listen on port "
+                                       f"{self.port} within {timeout:g} s{self._log_tail()}"
+                                       ) from None
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash (the port stays this server's for `start`)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    async def stop(self) -> None:
+        self.kill()
+
+    def _log_tail(self) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        return ": " + self.log.read_text(errors="replace")[-2000:]

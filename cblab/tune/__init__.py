@@ -9,8 +9,9 @@ flapping), `pick.robust_pick` scores a `cblab.sim.sweep.sweep` table against an
 
 from __future__ import annotations
 
+from .loop import TuneResult, repick, tune
 from .pick import Objective, PointScore, TuneError, robust_pick, score_points
 from .variants import VARIANTS, outage_phases, stress_variants
 
-__all__ = ["VARIANTS", "Objective", "PointScore", "TuneError", "outage_phases", "robust_pick",
-           "score_points", "stress_variants"]
+__all__ = ["VARIANTS", "Objective", "PointScore", "TuneError", "TuneResult", "outage_phases",
+           "repick", "robust_pick", "score_points", "stress_variants", "tune"]

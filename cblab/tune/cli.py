@@ -15,6 +15,7 @@ pick as a config JSON (`CircuitBreakerConfig.from_dict`, `cblab serve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -24,10 +25,6 @@ from typing import Any, NoReturn
 
 __all__ = ["main"]
 
-DEFAULT_GRID: dict[str, list[Any]] = {
-    "failure_threshold": [3, 5, 10, 20],
-    "timeout": [5.0, 15.0, 30.0, 60.0],
-}
 TOKEN_ENV = "CBLAB_ADMIN_TOKEN"
 
 
@@ -65,19 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     from cblab.faults.cli import add_fit_options
     from cblab.sim.bounds import DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS
 
+    from .prometheus import add_prometheus_options
     from .variants import VARIANTS
 
     p = _Parser(prog="cblab tune", description="Tune a breaker on your own traffic: fit the "
                 "run, sweep settings over stress variants of its outage, pick the setting whose "
                 "worst variant is best, and write (or apply) it as a config.")
-    p.add_argument("run", type=Path, help="a run directory, a .json/.csv file of event rows "
-                   "(e.g. the proxy's /events), or an OTLP JSON trace export of MCP tools/call "
-                   "spans")
+    p.add_argument("run", type=Path, nargs="?", help="a run directory, a .json/.csv file of "
+                   "event rows (e.g. the proxy's /events), or an OTLP JSON trace export of MCP "
+                   "tools/call spans (or --prometheus instead)")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="write the picked config here (JSON for CircuitBreakerConfig.from_dict)")
     p.add_argument("--table", type=Path, default=None, metavar="FILE",
                    help="also write every simulated run's KPIs (.parquet or .csv, as "
                         "`cblab sweep -o`): the evidence behind the pick")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR",
+                   help="also write an HTML report of the loop into DIR (index.html: the "
+                        "fit's quality, the sweep's heatmaps, the pick against the current "
+                        "config)")
     p.add_argument("--current", default=None, metavar="FILE|URL",
                    help="today's config to compare with: a JSON file, or a cblab server's "
                         "base URL (read through its admin API, with --token); default: the "
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_fit_options(inputs, deadline_default="the run's own, else the simulator's")
     inputs.add_argument("--phase", action="append", default=[], metavar="NAME=START:END",
                         help="a phase by time on the rows' t axis, in seconds (repeatable; "
-                             "default: the rows' phase labels, else one phase)")
+                             "default: as --phases says)")
+    add_prometheus_options(p.add_argument_group(
+        "or the breaker's own metrics in Prometheus (--tool: the breaker's name)"))
     search = p.add_argument_group("the search")
     search.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                         help="values to try for one breaker setting (repeatable; default "
@@ -142,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grid(params: list[str]) -> dict[str, list[Any]]:
+    from .loop import DEFAULT_GRID
+
     if not params:
         return {k: list(v) for k, v in DEFAULT_GRID.items()}
     from cblab import CircuitBreakerConfig
@@ -204,13 +210,18 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_input(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and metadata of a run, a rows file, or an OTLP JSON trace export."""
+def _read_input(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and metadata of a run, a rows file, an OTLP JSON trace export, or Prometheus."""
     from cblab.runs import json_event_rows, read_event_rows
     from cblab.strict_json import read_json_file
 
+    from .prometheus import rows_from_args
     from .spans import is_otlp, span_rows
 
+    read = rows_from_args(args)
+    if read is not None:
+        return read
+    path = args.run
     if path.is_file() and path.suffix == ".json":  # read once: a trace or rows
         try:
             data = read_json_file(path)
@@ -227,18 +238,60 @@ def _fmt(mean: float, half: float, as_share: bool) -> str:
     return f"{mean:{spec}} ± {half:{spec}}"
 
 
+def _check(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str | float, Any]:
+    """Every flag checked before any work: (objective, grid, warm-up, phases)."""
+    from cblab.faults.cli import check_fit_options
+
+    from .pick import Objective
+
+    objective = Objective(args.objective, args.cost_failed, args.cost_wasted,
+                          args.cost_refused, args.max_wasted)
+    grid = _grid(args.param)
+    warmup = check_fit_options(args)
+    phases = _phases(args.phase)
+    if not (math.isfinite(args.longer) and args.longer >= 1):
+        raise _UsageError(f"--longer must be >= 1, got {args.longer!r}")
+    for flag, path in (("-o", args.out), ("--table", args.table), ("--report", args.report)):
+        if path is not None and not path.parent.is_dir():
+            raise _UsageError(f"{flag} {path}: directory {path.parent} does not exist")
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        raise _UsageError(f"--report {args.report}: not a directory")
+    if args.table is not None and args.table.suffix.lower() not in (".parquet", ".csv"):
+        raise _UsageError(f"--table must end in .parquet or .csv, got {str(args.table)!r}")
+    return objective, grid, warmup, phases
+
+
+def _live(args: argparse.Namespace, token: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The current config (file, or a server's admin API) and the --apply URL."""
+    from . import admin
+
+    current = None
+    if args.current is not None and args.current.startswith(("http://", "https://")):
+        if not token:
+            raise _UsageError(f"--current URL needs the server's admin token: --token T "
+                              f"or ${TOKEN_ENV}")
+        current = admin.get_config(admin.check_url(args.current, "--current"),
+                                   args.breaker, token)
+    elif args.current is not None:
+        current = _read_config(Path(args.current))
+    base_url = None
+    if args.apply is not None:
+        base_url = admin.check_url(args.apply)
+        if not token:
+            raise _UsageError(f"--apply needs the server's admin token: --token T or "
+                              f"${TOKEN_ENV}")
+        live = admin.get_config(base_url, args.breaker, token)  # reachable, token accepted
+        if current is None:
+            current = live
+    return current, base_url
+
+
 def main(argv: list[str] | None = None) -> int:
-    from cblab import CircuitBreakerConfig
-    from cblab.faults.cli import check_fit_options, fit_rows
+    from cblab.faults.cli import phases_for, say_phases
     from cblab.faults.fit import FitError
-    from cblab.sim.executors import resolve_executor
-    from cblab.sim.run import DEFAULT_DEADLINE_S
-    from cblab.sim.sweep import sweep
 
     from . import admin
-    from .pick import Objective, robust_pick, score_points
-    from .search import search
-    from .variants import stress_variants
+    from .loop import tune
     from .verify import check_verify, run_verification
 
     try:
@@ -246,94 +299,72 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a bad flag (2, said in one line)
         return int(exc.code or 0)
     try:
-        objective = Objective(args.objective, args.cost_failed, args.cost_wasted,
-                              args.cost_refused, args.max_wasted)
-        grid = _grid(args.param)
-        warmup = check_fit_options(args)
-        phases = _phases(args.phase)
-        if not (math.isfinite(args.longer) and args.longer >= 1):
-            raise _UsageError(f"--longer must be >= 1, got {args.longer!r}")
-        for flag, path in (("-o", args.out), ("--table", args.table)):
-            if path is not None and not path.parent.is_dir():
-                raise _UsageError(f"{flag} {path}: directory {path.parent} does not exist")
-        if args.table is not None and args.table.suffix.lower() not in (".parquet", ".csv"):
-            raise _UsageError(f"--table must end in .parquet or .csv, got {str(args.table)!r}")
+        objective, grid, warmup, phases = _check(args)
         token = args.token or os.environ.get(TOKEN_ENV)
-        current = None
-        if args.current is not None and args.current.startswith(("http://", "https://")):
-            if not token:
-                raise _UsageError(f"--current URL needs the server's admin token: --token T "
-                                  f"or ${TOKEN_ENV}")
-            current = admin.get_config(admin.check_url(args.current, "--current"),
-                                       args.breaker, token)
-        elif args.current is not None:
-            current = _read_config(Path(args.current))
-        base_url = None
-        if args.apply is not None:
-            base_url = admin.check_url(args.apply)
-            if not token:
-                raise _UsageError(f"--apply needs the server's admin token: --token T or "
-                                  f"${TOKEN_ENV}")
-            live = admin.get_config(base_url, args.breaker, token)  # reachable, token accepted
-            if current is None:
-                current = live
+        current, base_url = _live(args, token)
         plan = check_verify(args, base_url, token)  # --verify: proxy and server reachable
-        rows, meta = _read_input(args.run)
+        rows, meta = _read_input(args)
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
-        fit, deadline = fit_rows(args, rows, meta, warmup, phases)
-        name = args.run.stem or "fitted"
-        variants = stress_variants(fit.scenario(name), longer=args.longer,
-                                   deadline_s=deadline or DEFAULT_DEADLINE_S,
-                                   names=[v.strip() for v in args.variants.split(",") if v.strip()])
-        base = dict(current or {})
-        settings = list(grid)
-        size = math.prod(len(v) for v in grid.values())
-        print(f"fitted {len(fit.phases)} phase(s) from {args.run}; searching {size} "
-              f"setting(s) x {len(variants)} variant(s) x {args.seeds} seed(s)")
-        # one pool (or cluster) for every sweep of the command: started once
-        runner = resolve_executor(args.executor, workers=args.workers, scheduler=args.scheduler)
-        options: dict[str, Any] = dict(
-            base=base, executor=runner, progress=sys.stderr.isatty(),
-            deadline_s=deadline or DEFAULT_DEADLINE_S, max_runs=args.max_runs,
-            max_sweep_calls=args.max_sweep_calls)
-        with runner:
-            points, meta = search(grid, variants, args.seeds, objective, options,
-                                  method=args.search, trials=args.trials)
-            pick = robust_pick(points, objective)
-            now_grid = {k: [base.get(k, getattr(CircuitBreakerConfig(), k))] for k in settings}
-            now = score_points(sweep(now_grid, variants, args.seeds, **options), settings,
-                               objective)[0]
+
+        def started(fit: Any, variants: list[Any], size: int, deadline: float | None) -> None:
+            say_phases(fit, args, rows, deadline)
+            print(f"fitted {len(fit.phases)} phase(s) from {args.run or args.prometheus}; "
+                  f"searching {size} setting(s) x {len(variants)} variant(s) x {args.seeds} "
+                  "seed(s)")
+
+        result = tune(
+            rows, meta, grid=grid, objective=objective, current=current,
+            name=(args.run.stem if args.run else meta["prometheus"]["name"]) or "fitted",
+            source=args.source, tool=args.tool, deadline_s=args.deadline, warmup=warmup,
+            phases=phases_for(args.phases, phases, rows),
+            variants=[v.strip() for v in args.variants.split(",") if v.strip()],
+            longer=args.longer, seeds=args.seeds, search=args.search, trials=args.trials,
+            executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+            max_runs=args.max_runs, max_sweep_calls=args.max_sweep_calls,
+            progress=sys.stderr.isatty(), on_start=started)
     except (FitError, ValueError, OSError) as exc:  # TuneError, AdminError, SweepError too
         print(f"cblab tune: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the sweep has stopped its workers; nothing was written
         print("cblab tune: interrupted; nothing written or applied", file=sys.stderr)
         return 130
-    config = CircuitBreakerConfig.from_dict({**base, **pick.setting}).to_dict()
-    config.pop("excluded_exceptions", None)
-    config.pop("is_excluded", None)
-    _report(pick, now, objective, meta)
-    if args.out is not None:
-        args.out.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.out}; serve it with "
-              f"`cblab serve --{args.breaker}-config \"$(cat {args.out})\"`")
-    if args.table is not None:
-        from cblab.sim.sweep import write_sweep
-
-        write_sweep(meta["table"], args.table)
-        print(f"wrote {args.table}: {len(meta['table'])} runs")
+    _report(result.pick, result.current, objective, result.search)
+    _write(args, result)
     if base_url is not None and token:
         try:
-            status = admin.put_config(base_url, args.breaker, token, config)
+            status = admin.put_config(base_url, args.breaker, token, result.config)
         except admin.AdminError as exc:
             print(f"cblab tune: {exc}", file=sys.stderr)
             return 2
         print(f"applied to {base_url} breaker {args.breaker!r}: "
-              f"{ {k: status['config'].get(k) for k in settings} }")
+              f"{ {k: status['config'].get(k) for k in result.settings} }")
     if plan is not None:
-        return run_verification(plan, fit.scenario(name), config, deadline or DEFAULT_DEADLINE_S)
+        code, verification = run_verification(plan, result.fit.scenario(result.source),
+                                              result.config, result.deadline_s)
+        if verification is not None and args.report is not None:  # the report shows it too
+            _write(args, dataclasses.replace(result, verification=verification),
+                   report_only=True)
+        return code
     return 0
+
+
+def _write(args: argparse.Namespace, result: Any, report_only: bool = False) -> None:
+    """-o, --table and --report (only --report: again, with the verification)."""
+    if args.out is not None and not report_only:
+        args.out.write_text(json.dumps(result.config, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}; serve it with "
+              f"`cblab serve --{args.breaker}-config \"$(cat {args.out})\"`")
+    if args.table is not None and not report_only:
+        from cblab.sim.sweep import write_sweep
+
+        write_sweep(result.table, args.table)
+        print(f"wrote {args.table}: {len(result.table)} runs")
+    if args.report is not None:
+        from .report import write_tune_report
+
+        page = write_tune_report(result, args.report)
+        print(f"wrote {page}: the report of the loop (fit, sweep, pick)")
 
 
 def _report(pick: Any, now: Any, objective: Any, meta: dict[str, Any]) -> None:

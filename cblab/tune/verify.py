@@ -439,9 +439,9 @@ def check_verify(args: Any, server: str | None, token: str | None) -> LivePlan |
 
 
 def run_verification(plan: LivePlan, scenario: Mapping[str, Any], config: Mapping[str, Any],
-                     deadline_s: float) -> int:
-    """`cblab tune`'s last step: verify, print the comparison; 0 all inside, 1 a warning,
-    2 the replay failed (one line)."""
+                     deadline_s: float) -> tuple[int, Verification | None]:
+    """`cblab tune`'s last step: verify and print the comparison. The exit code (0 all
+    inside, 1 a warning, 2 the replay failed: one line) and the `Verification`."""
     import sys
 
     played = scaled_scenario(scenario, plan.scale)
@@ -450,11 +450,11 @@ def run_verification(plan: LivePlan, scenario: Mapping[str, Any], config: Mappin
     if length > MAX_REPLAY_S:
         print(f"cblab tune: the live replay would last {length:.0f} s (more than "
               f"{MAX_REPLAY_S:.0f}): give a smaller --verify-scale", file=sys.stderr)
-        return 2
+        return 2, None
     if not 0 < rate <= MAX_RATE:
         print(f"cblab tune: the fitted rate is {rate:g} calls/s; give --verify-rate (at most "
               f"{MAX_RATE:g})", file=sys.stderr)
-        return 2
+        return 2, None
     print(f"\nverifying live: replaying {length:.1f} s of the fitted outage through "
           f"{plan.proxy} at {rate:.1f} calls/s on {plan.tool!r}...", flush=True)
     try:
@@ -465,6 +465,6 @@ def run_verification(plan: LivePlan, scenario: Mapping[str, Any], config: Mappin
                              deadline_s=deadline_s, seeds=plan.seeds)
     except ValueError as exc:  # ReplayError, a refused simulation
         print(f"cblab tune: {exc}", file=sys.stderr)
-        return 2
+        return 2, None
     print(result.report())
-    return 1 if result.warnings else 0
+    return (1 if result.warnings else 0), result

@@ -183,6 +183,32 @@ def _fitted_sweep() -> Any:
     return heatmaps(table, SWEEP_SCORES)
 
 
+RECORDING = "data/recordings/weather-outage"
+
+
+@cache
+def _tuned() -> Any:
+    """Notebook 09's loop on the shipped recording, with a smaller grid and 2 seeds."""
+    from cblab.runs import read_event_rows
+    from cblab.tune import Objective, tune
+
+    rows, meta = read_event_rows(ROOT / RECORDING)
+    return tune(rows, meta, name="weather",
+                phases=[("healthy", 0, 30), ("outage", 30, 60), ("recovery", 60, 90)],
+                grid={"failure_threshold": [2, 5, 10, 20], "timeout": [2.0, 10.0, 30.0]},
+                objective=Objective("cost"), seeds=2, workers=1)
+
+
+def _tune_fit() -> Any:
+    from cblab.tune.figures import fit_figure
+
+    return fit_figure(_tuned())
+
+
+def _tune_heatmaps() -> Any:
+    return _tuned().heatmap_figure()
+
+
 # --- which figures each tutorial page gets ------------------------------------------
 
 OUTAGE = ("outage-and-recovery-protected", "outage-and-recovery-unprotected")
@@ -276,6 +302,19 @@ PAGES: dict[str, tuple[str, list[DocFigure]]] = {
         [_figure("fig-08-sweep", "A sweep on the fitted scenario",
                    "`fit_run(...)` then `sweep(...)` over 3 seeds, drawn with notebook "
                    "04's heatmaps.", (run_source(FIT_RUN), SIM), _fitted_sweep)],
+    ),
+    "09-tune-your-breaker": (
+        f"The notebook's loop on the shipped recording (`{RECORDING}`: the example weather "
+        "server through a 30 s outage), with 2 seeds instead of 3.",
+        [
+            _figure("fig-09-fit", "Observed vs fitted latency",
+                      "`fit_figure(result)`: per phase, the observed latency quantiles (bars) "
+                      "and the fitted distribution's (diamonds).", (RECORDING,), _tune_fit),
+            _figure("fig-09-heatmaps", "Cost per 1,000 requests, per stress variant",
+                      "`result.heatmap_figure()`: the first panel is each setting's worst "
+                      "variant, what the pick (the cross) minimises.", (RECORDING, SIM),
+                      _tune_heatmaps),
+        ],
     ),
 }
 

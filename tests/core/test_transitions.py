@@ -333,3 +333,27 @@ async def test_unknown_outcome_names_itself(make_breaker):
     with pytest.raises(ValueError, match="'succes'"):
         breaker.record(breaker.admit(), "succes")
     assert breaker.record(breaker.admit(), "success") is Outcome.SUCCESS
+
+
+async def test_trips_and_failed_probes_are_counted_apart(make_breaker, clock):
+    """A trip is CLOSED -> OPEN (the glossary's and cblab.analysis's); a failed probe is
+    HALF_OPEN -> OPEN. A dependency down for three open timeouts is one trip and two
+    failed probes, not three trips; a forced open counts as neither."""
+    breaker = make_breaker(failure_threshold=2, success_threshold=1, timeout=10)
+    await trip(breaker, 2)
+    for _ in range(2):  # still down: each probe fails
+        clock.advance(10)
+        assert breaker.state is HALF_OPEN
+        await trip(breaker, 1)
+        assert breaker.state is OPEN
+    clock.advance(10)
+    assert await breaker.call(ok) == "ok" and breaker.state is CLOSED
+    await trip(breaker, 2)  # a second outage: a second trip
+    moves = [(e.from_state, e.to_state) for e in state_changes(breaker)]
+    assert (breaker.trips, breaker.probe_failures) == (
+        moves.count((CLOSED, OPEN)), moves.count((HALF_OPEN, OPEN))) == (2, 2)
+    status = breaker.get_status()
+    assert (status["trips"], status["probe_failures"]) == (2, 2)
+    breaker.reset()
+    breaker.force_open()
+    assert (breaker.trips, breaker.probe_failures) == (2, 2)

@@ -3,9 +3,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cblab.testing.reference import EverythingHttp
 from tests.server.conftest import live, live_factory
-
-from .reference_servers import EverythingHttp
 
 __all__ = ["everything", "live", "live_factory"]
 
@@ -13,7 +12,7 @@ __all__ = ["everything", "live", "live_factory"]
 @pytest.fixture
 async def everything(tmp_path) -> AsyncIterator[EverythingHttp]:
     """npm's reference "everything" server over Streamable HTTP; tests kill and restart it."""
-    server = EverythingHttp(tmp_path)
+    server = EverythingHttp(log=tmp_path / "everything.log")
     await server.start()
     try:
         yield server

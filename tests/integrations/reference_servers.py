@@ -1,7 +1,7 @@
 """The registry's reference MCP servers as tests use them: killed (SIGKILL) and brought back.
 
-`EverythingHttp`: npm's "everything" server over Streamable HTTP on an ephemeral
-port that a restart keeps. `stdio_command`: a stdio server's command wrapped so a
+`EverythingHttp` (`cblab.testing.reference`): npm's "everything" server over
+Streamable HTTP on an ephemeral port that a restart keeps. `stdio_command`: a stdio server's command wrapped so a
 test can kill the process the client spawned (its pid lands in a file) and keep it
 away for a while (while a flag file exists, every respawn exits at once).
 """
@@ -11,56 +11,18 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastmcp import Context, FastMCP
 from fastmcp.server.lifespan import lifespan
 
 from cblab.integrations import CircuitBreakerMiddleware, ReconnectingClient
 from cblab.stores.server import free_port  # one loopback-port helper for every test
-from cblab.testing.reference import everything_command
-
-from ..helpers import eventually
+from cblab.testing.reference import EverythingHttp
 
 __all__ = ["EverythingHttp", "StdioServer", "free_port", "relay_server"]
-
-
-class EverythingHttp:
-    """npm `server-everything` over Streamable HTTP at ``http://127.0.0.1:PORT/mcp``."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.log = log_dir / f"everything-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        env = {**os.environ, "PORT": str(self.port)}
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(everything_command("streamableHttp"), env=env,
-                                            stdout=log, stderr=log)
-        process = self.process
-
-        async def up() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"everything server exited: {self.log.read_text()[-2000:]}")
-            try:
-                async with httpx.AsyncClient(trust_env=False, timeout=1) as http:
-                    await http.get(self.url)
-                return True
-            except httpx.TransportError:
-                return False
-
-        await eventually(up, timeout=30, what="the everything server", every=0.05)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
 
 
 class StdioServer:

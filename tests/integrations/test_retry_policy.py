@@ -61,6 +61,19 @@ def failing(n_failures: int, *, cost: float = 0.0, clock: ManualClock | None = N
     return attempt, calls
 
 
+def dead_behind(breaker: CircuitBreaker):
+    """An attempt through `breaker` at a dead dependency: refused, or one failure."""
+
+    async def attempt() -> None:
+        permit = breaker.admit()
+        if not permit.admitted:
+            raise CircuitOpenError(breaker.name, permit.retry_after, permit.state)
+        breaker.record(permit, Outcome.FAILURE, error_type="ConnectError")
+        raise httpx.ConnectError("refused")
+
+    return attempt
+
+
 def judge(result: Any, error: BaseException | None) -> Judgement:
     return judge_exception(error) if error is not None else Judgement("success")
 
@@ -223,7 +236,7 @@ def test_the_budget_bounds_retries_by_calls() -> None:
 
 async def test_an_exhausted_budget_stops_retries_for_every_call_on_that_breaker() -> None:
     world = World()
-    policy = world.policy(4, budget_ratio=0.0, budget_burst=2)
+    policy = world.policy(4, budget_ratio=0.0, budget_burst=2, max_streak=None)
     for _ in range(3):
         attempt, _ = failing(100)
         with pytest.raises(httpx.ConnectError):
@@ -235,18 +248,105 @@ async def test_an_exhausted_budget_stops_retries_for_every_call_on_that_breaker(
     assert calls["n"] == 2
 
 
+def test_the_budget_refuses_retries_once_calls_fail_in_a_row() -> None:
+    budget = RetryBudget(ratio=1.0, burst=10, max_streak=2)
+    budget.record(False)  # a call failed: an isolated failure may be retried
+    assert budget.withdraw()
+    budget.record(False, retry=True)  # its retry failed: still one call in the streak
+    assert budget.withdraw() and budget.streak == 1
+    budget.record(False)  # a second call failed: an outage, not a blip
+    assert not budget.withdraw() and budget.denied_streak == 1
+    budget.record(True, retry=True)  # any success ends the streak
+    assert budget.withdraw() and budget.streak == 0
+    assert RetryBudget(1.0, 10, max_streak=None).streak_blocks is False
+
+
+async def test_no_retry_once_calls_fail_in_a_row_until_one_succeeds() -> None:
+    world = World()
+    policy = world.policy(3, budget_ratio=1.0, max_streak=2)
+    alone, calls = failing(100)
+    with pytest.raises(httpx.ConnectError):
+        await policy.call(alone, judge, key="dep")
+    assert calls["n"] == 3  # a lone caller's own failures do not stop its retries
+    for n_failures in (100, 1):  # the call before failed too: no retry
+        attempt, calls = failing(n_failures)
+        with pytest.raises(httpx.ConnectError):
+            await policy.call(attempt, judge, key="dep")
+        assert calls["n"] == 1
+    assert policy.stats()["stopped"]["streak"] == 2
+    assert policy.stats()["budgets"]["dep"]["denied_streak"] == 2
+    ok, _ = failing(0)
+    assert await policy.call(ok, judge, key="dep") == "ok"  # a success ends the streak
+    blip, calls = failing(1)
+    assert await policy.call(blip, judge, key="dep") == "ok" and calls["n"] == 2
+    other, calls = failing(1)
+    assert await policy.call(other, judge, key="other-dep") == "ok"  # its own streak
+
+
+async def test_a_retry_does_not_go_out_if_another_call_failed_while_it_waited() -> None:
+    world = World()
+    policy = world.policy(3, budget_ratio=1.0, budget_burst=5)
+    meanwhile: list[bool] = [False]  # another call through "dep" fails during the wait
+
+    async def sleep(seconds: float) -> None:
+        await world.sleep(seconds)
+        for ok in meanwhile:
+            policy.budget("dep").record(ok)
+
+    policy.sleep = sleep
+    attempt, calls = failing(100)
+    with pytest.raises(httpx.ConnectError):
+        await policy.call(attempt, judge, key="dep")
+    # granted (one call had failed), then re-checked after the backoff: two had
+    assert calls["n"] == 1 and len(world.waits) == 1
+    assert policy.stats()["stopped"]["streak"] == 1
+    assert policy.budget("dep").tokens == 5  # the token came back
+    policy.budget("dep").record(True)  # a success ends the streak
+    meanwhile[:] = [True]  # and another call succeeds during the wait: the retry goes
+    attempt, calls = failing(1)
+    assert await policy.call(attempt, judge, key="dep") == "ok" and calls["n"] == 2
+
+
+async def test_a_breaker_that_opened_during_the_backoff_stops_the_retry() -> None:
+    world = World()
+    opened = {"now": False}
+
+    async def sleep(seconds: float) -> None:
+        await world.sleep(seconds)
+        opened["now"] = True
+
+    policy = RetryPolicy(3, clock=world.clock, sleep=sleep, rng=random.Random(1))
+    attempt, calls = failing(100)
+    with pytest.raises(httpx.ConnectError):  # the failure, not a refusal
+        await policy.call(attempt, judge, key="dep", breaker_open=lambda: opened["now"])
+    assert calls["n"] == 1 and policy.stats()["stopped"]["breaker_open"] == 1
+
+
+async def test_no_retry_joins_a_breakers_count_of_consecutive_failures_from_other_calls(
+) -> None:
+    world = World()
+    breaker = CircuitBreaker("dep", CircuitBreakerConfig(failure_threshold=5, timeout=30),
+                             clock=world.clock)
+
+    attempt = dead_behind(breaker)
+    policy = world.policy(3, budget_ratio=1.0)  # the default streak: 2
+    for _ in range(2):
+        with pytest.raises(httpx.ConnectError):
+            await policy.call(attempt, judge, key="dep",
+                              breaker_open=lambda: breaker.state.value == "open")
+    # the first call's three attempts, the second call's one: no retry was sent while the
+    # breaker counted another call's failures (without the streak: 3 + 2, and it trips)
+    assert breaker.get_status()["calls"] == 4 and breaker.state.value == "closed"
+    assert policy.stats()["stopped"] == {**dict.fromkeys(policy.stats()["stopped"], 0),
+                                         "attempts": 1, "streak": 1}
+
+
 async def test_each_attempt_is_one_breaker_record_and_an_open_breaker_ends_retries() -> None:
     world = World()
     breaker = CircuitBreaker("dep", CircuitBreakerConfig(failure_threshold=3, timeout=30),
                              clock=world.clock)
 
-    async def attempt() -> None:
-        permit = breaker.admit()
-        if not permit.admitted:
-            raise CircuitOpenError(breaker.name, permit.retry_after, permit.state)
-        breaker.record(permit, Outcome.FAILURE, error_type="ConnectError")
-        raise httpx.ConnectError("refused")
-
+    attempt = dead_behind(breaker)
     policy = world.policy(10, budget_ratio=None)
     with pytest.raises(httpx.ConnectError):
         await policy.call(attempt, judge, key="dep",
@@ -258,6 +358,7 @@ async def test_each_attempt_is_one_breaker_record_and_an_open_breaker_ends_retri
 @pytest.mark.parametrize("bad", [
     {"attempts": 0}, {"attempts": 1.5}, {"backoff": -1}, {"deadline": 0},
     {"budget_ratio": float("nan")}, {"jitter": "yes"}, {"max_retry_after": -2},
+    {"max_streak": 1}, {"max_streak": 0}, {"max_streak": 2.0}, {"max_streak": True},
 ])
 def test_bad_options_are_refused_naming_the_field(bad: dict[str, Any]) -> None:
     field = next(iter(bad))

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastmcp import Client, FastMCP
+from fastmcp.exceptions import ToolError
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -35,6 +36,10 @@ def server(otel: Otel | None = None) -> FastMCP:
     @mcp.tool
     def echo(text: str) -> str:
         return text
+
+    @mcp.tool
+    def broken() -> str:
+        raise ToolError("the dependency said no")
 
     CircuitBreakerMiddleware(telemetry=otel.telemetry if otel else None).install(mcp)
     return mcp
@@ -157,3 +162,21 @@ async def test_traced_calls_rows_for_a_notebook(upstream: ServerRunner, otel: Ot
     assert [(r["breaker"], r["state"], r["outcome"]) for r in tool_rows] == [
         ("traced/echo", "closed", "success")] * 3
     assert len({r["trace"] for r in tool_rows}) == 3  # one trace per call
+
+
+@pytest.mark.parametrize("count", [True, False])
+async def test_traced_calls_show_the_guard_tripping(upstream: ServerRunner, otel: Otel,
+                                                    count: bool) -> None:
+    """Error results count as failures only when asked (notebook 03 asks): then the spans
+    show the guard's breaker trip and refuse; otherwise they are business errors."""
+    rows = await traced_calls(upstream.mcp_url, "broken", calls=3,
+                              config={"failure_threshold": 2, "timeout": 30},
+                              count_error_results=count)
+    seen = [(r["state"], r["outcome"], r["error.type"], r["state_change"]) for r in rows]
+    assert all(r["breaker"] == "traced/broken" for r in rows)
+    if count:
+        assert seen == [("closed", "failure", "error_result", ""),
+                        ("closed", "failure", "error_result", "closed->open"),
+                        ("open", "rejected", "circuit_open", "")]
+    else:
+        assert [s[1] for s in seen] == ["excluded"] * 3

@@ -124,3 +124,22 @@ def test_a_recorded_local_overload_is_counted_once(otel: Otel) -> None:
     otel.telemetry.local_overload(breaker, recorded=True)  # the second one was that
     otel.telemetry.local_overload(breaker)  # and one never reached the breaker
     assert otel.values(CALLS, OUTCOME) == {("excluded",): 1, ("local_overload",): 2}
+
+
+def test_the_call_paths_span_lookup_is_the_apis(otel: Otel) -> None:
+    """The call path reads the current span through a shortcut (two private names of
+    opentelemetry-api): it must find exactly what `trace.get_current_span` finds, with
+    no span, inside one, nested, and after leaving it."""
+    from cblab.integrations.otel import _get_current_span
+
+    assert _get_current_span is not trace.get_current_span, "the shortcut is not in use"
+    tracer = trace.get_tracer("test")
+    assert _get_current_span() is trace.get_current_span() is trace.INVALID_SPAN
+    with tracer.start_as_current_span("outer") as outer:
+        assert _get_current_span() is trace.get_current_span() is outer
+        with tracer.start_as_current_span("inner") as inner:
+            assert _get_current_span() is inner
+        with trace.use_span(trace.INVALID_SPAN):
+            assert _get_current_span() is trace.get_current_span()
+        assert _get_current_span() is outer
+    assert _get_current_span() is trace.INVALID_SPAN

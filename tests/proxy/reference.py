@@ -1,61 +1,23 @@
 """Helpers for the tests against the official reference MCP servers (not written here).
 
-`EverythingHttp` runs npm's "everything" server over Streamable HTTP as a child
-process on a loopback port, and can kill it (SIGKILL) and start it again on the
-same port. `listing` reads a server's listings and identity through a real
+`EverythingHttp` (`cblab.testing.reference`) runs npm's "everything" server over
+Streamable HTTP and can kill it and start it again on the same port. `listing` reads a server's listings and identity through a real
 `fastmcp.Client`; `RawClient` speaks JSON-RPC over HTTP by hand, for what the
 fastmcp client has no call for (task-augmented calls).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
 from typing import Any
 
 import httpx
 from fastmcp import Client
 
 from cblab.stores.server import free_port  # one loopback-port helper for every test
-from cblab.testing.reference import everything_command
+from cblab.testing.reference import EverythingHttp
 
 __all__ = ["EverythingHttp", "RawClient", "free_port", "listing"]
-
-
-class EverythingHttp:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
-
-    async def start(self, timeout: float = 60.0) -> EverythingHttp:
-        self.process = await asyncio.create_subprocess_exec(
-            *everything_command("streamableHttp"), env={**os.environ, "PORT": str(self.port)},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                assert self.process.returncode is None, "the everything server exited"
-                assert asyncio.get_running_loop().time() < deadline, "everything did not listen"
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return self
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-            await self.process.wait()
-
-    async def stop(self) -> None:
-        await self.kill()
 
 
 async def listing(target: Any) -> dict[str, Any]:

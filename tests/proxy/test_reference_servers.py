@@ -148,7 +148,7 @@ async def test_http_upstream_killed_and_restarted_on_the_same_port(
             assert not (await client.call_tool_mcp("echo", {"message": "one"})).is_error
         early = RawClient(proxy.mcp_url)
         await early.initialize()
-        await everything_http.kill()
+        everything_http.kill()
 
         answer = await early.request("tools/call", {"name": "echo", "arguments": {"message": "x"}})
         assert answer["error"]["data"]["upstream"] == "down"

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cblab.analysis.retries import retry_kpis
+from cblab.analysis.retries import fault_load_parts, retry_kpis
 from cblab.sim import single_phase
 from cblab.sim.agents import Agent, simulate_agents
 
@@ -72,10 +72,43 @@ def test_budgeted_retries_use_full_jitter_and_stop_at_a_refusal() -> None:
 
 
 def test_the_budget_bounds_retries_by_requests() -> None:
-    agent = Agent.budgeted(3, budget_ratio=0.1, budget_burst=5)
+    agent = Agent.budgeted(3, budget_ratio=0.1, budget_burst=5, max_streak=None)
     run = simulate_agents(failing_at(1.0, duration_s=100), agent, seed=4, protected=False)
     retries = run.attempts - run.requests
     assert 0.1 * run.requests - 1 <= retries <= 5 + 0.1 * run.requests
+
+
+def test_a_budgeted_retry_is_dropped_if_calls_failed_while_it_waited() -> None:
+    # two requests 0.5 s apart on a dead service; the first one's retry waits up to 1 s:
+    # it goes only if it is sent before the second request has failed
+    scenario = single_phase({"mode": "down"}, duration_s=1.0, rate_per_s=2.0,
+                            arrivals="constant")
+    agent = Agent.budgeted(1, backoff=1.0)
+    sent = dropped = 0
+    for seed in range(40):
+        run = simulate_agents(scenario, agent, seed=seed, protected=False)
+        times = attempt_times(run)
+        assert run.requests == 2
+        retry_times = [t for t in times if t not in (0.0, 0.5)]
+        assert all(t < 0.5 + 0.0005 for t in retry_times), times  # never after the 2nd failed
+        sent += len(retry_times)
+        dropped += not retry_times
+    assert sent > 5 and dropped > 5  # the uniform wait fell on both sides of 0.5 s
+
+
+def test_budgeted_agents_stop_retrying_once_calls_fail_in_a_row() -> None:
+    # every call fails: at most the first request retries (its own failures are one call
+    # in the streak); from the second failure on, no retry goes (tokens alone: 10 %)
+    run = simulate_agents(failing_at(1.0, duration_s=100), Agent.budgeted(3, max_streak=2),
+                          seed=4, protected=False)
+    assert run.attempts - run.requests <= 3
+    tokens = simulate_agents(failing_at(1.0, duration_s=100),
+                             Agent.budgeted(3, max_streak=None), seed=4, protected=False)
+    assert tokens.attempts - tokens.requests >= 0.1 * tokens.requests - 1
+    # a blip (independent failures at 10 %) is still retried: nearly every request succeeds
+    blip = simulate_agents(failing_at(0.1, duration_s=100), Agent.budgeted(3), seed=4,
+                           protected=False)
+    assert blip.succeeded / blip.requests > 0.98
 
 
 def test_a_refusal_is_retried_only_by_agents_that_ignore_it() -> None:
@@ -112,6 +145,12 @@ def test_on_the_shipped_outage_budgeted_retries_and_a_breaker_add_no_storm() -> 
     assert figures["naive"]["load_during_fault"] > 3 * figures["plain"]["load_during_fault"]
     assert (figures["budgeted"]["load_during_fault"]
             <= 1.1 * figures["none"]["load_during_fault"])
+    runs["budgeted alone"] = simulate_agents("outage-and-recovery", Agent.budgeted(3), config,
+                                             seed=1, protected=False)
+    alone = retry_kpis(runs["budgeted alone"].to_frame(), "outage-and-recovery",
+                       requests=runs["budgeted alone"].requests)
+    # without a breaker the streak is the defence: calls failing in a row are not retried
+    assert alone["load_during_fault"] <= 1.1 * figures["plain"]["load_during_fault"]
     assert figures["budgeted"]["recovery_s"] <= figures["none"]["recovery_s"] + 1e-9
 
 
@@ -130,8 +169,36 @@ def test_retry_kpis_by_hand() -> None:
     assert k["recovery_s"] == pytest.approx(1.0) and k["attempts_per_request"] == 2.0
 
 
+def test_a_call_counts_toward_the_fault_load_if_its_span_meets_the_outage() -> None:
+    rows = [  # t, latency, outcome: the outage is [30, 60)
+        (29.7, 0.29, "failure"),   # admitted before, ended before: not counted
+        (29.8, 0.30, "failure"),   # a lagging server sent it into the outage: counted
+        (29.99, 0.05, "failure"),  # in flight when the dependency fell: counted
+        (29.9, 0.40, "rejected"),  # refused: never sent
+        (59.99, 0.02, "success"),  # admitted inside: counted
+        (60.0, 0.01, "success")]   # admitted after the end: not counted
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "server", "variant": "v",
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": lat,
+               "state": "closed", "state_after": "closed", "error_type": None}
+              for i, (t, lat, o) in enumerate(rows)]
+    assert retry_kpis(events, "outage-and-recovery", requests=6)["load_during_fault"] == 3
+
+
+def test_fault_load_parts_by_hand() -> None:
+    rows = [  # t, outcome, state at admission: the outage is [30, 60)
+        (29.9, "failure", "closed"), (30.1, "failure", "closed"), (30.2, "late", "closed"),
+        (30.3, "rejected", "open"), (40.0, "failure", "half_open"),
+        (50.0, "rejected", "half_open"), (60.1, "success", "half_open")]
+    events = [{"seq": i + 1, "kind": "call", "t": t, "source": "sim", "variant": "v",
+               "breaker": "github", "tool": "github_user", "outcome": o, "latency": 0.0,
+               "state": st, "state_after": "open", "error_type": None}
+              for i, (t, o, st) in enumerate(rows)]
+    parts = fault_load_parts(events, "outage-and-recovery", retry_times=[29.0, 30.15, 59.9, 60])
+    assert parts == {"probes": 1, "late": 1, "retries": 2}
+
+
 @pytest.mark.parametrize("bad", [{"kind": "storm"}, {"retries": -1}, {"think_s": math.nan},
-                                 {"budget_ratio": -0.1}])
+                                 {"budget_ratio": -0.1}, {"max_streak": 1}])
 def test_bad_agents_are_refused_naming_the_field(bad) -> None:
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         Agent(**{"kind": "model", **bad})

@@ -55,6 +55,14 @@ async def test_live_retrying_agents_match_the_simulator(tmp_path) -> None:
     assert live.requests > 200, report
     assert abs(live_kpis["attempts"] - live.attempts) <= 0.05 * live.attempts, report
     assert loads[0] <= live_kpis["load_during_fault"] <= loads[-1], report
+    # the rows' clock is the backend's scenario clock: no connection was refused before
+    # the outage began (read once after starting the scenario, t = 0 was a round trip
+    # late and a refused call fell 45 ms before the outage)
+    outage = scenario.phase_starts[1]
+    refused = [row["t"] for row in live.events + storm.events
+               if row.get("error_type") == "ConnectError"]
+    slack = max(live.clock_error_s, storm.clock_error_s) + 0.002
+    assert refused and min(refused) >= outage - slack, (min(refused), outage, slack)
     storm_kpis = storm.kpis()
     assert storm_kpis["load_during_fault"] > live_kpis["load_during_fault"], (
         storm_kpis, live_kpis)

@@ -76,7 +76,9 @@ def test_every_run_keeps_the_breakers_books(faults, config, seed, deadline, prot
     assert counts["rejected"] == sum(e["outcome"] == "rejected" for e in calls)
     assert counts["late"] == sum(e["outcome"] == "late" for e in calls)
     assert counts["calls"] == sum(e["outcome"] != "rejected" for e in calls)
-    assert counts["trips"] == sum(e["state"] != "open" and e["state_after"] == "open"
+    assert counts["trips"] == sum(e["state"] == "closed" and e["state_after"] == "open"
                                   for e in changes)
+    assert counts["probe_failures"] == sum(e["state"] == "half_open" and e["state_after"] == "open"
+                                           for e in changes)
     if not protected:
         assert not changes and counts["rejected"] == 0

@@ -107,7 +107,8 @@ def _verify_args(rig: Rig, *extra: str) -> list[str]:
 def test_verify_lands_inside_the_predicted_range(rig: Rig, traffic: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "config.json"
-    code = main([str(traffic), *SEARCH, "-o", str(out), *_verify_args(rig)])
+    code = main([str(traffic), *SEARCH, "-o", str(out), "--report", str(tmp_path / "report"),
+                 *_verify_args(rig)])
     printed = capsys.readouterr()
     picked = json.loads(out.read_text())
     live = rig.breaker()
@@ -122,6 +123,10 @@ def test_verify_lands_inside_the_predicted_range(rig: Rig, traffic: Path, tmp_pa
     assert "every KPI inside the predicted range" in printed.out
     assert all(line.rstrip().endswith("yes") for line in lines.values()), printed.out
     assert "warning" not in printed.out
+    # the report was written again after the replay, with the live table in it
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert '<section id="verification" class="card">' in page
+    assert f"{len(KPIS)} of {len(KPIS)} live KPI(s) inside the range" in page
 
 
 def _crafted_prediction(**ranges: tuple[float, float]) -> object:
