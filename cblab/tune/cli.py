@@ -15,6 +15,7 @@ pick as a config JSON (`CircuitBreakerConfig.from_dict`, `cblab serve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "with --apply")
     live.add_argument("--breaker", default="github",
                       help="the breaker to reconfigure (default github)")
+    from .verify import add_verify_options
+
+    add_verify_options(p)
     return p
 
 
@@ -288,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import admin
     from .loop import tune
+    from .verify import check_verify, run_verification
 
     try:
         args = build_parser().parse_args(argv)
@@ -297,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         objective, grid, warmup, phases = _check(args)
         token = args.token or os.environ.get(TOKEN_ENV)
         current, base_url = _live(args, token)
+        plan = check_verify(args, base_url, token)  # --verify: proxy and server reachable
         rows, meta = _read_input(args)
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
@@ -333,16 +339,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"applied to {base_url} breaker {args.breaker!r}: "
               f"{ {k: status['config'].get(k) for k in result.settings} }")
+    if plan is not None:
+        code, verification = run_verification(plan, result.fit.scenario(result.source),
+                                              result.config, result.deadline_s)
+        if verification is not None and args.report is not None:  # the report shows it too
+            _write(args, dataclasses.replace(result, verification=verification),
+                   report_only=True)
+        return code
     return 0
 
 
-def _write(args: argparse.Namespace, result: Any) -> None:
-    """-o, --table and --report."""
-    if args.out is not None:
+def _write(args: argparse.Namespace, result: Any, report_only: bool = False) -> None:
+    """-o, --table and --report (only --report: again, with the verification)."""
+    if args.out is not None and not report_only:
         args.out.write_text(json.dumps(result.config, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out}; serve it with "
               f"`cblab serve --{args.breaker}-config \"$(cat {args.out})\"`")
-    if args.table is not None:
+    if args.table is not None and not report_only:
         from cblab.sim.sweep import write_sweep
 
         write_sweep(result.table, args.table)
