@@ -20,10 +20,10 @@ Live: the real stack, with the scenario and the breaker's timeout scaled by
 `--live-scale` (default 0.2: 18 s per run instead of 90 s). With the breaker the
 load is a handful of calls at any scale (five to trip, one probe per timeout, the
 calls in flight when it trips: about 7), so one run's 7 against 6 is one call of
-noise, not 1.17x: each breaker variant runs on `--live-seeds` seeds (default 5; the
-simulator says a 5-seed ratio of budgeted to no retries stays within 1.1x in 99 %
-of draws when nothing is wrong, against 74-88 % for a single run) and the verdict
-reads their means. A breaker run whose server took over 100 ms to fail a call (the
+noise, not 1.17x: each breaker variant runs on `--live-seeds` seeds (default 5; in
+the simulator at the live timing a 5-seed ratio of budgeted to no retries stayed
+within 1.1x in all 80 draws, a single run's exceeds it in 5-6 % of seeds) and the
+verdict reads their means. A breaker run whose server took over 100 ms to fail a call (the
 shared machine stalled it: calls pile up in flight and all reach the dead dependency
 before the trip, ten calls more whatever the callers do) is run again, and said so.
 The no-breaker storms run once. Next to them, the simulator's
