@@ -20,10 +20,13 @@ Live: the real stack, with the scenario and the breaker's timeout scaled by
 `--live-scale` (default 0.2: 18 s per run instead of 90 s). With the breaker the
 load is a handful of calls at any scale (five to trip, one probe per timeout, the
 calls in flight when it trips: about 7), so one run's 7 against 6 is one call of
-noise, not 1.17x: each breaker variant runs on `--live-seeds` seeds (default 5; the
-simulator says a 5-seed ratio of budgeted to no retries stays within 1.1x in 99 %
-of draws when nothing is wrong, against 74-88 % for a single run) and the verdict
-reads their means. The no-breaker storms run once. Next to them, the simulator's
+noise, not 1.17x: each breaker variant runs on `--live-seeds` seeds (default 5; in
+the simulator at the live timing a 5-seed ratio of budgeted to no retries stayed
+within 1.1x in all 80 draws, a single run's exceeds it in 5-6 % of seeds) and the
+verdict reads their means. A breaker run whose server took over 100 ms to fail a call (the
+shared machine stalled it: calls pile up in flight and all reach the dead dependency
+before the trip, ten calls more whatever the callers do) is run again, and said so.
+The no-breaker storms run once. Next to them, the simulator's
 range over 20 seeds for the same scaled world, whose agents pay the MCP round trip
 the live agents measured and whose server fails a call as slowly as the live one
 did (`simulate_agents(round_trip_s=..., fail_fast_s=...)`), and what the live
@@ -51,6 +54,13 @@ SCENARIO = "outage-and-recovery"
 CONFIG = {"failure_threshold": 5, "timeout": 10.0, "half_open_max_calls": 1,
           "success_threshold": 1}
 TARGET_LOAD_RATIO = 1.1
+#: A live breaker run whose server took longer than this (median) to fail a call was
+#: disturbed by the shared machine: calls pile up in flight (20 requests/s), all reach
+#: the dead dependency before the trip, and the load swings by ten calls whatever the
+#: callers do (the simulator agrees at that timing). It is run again, at most REPEATS
+#: times, and said so; the table keeps the last run.
+DISTURBED_S = 0.1
+REPEATS = 2
 CALLERS = [("no retries", Agent.none()), ("naive 3, no jitter", Agent.framework(3)),
            ("budgeted 3", Agent.budgeted(3)),
            # the budget's tokens without its failure streak (cblab before the streak)
@@ -127,9 +137,15 @@ async def live(scale: float, seeds: range) -> dict[tuple[str, bool], list[dict[s
     async with Stack(("protected", "unprotected"), seed=1, github=config,
                      deadline=2.0) as stack:
         for seed, breaker, name, agent in plan:
-            run = await run_agents_live(
-                stack, "protected" if breaker else "unprotected", scenario, agent,
-                seed=seed)
+            for _ in range(1 + REPEATS):
+                run = await run_agents_live(
+                    stack, "protected" if breaker else "unprotected", scenario, agent,
+                    seed=seed)
+                if not breaker or run.fail_fast_s <= DISTURBED_S:
+                    break
+                print(f"  (live {name} + breaker, seed {seed}: the server took "
+                      f"{run.fail_fast_s * 1000:.0f} ms to fail a call, load "
+                      f"{run.kpis()['load_during_fault']}: disturbed, run again)")
             k = run.kpis()
             out.setdefault((name, breaker), []).append({
                 "seed": seed, "load": k["load_during_fault"],
@@ -143,7 +159,9 @@ async def live(scale: float, seeds: range) -> dict[tuple[str, bool], list[dict[s
 
 def live_summary(runs: dict[tuple[str, bool], list[dict[str, float]]],
                  ) -> dict[tuple[str, bool], dict[str, float]]:
-    return {key: {name: statistics.fmean(r[name] for r in rows)
+    # timings by their median: one disturbed run must not set the simulated world's
+    return {key: {name: (statistics.median if name.endswith("_s") and name != "recovery_s"
+                         else statistics.fmean)([r[name] for r in rows])
                   for name in ("load", "recovery_s", "wasted", "success", "round_trip_s",
                                "fail_fast_s", "probes", "late", "retries")}
             for key, rows in runs.items()}
@@ -185,17 +203,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{live_seeds.stop - 1} with the breaker, seed 1 without", live_figures)
     print("  live loads vs the simulator's range over 20 seeds (same scaled world; the\n"
           "  simulated agents pay the round trip, and the server the fail-fast time, "
-          "measured live):")
+          "measured live, median over the runs):")
     for key, rows in sim_runs.items():
         loads = [r["load_during_fault"] for r in rows]
         mine = [r["load"] for r in live_runs[key]]
         inside = sum(min(loads) <= x <= max(loads) for x in mine)
         f = live_figures[key]
+        ff = " ".join(f"{r['fail_fast_s'] * 1000:.0f}" for r in live_runs[key])
         print(f"    {key[0]:24s} breaker={'yes' if key[1] else 'no ':3s} live "
-              f"{' '.join(f'{x:g}' for x in mine):18s} sim {min(loads):4.0f}..{max(loads):<4.0f}"
+              f"{' '.join(f'{x:g}' for x in mine):14s} sim {min(loads):4.0f}..{max(loads):<4.0f}"
               f" (mean {statistics.fmean(loads):6.1f}) {inside}/{len(mine)} inside  (round "
-              f"trip {f['round_trip_s'] * 1000:.0f} ms, fail-fast {f['fail_fast_s'] * 1000:.0f}"
-              " ms)")
+              f"trip {f['round_trip_s'] * 1000:.0f} ms; fail-fast per run, ms: {ff})")
     print("  live calls reaching the dependency during the outage (mean per run), of which:")
     for key in ((name, True) for name, _ in CALLERS):
         f = live_figures[key]
