@@ -27,6 +27,7 @@ DataFrame only when asked for (see `cblab.sim.run.SimRun`).
 
 from __future__ import annotations
 
+import array
 import itertools
 import math
 import random
@@ -174,8 +175,12 @@ class Draws:
             if starts:
                 for _ in range(PLAN_CHUNK * DRAWS_PER_REQUEST):
                     draw()
-            starts.append(stream.getstate())
-        return starts[chunk]
+            version, words, gauss = stream.getstate()
+            # 625 32-bit words: 2.5 kB as an array, ~20 kB as a tuple of ints (a run of
+            # a million calls keeps ~4,000 of these)
+            starts.append((version, array.array("I", words), gauss))
+        version, words, gauss = starts[chunk]
+        return version, tuple(words), gauss
 
 
 class Simulation:
