@@ -182,6 +182,22 @@ def _p95(values: list[float]) -> float | None:
     return round(sorted(values)[int(0.95 * (len(values) - 1))], 1) if values else None
 
 
+def _chromium_cpu_s() -> float:
+    """CPU seconds used so far by this process's Chromium processes: unlike the busy
+    share (wall time), it hardly moves with the machine's load."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in child.name():
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
                  seconds: float = 20.0) -> dict:
     from cblab.testing import HAS_LATENCY_POINTS_JS, LIVE_CHART, open_notebook, run_all_cells
@@ -203,7 +219,7 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
         return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
 
     page.evaluate(PAGE_PROBE_JS, LIVE_CHART)
-    busy0, wall0 = task_s(), time.perf_counter()
+    busy0, wall0, cpu0 = task_s(), time.perf_counter(), _chromium_cpu_s()
     handle = page.locator(f"{slider} .noUi-handle").first if slider else None
     presses = 0
     while time.perf_counter() - wall0 < seconds:
@@ -212,9 +228,11 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
             handle.press("ArrowRight" if presses % 2 == 0 else "ArrowLeft")
             presses += 1
         page.wait_for_timeout(1500)
-    busy1, wall1 = task_s(), time.perf_counter()
+    busy1, wall1, cpu1 = task_s(), time.perf_counter(), _chromium_cpu_s()
     probe = page.evaluate("() => window.__cblabBench")
     out["redraws_per_s"] = round(probe["redraws"] / (wall1 - wall0), 2)
+    # all of Chromium's CPU (renderer, GPU/raster, browser) per redraw of the chart
+    out["chromium_cpu_ms_per_redraw"] = round(1000 * (cpu1 - cpu0) / max(probe["redraws"], 1))
     out["main_thread_busy"] = round((busy1 - busy0) / (wall1 - wall0), 2)
     out["presses"] = presses
     # (Event Timing reports presses answered within 16 ms as nothing: count them as 16)
