@@ -42,6 +42,7 @@ SECONDS = float(os.environ.get("CBLAB_BENCH_LAB_SECONDS", "600"))  # 0: browser 
 BROWSER = os.environ.get("CBLAB_BENCH_BROWSER", "1") not in ("0", "false", "no")
 FLIP_EVERY_S = 10.0
 MIN_RATE = 4.0
+CHART_TIMEOUT_S = float(os.environ.get("CBLAB_BENCH_CHART_TIMEOUT", "600"))
 
 SAMPLER = """\
 import asyncio, json, time, psutil
@@ -206,7 +207,7 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
     open_notebook(page, server, notebook, timeout=180)
     start = time.perf_counter()
     run_all_cells(page)
-    page.wait_for_selector(LIVE_CHART, timeout=600_000)  # 04 sweeps first
+    page.wait_for_selector(LIVE_CHART, timeout=CHART_TIMEOUT_S * 1000)  # 04 sweeps first
     out["run_all_to_chart_widget_s"] = round(time.perf_counter() - start, 2)
     page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=LIVE_CHART, timeout=300_000)
     out["run_all_to_first_data_s"] = round(time.perf_counter() - start, 2)
@@ -248,7 +249,12 @@ def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str,
     """(label, notebook, extra env) -> figures, each on its own JupyterLab, one Chromium."""
     from playwright.sync_api import sync_playwright
 
-    from cblab.testing import JupyterLabServer, collect_console_errors, launch_chromium
+    from cblab.testing import (
+        JupyterLabServer,
+        collect_console_errors,
+        launch_chromium,
+        page_diagnosis,
+    )
 
     base = {"CBLAB_RUN_SECONDS": "300", "CBLAB_WAIT": "0", "CBLAB_QUICK": "1",
             "CBLAB_BREAKER_TIMEOUT": "1", "CBLAB_FAILURE_THRESHOLD": "3",
@@ -273,6 +279,7 @@ def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str,
                         figures["errors"] = len(errors)
                     except Exception as exc:  # one notebook's failure: the others still run
                         figures = {"failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
+                        print(page_diagnosis(page, server), *errors[:5], sep="\n", flush=True)
                     finally:
                         context.close()
                         for session in server.api("GET", "api/sessions") or []:

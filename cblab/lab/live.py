@@ -241,7 +241,9 @@ class LiveLab:
                 shade_faults(fig, self.scenario, self.service)
             self.figure = go.FigureWidget(fig)
             self.figure.add_class("cblab-live-chart")
-            self.pacer = DrawPacer(self.figure)
+            # Interactive sessions have a browser: nothing is sent before it drew the
+            # figure once (see `DrawPacer`); headless runs (CBLAB_WAIT=1) have none.
+            self.pacer = DrawPacer(self.figure, expect_frontend=not self.params.wait)
             self._chart_box.children = (self.figure,)
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -12,7 +12,13 @@ with its id; this adapter
 - measures what one update costs the browser (send -> acknowledgement of an update
   sent while nothing else was in flight) and spaces updates so the chart takes at
   most `max_busy` of the browser's time: the page stays free to answer the person;
-- counts what the browser drew (the rate a person sees, which the status line shows).
+- counts what the browser drew (the rate a person sees, which the status line shows);
+- when a browser is expected (`expect_frontend`, interactive sessions), sends nothing
+  until it has drawn the figure once (its first acknowledgement): plotly's view
+  listens for updates before its first, asynchronous, draw has finished, and an
+  update arriving meanwhile left a chart that never drew (the browser walks' "180 s
+  for the first chart" under load, reproduced in bench_lab). After `first_draw_wait_s`
+  without one it sends anyway (nobody is watching: a headless run).
 
 This is the only place that reads plotly's private widget protocol, checked
 against plotly 6/7's `basewidget.py`:
@@ -46,8 +52,9 @@ class DrawPacer:
     # show under load); with 2, late acknowledgements held back draws Chromium could
     # make (3.85 updates/s against 5.7 with 6, bench_lab).
     def __init__(self, figure: Any, *, max_undrawn: int = 3, max_hold_s: float = 2.0,
-                 max_busy: float = 0.45, clock: Callable[[], float] = time.perf_counter,
-                 ) -> None:
+                 max_busy: float = 0.45, expect_frontend: bool = False,
+                 first_draw_wait_s: float = 60.0,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         if not 0 < max_busy <= 1:
             raise ValueError(f"max_busy must be in (0, 1], got {max_busy!r}")
         self.figure = figure
@@ -55,6 +62,9 @@ class DrawPacer:
         self.max_hold_s = max_hold_s
         self.max_busy = max_busy
         self.clock = clock
+        self.expect_frontend = expect_frontend
+        self.first_draw_wait_s = first_draw_wait_s
+        self.created = clock()
         self.acked_id = 0
         self.frontend_seen = False
         self.skipped = 0  # draws held back while the browser caught up
@@ -96,11 +106,15 @@ class DrawPacer:
         return statistics.median(self.costs) if self.costs else None
 
     def ready(self) -> bool:
-        """False while the browser has more than `max_undrawn` updates still to draw,
-        or while drawing the next one would take more than `max_busy` of its time."""
-        if not self.frontend_seen:
-            return True
+        """False while an expected browser has not drawn the figure yet, while it has
+        more than `max_undrawn` updates still to draw, or while drawing the next one
+        would take more than `max_busy` of its time."""
         now = self.clock()
+        if not self.frontend_seen:
+            if not self.expect_frontend or now - self.created >= self.first_draw_wait_s:
+                return True
+            self.skipped += 1
+            return False
         if now - self._last_sent >= self.max_hold_s:
             return True
         cost = self.draw_cost_s()

@@ -212,3 +212,18 @@ def test_a_failing_live_view_says_why_instead_of_never_drawing(
     assert "The live view failed: RuntimeError: no figure today" in lab.status.value
     assert lab.stop_button.disabled
     assert "no figure today" in capsys.readouterr().err  # the traceback, for the log console
+
+
+def test_pacer_sends_nothing_before_an_expected_browser_drew_the_figure() -> None:
+    fig, clock = _Figure(), _Clock()
+    pacer = DrawPacer(fig, expect_frontend=True, first_draw_wait_s=30, clock=clock)
+    assert not pacer.ready()  # plotly's view may still be in its first draw
+    clock.now += 5
+    fig.ack(0)  # the view's acknowledgement of its first draw (no edit yet)
+    assert pacer.ready()
+    # nobody drew within first_draw_wait_s: a headless run, draws go out
+    late = DrawPacer(_Figure(), expect_frontend=True, first_draw_wait_s=30, clock=clock)
+    assert not late.ready()
+    clock.now += 30
+    assert late.ready()
+    assert DrawPacer(_Figure(), clock=clock).ready()  # no browser expected

@@ -29,6 +29,7 @@ from cblab.testing import (
     JupyterLabServer,
     collect_console_errors,
     open_notebook,
+    page_diagnosis,
     run_all_cells,
     wait_for_kernel_idle,
 )
@@ -97,28 +98,7 @@ def _start_live(page: Any, lab_server: JupyterLabServer, notebook: str) -> None:
         page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=CHART, timeout=120_000)
     except Exception as exc:  # say what the page and the kernel were doing meanwhile
         raise AssertionError(f"{notebook}: no live chart with data ({exc});\n"
-                             + _diagnosis(page, lab_server)) from exc
-
-
-def _diagnosis(page: Any, lab_server: JupyterLabServer) -> str:
-    """What a person would look at when the chart does not come: the status line, the
-    cells' outputs, the kernel's state, and the end of the server's log (kernel stderr)."""
-    parts = []
-    for label, js in (
-        ("status line", "() => [...document.querySelectorAll('.cblab-live-status')]"
-                        ".map((e) => e.innerText).join(' | ')"),
-        ("outputs", "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
-                    ".map((e) => e.innerText.slice(0, 300)).join(' | ')"),
-        ("kernel", "() => { const w = window.jupyterapp.shell.currentWidget;"
-                   " const k = w && w.sessionContext.session && w.sessionContext.session.kernel;"
-                   " return k ? k.status + '/' + k.connectionStatus : 'none'; }"),
-    ):
-        try:
-            parts.append(f"{label}: {page.evaluate(js)}")
-        except Exception as exc:
-            parts.append(f"{label}: unreadable ({exc})")
-    log = lab_server.read_log().splitlines()[-40:]
-    return "\n".join([*parts, "server log (end):", *log])
+                             + page_diagnosis(page, lab_server)) from exc
 
 
 def _press(page: Any, selector: str, key: str) -> float:
