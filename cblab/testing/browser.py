@@ -288,7 +288,13 @@ _DIAGNOSIS_JS = """
   return {status_line: text('.cblab-live-status', 400),
           outputs: text('.jp-OutputArea-output', 300),
           kernel: k ? `${k.status}/${k.connectionStatus}` : 'none',
-          plotly_divs: document.querySelectorAll('.js-plotly-plot').length,
+          plotly_divs: [...document.querySelectorAll('.js-plotly-plot')].map((d) => {
+            const r = d.getBoundingClientRect(), p = d.parentElement;
+            return `class=${d.className} parent=${p && p.className} `
+              + `box=${Math.round(r.width)}x${Math.round(r.height)} `
+              + `display=${getComputedStyle(d).display} drawn=${!!d._fullLayout} `
+              + `traces=${d.data ? d.data.length : -1} svg=${!!d.querySelector('.main-svg')}`;
+          }).join(' | '),
           widget_views: document.querySelectorAll('.jupyter-widgets').length};
 }
 """
