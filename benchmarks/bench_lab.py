@@ -42,6 +42,7 @@ SECONDS = float(os.environ.get("CBLAB_BENCH_LAB_SECONDS", "600"))  # 0: browser 
 BROWSER = os.environ.get("CBLAB_BENCH_BROWSER", "1") not in ("0", "false", "no")
 FLIP_EVERY_S = 10.0
 MIN_RATE = 4.0
+CHART_TIMEOUT_S = float(os.environ.get("CBLAB_BENCH_CHART_TIMEOUT", "600"))
 
 SAMPLER = """\
 import asyncio, json, time, psutil
@@ -182,6 +183,22 @@ def _p95(values: list[float]) -> float | None:
     return round(sorted(values)[int(0.95 * (len(values) - 1))], 1) if values else None
 
 
+def _chromium_cpu_s() -> float:
+    """CPU seconds used so far by this process's Chromium processes: unlike the busy
+    share (wall time), it hardly moves with the machine's load."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in child.name():
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
                  seconds: float = 20.0) -> dict:
     from cblab.testing import HAS_LATENCY_POINTS_JS, LIVE_CHART, open_notebook, run_all_cells
@@ -190,7 +207,7 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
     open_notebook(page, server, notebook, timeout=180)
     start = time.perf_counter()
     run_all_cells(page)
-    page.wait_for_selector(LIVE_CHART, timeout=600_000)  # 04 sweeps first
+    page.wait_for_selector(LIVE_CHART, timeout=CHART_TIMEOUT_S * 1000)  # 04 sweeps first
     out["run_all_to_chart_widget_s"] = round(time.perf_counter() - start, 2)
     page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=LIVE_CHART, timeout=300_000)
     out["run_all_to_first_data_s"] = round(time.perf_counter() - start, 2)
@@ -203,7 +220,7 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
         return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
 
     page.evaluate(PAGE_PROBE_JS, LIVE_CHART)
-    busy0, wall0 = task_s(), time.perf_counter()
+    busy0, wall0, cpu0 = task_s(), time.perf_counter(), _chromium_cpu_s()
     handle = page.locator(f"{slider} .noUi-handle").first if slider else None
     presses = 0
     while time.perf_counter() - wall0 < seconds:
@@ -212,9 +229,11 @@ def browser_page(server: Any, page: Any, notebook: str, slider: str | None,
             handle.press("ArrowRight" if presses % 2 == 0 else "ArrowLeft")
             presses += 1
         page.wait_for_timeout(1500)
-    busy1, wall1 = task_s(), time.perf_counter()
+    busy1, wall1, cpu1 = task_s(), time.perf_counter(), _chromium_cpu_s()
     probe = page.evaluate("() => window.__cblabBench")
     out["redraws_per_s"] = round(probe["redraws"] / (wall1 - wall0), 2)
+    # all of Chromium's CPU (renderer, GPU/raster, browser) per redraw of the chart
+    out["chromium_cpu_ms_per_redraw"] = round(1000 * (cpu1 - cpu0) / max(probe["redraws"], 1))
     out["main_thread_busy"] = round((busy1 - busy0) / (wall1 - wall0), 2)
     out["presses"] = presses
     # (Event Timing reports presses answered within 16 ms as nothing: count them as 16)
@@ -230,7 +249,12 @@ def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str,
     """(label, notebook, extra env) -> figures, each on its own JupyterLab, one Chromium."""
     from playwright.sync_api import sync_playwright
 
-    from cblab.testing import JupyterLabServer, collect_console_errors, launch_chromium
+    from cblab.testing import (
+        JupyterLabServer,
+        collect_console_errors,
+        launch_chromium,
+        page_diagnosis,
+    )
 
     base = {"CBLAB_RUN_SECONDS": "300", "CBLAB_WAIT": "0", "CBLAB_QUICK": "1",
             "CBLAB_BREAKER_TIMEOUT": "1", "CBLAB_FAILURE_THRESHOLD": "3",
@@ -255,6 +279,7 @@ def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str,
                         figures["errors"] = len(errors)
                     except Exception as exc:  # one notebook's failure: the others still run
                         figures = {"failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
+                        print(page_diagnosis(page, server), *errors[:5], sep="\n", flush=True)
                     finally:
                         context.close()
                         for session in server.api("GET", "api/sessions") or []:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["CONTROL_NAMES", "LiveLab", "build_control"]
 
 _LABEL_WIDTH = "170px"
+_STATUS_EVERY_S = 1.0  # the status line's refresh when no breaker changed state
+_MIN_WAKE_S = 0.02  # the view loop's shortest sleep
 
 _CSS = """
 <style>
@@ -138,6 +141,8 @@ class LiveLab:
         self._syncing = False
         self._note_serial = -1
         self._ended_drawn = False
+        self._status_states: tuple[tuple[str, str], ...] = ()
+        self._status_at = 0.0
         self._build_widgets()
 
     # --- what the session knows -----------------------------------------------------------
@@ -236,7 +241,9 @@ class LiveLab:
                 shade_faults(fig, self.scenario, self.service)
             self.figure = go.FigureWidget(fig)
             self.figure.add_class("cblab-live-chart")
-            self.pacer = DrawPacer(self.figure)
+            # Interactive sessions have a browser: nothing is sent before it drew the
+            # figure once (see `DrawPacer`); headless runs (CBLAB_WAIT=1) have none.
+            self.pacer = DrawPacer(self.figure, expect_frontend=not self.params.wait)
             self._chart_box.children = (self.figure,)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -247,7 +254,7 @@ class LiveLab:
         self.session.start()
         if self._view_task is None or self._view_task.done():
             self._view_task = asyncio.get_running_loop().create_task(
-                self._view_loop(), name="cblab-live-view")
+                self._view(), name="cblab-live-view")
         return self
 
     def stop(self) -> None:
@@ -322,23 +329,43 @@ class LiveLab:
 
     # --- the view's loop (the kernel's event loop) ----------------------------------------
 
+    async def _view(self) -> None:
+        """The view's loop; if it fails, the person sees why (in the status line, and
+        the traceback on stderr, which JupyterLab's log console shows) rather than a
+        chart that never comes. The session is stopped: nobody would see it."""
+        try:
+            await self._view_loop()
+        except Exception as exc:
+            traceback.print_exc()
+            self.session.stop()
+            self.stop_button.disabled = True
+            self.status.value = self._status_html(
+                f"The live view failed: {type(exc).__name__}: {exc}", bad=True)
+            raise
+
     async def _view_loop(self) -> None:
         await asyncio.sleep(0.05)  # let the session start its processes first
         self._install_figure()
         period = 1.0 / self.params.update_hz
-        next_tick = time.perf_counter()
+        next_draw = time.perf_counter()
         while True:
             ended = self.session.ended
             self._sync_controls()
             self._show_note()
-            self._draw(force=ended)
+            now = time.perf_counter()
+            if (ended or now >= next_draw) and self._draw(force=ended):
+                # on the update rate's grid; fell behind: no burst to catch up
+                next_draw = max(next_draw + period, now)
+            self._refresh_status()
             if ended:
                 break
-            next_tick += period
-            delay = next_tick - time.perf_counter()
-            if delay < 0:  # fell behind: do not try to catch up with a burst
-                next_tick, delay = time.perf_counter(), 0.0
-            await asyncio.sleep(delay)
+            # Wake for the next draw, or sooner when the pacer allows one (a browser
+            # that needs longer than a period per update is served when it is ready,
+            # not on the next multiple of the period).
+            wait = next_draw - time.perf_counter()
+            if self.pacer is not None and wait <= 0:
+                wait = self.pacer.next_due_s()
+            await asyncio.sleep(min(max(wait, _MIN_WAKE_S), period))
         self._ended()
 
     def _ended(self) -> None:
@@ -358,15 +385,13 @@ class LiveLab:
         else:
             self.status.value = self._status_html("Finished: the run is over.")
 
-    def _draw(self, *, force: bool = False) -> None:
+    def _draw(self, *, force: bool = False) -> bool:
+        """One chart update, unless the browser is still busy; True if one went out."""
         fig, pacer = self.figure, self.pacer
         if fig is None or pacer is None or self.session.started_at is None:
-            self.status.value = self._status_html(
-                "Starting the backend and the servers…" if not self.session.ended else None)
-            return
+            return False
         if not force and not pacer.ready():
-            self.status.value = self._status_html()
-            return
+            return False
         began = time.perf_counter()
         arrays = self.session.arrays()
         x_range = self.session.x_range
@@ -381,7 +406,24 @@ class LiveLab:
             xy.x for xy in arrays["latency"].values()
         ):
             self.first_chart_s = time.perf_counter() - self._start_called
-        self.status.value = self._status_html()
+        return True
+
+    def _refresh_status(self) -> None:
+        """The status line, rewritten at once when a breaker changes state, else about
+        once a second: every rewrite is a re-render and a relayout of the page, and
+        its figures (seconds, rates) change too fast to read anyway."""
+        if self.session.started_at is None and not self.session.ended:
+            waited = time.perf_counter() - (self._start_called or time.perf_counter())
+            html = self._status_html(f"Starting the backend and the servers… {waited:.0f} s")
+        else:
+            now = time.perf_counter()
+            states = tuple(sorted(dict(self.feed.state).items()))  # a copy: the lab's thread writes
+            if states == self._status_states and now - self._status_at < _STATUS_EVERY_S:
+                return
+            self._status_states, self._status_at = states, now
+            html = self._status_html()
+        if html != self.status.value:
+            self.status.value = html
 
     # --- status and export ----------------------------------------------------------------
 

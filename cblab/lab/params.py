@@ -8,7 +8,7 @@ set a few variables to keep runs short and deterministic:
 ``CBLAB_WAIT``              1: the notebook's last cell waits for the loop to end, then
                             checks what happened (headless runs); 0: it returns at once
 ``CBLAB_UPDATE_HZ``         chart updates per second (default 6; 1 to 20)
-``CBLAB_CHART_POINTS``      latency points per variant the live chart draws (default 250)
+``CBLAB_CHART_POINTS``      latency points the live chart draws, shared by its variants (default 250)
 ``CBLAB_WINDOW_SECONDS``    seconds of history the live charts show (default 60)
 ``CBLAB_RATE``              requests per second from the load generator (default 20)
 ``CBLAB_BREAKER_TIMEOUT``   the breaker's open timeout in seconds (default 5)
@@ -101,7 +101,7 @@ _DESCRIBED = {
     "run_seconds": ("CBLAB_RUN_SECONDS", "how long a live loop runs"),
     "wait": ("CBLAB_WAIT", "the last cell waits for the loop (headless runs)"),
     "update_hz": ("CBLAB_UPDATE_HZ", "live chart updates per second"),
-    "chart_points": ("CBLAB_CHART_POINTS", "latency points per variant on the live chart"),
+    "chart_points": ("CBLAB_CHART_POINTS", "latency points on the live chart (shared by its variants)"),
     "window_s": ("CBLAB_WINDOW_SECONDS", "seconds of history the live charts show"),
     "rate": ("CBLAB_RATE", "requests per second from the load generator"),
     "breaker_timeout": ("CBLAB_BREAKER_TIMEOUT", "the breaker's open timeout (s)"),
@@ -119,7 +119,7 @@ class LabParams:
 
     run_seconds: float = 0.0  # 0: until Stop
     wait: bool = False
-    # 6 updates/s of at most 250 latency points per variant: every update is a full
+    # 6 updates/s of at most 250 latency points (all variants): every update is a full
     # redraw in the browser (about 110 ms in Chromium with 300 points, 140 ms with 600,
     # measured at load 10), and what the browser is drawing delays every click.
     update_hz: float = 6.0

@@ -162,8 +162,10 @@ class LabSession:
             recording_rows < 1
         ):
             raise ValueError(f"recording_rows must be an int >= 1, got {recording_rows!r}")
+        # The chart's latency points are shared by the variants: the browser's cost
+        # per redraw grows with the points, and two variants must not draw half as often.
         self.feed = LiveFeed(self.params.window_s, breaker=breaker, record_rows=recording_rows,
-                             max_points=self.params.chart_points)
+                             max_points=max(self.params.chart_points // len(self.variants), 20))
         self.generators: dict[str, LoadGenerator | ProcessLoad] = {}
         self.phase = "idle"  # idle, starting, running, finished, stopped, failed
         self.error: BaseException | None = None

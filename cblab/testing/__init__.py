@@ -20,6 +20,7 @@ from cblab.testing.browser import (
     kernel_status,
     launch_chromium,
     open_notebook,
+    page_diagnosis,
     run_all_cells,
     wait_for_kernel_idle,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "kernel_status",
     "launch_chromium",
     "open_notebook",
+    "page_diagnosis",
     "run_all_cells",
     "wait_for_kernel_idle",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "kernel_status",
     "launch_chromium",
     "open_notebook",
+    "page_diagnosis",
     "run_all_cells",
     "wait_for_kernel_idle",
 ]
@@ -275,3 +276,39 @@ def run_all_cells(page: Page) -> None:
             "window.jupyterapp or 'notebook:run-all-cells' missing "
             "(was the server started with --expose-app-in-browser?)"
         )
+
+
+_DIAGNOSIS_JS = """
+() => {
+  const text = (sel, n) => [...document.querySelectorAll(sel)]
+    .map((e) => e.innerText.slice(0, n)).join(' | ');
+  const app = window.jupyterapp, w = app && app.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session
+    && w.sessionContext.session.kernel;
+  return {status_line: text('.cblab-live-status', 400),
+          outputs: text('.jp-OutputArea-output', 300),
+          kernel: k ? `${k.status}/${k.connectionStatus}` : 'none',
+          plotly_divs: [...document.querySelectorAll('.js-plotly-plot')].map((d) => {
+            const r = d.getBoundingClientRect(), p = d.parentElement;
+            return `class=${d.className} parent=${p && p.className} `
+              + `box=${Math.round(r.width)}x${Math.round(r.height)} `
+              + `display=${getComputedStyle(d).display} drawn=${!!d._fullLayout} `
+              + `traces=${d.data ? d.data.length : -1} svg=${!!d.querySelector('.main-svg')}`;
+          }).join(' | '),
+          widget_views: document.querySelectorAll('.jupyter-widgets').length};
+}
+"""
+
+
+def page_diagnosis(page: Page, server: JupyterLabServer | None = None,
+                   log_lines: int = 40) -> str:
+    """What a person would look at when a live chart does not come: the status line,
+    the cells' outputs, the kernel's state, the widgets on the page and the end of the
+    server's log (the kernels' own stderr goes there)."""
+    try:
+        parts = [f"{k}: {v}" for k, v in page.evaluate(_DIAGNOSIS_JS).items()]
+    except Exception as exc:  # a closed or navigating page
+        parts = [f"page unreadable: {exc}"]
+    if server is not None:
+        parts += ["server log (end):", *server.read_log().splitlines()[-log_lines:]]
+    return "\n".join(parts)

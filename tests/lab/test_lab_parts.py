@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,71 @@ def test_config_table_shows_each_setting_with_its_unit() -> None:
     whole = config_table(CircuitBreakerConfig(**config)).data.set_index("setting")
     assert whole.loc["failure_threshold", "value"] == "3"
     assert "policy" not in whole.index  # nested values are not a row of a flat table
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pacer_spaces_updates_so_the_chart_takes_at_most_its_share_of_the_browser() -> None:
+    fig, clock = _Figure(), _Clock()
+    pacer = DrawPacer(fig, max_undrawn=3, max_hold_s=60, max_busy=0.5, clock=clock)
+    assert pacer.draw_cost_s() is None
+    fig._last_trace_edit_id = 1
+    pacer.sent()  # nothing else in flight: a lone update, its acknowledgement times it
+    clock.now += 0.2
+    fig.ack(1)
+    assert pacer.draw_cost_s() == pytest.approx(0.2)
+    # 0.2 s of drawing per update at most half the time: the next one 0.4 s after this
+    assert not pacer.ready() and pacer.next_due_s() == pytest.approx(0.2)
+    clock.now += 0.19
+    assert not pacer.ready()
+    clock.now += 0.02
+    assert pacer.ready() and pacer.next_due_s() == 0.0
+    # updates sent while others were in flight say nothing about one redraw's cost
+    fig._last_trace_edit_id = 2
+    pacer.sent()
+    fig._last_trace_edit_id = 3
+    pacer.sent()
+    clock.now += 1.0
+    fig.ack(3)
+    assert list(pacer.costs) == [pytest.approx(0.2)]
+    with pytest.raises(ValueError, match="max_busy"):
+        DrawPacer(fig, max_busy=0)
+
+
+def test_a_failing_live_view_says_why_instead_of_never_drawing(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from cblab.lab import LabParams, LiveLab
+
+    lab = LiveLab(LabParams())
+    assert "Starting the backend" in lab.status.value
+
+    def broken() -> None:
+        raise RuntimeError("no figure today")
+
+    monkeypatch.setattr(lab, "_install_figure", broken)
+    with pytest.raises(RuntimeError, match="no figure today"):
+        asyncio.run(lab._view())
+    assert "The live view failed: RuntimeError: no figure today" in lab.status.value
+    assert lab.stop_button.disabled
+    assert "no figure today" in capsys.readouterr().err  # the traceback, for the log console
+
+
+def test_pacer_sends_nothing_before_an_expected_browser_drew_the_figure() -> None:
+    fig, clock = _Figure(), _Clock()
+    pacer = DrawPacer(fig, expect_frontend=True, first_draw_wait_s=30, clock=clock)
+    assert not pacer.ready()  # plotly's view may still be in its first draw
+    clock.now += 5
+    fig.ack(0)  # the view's acknowledgement of its first draw (no edit yet)
+    assert pacer.ready()
+    # nobody drew within first_draw_wait_s: a headless run, draws go out
+    late = DrawPacer(_Figure(), expect_frontend=True, first_draw_wait_s=30, clock=clock)
+    assert not late.ready()
+    clock.now += 30
+    assert late.ready()
+    assert DrawPacer(_Figure(), clock=clock).ready()  # no browser expected

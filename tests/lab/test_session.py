@@ -90,7 +90,9 @@ def test_load_runs_off_the_callers_thread(stack: Stack) -> None:
     from cblab.lab import LiveLab
 
     async def run_the_view() -> LabSession:
-        lab = LiveLab(LabParams(rate=40.0, update_hz=20.0, failure_threshold=3), stack=stack)
+        # wait=True: a headless run, no browser to wait for before drawing
+        lab = LiveLab(LabParams(rate=40.0, update_hz=20.0, failure_threshold=3, wait=True),
+                      stack=stack)
         lab.start()
         await asyncio.to_thread(eventually, lambda: lab.session.phase == "running")
         began = time.monotonic()

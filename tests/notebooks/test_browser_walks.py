@@ -29,6 +29,7 @@ from cblab.testing import (
     JupyterLabServer,
     collect_console_errors,
     open_notebook,
+    page_diagnosis,
     run_all_cells,
     wait_for_kernel_idle,
 )
@@ -92,8 +93,12 @@ def _wait_state(page: Any, band: str | None, state: str, timeout_s: float = 60) 
 def _start_live(page: Any, lab_server: JupyterLabServer, notebook: str) -> None:
     open_notebook(page, lab_server, notebook, timeout=120)
     run_all_cells(page)
-    page.wait_for_selector(CHART, timeout=180_000)
-    page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=CHART, timeout=120_000)
+    try:
+        page.wait_for_selector(CHART, timeout=180_000)
+        page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=CHART, timeout=120_000)
+    except Exception as exc:  # say what the page and the kernel were doing meanwhile
+        raise AssertionError(f"{notebook}: no live chart with data ({exc});\n"
+                             + page_diagnosis(page, lab_server)) from exc
 
 
 def _press(page: Any, selector: str, key: str) -> float:
