@@ -116,6 +116,7 @@ def score_points(table: pd.DataFrame, settings: Sequence[str], objective: Object
         raise TuneError(f"the sweep table has no column(s) {', '.join(missing)}")
     values = [objective.value(row) for row in table.to_dict("records")]
     frame = table.assign(_objective=values)
+    frame.attrs = {}  # pandas deep-copies attrs (the sweep's metadata) on every groupby
     out = []
     for key, group in frame.groupby(list(settings), sort=False):
         key = key if isinstance(key, tuple) else (key,)
