@@ -88,7 +88,7 @@ $(REF_STAMP): Makefile
 test: venv system-deps ref-servers
 	$(BIN)/ruff check cblab tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check cblab tests benchmarks
