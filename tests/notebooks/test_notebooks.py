@@ -91,10 +91,6 @@ def test_notebook_runs_headless(name: str, tmp_path: Path, artifacts_dir: Path) 
             last.split("(")[0] and not last.startswith(("import ", "from ", "print("))
         if shows and "await lab.wait()" not in last:
             assert cell.outputs, f"{name}: this cell shows nothing:\n{cell.source}"
-    spans = [cell for cell in code if "live_spans(lab" in cell.source]
-    if spans:  # 03: five traced calls, one span row each, from the guard's breaker
-        html = "".join(spans[0].outputs[-1]["data"]["text/html"])
-        assert html.count(">traced/github_user<") == 5, html[-2000:]
     expected = LIVE.get(name, {}).get("CBLAB_EXPECT_STATES")
     if expected:
         # The cell awaiting the lab shows its summary: the states the breaker visited.
