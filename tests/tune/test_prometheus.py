@@ -271,7 +271,9 @@ def test_fit_from_prometheus_writes_the_scenario(recorded: dict[str, Any], tmp_p
     scenario = json.loads(out.read_text())
     assert scenario["name"] == "prometheus-github"
     names = [p["name"] for p in scenario["phases"]]
-    assert names[:2] == ["healthy", "outage"] and len(names) >= 3, names
+    # the recovery is a phase of its own only when it held 20 calls before the range
+    # ended (a loaded CI machine left fewer once): healthy, then the outage, either way
+    assert names[:2] == ["healthy", "outage"], names
     rates = [p["faults"]["users"]["error_rate"] for p in scenario["phases"]]
     assert rates[1] > 0.5 > max(rates[:1] + rates[2:]) + 0.2, rates  # edges: see above
 
