@@ -21,10 +21,11 @@ so a run at the limit may simulate a few hundred calls more than it says.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
+    "add_work_limit_options",
     "DEFAULT_MAX_CALLS",
     "DEFAULT_MAX_RUNS",
     "DEFAULT_MAX_SWEEP_CALLS",
@@ -83,3 +84,16 @@ def expected_calls(phases: Iterable[Any]) -> float:
     for phase in phases:
         total += phase.rate_per_s * (phase.end - phase.start)
     return total if math.isfinite(total) else math.inf
+
+
+def add_work_limit_options(group: Any, *, work: str, product: str,
+                           count: Callable[[str], int]) -> None:
+    """``--max-runs`` and ``--max-sweep-calls`` on an argparse group: `work` names what
+    is refused ("sweep", "search"), `product` what its runs multiply, `count` parses N
+    (each CLI keeps its own parser, and so its own message for a bad N)."""
+    group.add_argument("--max-runs", type=count, default=DEFAULT_MAX_RUNS, metavar="N",
+                       help=f"refuse a {work} of more runs ({product}; "
+                            f"default {DEFAULT_MAX_RUNS:,})")
+    group.add_argument("--max-sweep-calls", type=count, default=DEFAULT_MAX_SWEEP_CALLS,
+                       metavar="N", help=f"refuse a {work} expected to simulate more calls "
+                                         f"in all (default {DEFAULT_MAX_SWEEP_CALLS:,})")

@@ -29,7 +29,7 @@ from cblab.demo import SERVICE_ROUTES
 from cblab.faults.scenario import ARRIVALS, ScenarioError, available_scenarios
 from cblab.strict_json import loads_bounded, read_json_file
 
-from .bounds import DEFAULT_MAX_CALLS, DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS, WorkLimitError
+from .bounds import DEFAULT_MAX_CALLS, WorkLimitError, add_work_limit_options
 from .cache import DEFAULT_MAX_BYTES
 from .executors import max_local_workers
 from .run import DEFAULT_DEADLINE_S, simulate, write_events_csv
@@ -315,12 +315,8 @@ def _sweep_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seed-list", metavar="S1,S2,...", help="explicit seeds")
     parser.add_argument("--unprotected", action="store_true",
                         help="run every point unprotected (a baseline)")
-    parser.add_argument("--max-runs", type=_count, default=DEFAULT_MAX_RUNS, metavar="N",
-                        help="refuse a sweep of more runs (grid points x scenarios x seeds; "
-                             f"default {DEFAULT_MAX_RUNS:,})")
-    parser.add_argument("--max-sweep-calls", type=_count, default=DEFAULT_MAX_SWEEP_CALLS,
-                        metavar="N", help="refuse a sweep expected to simulate more calls in "
-                                          f"all (default {DEFAULT_MAX_SWEEP_CALLS:,})")
+    add_work_limit_options(parser, work="sweep", product="grid points x scenarios x seeds",
+                           count=_count)
     run = parser.add_argument_group("where and how it runs")
     run.add_argument("--executor", choices=("local", "dask"), default="local",
                      help="local: a process pool (default); dask: a Dask cluster")

@@ -60,7 +60,7 @@ def _count(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from cblab.faults.cli import add_fit_options
-    from cblab.sim.bounds import DEFAULT_MAX_RUNS, DEFAULT_MAX_SWEEP_CALLS
+    from cblab.sim.bounds import add_work_limit_options
 
     from .prometheus import add_prometheus_options
     from .variants import VARIANTS
@@ -112,12 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="worker processes (default: every core; 1 runs in this process)")
     search.add_argument("--scheduler", default=None, metavar="ADDR",
                         help="a Dask scheduler address (with --executor dask)")
-    search.add_argument("--max-runs", type=_count, default=DEFAULT_MAX_RUNS, metavar="N",
-                        help="refuse a search of more runs (settings x variants x seeds; "
-                             f"default {DEFAULT_MAX_RUNS:,})")
-    search.add_argument("--max-sweep-calls", type=_count, default=DEFAULT_MAX_SWEEP_CALLS,
-                        metavar="N", help="refuse a search expected to simulate more calls in "
-                        f"all (default {DEFAULT_MAX_SWEEP_CALLS:,})")
+    add_work_limit_options(search, work="search", product="settings x variants x seeds",
+                           count=_count)
     goal = p.add_argument_group("the objective")
     goal.add_argument("--objective", choices=("availability", "cost"), default="availability",
                       help="maximise availability, or minimise the cost per 1,000 requests")
