@@ -31,6 +31,10 @@ def artifacts_dir(pytestconfig: pytest.Config) -> Path:
     return path
 
 
+# tryfirst: pytest-xdist reads the `xdist_group` marks in its own
+# pytest_collection_modifyitems (it suffixes each node id with its group); marks added
+# after it would be ignored.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     browser_modules = set()
     for item in items:  # every test that drives Chromium: the fixture, or its own launch
@@ -39,9 +43,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if uses_fixture:
                 item.add_marker(pytest.mark.browser)
             # A notebook walk starts JupyterLab, a kernel, the live stack and Chromium on
-            # 2 shared cores; one full-suite run in five saw a walk wait 180 s for its first
-            # chart and pass at once alone. One rerun, reported as such (a flake whose
-            # cause is only partly found: see the issue notes); a second failure fails.
+            # 2 shared cores. Full-suite runs saw walks wait 180 s for their first chart
+            # and pass at once alone, while the browser group was silently ignored (two
+            # or three browsers at once). One rerun, reported as such; a second failure fails.
             item.add_marker(pytest.mark.flaky(reruns=1))
             browser_modules.add(item.nodeid.split("::")[0])
     # Under pytest-xdist (`make test` runs `--dist loadgroup`): a module's tests stay on
@@ -51,6 +55,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.nodeid.split("::")[0]
         group = "browser" if module in browser_modules else module
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)  # only with pytest-xdist loaded
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under `--dist loadgroup`, xdist's scheduler reads each test's group from a suffix
+    of its node id. Without it the browser tests run side by side and starve each other
+    on 2 cores: stop the run with the reason rather than let that pass quietly."""
+    if node.config.getvalue("dist") != "loadgroup":
+        return
+    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid]
+    if ungrouped:
+        pytest.exit(
+            f"pytest-xdist did not group {len(ungrouped)} tests (e.g. {ungrouped[0]}): "
+            "this pytest and pytest-xdist disagree on node ids (see pyproject's pin)",
+            returncode=3)
 
 
 @pytest.fixture(scope="module")
