@@ -8,6 +8,10 @@ recorded, so the client's first-call cost (fastmcp imports JSON-schema tooling o
 the first call to a tool with an output schema: seconds) never lands in the run.
 It says how long that took. ``--phase LABEL`` labels every row (a fit per phase).
 
+A server that goes away mid-run and comes back does not end the run: the calls
+meanwhile are recorded as failures with their connection error's code, and the
+next call reconnects (`cblab.load.generator`).
+
 The run directory (`cblab.runs`) holds one row per arrival (``source="load"``);
 `cblab report` and `cblab.faults.fit` read it. Tool arguments are not stored in
 the run (they may hold secrets), only the tool's name.

@@ -23,11 +23,23 @@ isError, bulkhead full              dropped      local_overload (as the server
 other isError with a status         failure      http_<status> (e.g. an injected 500)
 other isError with an error code    failure      that code (cut to 64 characters)
 other isError (ToolError, ...)      failure      tool_error
-exception from the client           failure      the exception class name
+exception from the client           failure      its code (see below)
 deadline passed                     timeout      deadline_exceeded
 over the in-flight cap              dropped      in_flight_cap (latency None)
 run cancelled while in flight       cancelled    CancelledError
 ==================================  ===========  ===========================
+
+An exception's code is the one the breaker integrations record for it
+(`cblab.integrations.classify`): a server that went away shows as
+``ConnectError`` (refused), ``connection_closed`` (a stdio server's pipes),
+``session_terminated`` (it restarted and forgot our session), ``ReadError``...
+
+Servers restart and a load run may be long: each client is held by a
+`cblab.integrations.ReconnectingClient`, so after a connection failure the next
+call opens a fresh session (a stdio server is respawned) instead of failing on a
+dead one for the rest of the run. While the server is down every arrival still
+gets its row, a failure with the code above; once it is back, calls succeed
+again. `reconnects` counts the fresh sessions.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from typing import Any
 from cblab import EventLog
 from cblab.codes import DEADLINE_EXCEEDED, IN_FLIGHT_CAP, LOCAL_OVERLOAD, TOOL_ERROR, Refusal
 from cblab.demo import DEMO_ORDER_IDS, DEMO_USERNAMES, TOOL_BREAKERS, demo_arguments
+from cblab.integrations.classify import classify_exception
 from cblab.schema import EVENT_COLUMNS, event_row
 
 __all__ = ["DEMO_ORDER_IDS", "DEMO_USERNAMES", "LoadGenerator", "demo_arguments"]
@@ -147,6 +160,7 @@ class LoadGenerator:
         self._loop_thread: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.callback_errors = 0
+        self._connections: list[Any] = []  # the run's ReconnectingClients
 
     # --- rate and stop: callable any time, from any thread ------------------------------
 
@@ -254,12 +268,24 @@ class LoadGenerator:
     async def _open(self, stack: contextlib.AsyncExitStack) -> list[Any]:
         from fastmcp import Client
 
-        clients = []
+        from cblab.integrations.reconnect import ReconnectingClient
+
+        self._connections = []
         for target in self.targets:
-            client = target if isinstance(target, Client) else Client(target)
-            await stack.enter_async_context(client)
-            clients.append(client)
-        return clients
+            if not isinstance(target, ReconnectingClient):
+                client = target if isinstance(target, Client) else Client(target)
+                # A (re)connect may take seconds (a stdio server starting up) but never
+                # forever: a server that accepts and never answers must not hold every
+                # later call behind one reconnect for the rest of the run.
+                target = ReconnectingClient(client, connect_timeout=max(self.deadline, 30.0))
+            await stack.enter_async_context(target)
+            self._connections.append(target)
+        return list(self._connections)
+
+    @property
+    def reconnects(self) -> int:
+        """Fresh sessions opened after a server went away (all targets, this run)."""
+        return sum(connection.reconnects for connection in self._connections)
 
     def _pick(self, clients: list[Any]) -> Any:
         if len(clients) == 1:
@@ -337,7 +363,7 @@ class LoadGenerator:
             outcome, error_type = "cancelled", "CancelledError"
             raise
         except Exception as exc:
-            outcome, error_type = "failure", type(exc).__name__
+            outcome, error_type = "failure", _code(exc)
         finally:
             self.in_flight -= 1
             self._finish(seq, t, outcome, loop.time() - intended, error_type, breaker)
@@ -417,3 +443,8 @@ class LoadGenerator:
         return {"sent": self.sent, "completed": self.completed, "counts": dict(self.counts),
                 "p50": pct(0.50), "p99": pct(0.99), "max_in_flight": self.max_seen_in_flight}
 
+
+
+def _code(exc: Exception) -> str:
+    """An exception's error code, as the breaker integrations record it."""
+    return classify_exception(exc).error_type or type(exc).__name__

@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import admin
     from .loop import tune
-    from .verify import check_verify, run_verification
+    from .verify import check_replay, check_verify, run_verification
 
     try:
         args = build_parser().parse_args(argv)
@@ -303,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         if not rows:
             raise _UsageError(f"{args.run}: no rows")
 
+        name = (args.run.stem if args.run else meta["prometheus"]["name"]) or "fitted"
+
         def started(fit: Any, variants: list[Any], size: int, deadline: float | None) -> None:
+            if plan is not None:  # the replay's limits depend on the fit: refuse before the sweep
+                check_replay(plan, fit.scenario(name))
             say_phases(fit, args, rows, deadline)
             print(f"fitted {len(fit.phases)} phase(s) from {args.run or args.prometheus}; "
                   f"searching {size} setting(s) x {len(variants)} variant(s) x {args.seeds} "
@@ -311,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = tune(
             rows, meta, grid=grid, objective=objective, current=current,
-            name=(args.run.stem if args.run else meta["prometheus"]["name"]) or "fitted",
+            name=name,
             source=args.source, tool=args.tool, deadline_s=args.deadline, warmup=warmup,
             phases=phases_for(args.phases, phases, rows),
             variants=[v.strip() for v in args.variants.split(",") if v.strip()],

@@ -438,22 +438,34 @@ def check_verify(args: Any, server: str | None, token: str | None) -> LivePlan |
                     float(args.verify_scale), args.verify_rate, int(args.verify_seeds))
 
 
+def check_replay(plan: LivePlan, scenario: Mapping[str, Any]) -> tuple[dict[str, Any], float,
+                                                                        float]:
+    """The replay `plan` would play of the fitted `scenario`: (scaled scenario, seconds,
+    calls/s), or a ValueError with one line when it is too long or too fast. `cblab tune`
+    calls it as soon as the fit is known, before the sweep, so a replay it would refuse
+    costs no sweep and applies nothing."""
+    played = scaled_scenario(scenario, plan.scale)
+    length = sum(float(p["duration_s"]) for p in played["phases"])
+    rate = plan.rate if plan.rate is not None else mean_rate(played)
+    if length > MAX_REPLAY_S:
+        raise ValueError(f"the live replay would last {length:.0f} s (more than "
+                         f"{MAX_REPLAY_S:.0f}): give a smaller --verify-scale")
+    if not 0 < rate <= MAX_RATE:
+        raise ValueError(f"the fitted rate is {rate:g} calls/s; give --verify-rate (at most "
+                         f"{MAX_RATE:g})")
+    return played, length, rate
+
+
 def run_verification(plan: LivePlan, scenario: Mapping[str, Any], config: Mapping[str, Any],
                      deadline_s: float) -> tuple[int, Verification | None]:
     """`cblab tune`'s last step: verify and print the comparison. The exit code (0 all
     inside, 1 a warning, 2 the replay failed: one line) and the `Verification`."""
     import sys
 
-    played = scaled_scenario(scenario, plan.scale)
-    length = sum(float(p["duration_s"]) for p in played["phases"])
-    rate = plan.rate if plan.rate is not None else mean_rate(played)
-    if length > MAX_REPLAY_S:
-        print(f"cblab tune: the live replay would last {length:.0f} s (more than "
-              f"{MAX_REPLAY_S:.0f}): give a smaller --verify-scale", file=sys.stderr)
-        return 2, None
-    if not 0 < rate <= MAX_RATE:
-        print(f"cblab tune: the fitted rate is {rate:g} calls/s; give --verify-rate (at most "
-              f"{MAX_RATE:g})", file=sys.stderr)
+    try:
+        _, length, rate = check_replay(plan, scenario)
+    except ValueError as exc:
+        print(f"cblab tune: {exc}", file=sys.stderr)
         return 2, None
     print(f"\nverifying live: replaying {length:.1f} s of the fitted outage through "
           f"{plan.proxy} at {rate:.1f} calls/s on {plan.tool!r}...", flush=True)

@@ -200,6 +200,24 @@ def test_verify_with_an_unreachable_proxy_or_server_exits_2_before_work(
     assert rig.breaker() == before  # nothing applied
 
 
+def test_a_replay_too_long_exits_2_before_the_sweep(
+        rig: Rig, traffic: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The replay's length depends on the fit: it is checked as soon as the fit is known,
+    so a replay that would be refused costs no sweep and applies nothing."""
+    before = rig.breaker()
+    args = _verify_args(rig)
+    args[args.index("--verify-scale") + 1] = "100"  # 80 s of crafted traffic: 8,000 s live
+    code = main([str(traffic), *SEARCH, *args])
+    printed = capsys.readouterr()
+    assert code == 2
+    match = re.fullmatch(r"cblab tune: the live replay would last (\d+) s \(more than 3600\): "
+                         r"give a smaller --verify-scale\n", printed.err)
+    assert match is not None, printed.err
+    assert int(match.group(1)) == pytest.approx(100 * 80, rel=0.05)
+    assert "searching" not in printed.out and "applied" not in printed.out
+    assert rig.breaker() == before
+
+
 def test_verify_without_a_proxy_exits_2(rig: Rig, traffic: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     args = _verify_args(rig)
