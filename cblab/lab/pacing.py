@@ -18,14 +18,22 @@ with its id; this adapter
   listens for updates before its first, asynchronous, draw has finished, and an
   update arriving meanwhile left a chart that never drew (the browser walks' "180 s
   for the first chart" under load, reproduced in bench_lab). After `first_draw_wait_s`
-  without one it sends anyway (nobody is watching: a headless run).
+  without one it sends anyway (nobody is watching: a headless run);
+- tells when that first draw failed (`first_draw_failed()`): the view drew a figure
+  without its traces, or an expected browser drew nothing within `first_draw_wait_s`.
+  Under load, plotly's anywidget view can render from the model's empty defaults:
+  anywidget holds the model's state updates (the figure's data and layout, its CSS
+  classes) until the widget's 5 MB module has loaded, and the view's first draw can
+  run before they are applied. That chart stays blank for good, each later update
+  restyling traces it does not have (issue 19: 03's and 04's walks waiting 180 s).
+  The first acknowledgement shows it: one delta per trace the view drew, none then.
 
 This is the only place that reads plotly's private widget protocol, checked
 against plotly 6/7's `basewidget.py`:
 
 - ``fig._last_trace_edit_id``: the id of the newest trace edit sent to the browser;
 - the ``_js2py_traceDeltas`` trait: set by the browser after it applied an edit,
-  ``{"trace_edit_id": N, "trace_deltas": [...]}``.
+  ``{"trace_edit_id": N, "trace_deltas": [...]}``, one delta per trace it holds.
 
 A renamed private degrades to no pacing (every draw goes out), never to an error.
 """
@@ -70,6 +78,7 @@ class DrawPacer:
         self.created = clock()
         self.acked_id = 0
         self.frontend_seen = False
+        self.blank_draw = False  # the first draw held fewer traces than the figure
         self.skipped = 0  # draws held back while the browser caught up
         # (clock(), acknowledged id): the browser acknowledges some edits, each
         # acknowledgement covering every edit up to its id.
@@ -92,6 +101,11 @@ class DrawPacer:
             return
         edit_id = int(message.get("trace_edit_id") or 0)
         now = self.clock()
+        if not self.frontend_seen:
+            deltas = message.get("trace_deltas")
+            traces = getattr(self.figure, "data", None)
+            self.blank_draw = (isinstance(deltas, list) and traces is not None
+                               and len(deltas) < len(traces))
         if edit_id > self.acked_id:
             self.acked_id = edit_id
             self.drawn.append((now, edit_id))
@@ -99,6 +113,17 @@ class DrawPacer:
             self.costs.append(now - self._lone[1])
             self._lone = None
         self.frontend_seen = True
+
+    def first_draw_failed(self) -> str | None:
+        """Why this figure's view will not show it (show a new figure instead), or
+        None: "blank" when the browser drew it without its traces, "silent" when an
+        expected browser has drawn nothing for `first_draw_wait_s`."""
+        if self.blank_draw:
+            return "blank"
+        if (self.expect_frontend and not self.frontend_seen
+                and self.clock() - self.created >= self.first_draw_wait_s):
+            return "silent"
+        return None
 
     def in_flight(self) -> int:
         return self._edit_id() - self.acked_id

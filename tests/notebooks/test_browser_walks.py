@@ -37,6 +37,7 @@ from cblab.testing import (
 pytestmark = pytest.mark.live
 
 CHART = LIVE_CHART
+FIRST_CHART_S = 60  # Run all -> the live chart drawn with data (7-10 s on a quiet machine)
 
 # A widget button navigates nowhere: do not wait for "scheduled navigations" after the
 # click (on a loaded machine playwright waited out its 30 s there, the click long done).
@@ -94,11 +95,12 @@ def _start_live(page: Any, lab_server: JupyterLabServer, notebook: str) -> None:
     open_notebook(page, lab_server, notebook, timeout=120)
     run_all_cells(page)
     try:
-        page.wait_for_selector(CHART, timeout=180_000)
-        page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=CHART, timeout=120_000)
+        page.wait_for_selector(CHART, timeout=FIRST_CHART_S * 1000)
+        page.wait_for_function(HAS_LATENCY_POINTS_JS, arg=CHART, timeout=FIRST_CHART_S * 1000)
     except Exception as exc:  # say what the page and the kernel were doing meanwhile
         raise AssertionError(f"{notebook}: no live chart with data ({exc});\n"
-                             + page_diagnosis(page, lab_server)) from exc
+                             + page_diagnosis(page, lab_server)
+                             + "\npage errors: " + "\n".join(page.errors)) from exc
 
 
 def _press(page: Any, selector: str, key: str) -> float:
