@@ -36,6 +36,7 @@ from .dashboard import STATE_NAMES, apply_arrays, live_figure
 from .pacing import DrawPacer
 from .params import LabParams
 from .session import LabSession
+from .whole_widget import WholeFigureWidget
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -254,8 +255,8 @@ class LiveLab:
                 from .tuning import shade_faults
 
                 shade_faults(fig, self.scenario, self.service)
-            self.figure = go.FigureWidget(fig)
-            self.figure.add_class("cblab-live-chart")
+            # opened with the figure in it: see `cblab.lab.whole_widget`
+            self.figure = WholeFigureWidget(fig, classes=("cblab-live-chart",))
             # Interactive sessions have a browser: nothing is sent before it drew the
             # figure once (see `DrawPacer`); headless runs (CBLAB_WAIT=1) have none.
             self.pacer = DrawPacer(self.figure, expect_frontend=not self.params.wait)

@@ -27,6 +27,8 @@ with its id; this adapter
   run before they are applied. That chart stays blank for good, each later update
   restyling traces it does not have (issue 19: 03's and 04's walks waiting 180 s).
   The first acknowledgement shows it: one delta per trace the view drew, none then.
+  The live lab's widget now opens with its figure in it (`cblab.lab.whole_widget`);
+  this stays as the net under it (`LiveLab` then shows a new figure).
 
 This is the only place that reads plotly's private widget protocol, checked
 against plotly 6/7's `basewidget.py`:

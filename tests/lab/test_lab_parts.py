@@ -294,3 +294,37 @@ def test_live_lab_shows_a_new_figure_when_the_browser_drew_it_blank() -> None:
     lab.session.started_at = 0.0  # as if running: the status line shows the problem
     lab._refresh_status()
     assert "did not draw the chart" in lab.status.value
+
+
+def test_the_live_chart_widget_opens_with_its_figure_and_class(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The browser's model is created from the comm_open's state: it must hold the
+    traces, the layout and the chart's class (a FigureWidget sends them as updates
+    after opening empty, which anywidget may apply after the first draw: issue 19)."""
+    import ipywidgets
+    import plotly.graph_objects as go
+
+    from cblab.lab.dashboard import live_figure
+    from cblab.lab.whole_widget import WholeFigureWidget
+
+    opened: list[dict[str, Any]] = []
+    real_open = ipywidgets.Widget.open
+
+    def record_open(widget: Any) -> None:
+        if isinstance(widget, go.FigureWidget):
+            opened.append(widget.get_state())  # what the comm_open carries
+        real_open(widget)
+
+    monkeypatch.setattr(ipywidgets.Widget, "open", record_open)
+    figure = live_figure(["protected"], "github")
+    go.FigureWidget(figure)
+    assert opened.pop()["_widget_data"] == []  # plotly's own: opened empty
+    widget = WholeFigureWidget(figure, classes=("cblab-live-chart",))
+    (state,) = opened
+    assert len(state["_widget_data"]) == len(figure.data) > 0
+    assert state["_widget_layout"]["height"] == figure.layout.height
+    assert "cblab-live-chart" in state["_dom_classes"]
+    assert widget.comm is not None
+    with widget.batch_update():  # and it updates as any FigureWidget
+        widget.data[0].x = [1.0]
+    assert widget._last_trace_edit_id == 1
