@@ -395,8 +395,9 @@ class LiveLab:
         self._ended()
 
     def _check_first_draw(self) -> None:
-        """Show a new figure when the browser drew this one blank (or, once, when an
-        expected browser drew nothing for a minute): see `DrawPacer.first_draw_failed`."""
+        """Show a new figure when the browser drew this one blank or stopped drawing
+        its updates (or, once, when an expected browser drew nothing for a minute): see
+        `DrawPacer.first_draw_failed`."""
         why = self.pacer.first_draw_failed() if self.pacer is not None else None
         if why is None or self._chart_problem is not None:
             return

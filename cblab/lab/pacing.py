@@ -28,7 +28,9 @@ with its id; this adapter
   restyling traces it does not have (issue 19: 03's and 04's walks waiting 180 s).
   The first acknowledgement shows it: one delta per trace the view drew, none then.
   The live lab's widget now opens with its figure in it (`cblab.lab.whole_widget`);
-  this stays as the net under it (`LiveLab` then shows a new figure).
+  this stays as the net under it (`LiveLab` then shows a new figure). The same
+  holds for a view that drew the figure, then acknowledges none of the updates
+  sent for `stall_s` ("stalled": seen at load 15, 14 updates received, none drawn).
 
 This is the only place that reads plotly's private widget protocol, checked
 against plotly 6/7's `basewidget.py`:
@@ -66,7 +68,7 @@ class DrawPacer:
     # the browser's own share stays below it.
     def __init__(self, figure: Any, *, max_undrawn: int = 3, max_hold_s: float = 2.0,
                  max_busy: float = 0.5, expect_frontend: bool = False,
-                 first_draw_wait_s: float = 60.0,
+                 first_draw_wait_s: float = 60.0, stall_s: float = 30.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         if not 0 < max_busy <= 1:
             raise ValueError(f"max_busy must be in (0, 1], got {max_busy!r}")
@@ -77,6 +79,8 @@ class DrawPacer:
         self.clock = clock
         self.expect_frontend = expect_frontend
         self.first_draw_wait_s = first_draw_wait_s
+        self.stall_s = stall_s
+        self._first_unacked: float | None = None  # when the oldest undrawn update went out
         self.created = clock()
         self.acked_id = 0
         self.frontend_seen = False
@@ -110,6 +114,7 @@ class DrawPacer:
                                and len(deltas) < len(traces))
         if edit_id > self.acked_id:
             self.acked_id = edit_id
+            self._first_unacked = None if edit_id >= self._edit_id() else now
             self.drawn.append((now, edit_id))
         if self._lone is not None and edit_id >= self._lone[0]:
             self.costs.append(now - self._lone[1])
@@ -119,11 +124,16 @@ class DrawPacer:
     def first_draw_failed(self) -> str | None:
         """Why this figure's view will not show it (show a new figure instead), or
         None: "blank" when the browser drew it without its traces, "silent" when an
-        expected browser has drawn nothing for `first_draw_wait_s`."""
+        expected browser has drawn nothing for `first_draw_wait_s`, "stalled" when it
+        drew the figure but none of the updates sent over the last `stall_s`."""
         if self.blank_draw:
             return "blank"
+        now = self.clock()
+        if (self.frontend_seen and self._first_unacked is not None
+                and now - self._first_unacked >= self.stall_s):
+            return "stalled"
         if (self.expect_frontend and not self.frontend_seen
-                and self.clock() - self.created >= self.first_draw_wait_s):
+                and now - self.created >= self.first_draw_wait_s):
             return "silent"
         return None
 
@@ -169,6 +179,8 @@ class DrawPacer:
         elif self._lone is not None and edit_id > self._lone[0]:
             self._lone = None  # queued behind it: its acknowledgement would time both
         self._last_sent = now
+        if self._first_unacked is None and edit_id > self.acked_id:
+            self._first_unacked = now
 
     def drawn_rate(self, over_s: float = 5.0) -> float | None:
         """Updates the browser drew per second over the last `over_s` s (None: no

@@ -258,6 +258,31 @@ def test_pacer_tells_a_blank_or_missing_first_draw_from_a_good_one() -> None:
     assert headless.first_draw_failed() is None  # no browser expected
 
 
+def test_pacer_tells_a_view_that_stopped_drawing_updates() -> None:
+    clock, fig = _Clock(), _Figure()
+    pacer = DrawPacer(fig, expect_frontend=True, stall_s=30, max_hold_s=2, clock=clock)
+    fig.ack(0)  # the first draw
+    for _ in range(3):  # updates go out, each drawn within seconds
+        fig._last_trace_edit_id += 1
+        pacer.sent()
+        clock.now += 20
+        fig.ack(fig._last_trace_edit_id)
+    clock.now += 300  # nothing sent: nothing to draw, nothing stalled
+    assert pacer.first_draw_failed() is None
+    fig._last_trace_edit_id += 1
+    pacer.sent()
+    clock.now += 10
+    fig._last_trace_edit_id += 1
+    pacer.sent()
+    clock.now += 19  # 29 s since the oldest undrawn update
+    assert pacer.first_draw_failed() is None
+    fig.ack(fig._last_trace_edit_id - 1)  # it drew one: the next counts from now
+    clock.now += 29
+    assert pacer.first_draw_failed() is None
+    clock.now += 1
+    assert pacer.first_draw_failed() == "stalled"
+
+
 def test_live_lab_shows_a_new_figure_when_the_browser_drew_it_blank() -> None:
     """The lab side of issue 19: a chart whose view drew the model's empty defaults is
     replaced by a new FigureWidget (the old one closed); a good draw is kept; after
