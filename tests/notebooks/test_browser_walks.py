@@ -177,7 +177,6 @@ def test_01_hang_button_trips_the_protected_breaker_and_it_recovers(
     # the status line agrees (its HTML is rewritten a few times a second: select anew)
     page.wait_for_selector('.cblab-live-status .badge[data-state="open"], '
                            '.cblab-live-status .badge[data-state="half_open"]', timeout=30_000)
-    page.wait_for_timeout(2000)  # a little of the hang for the picture
     _shot(page, "01-hang", artifacts_dir, ".cblab-live")
     page.locator(".cblab-outage button", has_text="up").first.click(**WIDGET_CLICK)
     _wait_state(page, "protected · github", "closed")
