@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -34,6 +36,7 @@ from .dashboard import STATE_NAMES, apply_arrays, live_figure
 from .pacing import DrawPacer
 from .params import LabParams
 from .session import LabSession
+from .whole_widget import WholeFigureWidget
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +50,17 @@ __all__ = ["CONTROL_NAMES", "LiveLab", "build_control"]
 _LABEL_WIDTH = "170px"
 _STATUS_EVERY_S = 1.0  # the status line's refresh when no breaker changed state
 _MIN_WAKE_S = 0.02  # the view loop's shortest sleep
+_TRACE = os.environ.get("CBLAB_LAB_TRACE") == "1"
+# A figure the browser drew blank is shown anew (`DrawPacer.first_draw_failed`); the
+# module is loaded by then, so one new figure draws; after these, the person is told.
+_MAX_CHART_REBUILDS = 3
+
+
+def _trace(text: str) -> None:
+    """With CBLAB_LAB_TRACE=1, the view's steps go to the kernel's own stderr (which
+    the Jupyter server logs): what a chart that does not come was waiting for."""
+    if _TRACE:
+        print(f"[cblab-lab {time.strftime('%H:%M:%S')}] {text}", file=sys.__stderr__, flush=True)
 
 _CSS = """
 <style>
@@ -143,6 +157,8 @@ class LiveLab:
         self._ended_drawn = False
         self._status_states: tuple[tuple[str, str], ...] = ()
         self._status_at = 0.0
+        self.chart_rebuilds = 0  # figures shown anew because the browser drew them blank
+        self._chart_problem: str | None = None
         self._build_widgets()
 
     # --- what the session knows -----------------------------------------------------------
@@ -239,8 +255,8 @@ class LiveLab:
                 from .tuning import shade_faults
 
                 shade_faults(fig, self.scenario, self.service)
-            self.figure = go.FigureWidget(fig)
-            self.figure.add_class("cblab-live-chart")
+            # opened with the figure in it: see `cblab.lab.whole_widget`
+            self.figure = WholeFigureWidget(fig, classes=("cblab-live-chart",))
             # Interactive sessions have a browser: nothing is sent before it drew the
             # figure once (see `DrawPacer`); headless runs (CBLAB_WAIT=1) have none.
             self.pacer = DrawPacer(self.figure, expect_frontend=not self.params.wait)
@@ -345,11 +361,21 @@ class LiveLab:
 
     async def _view_loop(self) -> None:
         await asyncio.sleep(0.05)  # let the session start its processes first
+        _trace(f"view task runs; session {self.session.phase}")
         self._install_figure()
+        _trace(f"figure installed; session {self.session.phase}")
+        traced_phase, traced_ack = self.session.phase, False
         period = 1.0 / self.params.update_hz
         next_draw = time.perf_counter()
         while True:
             ended = self.session.ended
+            self._check_first_draw()
+            if _TRACE and (self.session.phase != traced_phase or (
+                    self.pacer is not None and self.pacer.frontend_seen != traced_ack)):
+                traced_phase = self.session.phase
+                traced_ack = self.pacer is not None and self.pacer.frontend_seen
+                _trace(f"session {traced_phase}; browser drew the figure: {traced_ack}; "
+                       f"held {self.skipped_draws} draws; sent {self.feed.update_count}")
             self._sync_controls()
             self._show_note()
             now = time.perf_counter()
@@ -367,6 +393,29 @@ class LiveLab:
                 wait = self.pacer.next_due_s()
             await asyncio.sleep(min(max(wait, _MIN_WAKE_S), period))
         self._ended()
+
+    def _check_first_draw(self) -> None:
+        """Show a new figure when the browser drew this one blank or stopped drawing
+        its updates (or, once, when an expected browser drew nothing for a minute): see
+        `DrawPacer.first_draw_failed`."""
+        why = self.pacer.first_draw_failed() if self.pacer is not None else None
+        if why is None or self._chart_problem is not None:
+            return
+        if why == "silent" and self.chart_rebuilds > 0:
+            return  # nobody is drawing (a headless kernel): updates go out anyway
+        if self.chart_rebuilds >= _MAX_CHART_REBUILDS:
+            self._chart_problem = ("The browser did not draw the chart: run this cell again "
+                                   "(or reload the page).")
+            _trace(f"chart still {why} after {self.chart_rebuilds} new figures: giving up")
+            return
+        self.chart_rebuilds += 1
+        _trace(f"the browser's first draw was {why}: showing a new figure "
+               f"({self.chart_rebuilds} of {_MAX_CHART_REBUILDS})")
+        old = self.figure
+        self.figure, self.pacer, self._last, self._x_range = None, None, {}, None
+        self._install_figure()
+        if old is not None:
+            old.close()
 
     def _ended(self) -> None:
         self.stop_button.disabled = True
@@ -421,7 +470,7 @@ class LiveLab:
             if states == self._status_states and now - self._status_at < _STATUS_EVERY_S:
                 return
             self._status_states, self._status_at = states, now
-            html = self._status_html()
+            html = self._status_html(self._chart_problem, bad=True)
         if html != self.status.value:
             self.status.value = html
 

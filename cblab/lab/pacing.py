@@ -18,14 +18,26 @@ with its id; this adapter
   listens for updates before its first, asynchronous, draw has finished, and an
   update arriving meanwhile left a chart that never drew (the browser walks' "180 s
   for the first chart" under load, reproduced in bench_lab). After `first_draw_wait_s`
-  without one it sends anyway (nobody is watching: a headless run).
+  without one it sends anyway (nobody is watching: a headless run);
+- tells when that first draw failed (`first_draw_failed()`): the view drew a figure
+  without its traces, or an expected browser drew nothing within `first_draw_wait_s`.
+  Under load, plotly's anywidget view can render from the model's empty defaults:
+  anywidget holds the model's state updates (the figure's data and layout, its CSS
+  classes) until the widget's 5 MB module has loaded, and the view's first draw can
+  run before they are applied. That chart stays blank for good, each later update
+  restyling traces it does not have (issue 19: 03's and 04's walks waiting 180 s).
+  The first acknowledgement shows it: one delta per trace the view drew, none then.
+  The live lab's widget now opens with its figure in it (`cblab.lab.whole_widget`);
+  this stays as the net under it (`LiveLab` then shows a new figure). The same
+  holds for a view that drew the figure, then acknowledges none of the updates
+  sent for `stall_s` ("stalled": seen at load 15, 14 updates received, none drawn).
 
 This is the only place that reads plotly's private widget protocol, checked
 against plotly 6/7's `basewidget.py`:
 
 - ``fig._last_trace_edit_id``: the id of the newest trace edit sent to the browser;
 - the ``_js2py_traceDeltas`` trait: set by the browser after it applied an edit,
-  ``{"trace_edit_id": N, "trace_deltas": [...]}``.
+  ``{"trace_edit_id": N, "trace_deltas": [...]}``, one delta per trace it holds.
 
 A renamed private degrades to no pacing (every draw goes out), never to an error.
 """
@@ -56,7 +68,7 @@ class DrawPacer:
     # the browser's own share stays below it.
     def __init__(self, figure: Any, *, max_undrawn: int = 3, max_hold_s: float = 2.0,
                  max_busy: float = 0.5, expect_frontend: bool = False,
-                 first_draw_wait_s: float = 60.0,
+                 first_draw_wait_s: float = 60.0, stall_s: float = 30.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         if not 0 < max_busy <= 1:
             raise ValueError(f"max_busy must be in (0, 1], got {max_busy!r}")
@@ -67,9 +79,12 @@ class DrawPacer:
         self.clock = clock
         self.expect_frontend = expect_frontend
         self.first_draw_wait_s = first_draw_wait_s
+        self.stall_s = stall_s
+        self._first_unacked: float | None = None  # when the oldest undrawn update went out
         self.created = clock()
         self.acked_id = 0
         self.frontend_seen = False
+        self.blank_draw = False  # the first draw held fewer traces than the figure
         self.skipped = 0  # draws held back while the browser caught up
         # (clock(), acknowledged id): the browser acknowledges some edits, each
         # acknowledgement covering every edit up to its id.
@@ -92,13 +107,35 @@ class DrawPacer:
             return
         edit_id = int(message.get("trace_edit_id") or 0)
         now = self.clock()
+        if not self.frontend_seen:
+            deltas = message.get("trace_deltas")
+            traces = getattr(self.figure, "data", None)
+            self.blank_draw = (isinstance(deltas, list) and traces is not None
+                               and len(deltas) < len(traces))
         if edit_id > self.acked_id:
             self.acked_id = edit_id
+            self._first_unacked = None if edit_id >= self._edit_id() else now
             self.drawn.append((now, edit_id))
         if self._lone is not None and edit_id >= self._lone[0]:
             self.costs.append(now - self._lone[1])
             self._lone = None
         self.frontend_seen = True
+
+    def first_draw_failed(self) -> str | None:
+        """Why this figure's view will not show it (show a new figure instead), or
+        None: "blank" when the browser drew it without its traces, "silent" when an
+        expected browser has drawn nothing for `first_draw_wait_s`, "stalled" when it
+        drew the figure but none of the updates sent over the last `stall_s`."""
+        if self.blank_draw:
+            return "blank"
+        now = self.clock()
+        if (self.frontend_seen and self._first_unacked is not None
+                and now - self._first_unacked >= self.stall_s):
+            return "stalled"
+        if (self.expect_frontend and not self.frontend_seen
+                and now - self.created >= self.first_draw_wait_s):
+            return "silent"
+        return None
 
     def in_flight(self) -> int:
         return self._edit_id() - self.acked_id
@@ -142,6 +179,8 @@ class DrawPacer:
         elif self._lone is not None and edit_id > self._lone[0]:
             self._lone = None  # queued behind it: its acknowledgement would time both
         self._last_sent = now
+        if self._first_unacked is None and edit_id > self.acked_id:
+            self._first_unacked = now
 
     def drawn_rate(self, over_s: float = 5.0) -> float | None:
         """Updates the browser drew per second over the last `over_s` s (None: no

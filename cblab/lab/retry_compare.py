@@ -180,7 +180,8 @@ def retry_explorer(knobs: RetryKnobs = RetryKnobs(), *, seed: int = 1) -> Any:
     """Sliders for retries, jitter and budget over the virtual-time comparison; the chart
     and the table redraw when a slider moves."""
     import ipywidgets as W
-    import plotly.graph_objects as go
+
+    from .whole_widget import WholeFigureWidget
 
     retries = W.IntSlider(value=knobs.retries, min=0, max=8, description="retries",
                           continuous_update=False)
@@ -188,7 +189,7 @@ def retry_explorer(knobs: RetryKnobs = RetryKnobs(), *, seed: int = 1) -> Any:
     budget = W.FloatSlider(value=knobs.budget, min=0.0, max=1.0, step=0.05,
                            description="budget", continuous_update=False)
     first = compare_agents(knobs, seed=seed)
-    figure = go.FigureWidget(first.figure())
+    figure = WholeFigureWidget(first.figure())  # opened whole: see cblab.lab.whole_widget
     # an HTML widget, not an Output widget: headless runners (nbclient) mishandle those
     table = W.HTML(first.table().to_html(float_format="{:.3g}".format))
 

@@ -63,7 +63,8 @@ class TuneView:
 
     def __init__(self, result: Any) -> None:
         import ipywidgets as W
-        import plotly.graph_objects as go
+
+        from .whole_widget import WholeFigureWidget
 
         self.result = result
         objective = result.objective
@@ -80,7 +81,7 @@ class TuneView:
             tooltip="only settings whose worst variant sends at most this many calls into the "
                     "failing server; at the top: no limit",
             continuous_update=False, style={"description_width": "initial"})
-        self.figure = go.FigureWidget(result.heatmap_figure())
+        self.figure = WholeFigureWidget(result.heatmap_figure())  # opened whole: issue 19
         # HTML widgets, not Output widgets: headless runners (nbclient) mishandle those
         self.table = W.HTML(pick_table_html(result))
         self.message = W.HTML("")

@@ -162,7 +162,37 @@ KERNEL_WATCH_JS = r"""
       ctx.iopubMessage.connect(onMessage);
     }
   };
-  setInterval(hook, 200);
+  // What went over each notebook's widget comms (for page_diagnosis): messages per
+  // direction and state key, and the plotly views that finished their first draw.
+  const comm = window.__cblabComm = {recv: {}, send: {}, opens: [], rendered: 0, last: {}};
+  document.addEventListener('plotlywidget-after-render', () => { comm.rendered += 1; });
+  const hookedKernels = new WeakSet();
+  const onAny = (_k, {msg, direction}) => {
+    const type = msg.header && msg.header.msg_type;
+    if (type !== 'comm_msg' && type !== 'comm_open') return;
+    const data = (msg.content && msg.content.data) || {};
+    const state = data.state || {};
+    if (type === 'comm_open') {
+      comm.opens.push(`${state._model_name || '?'}@${Math.round(performance.now() / 1000)}s`);
+      return;
+    }
+    const book = direction === 'send' ? comm.send : comm.recv;
+    for (const key of Object.keys(state).length ? Object.keys(state) : [data.method || '?']) {
+      book[key] = (book[key] || 0) + 1;
+      comm.last[`${direction}:${key}`] = Math.round(performance.now() / 100) / 10;
+    }
+  };
+  const hookKernels = () => {
+    const app = window.jupyterapp;
+    if (!app || !app.shell || !app.shell.widgets) return;
+    for (const w of app.shell.widgets('main')) {
+      const k = w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+      if (!k || !k.anyMessage || hookedKernels.has(k)) continue;
+      hookedKernels.add(k);
+      k.anyMessage.connect(onAny);
+    }
+  };
+  setInterval(() => { hook(); hookKernels(); }, 200);
 })();
 """.replace("MARK_LITERAL", repr(KERNEL_ERROR_MARK))
 
@@ -295,7 +325,9 @@ _DIAGNOSIS_JS = """
               + `display=${getComputedStyle(d).display} drawn=${!!d._fullLayout} `
               + `traces=${d.data ? d.data.length : -1} svg=${!!d.querySelector('.main-svg')}`;
           }).join(' | '),
-          widget_views: document.querySelectorAll('.jupyter-widgets').length};
+          widget_views: document.querySelectorAll('.jupyter-widgets').length,
+          page_s: Math.round(performance.now() / 1000),
+          comms: JSON.stringify(window.__cblabComm || null)};
 }
 """
 

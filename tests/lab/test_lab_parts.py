@@ -227,3 +227,129 @@ def test_pacer_sends_nothing_before_an_expected_browser_drew_the_figure() -> Non
     clock.now += 30
     assert late.ready()
     assert DrawPacer(_Figure(), clock=clock).ready()  # no browser expected
+
+
+def test_pacer_tells_a_blank_or_missing_first_draw_from_a_good_one() -> None:
+    """The first acknowledgement carries one delta per trace the view drew: none when
+    plotly's view drew the model's empty defaults (issue 19)."""
+    clock = _Clock()
+
+    def first_ack(deltas: int, traces: int = 4) -> DrawPacer:
+        fig = _Figure()
+        fig.data = [object()] * traces  # type: ignore[attr-defined]
+        pacer = DrawPacer(fig, expect_frontend=True, first_draw_wait_s=30, clock=clock)
+        fig.handler({"new": {"trace_edit_id": 0, "trace_deltas": [{}] * deltas}})
+        return pacer
+
+    assert first_ack(deltas=4).first_draw_failed() is None
+    blank = first_ack(deltas=0)
+    assert blank.first_draw_failed() == "blank"
+    assert first_ack(deltas=0, traces=0).first_draw_failed() is None  # an empty figure
+    # only the first draw tells: later acknowledgements do not clear or set it
+    blank.figure.handler({"new": {"trace_edit_id": 1, "trace_deltas": [{}] * 4}})
+    assert blank.first_draw_failed() == "blank"
+    # an expected browser that draws nothing at all
+    silent = DrawPacer(_Figure(), expect_frontend=True, first_draw_wait_s=30, clock=clock)
+    assert silent.first_draw_failed() is None
+    clock.now += 30
+    assert silent.first_draw_failed() == "silent"
+    headless = DrawPacer(_Figure(), first_draw_wait_s=30, clock=clock)
+    clock.now += 30
+    assert headless.first_draw_failed() is None  # no browser expected
+
+
+def test_pacer_tells_a_view_that_stopped_drawing_updates() -> None:
+    clock, fig = _Clock(), _Figure()
+    pacer = DrawPacer(fig, expect_frontend=True, stall_s=30, max_hold_s=2, clock=clock)
+    fig.ack(0)  # the first draw
+    for _ in range(3):  # updates go out, each drawn within seconds
+        fig._last_trace_edit_id += 1
+        pacer.sent()
+        clock.now += 20
+        fig.ack(fig._last_trace_edit_id)
+    clock.now += 300  # nothing sent: nothing to draw, nothing stalled
+    assert pacer.first_draw_failed() is None
+    fig._last_trace_edit_id += 1
+    pacer.sent()
+    clock.now += 10
+    fig._last_trace_edit_id += 1
+    pacer.sent()
+    clock.now += 19  # 29 s since the oldest undrawn update
+    assert pacer.first_draw_failed() is None
+    fig.ack(fig._last_trace_edit_id - 1)  # it drew one: the next counts from now
+    clock.now += 29
+    assert pacer.first_draw_failed() is None
+    clock.now += 1
+    assert pacer.first_draw_failed() == "stalled"
+
+
+def test_live_lab_shows_a_new_figure_when_the_browser_drew_it_blank() -> None:
+    """The lab side of issue 19: a chart whose view drew the model's empty defaults is
+    replaced by a new FigureWidget (the old one closed); a good draw is kept; after
+    three blank ones the status line tells the person what to do."""
+    from cblab.lab import LabParams, LiveLab
+
+    lab = LiveLab(LabParams())
+    lab._install_figure()
+
+    def browser_draws(traces: int) -> None:
+        fig = lab.figure
+        assert fig is not None
+        # what plotly's view sends after its first draw: a delta per trace it holds
+        deltas = [{"uid": t.uid, "index": i} for i, t in enumerate(fig.data[:traces])]
+        fig._js2py_traceDeltas = {"trace_edit_id": 0, "trace_deltas": deltas}
+
+    first = lab.figure
+    assert first is not None and lab._chart_box.children == (first,)
+    browser_draws(0)
+    lab._check_first_draw()
+    assert lab.chart_rebuilds == 1 and lab.figure is not first
+    assert lab._chart_box.children == (lab.figure,)
+    assert first.comm is None  # closed: its view is gone from the page
+    assert "cblab-live-chart" in lab.figure._dom_classes
+    good = lab.figure
+    browser_draws(len(good.data))
+    lab._check_first_draw()
+    assert lab.figure is good and lab.chart_rebuilds == 1
+    # a browser that keeps drawing blank charts: three new figures, then the person is told
+    for _ in range(3):
+        lab.pacer.blank_draw = True  # type: ignore[union-attr]
+        lab._check_first_draw()
+    assert lab.chart_rebuilds == 3 and lab._chart_problem is not None
+    lab.session.started_at = 0.0  # as if running: the status line shows the problem
+    lab._refresh_status()
+    assert "did not draw the chart" in lab.status.value
+
+
+def test_the_live_chart_widget_opens_with_its_figure_and_class(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The browser's model is created from the comm_open's state: it must hold the
+    traces, the layout and the chart's class (a FigureWidget sends them as updates
+    after opening empty, which anywidget may apply after the first draw: issue 19)."""
+    import ipywidgets
+    import plotly.graph_objects as go
+
+    from cblab.lab.dashboard import live_figure
+    from cblab.lab.whole_widget import WholeFigureWidget
+
+    opened: list[dict[str, Any]] = []
+    real_open = ipywidgets.Widget.open
+
+    def record_open(widget: Any) -> None:
+        if isinstance(widget, go.FigureWidget):
+            opened.append(widget.get_state())  # what the comm_open carries
+        real_open(widget)
+
+    monkeypatch.setattr(ipywidgets.Widget, "open", record_open)
+    figure = live_figure(["protected"], "github")
+    go.FigureWidget(figure)
+    assert opened.pop()["_widget_data"] == []  # plotly's own: opened empty
+    widget = WholeFigureWidget(figure, classes=("cblab-live-chart",))
+    (state,) = opened
+    assert len(state["_widget_data"]) == len(figure.data) > 0
+    assert state["_widget_layout"]["height"] == figure.layout.height
+    assert "cblab-live-chart" in state["_dom_classes"]
+    assert widget.comm is not None
+    with widget.batch_update():  # and it updates as any FigureWidget
+        widget.data[0].x = [1.0]
+    assert widget._last_trace_edit_id == 1

@@ -25,6 +25,7 @@ LAB_ENV = {
     "CBLAB_WAIT": "0",
     "CBLAB_QUICK": "1",
     "FASTMCP_ENABLE_RICH_TRACEBACKS": "false",
+    "CBLAB_LAB_TRACE": "1",  # the live view's steps in the server log (page_diagnosis)
 }
 
 

@@ -1,0 +1,37 @@
+"""A plotly FigureWidget whose widget model opens with its figure in it.
+
+`plotly.graph_objects.FigureWidget` opens its comm (the browser creates the model)
+at the start of its constructor, with an empty figure, and sends the traces, the
+layout and any CSS class as updates right after. In the browser, anywidget holds a
+model's updates until the widget's module (plotly's, 5 MB) has loaded, and under
+load the view's first draw ran before they were applied: a chart drawn from the
+empty defaults (no traces, 360 px high, no class), which no later update fills
+(issue 19: the browser walks waiting minutes for the live chart). Opened whole, the
+model's first state is the figure: whatever the order, the view draws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import plotly.graph_objects as go
+
+__all__ = ["WholeFigureWidget"]
+
+
+class WholeFigureWidget(go.FigureWidget):  # type: ignore[misc]
+    """``WholeFigureWidget(figure, classes=("my-chart",))``: a FigureWidget that opens
+    its comm only once its figure and CSS classes are set."""
+
+    def __init__(self, figure: Any = None, *, classes: Iterable[str] = ()) -> None:
+        self._hold_open = True
+        super().__init__(figure)
+        for name in classes:
+            self.add_class(name)
+        self._hold_open = False
+        self.open()
+
+    def open(self) -> None:
+        if not getattr(self, "_hold_open", False):
+            super().open()
