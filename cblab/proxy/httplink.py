@@ -138,6 +138,8 @@ class HttpLink:
         try:
             async for chunk in response.body():
                 yield chunk
+        except _BROKEN as exc:  # killed mid-answer (say, the GET stream): end it here too
+            log.warning("upstream %s broke the answer off: %s", self.url, error_reason(exc))
         finally:
             await response.aclose()
 
