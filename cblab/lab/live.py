@@ -51,8 +51,8 @@ _LABEL_WIDTH = "170px"
 _STATUS_EVERY_S = 1.0  # the status line's refresh when no breaker changed state
 _MIN_WAKE_S = 0.02  # the view loop's shortest sleep
 _TRACE = os.environ.get("CBLAB_LAB_TRACE") == "1"
-# A figure the browser drew blank is shown anew (`DrawPacer.first_draw_failed`); the
-# module is loaded by then, so one new figure draws; after these, the person is told.
+# A chart the browser drew blank or stopped drawing is shown anew (a new view of the
+# same widget, `LiveLab._check_first_draw`); after these, the person is told.
 _MAX_CHART_REBUILDS = 3
 
 
@@ -157,7 +157,7 @@ class LiveLab:
         self._ended_drawn = False
         self._status_states: tuple[tuple[str, str], ...] = ()
         self._status_at = 0.0
-        self.chart_rebuilds = 0  # figures shown anew because the browser drew them blank
+        self.chart_rebuilds = 0  # times the chart was shown anew (see _check_first_draw)
         self._chart_problem: str | None = None
         self._build_widgets()
 
@@ -395,27 +395,31 @@ class LiveLab:
         self._ended()
 
     def _check_first_draw(self) -> None:
-        """Show a new figure when the browser drew this one blank or stopped drawing
-        its updates (or, once, when an expected browser drew nothing for a minute): see
-        `DrawPacer.first_draw_failed`."""
+        """Show the chart anew (a new view of the same widget) when the browser drew it
+        blank or stopped drawing its updates (or, once, when an expected browser drew
+        nothing for a minute): see `DrawPacer.first_draw_failed`. anywidget re-binds a
+        widget's module at times (``model.off(null, null, INITIALIZE_MARKER)``, then
+        plotly's ``initialize`` again), which drops the listeners a plotly view already
+        rendered had put on the model: that view takes no update any more. A view
+        rendered after it binds to the model as it is now, figure included."""
         why = self.pacer.first_draw_failed() if self.pacer is not None else None
-        if why is None or self._chart_problem is not None:
+        if why is None or self._chart_problem is not None or self.figure is None:
             return
         if why == "silent" and self.chart_rebuilds > 0:
             return  # nobody is drawing (a headless kernel): updates go out anyway
         if self.chart_rebuilds >= _MAX_CHART_REBUILDS:
             self._chart_problem = ("The browser did not draw the chart: run this cell again "
                                    "(or reload the page).")
-            _trace(f"chart still {why} after {self.chart_rebuilds} new figures: giving up")
+            _trace(f"chart still {why} after showing it {self.chart_rebuilds} more times")
             return
         self.chart_rebuilds += 1
-        _trace(f"the browser's first draw was {why}: showing a new figure "
+        _trace(f"the browser's chart was {why}: showing it anew "
                f"({self.chart_rebuilds} of {_MAX_CHART_REBUILDS})")
-        old = self.figure
-        self.figure, self.pacer, self._last, self._x_range = None, None, {}, None
-        self._install_figure()
-        if old is not None:
-            old.close()
+        if self.pacer is not None:
+            self.pacer.close()
+        self.pacer = DrawPacer(self.figure, expect_frontend=not self.params.wait)
+        self._chart_box.children = ()
+        self._chart_box.children = (self.figure,)
 
     def _ended(self) -> None:
         self.stop_button.disabled = True

@@ -27,10 +27,11 @@ with its id; this adapter
   run before they are applied. That chart stays blank for good, each later update
   restyling traces it does not have (issue 19: 03's and 04's walks waiting 180 s).
   The first acknowledgement shows it: one delta per trace the view drew, none then.
-  The live lab's widget now opens with its figure in it (`cblab.lab.whole_widget`);
-  this stays as the net under it (`LiveLab` then shows a new figure). The same
-  holds for a view that drew the figure, then acknowledges none of the updates
-  sent for `stall_s` ("stalled": seen at load 15, 14 updates received, none drawn).
+  The live lab's widget now opens with its figure in it (`cblab.lab.whole_widget`).
+  A view that drew the figure can still stop taking updates ("stalled": none of
+  those sent over `stall_s` acknowledged; seen at load 8-15, 14-18 updates received,
+  none drawn): anywidget re-binds the module at times, dropping the listeners plotly's
+  view had put on the model. `LiveLab` then shows the chart anew (a new view).
 
 This is the only place that reads plotly's private widget protocol, checked
 against plotly 6/7's `basewidget.py`:
@@ -120,6 +121,13 @@ class DrawPacer:
             self.costs.append(now - self._lone[1])
             self._lone = None
         self.frontend_seen = True
+
+    def close(self) -> None:
+        """Stop listening to the figure's acknowledgements (a new pacer takes over)."""
+        try:
+            self.figure.unobserve(self._on_ack, names="_js2py_traceDeltas")
+        except Exception:  # a plotly without the trait, or a stand-in figure
+            pass
 
     def first_draw_failed(self) -> str | None:
         """Why this figure's view will not show it (show a new figure instead), or

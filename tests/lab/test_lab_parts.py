@@ -283,37 +283,40 @@ def test_pacer_tells_a_view_that_stopped_drawing_updates() -> None:
     assert pacer.first_draw_failed() == "stalled"
 
 
-def test_live_lab_shows_a_new_figure_when_the_browser_drew_it_blank() -> None:
-    """The lab side of issue 19: a chart whose view drew the model's empty defaults is
-    replaced by a new FigureWidget (the old one closed); a good draw is kept; after
-    three blank ones the status line tells the person what to do."""
+def test_live_lab_shows_its_chart_anew_when_the_browser_drew_it_blank() -> None:
+    """The lab side of issue 19: a chart whose view drew nothing of the figure (or took
+    no update) is shown anew, a new view of the same widget, with a new pacer (the old
+    one no longer listening); a good draw is kept; after three, the status line tells
+    the person what to do."""
     from cblab.lab import LabParams, LiveLab
 
     lab = LiveLab(LabParams())
     lab._install_figure()
+    fig, first_pacer = lab.figure, lab.pacer
+    assert fig is not None and first_pacer is not None
+    boxes: list[tuple[Any, ...]] = []
+    lab._chart_box.observe(lambda change: boxes.append(change["new"]), names="children")
 
     def browser_draws(traces: int) -> None:
-        fig = lab.figure
-        assert fig is not None
         # what plotly's view sends after its first draw: a delta per trace it holds
         deltas = [{"uid": t.uid, "index": i} for i, t in enumerate(fig.data[:traces])]
-        fig._js2py_traceDeltas = {"trace_edit_id": 0, "trace_deltas": deltas}
+        fig._js2py_traceDeltas = {"trace_edit_id": fig._last_trace_edit_id,
+                                  "trace_deltas": deltas}
 
-    first = lab.figure
-    assert first is not None and lab._chart_box.children == (first,)
     browser_draws(0)
     lab._check_first_draw()
-    assert lab.chart_rebuilds == 1 and lab.figure is not first
-    assert lab._chart_box.children == (lab.figure,)
-    assert first.comm is None  # closed: its view is gone from the page
-    assert "cblab-live-chart" in lab.figure._dom_classes
-    good = lab.figure
-    browser_draws(len(good.data))
+    assert lab.chart_rebuilds == 1 and lab.figure is fig
+    assert boxes == [(), (fig,)]  # taken off the page and shown again: a new view
+    assert lab.pacer is not first_pacer and not lab.pacer.frontend_seen
+    browser_draws(len(fig.data))  # the new view draws it whole
+    assert lab.pacer.frontend_seen
+    listening = fig._trait_notifiers["_js2py_traceDeltas"]["change"]
+    assert lab.pacer._on_ack in listening and first_pacer._on_ack not in listening
     lab._check_first_draw()
-    assert lab.figure is good and lab.chart_rebuilds == 1
-    # a browser that keeps drawing blank charts: three new figures, then the person is told
+    assert lab.chart_rebuilds == 1 and len(boxes) == 2  # kept
+    # a browser that keeps failing: three times shown anew, then the person is told
     for _ in range(3):
-        lab.pacer.blank_draw = True  # type: ignore[union-attr]
+        lab.pacer.blank_draw = True
         lab._check_first_draw()
     assert lab.chart_rebuilds == 3 and lab._chart_problem is not None
     lab.session.started_at = 0.0  # as if running: the status line shows the problem
