@@ -129,7 +129,7 @@ $(LAB_STAMP): pyproject.toml
 	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; exit 0; fi; \
 	echo "make lab: installing the notebooks' Python packages (log: $(LAB_LOG))"; \
 	{ $(BIN)/python -m pip install --upgrade pip && \
-	  $(BIN)/python -m pip install -e '.[lab,redis,dask]'; } >$(LAB_LOG) 2>&1 \
+	  $(BIN)/python -m pip install -e '.[lab,redis,dask,otel]'; } >$(LAB_LOG) 2>&1 \
 	|| { tail -n 15 $(LAB_LOG); echo "make lab: pip install failed (log: $(LAB_LOG))" >&2; exit 1; }; \
 	touch $@
 

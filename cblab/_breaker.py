@@ -24,7 +24,15 @@ from typing import Any, ClassVar, Literal, NamedTuple, ParamSpec, TypeVar
 
 from ._clock import Clock, monotonic
 from ._config import CircuitBreakerConfig, ConfigError
-from ._events import CallRecord, CircuitState, Event, EventLog, Outcome, StateChange
+from ._events import (
+    CallObserver,
+    CallRecord,
+    CircuitState,
+    Event,
+    EventLog,
+    Outcome,
+    StateChange,
+)
 from ._store import BreakerStore, MemoryStore, Mode, Snapshot, StateRecord
 
 P = ParamSpec("P")
@@ -173,6 +181,9 @@ class CircuitBreaker:
         self.store = store
         self.event_log = event_log if event_log is not None else EventLog(1_000)
         self._listeners: list[Callable[[Event], Any]] = list(listeners)
+        # (listener, on_call) pairs of `add_listener(listener, on_call=...)`
+        self._observers: list[tuple[Callable[[Event], Any], CallObserver]] = []
+        self._on_call: CallObserver | None = None
         self._sync_lock = threading.Lock()
         self.calls = self.successes = self.failures = self.slow_calls = 0
         self.rejected = self.excluded = self.cancelled = self.late = 0
@@ -222,19 +233,36 @@ class CircuitBreaker:
         self._apply_config(config)
         self._refresh(self._record.reconfigure(config, self._clock()))
 
-    def add_listener(self, listener: Callable[[Event], Any]) -> None:
+    def add_listener(
+        self, listener: Callable[[Event], Any], *, on_call: CallObserver | None = None
+    ) -> None:
         """Call `listener(event)` for every CallRecord and StateChange.
+
+        `on_call`: take each call as ``on_call(state, outcome, duration, error_type)``
+        instead of a CallRecord (`listener` then hears state changes only). No record
+        is built and a plain success keeps its inline path: cheaper for a listener
+        that needs only those fields (telemetry).
 
         Listeners run on the call path: keep them cheap. One that raises is
         counted in `listener_errors` and never breaks a call.
         """
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {listener!r}")
-        self._listeners.append(listener)
+        if on_call is None:
+            self._listeners.append(listener)
+        elif not callable(on_call):
+            raise TypeError(f"on_call must be callable, got {on_call!r}")
+        else:
+            self._observers.append((listener, on_call))
         self._bind_emit()
 
     def remove_listener(self, listener: Callable[[Event], Any]) -> None:
-        self._listeners.remove(listener)
+        for index, (added, _) in enumerate(self._observers):
+            if added == listener:
+                del self._observers[index]
+                break
+        else:
+            self._listeners.remove(listener)
         self._bind_emit()
 
     def _bind_emit(self) -> None:
@@ -242,8 +270,13 @@ class CircuitBreaker:
         # call is logged as the plain tuple of its CallRecord fields (see EventLog).
         log = self.event_log
         self._log_append, self._log_items, self._log_limit = log._append, log._items, log._limit
-        self._emit = self.event_log.append if not self._listeners else self._fan_out
+        self._emit = (self.event_log.append if not (self._listeners or self._observers)
+                      else self._fan_out)
+        observers = self._observers
+        self._on_call = (None if not observers else observers[0][1] if len(observers) == 1
+                         else self._observe_call)
         # call()'s inline success path applies only without listeners or a slow-call rule
+        # (call observers are called from it)
         self._plain = not self._listeners and self._slow_after is None
 
     def _fan_out(self, event: Event) -> None:
@@ -251,6 +284,22 @@ class CircuitBreaker:
         for listener in self._listeners:
             try:
                 listener(event)
+            except Exception:
+                self.listener_errors += 1
+        if type(event) is StateChange:
+            for listener, _ in self._observers:
+                try:
+                    listener(event)
+                except Exception:
+                    self.listener_errors += 1
+
+    def _observe_call(
+        self, state: CircuitState, outcome: Outcome, duration: float, error: str | None
+    ) -> None:
+        """More than one call observer: each in turn (their errors counted one by one)."""
+        for _, on_call in self._observers:
+            try:
+                on_call(state, outcome, duration, error)
             except Exception:
                 self.listener_errors += 1
 
@@ -262,6 +311,12 @@ class CircuitBreaker:
             self._log_append(fields)
             if len(self._log_items) >= self._log_limit:
                 self.event_log._trim()
+        on_call = self._on_call
+        if on_call is not None:
+            try:
+                on_call(fields[4], fields[3], fields[2], fields[5])
+            except Exception:
+                self.listener_errors += 1
 
     # --- state ---------------------------------------------------------------------------
 
@@ -434,6 +489,12 @@ class CircuitBreaker:
                  generation))
             if len(self._log_items) >= self._log_limit:
                 self.event_log._trim()
+            on_call = self._on_call
+            if on_call is not None:
+                try:
+                    on_call(permit.state, SUCCESS, duration, error_type)
+                except Exception:
+                    self.listener_errors += 1
             return SUCCESS
         return self._settle(
             generation,
@@ -553,6 +614,12 @@ class CircuitBreaker:
         )
         if len(self._log_items) >= self._log_limit:
             self.event_log._trim()
+        on_call = self._on_call
+        if on_call is not None:
+            try:
+                on_call(CLOSED, SUCCESS, now - admitted_at, None)
+            except Exception:
+                self.listener_errors += 1
         if self._success_matters:  # the store hears of a success only when the policy cares
             self._follow(self._record.record_success(generation, now, False))
         return result

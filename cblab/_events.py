@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -70,6 +71,9 @@ class StateChange:
 
 
 Event = CallRecord | StateChange
+#: `CircuitBreaker.add_listener(..., on_call=)`: one call as (state at admission,
+#: outcome, duration in seconds, error type), with no CallRecord built.
+CallObserver = Callable[[CircuitState, Outcome, float, str | None], Any]
 _make_record = CallRecord._make
 
 

@@ -66,7 +66,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from cblab import CircuitBreaker, CircuitState, Outcome
-from cblab._events import CallRecord, StateChange
+from cblab._events import StateChange
 
 __all__ = [
     "CALLS",
@@ -148,40 +148,41 @@ class _Watch:
         self.name = name
         # Prebuilt per (state, outcome): the hot path reuses dicts, builds none.
         self._call_attrs = {o: {NAME: name, OUTCOME: v} for o, v in _OUTCOMES.items()}
-        self._span_attrs = {
-            (s, o): {NAME: name, STATE: s.value, OUTCOME: v}
-            for s in CircuitState for o, v in _OUTCOMES.items()}
+        self._span_attrs = {  # [state][outcome]: two lookups beat hashing a tuple
+            s: {o: {NAME: name, STATE: s.value, OUTCOME: v} for o, v in _OUTCOMES.items()}
+            for s in CircuitState}
 
     def __call__(self, event: Any) -> None:
-        # One frame per call: this runs on every protected call.
-        if type(event) is not CallRecord:
-            if isinstance(event, StateChange):
-                self.telemetry._state_change(event)
-            return
-        outcome = event.outcome
+        """State changes (calls come through `on_call`)."""
+        if isinstance(event, StateChange):
+            self.telemetry._state_change(event)
+
+    def on_call(self, state: CircuitState, outcome: Outcome, duration: float,
+                error_type: str | None) -> None:
+        # The breaker's call observer: one frame per protected call, nothing built
         telemetry = self.telemetry
         if telemetry.spans:
             span = _get_current_span()
             if span.is_recording():
-                span.set_attributes(self._span_attrs[event.state, outcome])
+                span.set_attributes(self._span_attrs[state][outcome])
                 if outcome is _SLOW_OUTCOME:
                     span.set_attribute(SLOW, True)
                 elif outcome is _REJECTED_OUTCOME:
                     span.set_attribute(ERROR_TYPE, CIRCUIT_OPEN)
                     span.set_status(Status(StatusCode.ERROR, f"circuit breaker {self.name!r} "
-                                           f"refused the call ({event.state.value})"))
-                elif outcome is _FAILURE_OUTCOME and event.error_type:
+                                           f"refused the call ({state.value})"))
+                elif outcome is _FAILURE_OUTCOME and error_type:
                     # a failure without an exception (an error result counted as one)
                     # would otherwise leave the span looking fine
-                    span.set_attribute(ERROR_TYPE, event.error_type)
-                    span.set_status(Status(StatusCode.ERROR, f"{event.error_type} "
+                    span.set_attribute(ERROR_TYPE, error_type)
+                    span.set_status(Status(StatusCode.ERROR, f"{error_type} "
                                            f"(a failure for breaker {self.name!r})"))
         if outcome is not _REJECTED_OUTCOME:  # counts come from the breaker (see _observe)
             durations = telemetry._durations
             if len(durations) < telemetry.pending_durations:
-                durations.append((self._call_attrs[outcome], event.duration))
+                durations.append((self._call_attrs[outcome], duration))
             else:  # no collection for a while: record at once (bounded memory, no stall)
-                telemetry.duration.record(event.duration, self._call_attrs[outcome])
+                telemetry.duration.record(duration, self._call_attrs[outcome])
 
 
 class _Instruments:
@@ -289,7 +290,7 @@ class BreakerTelemetry:
         current = breaker.state
         for state in CircuitState:  # every series exists from the start: 1 for the current
             self.state.add(int(state is current), {NAME: breaker.name, STATE: state.value})
-        breaker.add_listener(listener)
+        breaker.add_listener(listener, on_call=listener.on_call)
         return breaker
 
     def unwatch(self, breaker: CircuitBreaker) -> None:
@@ -465,6 +466,9 @@ class SpanCapture:
                 "breaker": attrs.get(NAME), "state": attrs.get(STATE),
                 "outcome": attrs.get(OUTCOME), "error.type": attrs.get(ERROR_TYPE),
                 "status": span.status.status_code.name, "state_change": " ".join(changes),
+                "duration_ms": ((span.end_time - span.start_time) / 1e6
+                                if span.end_time is not None and span.start_time is not None
+                                else None),
             })
         return rows
 

@@ -10,6 +10,7 @@ model                         panel                           notebook
 `LabSession` (+ `LiveFeed`)    `LiveLab`                       01-why, 03-live-lab, 04
 `tuning` (sweeps)             (figures)                       04-tuning
 `patterns` (retries, bulkhead) (figures)                      05-related-patterns
+`traced_calls` (otel extra)    `SpansView` (`spans_view.py`)   06-reports
 ============================  ==============================  ==========================
 
 Widget modules (`LiveLab`, `StateMachinePanel`) are imported lazily, so the models

@@ -335,6 +335,15 @@ def test_06_report_opens_from_its_link_with_charts_drawn(
     _shot(report, "06-report", artifacts_dir)
     assert report.locator(".js-plotly-plot").count() >= 5
     assert not errors, errors
+    # the spans view: a press traces five live calls in the background; their spans fill
+    # its table (the first press starts a server and imports OpenTelemetry: generous)
+    page.bring_to_front()
+    page.get_by_role("button", name="Trace 5 calls").click(**WIDGET_CLICK)
+    page.wait_for_function(
+        "() => document.querySelectorAll('table.cblab-spans tbody tr').length === 5",
+        timeout=120_000)
+    assert page.locator("table.cblab-spans").first.inner_text().count("traced/forecast") == 5
+    _shot(page, "06-spans", artifacts_dir, ".cblab-spans-table")
     _no_errors(page)
 
 

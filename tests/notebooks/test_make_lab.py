@@ -71,12 +71,13 @@ def _venv_over_this_one(path: Path) -> Path:
 
 
 def test_make_lab_installs_only_what_notebooks_need() -> None:
-    """A fresh clone: `make lab` installs the lab, redis and dask extras (not test or
-    bench), quietly into a log, and checks for redis-server (07 starts one)."""
+    """A fresh clone: `make lab` installs the lab, redis, dask and otel extras (not test
+    or bench: 07 uses redis, 04 dask, 06's spans button OpenTelemetry), quietly into a
+    log, and checks for redis-server (07 starts one)."""
     plan = subprocess.run(["make", "-n", "lab", "VENV=/nonexistent-cblab-venv"], cwd=REPO,
                           check=True, capture_output=True, text=True).stdout
     installs = re.findall(r"pip install -e '\.\[([^\]]*)\]'", plan)
-    assert installs == ["lab,redis,dask"], plan
+    assert installs == ["lab,redis,dask,otel"], plan
     assert "lab-install.log 2>&1" in plan
     assert "command -v redis-server" in plan
 

@@ -59,12 +59,16 @@ def test_spans_false_leaves_the_span_alone(otel: Otel) -> None:
 
 
 def test_watching_twice_adds_one_listener(otel: Otel) -> None:
-    breaker = CircuitBreaker("dep")
+    clock = ManualClock()
+    breaker = CircuitBreaker("dep", clock=clock)
     otel.telemetry.watch(breaker)
     otel.telemetry.watch(breaker)
-    assert len(breaker._listeners) == 1
+    with trace.get_tracer("test").start_as_current_span("call") as span:
+        drive(breaker, clock, [("success", 1.0)])
+    assert span.attributes["resilience.circuit_breaker.outcome"] == "success"
     otel.telemetry.unwatch(breaker)
-    assert breaker._listeners == []
+    drive(breaker, clock, [("success", 2.0)])
+    assert [(p.count, p.sum) for _, p in otel.points(DURATION)] == [(1, 1.0)]  # one, once
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
