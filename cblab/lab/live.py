@@ -396,8 +396,8 @@ class LiveLab:
 
     def _check_first_draw(self) -> None:
         """Show the chart anew (a new view of the same widget) when the browser drew it
-        blank or stopped drawing its updates (or, once, when an expected browser drew
-        nothing for a minute): see `DrawPacer.first_draw_failed`. anywidget re-binds a
+        blank, stopped drawing its updates, or drew nothing for a minute (a view shown
+        anew once drew without acknowledging it): see `DrawPacer.first_draw_failed`. anywidget re-binds a
         widget's module at times (``model.off(null, null, INITIALIZE_MARKER)``, then
         plotly's ``initialize`` again), which drops the listeners a plotly view already
         rendered had put on the model: that view takes no update any more. A view
@@ -405,8 +405,6 @@ class LiveLab:
         why = self.pacer.first_draw_failed() if self.pacer is not None else None
         if why is None or self._chart_problem is not None or self.figure is None:
             return
-        if why == "silent" and self.chart_rebuilds > 0:
-            return  # nobody is drawing (a headless kernel): updates go out anyway
         if self.chart_rebuilds >= _MAX_CHART_REBUILDS:
             self._chart_problem = ("The browser did not draw the chart: run this cell again "
                                    "(or reload the page).")
