@@ -5,16 +5,18 @@ tests wait for something another task, thread or process does (never a bare
 sleep, never a loop of its own). The deadline is generous on purpose: a loaded
 CI machine must not fail a test that is merely slow; a wrong answer still fails,
 after the timeout, with a message naming what was awaited and the last value.
+`run_cblab` runs the `cblab` command in a child process, as a user's shell does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["eventually", "eventually_sync"]
+__all__ = ["eventually", "eventually_sync", "run_cblab"]
 
 
 def _timed_out(what: str, timeout: float, last: Any) -> AssertionError:
@@ -59,3 +61,12 @@ def eventually_sync(
         if time.monotonic() > deadline:
             raise _timed_out(what, timeout, value)
         time.sleep(every)
+
+
+async def run_cblab(*args: str, timeout: float = 120.0) -> tuple[int, str, str]:
+    """`cblab ARGS...` in a child process: (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cblab.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode or 0, out.decode(), err.decode()

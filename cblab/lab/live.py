@@ -397,13 +397,17 @@ class LiveLab:
     def _check_first_draw(self) -> None:
         """Show the chart anew (a new view of the same widget) when the browser drew it
         blank, stopped drawing its updates, or drew nothing for a minute (a view shown
-        anew once drew without acknowledging it): see `DrawPacer.first_draw_failed`. anywidget re-binds a
-        widget's module at times (``model.off(null, null, INITIALIZE_MARKER)``, then
-        plotly's ``initialize`` again), which drops the listeners a plotly view already
-        rendered had put on the model: that view takes no update any more. A view
+        anew once drew without acknowledging it): see `DrawPacer.first_draw_failed`.
+        anywidget re-binds a widget's module at times
+        (``model.off(null, null, INITIALIZE_MARKER)``, then plotly's ``initialize``
+        again), which drops the listeners a plotly view already rendered had put on the
+        model: that view takes no update any more. A view
         rendered after it binds to the model as it is now, figure included."""
-        why = self.pacer.first_draw_failed() if self.pacer is not None else None
-        if why is None or self._chart_problem is not None or self.figure is None:
+        pacer = self.pacer
+        if pacer is None or self.figure is None or self._chart_problem is not None:
+            return
+        why = pacer.first_draw_failed()
+        if why is None:
             return
         if self.chart_rebuilds >= _MAX_CHART_REBUILDS:
             self._chart_problem = ("The browser did not draw the chart: run this cell again "
@@ -413,8 +417,7 @@ class LiveLab:
         self.chart_rebuilds += 1
         _trace(f"the browser's chart was {why}: showing it anew "
                f"({self.chart_rebuilds} of {_MAX_CHART_REBUILDS})")
-        if self.pacer is not None:
-            self.pacer.close()
+        pacer.close()
         self.pacer = DrawPacer(self.figure, expect_frontend=not self.params.wait)
         self._chart_box.children = ()
         self._chart_box.children = (self.figure,)

@@ -16,8 +16,8 @@ with its id; this adapter
 - when a browser is expected (`expect_frontend`, interactive sessions), sends nothing
   until it has drawn the figure once (its first acknowledgement): plotly's view
   listens for updates before its first, asynchronous, draw has finished, and an
-  update arriving meanwhile left a chart that never drew (the browser walks' "180 s
-  for the first chart" under load, reproduced in bench_lab). After `first_draw_wait_s`
+  update arriving meanwhile left a chart that never drew (reproduced in bench_lab
+  under load). After `first_draw_wait_s`
   without one it sends anyway (nobody is watching: a headless run);
 - tells when that first draw failed (`first_draw_failed()`): the view drew a figure
   without its traces, or an expected browser drew nothing within `first_draw_wait_s`.

@@ -443,8 +443,6 @@ class LoadGenerator:
         return {"sent": self.sent, "completed": self.completed, "counts": dict(self.counts),
                 "p50": pct(0.50), "p99": pct(0.99), "max_in_flight": self.max_seen_in_flight}
 
-
-
 def _code(exc: Exception) -> str:
     """An exception's error code, as the breaker integrations record it."""
     return classify_exception(exc).error_type or type(exc).__name__

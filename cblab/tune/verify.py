@@ -438,10 +438,9 @@ def check_verify(args: Any, server: str | None, token: str | None) -> LivePlan |
                     float(args.verify_scale), args.verify_rate, int(args.verify_seeds))
 
 
-def check_replay(plan: LivePlan, scenario: Mapping[str, Any]) -> tuple[dict[str, Any], float,
-                                                                        float]:
-    """The replay `plan` would play of the fitted `scenario`: (scaled scenario, seconds,
-    calls/s), or a ValueError with one line when it is too long or too fast. `cblab tune`
+def check_replay(plan: LivePlan, scenario: Mapping[str, Any]) -> tuple[float, float]:
+    """The replay `plan` would play of the fitted `scenario`: (seconds, calls/s), or a
+    ValueError with one line when it is too long or too fast. `cblab tune`
     calls it as soon as the fit is known, before the sweep, so a replay it would refuse
     costs no sweep and applies nothing."""
     played = scaled_scenario(scenario, plan.scale)
@@ -453,7 +452,7 @@ def check_replay(plan: LivePlan, scenario: Mapping[str, Any]) -> tuple[dict[str,
     if not 0 < rate <= MAX_RATE:
         raise ValueError(f"the fitted rate is {rate:g} calls/s; give --verify-rate (at most "
                          f"{MAX_RATE:g})")
-    return played, length, rate
+    return length, rate
 
 
 def run_verification(plan: LivePlan, scenario: Mapping[str, Any], config: Mapping[str, Any],
@@ -463,7 +462,7 @@ def run_verification(plan: LivePlan, scenario: Mapping[str, Any], config: Mappin
     import sys
 
     try:
-        _, length, rate = check_replay(plan, scenario)
+        length, rate = check_replay(plan, scenario)
     except ValueError as exc:
         print(f"cblab tune: {exc}", file=sys.stderr)
         return 2, None

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 from cblab.proxy import FaultProxy
 from cblab.runs import load_run
 from cblab.server.app import ServerRunner
-
-
-async def _cblab(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cblab.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    return process.returncode or 0, out.decode(), err.decode()
+from tests.helpers import run_cblab
 
 
 async def test_load_writes_a_recorded_run(upstream: ServerRunner, tmp_path: Path) -> None:
     out = tmp_path / "my-run"
-    code, stdout, stderr = await _cblab(
+    code, stdout, stderr = await run_cblab(
         "load", upstream.mcp_url, "--tool", "users", "--args", '{"login": "s3cr3t"}',
         "--rate", "10", "--duration", "1.5", "--out", str(out))
     assert code == 0, stderr
@@ -36,13 +27,13 @@ async def test_load_writes_a_recorded_run(upstream: ServerRunner, tmp_path: Path
 
 async def test_load_refuses_bad_input_with_one_line(upstream: ServerRunner,
                                                     tmp_path: Path) -> None:
-    code, _, stderr = await _cblab("load", upstream.mcp_url, "--tool", "nope",
+    code, _, stderr = await run_cblab("load", upstream.mcp_url, "--tool", "nope",
                                    "--duration", "1", "--out", str(tmp_path / "r"))
     assert code == 1 and "unknown tool 'nope'" in stderr and "echo" in stderr
-    code, _, stderr = await _cblab("load", "http://127.0.0.1:9/mcp", "--tool", "echo",
+    code, _, stderr = await run_cblab("load", "http://127.0.0.1:9/mcp", "--tool", "echo",
                                    "--out", str(tmp_path / "r"))
     assert code == 1 and "connection refused" in stderr and "Traceback" not in stderr
-    code, _, stderr = await _cblab("load", upstream.mcp_url, "--tool", "echo",
+    code, _, stderr = await run_cblab("load", upstream.mcp_url, "--tool", "echo",
                                    "--args", "[1]", "--out", str(tmp_path / "r"))
     assert code == 1 and "--args must be a JSON object" in stderr
 
@@ -52,7 +43,7 @@ async def test_load_warms_up_before_it_records(proxy: FaultProxy, tmp_path: Path
     the command says so; rows carry the phase label and the injected status."""
     await proxy.set_fault("echo", {"error_rate": 1.0})  # every call: an injected 500
     out = tmp_path / "warm"
-    code, stdout, stderr = await _cblab(
+    code, stdout, stderr = await run_cblab(
         "load", proxy.mcp_url, "--tool", "echo", "--args", '{"x": 1}', "--rate", "10",
         "--duration", "1", "--warmup", "3", "--phase", "steady", "--out", str(out))
     assert code == 0, stderr
@@ -66,6 +57,6 @@ async def test_load_warms_up_before_it_records(proxy: FaultProxy, tmp_path: Path
 
 
 async def test_load_refuses_a_bad_warmup(upstream: ServerRunner, tmp_path: Path) -> None:
-    code, _, stderr = await _cblab("load", upstream.mcp_url, "--tool", "echo",
+    code, _, stderr = await run_cblab("load", upstream.mcp_url, "--tool", "echo",
                                    "--warmup", "1000", "--out", str(tmp_path / "r"))
     assert code == 1 and "--warmup must be 0 to 100 calls" in stderr

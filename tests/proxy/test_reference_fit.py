@@ -5,9 +5,7 @@ stdio (behind `cblab proxy`, as a stdio server is loaded)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 from cblab.proxy import FaultProxy
 from cblab.runs import load_run
 from cblab.testing.reference import EverythingHttp, time_server_command
+from tests.helpers import run_cblab
 
 TARGETS = {  # name -> (tool, arguments)
     "everything-http": ("echo", {"message": "hi"}),
@@ -38,29 +37,22 @@ async def _serving(name: str) -> AsyncIterator[str]:
             yield proxy.mcp_url
 
 
-async def _cblab(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cblab.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 180)
-    return process.returncode or 0, out.decode(), err.decode()
-
-
 @pytest.mark.parametrize("name", list(TARGETS))
 async def test_load_warms_up_and_fit_writes_a_profile(name: str, tmp_path: Path) -> None:
     tool, arguments = TARGETS[name]
     run_dir, profile = tmp_path / "run", tmp_path / "profile.json"
     async with _serving(name) as url:
-        code, stdout, stderr = await _cblab(
+        code, stdout, stderr = await run_cblab(
             "load", url, "--tool", tool, "--args", json.dumps(arguments), "--rate", "20",
-            "--duration", "2", "--warmup", "2", "--phase", "steady", "--out", str(run_dir))
+            "--duration", "2", "--warmup", "2", "--phase", "steady", "--out", str(run_dir),
+            timeout=180)
     assert code == 0, stderr
     assert "warm-up: 2 call(s) in" in stdout and "not recorded" in stdout
     run = load_run(run_dir)
     assert len(run.events) >= 20 and set(run.events["phase"]) == {"steady"}
     assert set(run.events["outcome"]) == {"success"}, run.events["error_type"].unique()
 
-    code, stdout, stderr = await _cblab("fit", str(run_dir), "-o", str(profile))
+    code, stdout, stderr = await run_cblab("fit", str(run_dir), "-o", str(profile), timeout=180)
     assert code == 0, stderr
     assert "p99_ms_fitted" in stdout and "steady" in stdout
     scenario = json.loads(profile.read_text())
