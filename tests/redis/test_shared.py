@@ -300,8 +300,15 @@ async def test_keys_share_a_hash_tag_and_expire(redis_url, namespace):
         breaker = CircuitBreaker("git{hub}", CircuitBreakerConfig(failure_threshold=1,
                                                                   timeout=0.05), store=store)
         await fail_through(breaker, 1)
-        await asyncio.sleep(0.1)
-        await breaker.call(asyncio.sleep, 0)  # a half-open trial: the lease key exists
+
+        async def trial_admitted() -> bool:  # a half-open trial: the lease key exists
+            try:
+                await breaker.call(asyncio.sleep, 0)
+            except CircuitOpenError:  # still open, or a trial lease still held: again
+                return False
+            return True
+
+        await eventually(trial_admitted, timeout=30, what="a half-open trial admitted")
         await store.drain()
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         try:
