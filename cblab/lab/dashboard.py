@@ -199,7 +199,7 @@ class LiveChart:
         self.full_updates = 0
         self.trace_updates = 0
         self._layout: dict[str, Any] = {}
-        self._legends: tuple[bool, ...] = ()
+        self._filled_before: tuple[bool | None, ...] = ()
         # chart -> the y axes of its rows (one per variant for the latency chart)
         self._axes: dict[str, list[str]] = {}
         for trace in fig.data:
@@ -212,10 +212,10 @@ class LiveChart:
     def refresh(self, arrays: dict[str, dict[Any, Any]], x_range: tuple[float, float]) -> int:
         """Show `arrays` (`LiveFeed.arrays()`) on `x_range`; return how many traces changed."""
         layout = self.layout(arrays, x_range)
-        legends = self._legend_flags(arrays)
-        full = layout != self._layout or legends != self._legends
+        filled = self._filled(arrays)
+        full = layout != self._layout or filled != self._filled_before
         edits = {key: value for key, value in layout.items() if self._layout.get(key) != value}
-        self._layout, self._legends = layout, legends
+        self._layout, self._filled_before = layout, filled
         fig = self.fig
         if full or not hasattr(fig, "_perform_batch_animate"):  # a plain Figure: no browser
             with fig.batch_update():
@@ -227,6 +227,16 @@ class LiveChart:
         fig._in_batch_mode = True
         try:
             changed = apply_arrays(fig, arrays, self.cache, legend_variant=self.legend_variant)
+            # plotly.js's bar transition keeps only the bar traces it is given (the
+            # others vanish from the page): a state band edit carries every band trace.
+            edits = fig._batch_trace_edits
+            bands = [i for i, trace in enumerate(fig.data) if trace.meta[0] == "state"]
+            if any(i in edits for i in bands):
+                for i in bands:
+                    bars = fig.data[i]
+                    edits.setdefault(i, {}).update(
+                        {prop: edits.get(i, {}).get(prop, bars[prop])
+                         for prop in ("x", "y", "base", "customdata")})
         finally:
             fig._in_batch_mode = False
             fig._perform_batch_animate(_TRACES_ONLY)
@@ -276,9 +286,17 @@ class LiveChart:
             fits, full = max(values) <= high, max(values) >= 0.4 * high
         return list(shown) if fits and full else fresh
 
-    def _legend_flags(self, arrays: dict[str, dict[Any, Any]]) -> tuple[bool, ...]:
-        return tuple(bool(xy.x) for (variant, _), xy in sorted(arrays["latency"].items())
-                     if variant == self.legend_variant)
+    def _filled(self, arrays: dict[str, dict[Any, Any]]) -> tuple[bool | None, ...]:
+        """Which traces have data (None: the state band's placeholder stays). A trace
+        that fills or empties changes the legend, and plotly's transition path draws
+        no trace that was empty (a first OPEN bar): both need a full update."""
+        have_state = any(bars.y for bars in arrays["state"].values())
+        out: list[bool | None] = []
+        for trace in self.fig.data:
+            chart, *rest = trace.meta
+            data = arrays[chart].get(rest[0] if len(rest) == 1 else tuple(rest))
+            out.append(None if chart == "state" and not have_state else bool(data and data[0]))
+        return tuple(out)
 
 
 def _log_range(span: Sequence[float] | None) -> list[float]:
