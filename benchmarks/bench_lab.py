@@ -154,7 +154,8 @@ def summarise(result: dict, seconds: float) -> tuple[dict, list[str]]:
 
 
 # Measured in the page while the charts run: redraws of the live chart
-# (plotly_afterplot), and for every key press on a slider the time from the press to
+# (plotly_afterplot for a full replot, plotly_animated for LiveChart's traces-only
+# update), and for every key press on a slider the time from the press to
 # the next paint after the page handled it (the Event Timing API's duration: what a
 # person waits for the slider to move, queueing behind chart work included).
 # Main-thread busy comes from Chromium's own task accounting (CDP Performance
@@ -163,6 +164,7 @@ PAGE_PROBE_JS = """(sel) => {
   const el = document.querySelector(sel);
   const w = window.__cblabBench = {redraws: 0, events: []};
   el.on('plotly_afterplot', () => { w.redraws++; });
+  el.on('plotly_animated', () => { w.redraws++; });
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) if (e.name === 'keydown') w.events.push(e.duration);
   }).observe({type: 'event', durationThreshold: 16});

@@ -12,6 +12,7 @@ instance, and one update message per tick is cheaper than four.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..plots.style import (
     variant_colors,
 )
 
-__all__ = ["LATENCY_OUTCOMES", "STATE_NAMES", "apply_arrays", "live_figure"]
+__all__ = ["LATENCY_OUTCOMES", "STATE_NAMES", "LiveChart", "apply_arrays", "live_figure"]
 
 LATENCY_OUTCOMES = ("success", "slow", "failure", "timeout", "rejected", "cancelled")
 STATE_NAMES = {"closed": "CLOSED", "open": "OPEN", "half_open": "HALF-OPEN"}
@@ -175,3 +176,142 @@ def apply_arrays(
             if chart == "latency":
                 trace.showlegend = bool(x) and key[0] == legend_variant
     return changed
+
+
+# Plotly.animate with a zero transition and ``redraw: false`` moves only the changed
+# traces' points and lines (plotly's transition path); Plotly.update, which
+# `batch_update` sends, replots every subplot, axis, legend and title (measured in
+# Chromium, benchmarks/bench_drawcost.py: 31 against 114 ms of main-thread time per
+# redraw). It leaves the axes and legends as they are, so `LiveChart` sets every
+# range itself and sends a full update whenever one of them, or a legend, changes.
+_TRACES_ONLY = {"transition": {"duration": 0}, "frame": {"duration": 0, "redraw": False},
+                "mode": "immediate"}
+
+
+class LiveChart:
+    """The live figure and what it last showed. `refresh` sends what changed: only the
+    traces' data while every axis range and legend stays, else a full update."""
+
+    def __init__(self, fig: go.Figure, *, legend_variant: str | None = None) -> None:
+        self.fig = fig
+        self.legend_variant = legend_variant
+        self.cache: dict[int, tuple[Any, ...]] = {}
+        self.full_updates = 0
+        self.trace_updates = 0
+        self._layout: dict[str, Any] = {}
+        self._filled_before: tuple[bool | None, ...] = ()
+        # chart -> the y axes of its rows (one per variant for the latency chart)
+        self._axes: dict[str, list[str]] = {}
+        for trace in fig.data:
+            axes = self._axes.setdefault(trace.meta[0], [])
+            if f"yaxis{trace.yaxis[1:]}" not in axes:
+                axes.append(f"yaxis{trace.yaxis[1:]}")
+        self._state_axis = self._axes["state"][0]
+        self._categories = list(fig.layout[self._state_axis].categoryarray or ())
+
+    def refresh(self, arrays: dict[str, dict[Any, Any]], x_range: tuple[float, float]) -> int:
+        """Show `arrays` (`LiveFeed.arrays()`) on `x_range`; return how many traces changed."""
+        layout = self.layout(arrays, x_range)
+        filled = self._filled(arrays)
+        full = layout != self._layout or filled != self._filled_before
+        edits = {key: value for key, value in layout.items() if self._layout.get(key) != value}
+        self._layout, self._filled_before = layout, filled
+        fig = self.fig
+        if full or not hasattr(fig, "_perform_batch_animate"):  # a plain Figure: no browser
+            with fig.batch_update():
+                changed = apply_arrays(fig, arrays, self.cache, legend_variant=self.legend_variant)
+                fig.update_layout(edits)
+            self.full_updates += 1
+            return changed
+        # FigureWidget.batch_animate, with plotly.js's `redraw` option it does not offer.
+        fig._in_batch_mode = True
+        try:
+            changed = apply_arrays(fig, arrays, self.cache, legend_variant=self.legend_variant)
+            # plotly.js's bar transition keeps only the bar traces it is given (the
+            # others vanish from the page): a state band edit carries every band trace.
+            edits = fig._batch_trace_edits
+            bands = [i for i, trace in enumerate(fig.data) if trace.meta[0] == "state"]
+            if any(i in edits for i in bands):
+                for i in bands:
+                    bars = fig.data[i]
+                    edits.setdefault(i, {}).update(
+                        {prop: edits.get(i, {}).get(prop, bars[prop])
+                         for prop in ("x", "y", "base", "customdata")})
+        finally:
+            fig._in_batch_mode = False
+            fig._perform_batch_animate(_TRACES_ONLY)
+        self.trace_updates += 1
+        return changed
+
+    def layout(self, arrays: dict[str, dict[Any, Any]],
+               x_range: tuple[float, float]) -> dict[str, Any]:
+        """Every axis range the chart shows, as plotly's autorange would draw it (nicer
+        steps, so it changes seldom): the time axis, the state band's rows, the latency
+        decades and the request rate from zero."""
+        out: dict[str, Any] = {f"{name}.range": list(x_range)
+                               for name in self.fig.layout if name.startswith("xaxis")}
+        # A category axis spans every row it knows (its categoryarray and any new one).
+        rows = set(self._categories)
+        for bars in arrays["state"].values():
+            rows.update(bars.y)
+        out[f"{self._state_axis}.range"] = [-0.5, len(rows) - 0.5]
+        spans: dict[str, list[float]] = {}  # latency axis -> its points (ms)
+        for trace in self.fig.data:
+            if trace.meta[0] == "latency":
+                xy = arrays["latency"].get(tuple(trace.meta[1:]))
+                spans.setdefault(f"yaxis{trace.yaxis[1:]}.range", []).extend(
+                    y for y in (xy.y if xy else ()) if y and y > 0)
+        for name, ms in spans.items():
+            out[name] = self._sticky(name, _log_range(ms and (min(ms), max(ms))), ms, 1.0)
+        rate = [y for xy in arrays["backend"].values() for y in xy.y if y is not None]
+        for axis in self._axes["backend"]:
+            name = f"{axis}.range"
+            out[name] = self._sticky(name, [0.0, _nice_ceiling(max(rate, default=0.0))], rate,
+                                     None)
+        return out
+
+    def _sticky(self, name: str, fresh: list[float], values: Sequence[float],
+                 log_slack: float | None) -> list[float]:
+        """The range shown now while `values` still fit it and fill enough of it (on a
+        log axis: the fresh range is within `log_slack` decades of it each side; else:
+        the top value is above 40 % of it), so the axis does not jump with every tick."""
+        shown = self._layout.get(name)
+        if shown is None or not values:
+            return fresh
+        low, high = shown
+        if log_slack is not None:
+            fits = 10 ** low <= min(values) and max(values) <= 10 ** high
+            full = fresh[0] - low <= log_slack and high - fresh[1] <= log_slack
+        else:
+            fits, full = max(values) <= high, max(values) >= 0.4 * high
+        return list(shown) if fits and full else fresh
+
+    def _filled(self, arrays: dict[str, dict[Any, Any]]) -> tuple[bool | None, ...]:
+        """Which traces have data (None: the state band's placeholder stays). A trace
+        that fills or empties changes the legend, and plotly's transition path draws
+        no trace that was empty (a first OPEN bar): both need a full update."""
+        have_state = any(bars.y for bars in arrays["state"].values())
+        out: list[bool | None] = []
+        for trace in self.fig.data:
+            chart, *rest = trace.meta
+            data = arrays[chart].get(rest[0] if len(rest) == 1 else tuple(rest))
+            out.append(None if chart == "state" and not have_state else bool(data and data[0]))
+        return tuple(out)
+
+
+def _log_range(span: Sequence[float] | None) -> list[float]:
+    """A log axis' range (powers of ten) covering `span` (ms) with a margin, in half
+    decades; 1 ms to 1 s before there is data."""
+    if not span:
+        return [0.0, 3.0]
+    return [math.floor(2 * math.log10(span[0] / 1.25)) / 2,
+            math.ceil(2 * math.log10(span[1] * 1.25)) / 2]
+
+
+def _nice_ceiling(value: float) -> float:
+    """`value` plus 5 %, rounded up to half a power of ten (27 -> 30, 140 -> 150; 1 for 0)."""
+    if not value > 0:
+        return 1.0
+    target = value * 1.05
+    step = 10.0 ** math.floor(math.log10(target)) / 2
+    return math.ceil(target / step) * step

@@ -32,7 +32,7 @@ from .. import CircuitBreakerConfig
 from ..demo import LAB_ROUTE
 from ..plots.style import FONT_FAMILY, NO_BREAKER_COLOR, STATE_COLORS
 from .controls import BREAKER_FIELDS, CONTROL_NAMES, ControlSpec, spec
-from .dashboard import STATE_NAMES, apply_arrays, live_figure
+from .dashboard import STATE_NAMES, LiveChart, live_figure
 from .pacing import DrawPacer
 from .params import LabParams
 from .session import LabSession
@@ -150,8 +150,7 @@ class LiveLab:
         self.report_path: Path | None = None
         self._start_called: float | None = None
         self._view_task: asyncio.Task[None] | None = None
-        self._last: dict[int, tuple[Any, ...]] = {}
-        self._x_range: tuple[float, float] | None = None
+        self._chart: LiveChart | None = None
         self._syncing = False
         self._note_serial = -1
         self._ended_drawn = False
@@ -449,11 +448,9 @@ class LiveLab:
         began = time.perf_counter()
         arrays = self.session.arrays()
         x_range = self.session.x_range
-        with fig.batch_update():
-            apply_arrays(fig, arrays, self._last, legend_variant=self.variants[0])
-            if x_range != self._x_range:  # only when it steps on: a relayout is costly
-                fig.update_xaxes(range=list(x_range))
-                self._x_range = x_range
+        if self._chart is None or self._chart.fig is not fig:
+            self._chart = LiveChart(fig, legend_variant=self.variants[0])
+        self._chart.refresh(arrays, x_range)  # a full replot only when an axis or legend changes
         pacer.sent()
         self.feed.mark_update(time.perf_counter() - began)
         if self.first_chart_s is None and self._start_called is not None and any(
