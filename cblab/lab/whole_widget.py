@@ -16,13 +16,23 @@ from collections.abc import Iterable
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.serializers import custom_serializers
+from traitlets import Dict
+
+from .lean_acks import lean_widget_bundle
 
 __all__ = ["WholeFigureWidget"]
 
 
 class WholeFigureWidget(go.FigureWidget):  # type: ignore[misc]
     """``WholeFigureWidget(figure, classes=("my-chart",))``: a FigureWidget that opens
-    its comm only once its figure and CSS classes are set."""
+    its comm only once its figure and CSS classes are set, and whose view acknowledges
+    a drawn edit in one small message (`cblab.lab.lean_acks`)."""
+
+    _esm = lean_widget_bundle() or go.FigureWidget._esm
+    # The kernel need not echo the browser's acknowledgement back to it.
+    _js2py_traceDeltas = Dict(allow_none=True).tag(sync=True, echo_update=False,
+                                                   **custom_serializers)
 
     def __init__(self, figure: Any = None, *, classes: Iterable[str] = ()) -> None:
         self._hold_open = True
