@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["lean_widget_bundle"]
+__all__ = ["lean_bundle", "lean_widget_bundle"]
 
 _TRACE_ACK = (
     '_sendTraceDeltas(id){var data=this.model.get("_widget_data")||[];'
@@ -41,16 +42,27 @@ _METHOD = r"{name}\(\w+\)\{{[^{{}}]*?(?:\{{[^{{}}]*\}}[^{{}}]*?)*this\.touch\(\)
 
 @functools.cache
 def lean_widget_bundle() -> str | None:
-    """plotly's widget bundle with lean acknowledgements, or None if it has changed."""
+    """The installed plotly's widget bundle with lean acknowledgements, or None if it
+    is not the bundle this was written against."""
     import plotly
 
     path = Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
     try:
-        text = path.read_text(encoding="utf-8")
+        return lean_bundle(path.read_text(encoding="utf-8"))
     except OSError:
         return None
+
+
+def _constant(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda _match: body
+
+
+def lean_bundle(text: str) -> str | None:
+    """`text` (a plotly widget bundle) with both methods replaced, or None unless each
+    is found exactly once."""
     for name, body in (("_sendTraceDeltas", _TRACE_ACK), ("_sendLayoutDelta", _LAYOUT_ACK)):
-        text, count = re.subn(_METHOD.format(name=name), lambda _m, b=body: b, text)
+        # a function, not a template: the JavaScript's backslashes stay as they are
+        text, count = re.subn(_METHOD.format(name=name), _constant(body), text)
         if count != 1:
             return None
     return text

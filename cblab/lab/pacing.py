@@ -38,7 +38,8 @@ against plotly 6/7's `basewidget.py`:
 
 - ``fig._last_trace_edit_id``: the id of the newest trace edit sent to the browser;
 - the ``_js2py_traceDeltas`` trait: set by the browser after it applied an edit,
-  ``{"trace_edit_id": N, "trace_deltas": [...]}``, one delta per trace it holds.
+  ``{"trace_edit_id": N, "trace_deltas": [...]}``, one delta per trace it holds
+  (in cblab's `WholeFigureWidget`, each only the trace's uid: `cblab.lab.lean_acks`).
 
 A renamed private degrades to no pacing (every draw goes out), never to an error.
 """

@@ -2,6 +2,7 @@
 
 - `server`: a throwaway JupyterLab process (`JupyterLabServer`);
 - `browser`: the system Chromium through playwright, and JupyterLab page helpers;
+- `kernel_traffic`: the messages between a page and its kernels (`KernelTraffic`);
 - `nbrun`: headless notebook execution with nbclient (`execute_notebook`).
 """
 
@@ -24,6 +25,7 @@ from cblab.testing.browser import (
     run_all_cells,
     wait_for_kernel_idle,
 )
+from cblab.testing.kernel_traffic import KernelTraffic, parse_frame
 from cblab.testing.nbrun import NotebookExecutionError, execute_notebook
 from cblab.testing.server import LAB_USER_SETTINGS, JupyterLabServer, JupyterLabStartError
 
@@ -39,11 +41,13 @@ __all__ = [
     "PLOTLY_SELECTOR",
     "SLIDER_HANDLE_SELECTOR",
     "JupyterLabServer",
+    "KernelTraffic",
     "JupyterLabStartError",
     "NotebookExecutionError",
     "chromium_path",
     "collect_console_errors",
     "execute_notebook",
+    "parse_frame",
     "kernel_status",
     "launch_chromium",
     "open_notebook",

@@ -27,6 +27,7 @@ from cblab.testing import (
     HAS_LATENCY_POINTS_JS,
     LIVE_CHART,
     JupyterLabServer,
+    KernelTraffic,
     collect_console_errors,
     open_notebook,
     page_diagnosis,
@@ -268,8 +269,10 @@ def test_02_stepper_walks_every_move_and_reset_starts_over(
 def test_03_live_lab_trip_refused_setting_stop_and_export(
     page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
 ) -> None:
+    traffic = KernelTraffic(page)  # before the notebook opens its kernel's websocket
     _start_live(page, lab_server, "03-live-lab.ipynb")
     _wait_state(page, None, "closed")
+    traffic.recording = True
     assert _press(page, ".cblab-error-rate", "End") == 100
     _wait_state(page, None, "open")
     assert _press(page, ".cblab-error-rate", "Home") == 0
@@ -282,6 +285,8 @@ def test_03_live_lab_trip_refused_setting_stop_and_export(
     status = page.locator(".cblab-live-status").first.inner_text()
     assert "in the last 5 s" in status and "since the start" in status
     _shot(page, "03-live-lab", artifacts_dir, ".cblab-live")
+    traffic.recording = False
+    _acknowledged_lean(traffic)
 
     page.locator("button.cblab-stop").first.click(**WIDGET_CLICK)
     page.wait_for_selector(".cblab-live-status >> text=Stopped", timeout=30_000)
@@ -297,6 +302,19 @@ def test_03_live_lab_trip_refused_setting_stop_and_export(
     _shot(report, "03-report", artifacts_dir)
     assert not errors, errors
     _no_errors(page)
+
+
+def _acknowledged_lean(traffic: KernelTraffic) -> None:
+    """The chart acknowledged what it drew in one small message per edit, not echoed
+    back (cblab.lab.lean_acks): plotly's own view sent every trace's data and a second,
+    unread, layout message each time, and the kernel echoed the first."""
+    acks = traffic.updates("_js2py_traceDeltas", sent=True)
+    assert len(acks) >= 5, traffic.messages[-20:]
+    assert max(m.size for m in acks) < 8_000, sorted(m.size for m in acks)[-5:]
+    assert not traffic.updates("_js2py_widget_layoutDelta", sent=True)
+    echoed = [m for m in traffic.updates("_js2py_traceDeltas", sent=False)
+              if m.method == "echo_update"]
+    assert not echoed
 
 
 # --- 04: the live check, then the comparison after Stop ------------------------------------
