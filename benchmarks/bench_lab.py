@@ -279,6 +279,8 @@ def browser_runs(runs: list[tuple[str, str, dict[str, str]]]) -> list[tuple[str,
                     try:
                         figures = browser_page(server, page, notebook, LIVE_NOTEBOOKS[notebook])
                         figures["errors"] = len(errors)
+                        if errors:  # what went wrong, not only how often
+                            figures["first_errors"] = [str(e)[:300] for e in errors[:3]]
                     except Exception as exc:  # one notebook's failure: the others still run
                         figures = {"failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
                         print(page_diagnosis(page, server), *errors[:5], sep="\n", flush=True)

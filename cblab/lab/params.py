@@ -7,7 +7,7 @@ set a few variables to keep runs short and deterministic:
 ``CBLAB_RUN_SECONDS``       stop the live loop after this many seconds (0: run until Stop)
 ``CBLAB_WAIT``              1: the notebook's last cell waits for the loop to end, then
                             checks what happened (headless runs); 0: it returns at once
-``CBLAB_UPDATE_HZ``         chart updates per second (default 6; 1 to 20)
+``CBLAB_UPDATE_HZ``         chart updates per second (default 5; 1 to 20)
 ``CBLAB_CHART_POINTS``      latency points the live chart draws, shared by its variants (default 250)
 ``CBLAB_WINDOW_SECONDS``    seconds of history the live charts show (default 60)
 ``CBLAB_RATE``              requests per second from the load generator (default 20)
@@ -119,10 +119,11 @@ class LabParams:
 
     run_seconds: float = 0.0  # 0: until Stop
     wait: bool = False
-    # 6 updates/s of at most 250 latency points (all variants): every update is a full
-    # redraw in the browser (about 110 ms in Chromium with 300 points, 140 ms with 600,
-    # measured at load 10), and what the browser is drawing delays every click.
-    update_hz: float = 6.0
+    # 5 updates/s of at most 250 latency points (all variants): what the browser draws
+    # delays every click, and the kernel, the demo stack and Chromium share the
+    # machine. bench_lab, 01 and 04 side by side: 4.0-4.6 redraws/s at 56-57 % of the
+    # page's main thread at 6/s (CPU contended), 5.0 at 28-34 % at 5/s.
+    update_hz: float = 5.0
     chart_points: int = 250
     window_s: float = 60.0
     rate: float = 20.0
@@ -153,7 +154,7 @@ class LabParams:
         params = cls(
             run_seconds=_number(env, "CBLAB_RUN_SECONDS", 0.0, 0.0, 7 * 24 * 3600.0),
             wait=_flag(env, "CBLAB_WAIT"),
-            update_hz=_number(env, "CBLAB_UPDATE_HZ", 6.0, 1.0, 20.0),
+            update_hz=_number(env, "CBLAB_UPDATE_HZ", 5.0, 1.0, 20.0),
             chart_points=int(_number(env, "CBLAB_CHART_POINTS", 250, 20, 5000)),
             window_s=_number(env, "CBLAB_WINDOW_SECONDS", 60.0, 5.0, 3600.0),
             rate=_number(env, "CBLAB_RATE", 20.0, 0.0, 500.0),
