@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cblab load",
         description="Send open-loop load (Poisson or constant arrivals) to one tool of an MCP "
         "server over Streamable HTTP and save the calls as a recorded run.",
+        epilog="Exit status: 0 saved; 2 bad input or a target that cannot be loaded "
+        "(unreachable, unknown tool), said in one line before the run; 1 saving failed.",
     )
     parser.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:9000/mcp")
     parser.add_argument("--tool", required=True, help="the tool to call")
@@ -163,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
                       "warmup_calls": args.warmup, "warmup_s": round(gen.warmup_s, 3)},
         }
         save_run(out, gen.to_frame(), meta, overwrite=args.overwrite)
-    except (LoadSetupError, ProxyError, RunError, ValueError, FileExistsError) as exc:
+    except (LoadSetupError, ProxyError, ValueError) as exc:
+        # bad flags, or a target that cannot be loaded as asked: found before the run,
+        # exit 2 as every cblab command does for bad input
+        print(f"cblab load: {exc}", file=sys.stderr)
+        return 2
+    except (RunError, FileExistsError) as exc:  # the run happened; saving it failed
         print(f"cblab load: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -29,13 +29,13 @@ async def test_load_refuses_bad_input_with_one_line(upstream: ServerRunner,
                                                     tmp_path: Path) -> None:
     code, _, stderr = await run_cblab("load", upstream.mcp_url, "--tool", "nope",
                                    "--duration", "1", "--out", str(tmp_path / "r"))
-    assert code == 1 and "unknown tool 'nope'" in stderr and "echo" in stderr
+    assert code == 2 and "unknown tool 'nope'" in stderr and "echo" in stderr
     code, _, stderr = await run_cblab("load", "http://127.0.0.1:9/mcp", "--tool", "echo",
                                    "--out", str(tmp_path / "r"))
-    assert code == 1 and "connection refused" in stderr and "Traceback" not in stderr
+    assert code == 2 and "connection refused" in stderr and "Traceback" not in stderr
     code, _, stderr = await run_cblab("load", upstream.mcp_url, "--tool", "echo",
                                    "--args", "[1]", "--out", str(tmp_path / "r"))
-    assert code == 1 and "--args must be a JSON object" in stderr
+    assert code == 2 and "--args must be a JSON object" in stderr
 
 
 async def test_load_warms_up_before_it_records(proxy: FaultProxy, tmp_path: Path) -> None:
@@ -59,4 +59,4 @@ async def test_load_warms_up_before_it_records(proxy: FaultProxy, tmp_path: Path
 async def test_load_refuses_a_bad_warmup(upstream: ServerRunner, tmp_path: Path) -> None:
     code, _, stderr = await run_cblab("load", upstream.mcp_url, "--tool", "echo",
                                    "--warmup", "1000", "--out", str(tmp_path / "r"))
-    assert code == 1 and "--warmup must be 0 to 100 calls" in stderr
+    assert code == 2 and "--warmup must be 0 to 100 calls" in stderr
