@@ -114,10 +114,13 @@ def test_load_runs_off_the_callers_thread(stack: Stack) -> None:
     session = asyncio.run(run_the_view())
     events = session.events(None)
     calls = events[(events["kind"] == "call") & (events["outcome"] == "success")]
-    load = calls[calls["source"] == "load"]["latency"] * 1000
-    served = calls[calls["source"] == "server"]["latency"] * 1000
-    # every call the callers made is in the recording, and the server saw as many
-    assert len(load) > 100 and abs(len(load) - len(served)) <= 0.05 * len(load)
+    load, served = calls[calls["source"] == "load"], calls[calls["source"] == "server"]
+    assert len(load) > 100  # every call the callers made is in the recording
+    # and the server saw as many, up to Stop: a call in flight then (up to a second on a
+    # loaded machine, 40 a second) may be recorded by one side only
+    cut = min(load["t"].max(), served["t"].max()) - load["latency"].max() - 0.5
+    before_load, before_served = (load["t"] <= cut).sum(), (served["t"] <= cut).sum()
+    assert before_load > 50 and abs(before_load - before_served) <= 0.05 * before_load
 
 
 def test_an_export_keeps_a_session_longer_than_the_memory_cap(stack: Stack, tmp_path: Path) -> None:
