@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 __all__ = ["lean_bundle", "lean_widget_bundle"]
 
@@ -42,13 +41,12 @@ _METHOD = r"{name}\(\w+\)\{{[^{{}}]*?(?:\{{[^{{}}]*\}}[^{{}}]*?)*this\.touch\(\)
 
 @functools.cache
 def lean_widget_bundle() -> str | None:
-    """The installed plotly's widget bundle with lean acknowledgements, or None if it
-    is not the bundle this was written against."""
-    import plotly
+    """The installed plotly's widget bundle (the module its FigureWidget declares) with
+    lean acknowledgements, or None if it is not the bundle this was written against."""
+    import plotly.graph_objects as go
 
-    path = Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
     try:
-        return lean_bundle(path.read_text(encoding="utf-8"))
+        return lean_bundle(str(go.FigureWidget._esm))  # anywidget reads the file once
     except OSError:
         return None
 

@@ -29,12 +29,14 @@ class WholeFigureWidget(go.FigureWidget):  # type: ignore[misc]
     its comm only once its figure and CSS classes are set, and whose view acknowledges
     a drawn edit in one small message (`cblab.lab.lean_acks`)."""
 
-    _esm = lean_widget_bundle() or go.FigureWidget._esm
     # The kernel need not echo the browser's acknowledgement back to it.
     _js2py_traceDeltas = Dict(allow_none=True).tag(sync=True, echo_update=False,
                                                    **custom_serializers)
 
     def __init__(self, figure: Any = None, *, classes: Iterable[str] = ()) -> None:
+        # read (5 MB) and patched on the first widget, not when cblab.lab is imported;
+        # anywidget's constructor takes the module from this attribute
+        self._esm = lean_widget_bundle() or str(go.FigureWidget._esm)
         self._hold_open = True
         super().__init__(figure)
         for name in classes:
