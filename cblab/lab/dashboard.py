@@ -141,6 +141,14 @@ def _floats(values: Sequence[float | None]) -> list[float | None]:
     return [None if v is None or v != v else float(v) for v in values]
 
 
+def _trace_data(arrays: dict[str, dict[Any, Any]], trace: Any) -> tuple[str, Any, Any]:
+    """A trace's chart, its key in `arrays` (from its `meta`) and its data there (None:
+    no data for it yet)."""
+    chart, *rest = trace.meta
+    key = rest[0] if len(rest) == 1 else tuple(rest)
+    return chart, key, arrays[chart].get(key)
+
+
 def apply_arrays(
     fig: go.Figure,
     arrays: dict[str, dict[Any, Any]],
@@ -157,11 +165,9 @@ def apply_arrays(
     have_state = any(bars.y for bars in arrays["state"].values())
     changed = 0
     for i, trace in enumerate(fig.data):
-        chart, *rest = trace.meta
+        chart, key, data = _trace_data(arrays, trace)
         if chart == "state" and not have_state:
             continue
-        key = rest[0] if len(rest) == 1 else tuple(rest)
-        data = arrays[chart].get(key)
         values: tuple[Any, ...] = tuple(data) if data is not None else ()
         if cache.get(i) == values:
             continue
@@ -207,6 +213,7 @@ class LiveChart:
             if f"yaxis{trace.yaxis[1:]}" not in axes:
                 axes.append(f"yaxis{trace.yaxis[1:]}")
         self._state_axis = self._axes["state"][0]
+        self._bands = [i for i, trace in enumerate(fig.data) if trace.meta[0] == "state"]
         self._categories = list(fig.layout[self._state_axis].categoryarray or ())
 
     def refresh(self, arrays: dict[str, dict[Any, Any]], x_range: tuple[float, float]) -> int:
@@ -230,9 +237,8 @@ class LiveChart:
             # plotly.js's bar transition keeps only the bar traces it is given (the
             # others vanish from the page): a state band edit carries every band trace.
             edits = fig._batch_trace_edits
-            bands = [i for i, trace in enumerate(fig.data) if trace.meta[0] == "state"]
-            if any(i in edits for i in bands):
-                for i in bands:
+            if any(i in edits for i in self._bands):
+                for i in self._bands:
                     bars = fig.data[i]
                     edits.setdefault(i, {}).update(
                         {prop: edits.get(i, {}).get(prop, bars[prop])
@@ -257,8 +263,8 @@ class LiveChart:
         out[f"{self._state_axis}.range"] = [-0.5, len(rows) - 0.5]
         spans: dict[str, list[float]] = {}  # latency axis -> its points (ms)
         for trace in self.fig.data:
-            if trace.meta[0] == "latency":
-                xy = arrays["latency"].get(tuple(trace.meta[1:]))
+            chart, _, xy = _trace_data(arrays, trace)
+            if chart == "latency":
                 spans.setdefault(f"yaxis{trace.yaxis[1:]}.range", []).extend(
                     y for y in (xy.y if xy else ()) if y and y > 0)
         for name, ms in spans.items():
@@ -293,8 +299,7 @@ class LiveChart:
         have_state = any(bars.y for bars in arrays["state"].values())
         out: list[bool | None] = []
         for trace in self.fig.data:
-            chart, *rest = trace.meta
-            data = arrays[chart].get(rest[0] if len(rest) == 1 else tuple(rest))
+            chart, _, data = _trace_data(arrays, trace)
             out.append(None if chart == "state" and not have_state else bool(data and data[0]))
         return tuple(out)
 

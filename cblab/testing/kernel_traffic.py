@@ -4,7 +4,9 @@
 binary ``v1.kernel.websocket.jupyter.org`` frames, or JSON ones) and keeps one
 `Message` per frame while `recording` is on: its direction, channel, type, for a
 widget update the state keys it carries, and its size. Attach it before the
-notebook opens: a websocket opened earlier is not seen.
+notebook opens: a websocket opened earlier is not seen. (The page's own counters,
+``window.__cblabComm`` from `cblab.testing.browser.KERNEL_WATCH_JS`, count comm
+messages per state key for `page_diagnosis`; this sees the wire: sizes and echoes.)
 """
 
 from __future__ import annotations
