@@ -68,6 +68,11 @@ async def _is_ok(call: Any) -> bool:
     return await _outcome(call) == "ok"
 
 
+def _failures(guard: GuardedClient) -> set[str]:
+    """The error types of the guard's failed calls."""
+    return {e["error_type"] for e in guard.events() if e.get("outcome") == "failure"}
+
+
 async def _away_and_back(call: Any, go_away: Any, come_back: Any) -> None:
     """The server goes away: two failures open the breaker; it comes back: a call
     succeeds within the breaker's timeout plus a few seconds."""
@@ -104,7 +109,7 @@ async def test_guarded_client_over_http_closes_after_the_server_restarts(everyth
         assert guard.status()["everything/echo"]["state"] == "closed"
         assert guard.connection.reconnects >= 1
         assert (await echo()).content[0].text == "Echo: hi"
-    failures = {e["error_type"] for e in guard.events() if e.get("outcome") == "failure"}
+    failures = _failures(guard)
     assert failures and failures <= CONNECTION_FAILURES, failures
 
 
@@ -121,7 +126,7 @@ async def test_guarded_client_over_stdio_respawns_a_crashed_server(tmp_path) -> 
         await _away_and_back(now, server.kill_and_keep_down, server.allow_up)
         assert server.pid() != first  # a new process answered
         assert guard.status()["time/get_current_time"]["state"] == "closed"
-    failures = {e["error_type"] for e in guard.events() if e.get("outcome") == "failure"}
+    failures = _failures(guard)
     assert "connection_closed" in failures and failures <= CONNECTION_FAILURES, failures
 
 

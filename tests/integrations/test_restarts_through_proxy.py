@@ -20,15 +20,12 @@ from cblab.testing.reference import time_server_command
 
 from ..helpers import eventually
 from .reference_servers import StdioServer
-from .test_restarts import BREAKER, _away_and_back
+from .test_restarts import BREAKER, _away_and_back, _failures
 
 # What the proxy answers for an upstream that is away (cblab.proxy: a JSON-RPC server
 # error, -32603, with data.upstream "down"/"reconnecting"), as the guard classifies it.
 UPSTREAM_AWAY = {"internal_error"}
 
-
-def _failures(guard: GuardedClient) -> set[str]:
-    return {e["error_type"] for e in guard.events() if e.get("outcome") == "failure"}
 
 
 async def test_guard_through_the_proxy_closes_after_an_http_server_restarts(

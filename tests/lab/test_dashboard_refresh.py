@@ -51,12 +51,19 @@ def _feed() -> LiveFeed:
     return feed
 
 
-def test_a_tick_within_the_axes_moves_only_the_traces() -> None:
+def _shown() -> tuple[go.FigureWidget, list[tuple[str, Any, Any, Any]], LiveChart, LiveFeed]:
+    """A two-variant live widget (its messages captured), its chart, and the feed it
+    has shown once."""
     widget = go.FigureWidget(live_figure(["protected", "unprotected"], "github"))
     sent = _captured(widget)
     chart = LiveChart(widget, legend_variant="protected")
     feed = _feed()
     chart.refresh(feed.arrays(), feed.x_range)
+    return widget, sent, chart, feed
+
+
+def test_a_tick_within_the_axes_moves_only_the_traces() -> None:
+    widget, sent, chart, feed = _shown()
     assert [kind for kind, *_ in sent] == ["update"]  # the first: ranges and legends
     layout = sent[0][2]
     assert layout["xaxis.range"] == list(feed.x_range)
@@ -80,11 +87,7 @@ def test_a_tick_within_the_axes_moves_only_the_traces() -> None:
 
 
 def test_a_new_range_or_legend_entry_is_a_full_update() -> None:
-    widget = go.FigureWidget(live_figure(["protected", "unprotected"], "github"))
-    sent = _captured(widget)
-    chart = LiveChart(widget, legend_variant="protected")
-    feed = _feed()
-    chart.refresh(feed.arrays(), feed.x_range)
+    _, sent, chart, feed = _shown()
     # A 2 s call lifts the latency axis (two decades above 20 ms).
     feed.add(_calls(10.2, 2.0))
     feed.advance(10.4)
