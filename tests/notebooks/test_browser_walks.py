@@ -169,6 +169,10 @@ def _cell_output(page: Any, text: str) -> Any:
 # --- 01: the hang, and recovery ------------------------------------------------------------
 
 
+#: A chart JupyterLab rendered from a cell's plotly output (not a widget).
+STATIC_CHART = ".jp-RenderedPlotly.js-plotly-plot"
+
+
 def test_01_hang_button_trips_the_protected_breaker_and_it_recovers(
     page: Any, lab_server: JupyterLabServer, artifacts_dir: Path
 ) -> None:
@@ -185,6 +189,13 @@ def test_01_hang_button_trips_the_protected_breaker_and_it_recovers(
     status = page.locator(".cblab-live-status").first.inner_text()
     assert "protected" in status and "unprotected" in status and "no breaker" in status
     _shot(page, "01-recovered", artifacts_dir, ".cblab-live")
+    # The page's other plotly charts are skipped while off-screen (the lab's stylesheet):
+    # Chromium re-layerized their markers on every live redraw (38-75 ms each in 01).
+    page.wait_for_selector(STATIC_CHART, state="attached", timeout=60_000)
+    skipped = page.evaluate(
+        "(sel) => [...document.querySelectorAll(sel)].map(e => getComputedStyle(e).contentVisibility)",
+        STATIC_CHART)
+    assert skipped and set(skipped) == {"auto"}, skipped
     _no_errors(page)
 
 
